@@ -1,0 +1,142 @@
+/*
+ * The randyGPT model (see docs/model.md): byte-level GPT, pre-norm RMSNorm without gain, no biases,
+ * squared-ReLU MLP, untied LM head, AdamW. Parameters, gradients and the two AdamW moments each live
+ * in one allocation sliced into named tensors; activations are sized once per (B,T).
+ */
+#ifndef RANDYGPT_MODEL_H
+#define RANDYGPT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "randygpt/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rg_preset {
+    const char *name;
+    int C, NH, L, T, B;  /* n_embd, n_head, n_layer, block size, batch */
+} rg_preset;
+
+/* NULL-terminated by name == NULL. */
+extern const rg_preset rg_presets[];
+/* The preset of that name, or NULL. */
+const rg_preset *rg_preset_find(const char *name);
+
+typedef struct rg_model_config {
+    int V;     /* vocabulary size */
+    int maxT;  /* block size: the longest sequence and the rows of wpe */
+    int C;     /* channels */
+    int NH;    /* heads, C % NH == 0 */
+    int L;     /* layers */
+} rg_model_config;
+
+/* Named slices of one allocation. Order in memory is the order below: wte and wpe first (no weight
+ * decay), then the matrices (weight decay), so AdamW runs as two contiguous calls. */
+#define RG_NUM_PARAM_TENSORS 7
+typedef struct rg_params {
+    float *wte;   /* (V, C) token embedding */
+    float *wpe;   /* (maxT, C) position embedding */
+    float *wqkv;  /* (L, 3C, C) */
+    float *wo;    /* (L, C, C) */
+    float *w1;    /* (L, 4C, C) */
+    float *w2;    /* (L, C, 4C) */
+    float *wlm;   /* (V, C) LM head */
+} rg_params;
+
+/* Activations of a forward pass at (B,T), one allocation. */
+#define RG_NUM_ACT_TENSORS 16
+typedef struct rg_acts {
+    float *encoded;    /* (B, T, C) embedding output: residual stream before layer 0 */
+    float *ln1;        /* (L, B, T, C) */
+    float *ln1_rstd;   /* (L, B, T) */
+    float *qkv;        /* (L, B, T, 3C) */
+    float *atty;       /* (L, B, T, C) attention output before the projection */
+    float *att;        /* (L, B, NH, T, T) attention probabilities */
+    float *attproj;    /* (L, B, T, C) */
+    float *residual2;  /* (L, B, T, C) residual after attention */
+    float *ln2;        /* (L, B, T, C) */
+    float *ln2_rstd;   /* (L, B, T) */
+    float *fch;        /* (L, B, T, 4C) */
+    float *fch_act;    /* (L, B, T, 4C) squared ReLU of fch */
+    float *fcproj;     /* (L, B, T, C) */
+    float *residual3;  /* (L, B, T, C) residual after the MLP: input of the next layer */
+    float *logits;     /* (B, T, V) */
+    float *probs;      /* (B, T, V) */
+    /* losses (B, T) are kept separately below */
+} rg_acts;
+
+typedef struct rg_optim_config {
+    float lr;            /* peak learning rate, 3e-4 */
+    float min_lr_frac;   /* cosine decays to lr * min_lr_frac, 0.1 */
+    int warmup_iters;    /* linear warm-up steps */
+    float beta1, beta2, eps;
+    float weight_decay;  /* on the matrices only, 0.1 */
+    float grad_clip;     /* clip by global norm; <= 0 disables */
+} rg_optim_config;
+
+/* The GUIDE defaults: lr 3e-4, min 0.1, warm-up 100, 0.9, 0.999, 1e-8, 0.1, clip 1.0. */
+rg_optim_config rg_optim_default(void);
+/* Learning rate at step (0-based) of max_steps: linear warm-up then cosine to lr*min_lr_frac. */
+float rg_lr_at(const rg_optim_config *oc, int step, int max_steps);
+
+typedef struct rg_model {
+    rg_model_config cfg;
+    size_t param_sizes[RG_NUM_PARAM_TENSORS];
+    size_t num_params;
+    size_t num_decay_params;  /* the trailing matrices; first = num_params - num_decay_params */
+    float *params_memory;
+    rg_params params;
+    float *grads_memory;
+    rg_params grads;
+    float *m_memory;          /* AdamW first moment, (num_params) */
+    float *v_memory;          /* AdamW second moment, (num_params) */
+    int adam_t;               /* AdamW steps taken so far */
+
+    int B, T;                 /* activation shape; 0 until rg_model_set_batch */
+    size_t num_acts;
+    float *acts_memory;
+    rg_acts acts;
+    float *grad_acts_memory;  /* same layout as acts */
+    rg_acts grad_acts;
+    float *losses;            /* (B, T) */
+    int32_t *inputs;          /* (B, T) copy of the last forward's inputs */
+    int32_t *targets;         /* (B, T) copy of the last forward's targets */
+    float mean_loss;          /* of the last forward with targets, else -1 */
+} rg_model;
+
+/* Number of parameters of a configuration. */
+size_t rg_model_num_params(const rg_model_config *cfg);
+/* Validates cfg (positive sizes, C % NH == 0). Returns 0, or -1 with one line in err. */
+int rg_model_config_check(const rg_model_config *cfg, char *err, size_t err_len);
+/* Allocates parameters, gradients and moments; initialises weights from seed (normal(0, 0.02),
+ * wo and w2 scaled by 1/sqrt(2L)). Returns 0, or -1 with one line in err. */
+int rg_model_init(rg_model *m, const rg_model_config *cfg, uint64_t seed, char *err, size_t err_len);
+/* (Re)sizes activations for batch B and sequence length T (T <= maxT). Returns 0 or -1. */
+int rg_model_set_batch(rg_model *m, int B, int T, char *err, size_t err_len);
+void rg_model_free(rg_model *m);
+
+/* Forward over inputs (B,T). With targets (B,T) it computes losses and mean_loss; with NULL it
+ * computes logits and probs only (mean_loss = -1). B,T must not exceed rg_model_set_batch's. */
+void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int32_t *targets,
+                      int B, int T);
+/* Zeroes parameter and activation gradients. */
+void rg_model_zero_grad(rg_model *m);
+/* Backward of the last forward (which must have had targets): accumulates into grads. */
+void rg_model_backward(rg_model *m, rg_ops *ops);
+/* Clips by global norm, then one AdamW step at learning rate lr. Returns the gradient norm before
+ * clipping. */
+float rg_model_update(rg_model *m, rg_ops *ops, const rg_optim_config *oc, float lr);
+
+/* FLOPs of one training step (forward + backward) at (B,T), the one formula used everywhere:
+ * 6 * (matrix params) * B * T + attention forward 4*B*NH*T^2*hs and backward twice that.
+ * Matrix params are wqkv, wo, w1, w2 and wlm (not the embeddings). */
+double rg_model_step_flops(const rg_model_config *cfg, int B, int T);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RANDYGPT_MODEL_H */

@@ -1,0 +1,11 @@
+/* Placeholder until the command is written; replaced by its implementation. */
+#include <stdio.h>
+
+#include "commands.h"
+
+int rg_cmd_train(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "randygpt train: not built yet\n");
+    return 1;
+}
