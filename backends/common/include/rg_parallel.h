@@ -1,0 +1,76 @@
+/*
+ * Shared parallel code for the multi-core backends (openmp, pthreads, openblas, blis).
+ *
+ * Every kernel is written once against a small parallel-for driver (rg_par); the openmp backend
+ * drives it with OpenMP, the pthreads backend with a persistent thread pool. The BLAS backends reuse
+ * every non-matmul kernel from here and replace only the matmuls.
+ *
+ * A backend's context struct must begin with an rg_par_backend member, so that the rg_par_op_*
+ * wrappers below can be put straight into its rg_backend table.
+ */
+#ifndef RG_PARALLEL_H
+#define RG_PARALLEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "randygpt/backend.h"
+
+/* Work over items [begin, end) of a range. */
+typedef void (*rg_range_fn)(void *arg, int64_t begin, int64_t end);
+
+typedef struct rg_par rg_par;
+struct rg_par {
+    int num_threads;
+    /* Splits [0, n) into contiguous chunks, one per thread, runs fn on each and returns when all
+     * are done. Never called concurrently on one rg_par. */
+    void (*parallel_for)(rg_par *par, int64_t n, rg_range_fn fn, void *arg);
+    void (*destroy)(rg_par *par);
+};
+
+/* Drivers. Return NULL (and write err) on failure. */
+rg_par *rg_par_openmp_create(int num_threads, char *err, size_t err_len);
+rg_par *rg_par_pthreads_create(int num_threads, char *err, size_t err_len);
+
+/* The first member of every parallel backend's context. */
+typedef struct rg_par_backend {
+    rg_par *par;
+    /* per-thread workspace owned by the kernels (see rg_parallel.c) */
+    float *scratch;
+    size_t scratch_floats;
+} rg_par_backend;
+
+/* ---- ops with the exact rg_backend signatures (ctx must start with rg_par_backend) ---- */
+void rg_par_op_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,
+                              const float *weight, int N, int C, int OC);
+void rg_par_op_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
+                               const float *inp, const float *weight, int N, int C, int OC);
+void rg_par_op_attention_forward(rg_backend_ctx *ctx, float *out, float *att, const float *qkv,
+                                 int B, int T, int C, int NH);
+void rg_par_op_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float *dout,
+                                  const float *qkv, const float *att, int B, int T, int C, int NH);
+void rg_par_op_adamw_step(rg_backend_ctx *ctx, float *params, float *m, float *v,
+                          const float *grads, size_t n, float lr, float beta1, float beta2,
+                          float eps, float weight_decay, float grad_scale, int t);
+void rg_par_op_rmsnorm_forward(rg_backend_ctx *ctx, float *out, float *rstd, const float *inp,
+                               int N, int C);
+void rg_par_op_rmsnorm_backward(rg_backend_ctx *ctx, float *dinp, const float *dout,
+                                const float *inp, const float *rstd, int N, int C);
+void rg_par_op_sqrelu_forward(rg_backend_ctx *ctx, float *out, const float *inp, size_t n);
+void rg_par_op_sqrelu_backward(rg_backend_ctx *ctx, float *dinp, const float *dout,
+                               const float *inp, size_t n);
+void rg_par_op_residual_forward(rg_backend_ctx *ctx, float *out, const float *inp1,
+                                const float *inp2, size_t n);
+void rg_par_op_residual_backward(rg_backend_ctx *ctx, float *dinp1, float *dinp2,
+                                 const float *dout, size_t n);
+void rg_par_op_embedding_forward(rg_backend_ctx *ctx, float *out, const int32_t *tokens,
+                                 const float *wte, const float *wpe, int B, int T, int C);
+void rg_par_op_embedding_backward(rg_backend_ctx *ctx, float *dwte, float *dwpe,
+                                  const float *dout, const int32_t *tokens, int B, int T, int C);
+void rg_par_op_crossentropy_forward(rg_backend_ctx *ctx, float *losses, float *probs,
+                                    const float *logits, const int32_t *targets, int N, int V);
+void rg_par_op_crossentropy_backward(rg_backend_ctx *ctx, float *dlogits, const float *probs,
+                                     const int32_t *targets, int N, int V, float dloss);
+double rg_par_op_sum_squares(rg_backend_ctx *ctx, const float *x, size_t n);
+
+#endif /* RG_PARALLEL_H */
