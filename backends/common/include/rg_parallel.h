@@ -6,7 +6,18 @@
  * every non-matmul kernel from here and replace only the matmuls.
  *
  * A backend's context struct must begin with an rg_par_backend member, so that the rg_par_op_*
- * wrappers below can be put straight into its rg_backend table.
+ * wrappers below can be put straight into its rg_backend table:
+ *
+ *     typedef struct rg_backend_ctx { rg_par_backend pb; ...own fields... } rg_backend_ctx;
+ *     rg_par *par = rg_par_pthreads_create(cfg->num_threads, err, err_len);
+ *     rg_par_backend_init(&ctx->pb, par);    ... and on destroy: rg_par_backend_release(&ctx->pb);
+ *
+ * Libraries: rg_parallel (kernels, workspace, pthread pool; needs only libpthread) and rg_par_openmp
+ * (the OpenMP driver; link it only where an OpenMP runtime is wanted).
+ *
+ * Determinism: chunk boundaries depend only on the sizes, the grain and the thread count, and no
+ * kernel reduces across chunks in a thread-dependent order, so one thread count always gives
+ * bit-identical results.
  */
 #ifndef RG_PARALLEL_H
 #define RG_PARALLEL_H
@@ -16,29 +27,43 @@
 
 #include "randygpt/backend.h"
 
-/* Work over items [begin, end) of a range. */
-typedef void (*rg_range_fn)(void *arg, int64_t begin, int64_t end);
+/* Work over items [begin, end) of a range, run on thread tid (0 <= tid < num_threads; the caller
+ * of rg_par_for is thread 0). tid indexes per-thread workspace. */
+typedef void (*rg_range_fn)(void *arg, int64_t begin, int64_t end, int tid);
 
 typedef struct rg_par rg_par;
 struct rg_par {
     int num_threads;
-    /* Splits [0, n) into contiguous chunks, one per thread, runs fn on each and returns when all
-     * are done. Never called concurrently on one rg_par. */
-    void (*parallel_for)(rg_par *par, int64_t n, rg_range_fn fn, void *arg);
+    /* Splits [0, n) into nchunks contiguous chunks (1 <= nchunks <= num_threads), chunk i being
+     * [n*i/nchunks, n*(i+1)/nchunks) on thread i, runs fn on each and returns when all are done.
+     * The calling thread runs chunk 0. Never called concurrently on one rg_par. */
+    void (*run)(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *arg);
     void (*destroy)(rg_par *par);
 };
 
-/* Drivers. Return NULL (and write err) on failure. */
-rg_par *rg_par_openmp_create(int num_threads, char *err, size_t err_len);
+/* Drivers. num_threads > 0. Return NULL (and write one line into err) on failure. */
+rg_par *rg_par_openmp_create(int num_threads, char *err, size_t err_len);  /* in rg_par_openmp */
 rg_par *rg_par_pthreads_create(int num_threads, char *err, size_t err_len);
+
+/* Runs fn over [0, n) in chunks of at least grain items (so tiny ops stay on one thread, without
+ * any threading overhead), at most one chunk per thread. */
+void rg_par_for(rg_par *par, int64_t n, int64_t grain, rg_range_fn fn, void *arg);
 
 /* The first member of every parallel backend's context. */
 typedef struct rg_par_backend {
     rg_par *par;
-    /* per-thread workspace owned by the kernels (see rg_parallel.c) */
-    float *scratch;
-    size_t scratch_floats;
+    /* workspace owned by the kernels, grown on demand (see rg_par_workspace.c) */
+    float *ws;
+    size_t ws_floats;
 } rg_par_backend;
+
+/* Takes ownership of par (non-NULL). */
+void rg_par_backend_init(rg_par_backend *pb, rg_par *par);
+/* Destroys the driver (joining its threads) and frees the workspace. */
+void rg_par_backend_release(rg_par_backend *pb);
+
+/* The vector instruction set the kernels were compiled for: "AVX-512", "AVX2" or "generic". */
+const char *rg_par_kernel_isa(void);
 
 /* ---- ops with the exact rg_backend signatures (ctx must start with rg_par_backend) ---- */
 void rg_par_op_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,
