@@ -1,11 +1,163 @@
-/* Placeholder until the command is written; replaced by its implementation. */
+/* `randygpt backends`: every plugin in the search folders, whether it loads, and what an instance of
+ * it really runs. Broken plugins are listed with the reason, never hidden: that reason is what the
+ * author of a new backend needs to see. */
+#define _GNU_SOURCE /* strdup */
+#include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "app/backend_args.h"
 #include "commands.h"
+#include "randygpt/loader.h"
+#include "randygpt/ops.h"
+
+typedef struct plugin_entry {
+    char *name;
+    char *path;
+} plugin_entry;
+
+typedef struct plugin_list {
+    int n, cap;
+    plugin_entry *items;
+} plugin_list;
+
+static void collect(const char *name, const char *path, void *user) {
+    plugin_list *l = user;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        plugin_entry *grown = realloc(l->items, (size_t)cap * sizeof *grown);
+        if (!grown) return;
+        l->items = grown;
+        l->cap = cap;
+    }
+    char *n = strdup(name), *p = strdup(path);
+    if (!n || !p) {
+        free(n);
+        free(p);
+        return;
+    }
+    l->items[l->n].name = n;
+    l->items[l->n].path = p;
+    l->n++;
+}
+
+/* The ABI version a plugin declares, even one the loader refuses, so the table can show "999"
+ * beside "expected 1". The first two fields of rg_backend are fixed across ABI versions. Returns 0,
+ * or -1 if the file has no usable entry point. */
+static int peek_abi_version(const char *path, uint32_t *version) {
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) return -1;
+    void *sym = dlsym(h, RG_BACKEND_ENTRY_SYMBOL);
+    int rc = -1;
+    if (sym) {
+        rg_backend_entry_fn entry;
+        memcpy(&entry, &sym, sizeof entry);
+        const rg_backend *t = entry();
+        if (t) {
+            *version = t->abi_version;
+            rc = 0;
+        }
+    }
+    dlclose(h);
+    return rc;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: randygpt backends [--backend-dir DIR] [--threads N]\n\n"
+            "Lists every backend plugin found (NAME.so in --backend-dir, then each folder of $%s,\n"
+            "then the plugin folder of this program; the first of each name wins), whether it\n"
+            "loads, what an instance created with N threads runs, and which ops it runs natively.\n\n"
+            "options:\n"
+            "  --backend-dir DIR        folder searched first\n"
+            "  --threads N              threads of each instance (default: %d, or 1 for a backend\n"
+            "                           that refuses more)\n"
+            "  --help                   this text\n",
+            RG_BACKEND_PATH_ENV, rg_default_threads());
+}
+
+/* One row: name, ABI version, loads yes/no, then what an instance runs or why there is none. */
+static int show_plugin(const plugin_entry *e, const rg_backend_args *ba) {
+    char err[1024];
+    rg_plugin plugin;
+    if (rg_plugin_open(&plugin, e->path, NULL, err, sizeof err) != 0) {
+        uint32_t v;
+        char abi[16] = "-";
+        if (peek_abi_version(e->path, &v) == 0) snprintf(abi, sizeof abi, "%u", v);
+        printf("%-12s %-5s %-5s %s\n", e->name, abi, "no", err);
+        return 0;
+    }
+    char abi[16];
+    snprintf(abi, sizeof abi, "%u", plugin.table->abi_version);
+    const char *summary = plugin.table->summary ? plugin.table->summary : "";
+    rg_ops ops;
+    if (rg_backend_args_create(ba, &plugin, &ops, err, sizeof err) != 0) {
+        printf("%-12s %-5s %-5s %s\n", e->name, abi, "yes", summary);
+        printf("%-24s cannot create an instance with %d thread%s: %s\n", "", ba->threads,
+               ba->threads == 1 ? "" : "s", err);
+        rg_plugin_close(&plugin);
+        return 0;
+    }
+    char desc[1024], native[1024];
+    ops.k.describe(ops.ctx, desc, sizeof desc);
+    rg_ops_native_list(&ops, native, sizeof native);
+    printf("%-12s %-5s %-5s %s\n", e->name, abi, "yes", summary);
+    printf("%-24s runs:   %s\n", "", desc);
+    printf("%-24s native: %s\n", "", native[0] ? native : "(none)");
+    printf("%-24s file:   %s\n", "", e->path);
+    rg_ops_destroy(&ops);
+    rg_plugin_close(&plugin);
+    return 1;
+}
 
 int rg_cmd_backends(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "randygpt backends: not built yet\n");
-    return 1;
+    rg_backend_args ba;
+    rg_backend_args_init(&ba);
+    char err[1024];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        /* Only the folder and thread options apply here; the shared parser checks their values. */
+        int ours = !strncmp(a, "--backend-dir", 13) || !strncmp(a, "--threads", 9);
+        int r = ours ? rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err) : 0;
+        if (r < 0) {
+            fprintf(stderr, "randygpt backends: %s\n", err);
+            return 2;
+        }
+        if (r == 0) {
+            fprintf(stderr, "randygpt backends: unknown option '%s' (try --help)\n", a);
+            return 2;
+        }
+    }
+
+    plugin_list list = {0};
+    int found = rg_plugin_list(ba.backend_dir, collect, &list);
+    if (found == 0) {
+        const char *env = getenv(RG_BACKEND_PATH_ENV);
+        const char *def = rg_plugin_default_dir();
+        fprintf(stderr, "randygpt backends: no backend plugins (*.so) found; looked in: %s%s%s%s%s%s\n",
+                ba.backend_dir ? ba.backend_dir : "", ba.backend_dir ? ", " : "",
+                env && *env ? env : "", env && *env ? " ($" RG_BACKEND_PATH_ENV "), " : "",
+                def[0] ? def : "(plugin folder of this program unknown)",
+                def[0] ? " (plugin folder of this program)" : "");
+        free(list.items);
+        return 1;
+    }
+
+    printf("%-12s %-5s %-5s %s (instances with %d thread%s)\n", "NAME", "ABI", "LOADS", "DETAILS",
+           ba.threads, ba.threads == 1 ? "" : "s");
+    int usable = 0;
+    for (int k = 0; k < list.n; k++) {
+        usable += show_plugin(&list.items[k], &ba);
+        free(list.items[k].name);
+        free(list.items[k].path);
+    }
+    free(list.items);
+    printf("%d plugin%s found, %d usable\n", found, found == 1 ? "" : "s", usable);
+    return 0;
 }

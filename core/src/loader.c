@@ -1,0 +1,261 @@
+/*
+ * Plugin loader (see randygpt/loader.h): finds a backend by name or path, dlopens it and checks its
+ * table. Every failure is one line that names the file and the cause, because the user's next step
+ * (fix the path, rebuild the plugin) depends on exactly which check failed.
+ */
+#define _GNU_SOURCE /* realpath, strdup */
+#include "randygpt/loader.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "randygpt/ops.h"
+
+#ifndef RG_PLUGIN_RELDIR
+#error "RG_PLUGIN_RELDIR must be defined by the build (the plugin folder relative to the binary)"
+#endif
+
+#define RG_MAX_SEARCH_DIRS 64
+
+/* The directories a name is searched in, in order, without duplicates. */
+typedef struct search_dirs {
+    int n;
+    char *dir[RG_MAX_SEARCH_DIRS];
+} search_dirs;
+
+static void dirs_add(search_dirs *s, const char *dir, size_t len) {
+    if (len == 0 || s->n == RG_MAX_SEARCH_DIRS) return;
+    for (int i = 0; i < s->n; i++)
+        if (strlen(s->dir[i]) == len && !strncmp(s->dir[i], dir, len)) return;
+    char *copy = malloc(len + 1);
+    if (!copy) return;
+    memcpy(copy, dir, len);
+    copy[len] = '\0';
+    s->dir[s->n++] = copy;
+}
+
+/* --backend-dir, then each entry of RANDYGPT_BACKEND_PATH, then the executable's plugin folder. */
+static void dirs_collect(search_dirs *s, const char *backend_dir) {
+    s->n = 0;
+    if (backend_dir) dirs_add(s, backend_dir, strlen(backend_dir));
+    const char *env = getenv(RG_BACKEND_PATH_ENV);
+    while (env && *env) {
+        const char *colon = strchr(env, ':');
+        size_t len = colon ? (size_t)(colon - env) : strlen(env);
+        dirs_add(s, env, len);
+        env = colon ? colon + 1 : NULL;
+    }
+    const char *def = rg_plugin_default_dir();
+    dirs_add(s, def, strlen(def));
+}
+
+static void dirs_free(search_dirs *s) {
+    for (int i = 0; i < s->n; i++) free(s->dir[i]);
+    s->n = 0;
+}
+
+/* "dir/file" without a doubled slash. Returns 0, or -1 if it does not fit. */
+static int join_path(char *out, size_t n, const char *dir, const char *file) {
+    size_t len = strlen(dir);
+    const char *sep = (len > 0 && dir[len - 1] == '/') ? "" : "/";
+    int w = snprintf(out, n, "%s%s%s", dir, sep, file);
+    return (w < 0 || (size_t)w >= n) ? -1 : 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t ls = strlen(s), lx = strlen(suffix);
+    return ls >= lx && !strcmp(s + ls - lx, suffix);
+}
+
+const char *rg_plugin_default_dir(void) {
+    static char dir[PATH_MAX];
+    static int done;
+    if (done) return dir;
+    done = 1;
+    dir[0] = '\0';
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return dir;
+    exe[len] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return dir;
+    *slash = '\0';
+    char joined[PATH_MAX];
+    if (join_path(joined, sizeof joined, exe, RG_PLUGIN_RELDIR) != 0) return dir;
+    /* Resolve "bin/../lib" so that messages show a plain path; keep the joined one if the folder
+     * does not exist, since "looked in" messages still need to say where. */
+    if (!realpath(joined, dir)) snprintf(dir, sizeof dir, "%s", joined);
+    return dir;
+}
+
+/* dlerror() usually reads "PATH: cause"; drop the path, the message names it already. */
+static const char *dl_cause(const char *path) {
+    const char *msg = dlerror();
+    if (!msg) return "unknown dlopen error";
+    size_t lp = strlen(path);
+    if (!strncmp(msg, path, lp) && !strncmp(msg + lp, ": ", 2)) return msg + lp + 2;
+    return msg;
+}
+
+/* Opens and checks one file; on failure p is left closed. */
+static int open_file(rg_plugin *p, const char *path, char *err, size_t err_len) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, err_len, "%s: cannot open backend plugin: %s", path, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(err, err_len, "%s: is a directory, not a backend plugin", path);
+        return -1;
+    }
+    /* dlopen searches the library path for a bare file name, so make a relative path explicit. */
+    char dlpath[sizeof p->path];
+    if (snprintf(dlpath, sizeof dlpath, "%s%s", strchr(path, '/') ? "" : "./", path) >=
+        (int)sizeof dlpath) {
+        snprintf(err, err_len, "%.200s...: path too long", path);
+        return -1;
+    }
+    void *handle = dlopen(dlpath, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        const char *cause = dl_cause(dlpath);
+        /* Bad ELF files and wrong architectures are the common case; name them plainly. */
+        int not_so = strstr(cause, "ELF") || strstr(cause, "file too short") ||
+                     strstr(cause, "not a dynamic");
+        snprintf(err, err_len, "%s: %s (%s)", path,
+                 not_so ? "is not a shared object" : "cannot be loaded", cause);
+        return -1;
+    }
+    dlerror();
+    void *sym = dlsym(handle, RG_BACKEND_ENTRY_SYMBOL);
+    if (!sym) {
+        snprintf(err, err_len, "%s: is not a randygpt backend plugin (no %s symbol)", path,
+                 RG_BACKEND_ENTRY_SYMBOL);
+        dlclose(handle);
+        return -1;
+    }
+    /* POSIX guarantees this object-to-function pointer conversion for dlsym results. */
+    rg_backend_entry_fn entry;
+    memcpy(&entry, &sym, sizeof entry);
+    const rg_backend *table = entry();
+    if (!table) {
+        snprintf(err, err_len, "%s: %s() returned NULL", path, RG_BACKEND_ENTRY_SYMBOL);
+        dlclose(handle);
+        return -1;
+    }
+    char why[512];
+    if (rg_backend_validate(table, why, sizeof why) != 0) {
+        snprintf(err, err_len, "%s: %s", path, why);
+        dlclose(handle);
+        return -1;
+    }
+    p->handle = handle;
+    snprintf(p->path, sizeof p->path, "%s", path);
+    p->table = table;
+    return 0;
+}
+
+int rg_plugin_open(rg_plugin *p, const char *name_or_path, const char *backend_dir, char *err,
+                   size_t err_len) {
+    memset(p, 0, sizeof *p);
+    if (!name_or_path || !*name_or_path) {
+        snprintf(err, err_len, "no backend given (a name such as 'single', or a path to a .so)");
+        return -1;
+    }
+    if (strchr(name_or_path, '/') || ends_with(name_or_path, ".so"))
+        return open_file(p, name_or_path, err, err_len);
+
+    /* A name: the first directory holding NAME.so wins, even if that file turns out broken. */
+    char file[NAME_MAX + 1];
+    if (snprintf(file, sizeof file, "%s.so", name_or_path) >= (int)sizeof file) {
+        snprintf(err, err_len, "backend name '%.64s...' is too long", name_or_path);
+        return -1;
+    }
+    search_dirs dirs;
+    dirs_collect(&dirs, backend_dir);
+    char path[sizeof p->path];
+    for (int i = 0; i < dirs.n; i++) {
+        if (join_path(path, sizeof path, dirs.dir[i], file) == 0 && access(path, F_OK) == 0) {
+            dirs_free(&dirs);
+            return open_file(p, path, err, err_len);
+        }
+    }
+    /* Not found: say every place looked, so the user can tell which option to set. */
+    size_t off = (size_t)snprintf(err, err_len, "backend '%s' not found: no %s in ", name_or_path,
+                                  file);
+    if (dirs.n == 0 && off < err_len)
+        snprintf(err + off, err_len - off, "any directory (use --backend-dir or %s)",
+                 RG_BACKEND_PATH_ENV);
+    for (int i = 0; i < dirs.n && off < err_len; i++)
+        off += (size_t)snprintf(err + off, err_len - off, "%s%s", i ? ", " : "", dirs.dir[i]);
+    dirs_free(&dirs);
+    return -1;
+}
+
+void rg_plugin_close(rg_plugin *p) {
+    if (p->handle) dlclose(p->handle);
+    memset(p, 0, sizeof *p);
+}
+
+typedef struct found_plugin {
+    char *name;  /* without ".so" */
+    char *path;
+} found_plugin;
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(((const found_plugin *)a)->name, ((const found_plugin *)b)->name);
+}
+
+int rg_plugin_list(const char *backend_dir, rg_plugin_visit_fn fn, void *user) {
+    search_dirs dirs;
+    dirs_collect(&dirs, backend_dir);
+    found_plugin *found = NULL;
+    int n = 0, cap = 0;
+    for (int d = 0; d < dirs.n; d++) {
+        DIR *dh = opendir(dirs.dir[d]);
+        if (!dh) continue;  /* a missing search directory is normal (e.g. an unset default) */
+        struct dirent *e;
+        while ((e = readdir(dh)) != NULL) {
+            size_t len = strlen(e->d_name);
+            if (len <= 3 || !ends_with(e->d_name, ".so")) continue;
+            int seen = 0;
+            for (int i = 0; i < n && !seen; i++)
+                seen = strlen(found[i].name) == len - 3 && !strncmp(found[i].name, e->d_name, len - 3);
+            if (seen) continue;
+            char path[PATH_MAX];
+            struct stat st;
+            if (join_path(path, sizeof path, dirs.dir[d], e->d_name) != 0) continue;
+            if (stat(path, &st) != 0 || S_ISDIR(st.st_mode)) continue;
+            if (n == cap) {
+                cap = cap ? 2 * cap : 16;
+                found_plugin *grown = realloc(found, (size_t)cap * sizeof *found);
+                if (!grown) break;
+                found = grown;
+            }
+            found[n].name = strndup(e->d_name, len - 3);
+            found[n].path = strdup(path);
+            if (!found[n].name || !found[n].path) {
+                free(found[n].name);
+                free(found[n].path);
+                continue;
+            }
+            n++;
+        }
+        closedir(dh);
+    }
+    dirs_free(&dirs);
+    if (n > 1) qsort(found, (size_t)n, sizeof *found, by_name);
+    for (int i = 0; i < n; i++) {
+        if (fn) fn(found[i].name, found[i].path, user);
+        free(found[i].name);
+        free(found[i].path);
+    }
+    free(found);
+    return n;
+}

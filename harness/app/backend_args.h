@@ -1,0 +1,78 @@
+/*
+ * The backend options shared by `train`, `check` and `bench`:
+ *   --backend NAME|PATH     which plugin (default "single")
+ *   --backend-dir DIR       searched first for a NAME
+ *   --threads N             threads of the instance (default: the CPUs this process may use, or 1
+ *                           for a backend that refuses more)
+ *   --backend-opt KEY=VALUE passed to the backend's create (repeatable)
+ * Each flag also takes the --flag=VALUE form.
+ *
+ * Typical use in a command:
+ *   rg_backend_args ba;
+ *   rg_backend_args_init(&ba);
+ *   for (int i = 1; i < argc; i++) {
+ *       int r = rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err);
+ *       if (r < 0) { fprintf(stderr, "randygpt train: %s\n", err); return 2; }
+ *       if (r > 0) continue;
+ *       ... the command's own flags ...
+ *   }
+ *   rg_plugin plugin; rg_ops ops;
+ *   if (rg_backend_args_open(&ba, &plugin, &ops, err, sizeof err) != 0) { ...print err...; return 1; }
+ *   ...
+ *   rg_ops_destroy(&ops); rg_plugin_close(&plugin);
+ */
+#ifndef RANDYGPT_BACKEND_ARGS_H
+#define RANDYGPT_BACKEND_ARGS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "randygpt/loader.h"
+#include "randygpt/ops.h"
+
+#define RG_MAX_BACKEND_OPTS 32
+#define RG_BACKEND_OPT_LEN 256 /* longest KEY=VALUE, with its terminator */
+
+typedef struct rg_backend_args {
+    const char *backend;      /* --backend: a name or a path; points into argv (or a literal) */
+    const char *backend_dir;  /* --backend-dir, or NULL */
+    int threads;              /* --threads, > 0 */
+    int threads_given;        /* 1 if --threads was on the command line */
+    int num_options;          /* --backend-opt count */
+    /* Each --backend-opt, copied, with its '=' replaced by '\0': key at the start, value after. */
+    char option_text[RG_MAX_BACKEND_OPTS][RG_BACKEND_OPT_LEN];
+} rg_backend_args;
+
+/* The default --threads: the CPUs this process may run on (sched_getaffinity), else the online
+ * CPUs (sysconf); at least 1. */
+int rg_default_threads(void);
+
+/* Sets the defaults: backend "single", no directory, rg_default_threads(), no options. */
+void rg_backend_args_init(rg_backend_args *a);
+
+/* If argv[*i] is one of the flags above, consumes it and its value (advancing *i past the value)
+ * and returns 1. Returns 0 if argv[*i] is not one of them (nothing consumed), and -1 with one line
+ * in err on a missing or bad value: --threads must be a positive integer, --backend-opt needs
+ * KEY=VALUE with a non-empty KEY. */
+int rg_backend_args_take(rg_backend_args *a, int argc, char **argv, int *i, char *err, size_t n);
+
+/* Fills cfg from a: cfg->options points at opts (RG_MAX_BACKEND_OPTS entries, filled here), whose
+ * strings point into a. Valid while both a and opts live. Prefer rg_backend_args_create, which
+ * also applies the default-threads rule below. */
+void rg_backend_args_config(const rg_backend_args *a, rg_backend_config *cfg, rg_option *opts);
+
+/* rg_ops_create on an open plugin with the threads and options of a. When --threads was not given
+ * and the backend refuses the default count, the instance is created with 1 thread instead, so that
+ * a one-thread backend (single) works without options; ops->num_threads says which count was used.
+ * Returns 0, or -1 with one line in err. */
+int rg_backend_args_create(const rg_backend_args *a, const rg_plugin *p, rg_ops *ops, char *err,
+                           size_t n);
+
+/* rg_plugin_open of a->backend, then rg_backend_args_create. Returns 0, or -1 with one line in err
+ * (p and ops are then left closed). */
+int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, char *err, size_t n);
+
+/* Prints the help lines of these options, in the style of the commands' --help. */
+void rg_backend_args_help(FILE *f);
+
+#endif /* RANDYGPT_BACKEND_ARGS_H */
