@@ -1,11 +1,430 @@
-/* Placeholder until the command is written; replaced by its implementation. */
+/* `randygpt train`: trains randyGPT on a text corpus with a chosen backend, evaluates, checkpoints,
+ * resumes exactly, and prints a sample at the end. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "app/backend_args.h"
+#include "app/cmdline.h"
+#include "app/textgen.h"
 #include "commands.h"
+#include "randygpt/checkpoint.h"
+#include "randygpt/data.h"
+#include "randygpt/model.h"
+
+#define CMD "randygpt train"
+#define PLAIN_EVERY 10  /* without a terminal, a progress line every this many steps */
+
+typedef struct train_opts {
+    rg_backend_args ba;
+    const char *preset, *data, *checkpoint, *resume, *log;
+    int iters, batch, warmup, eval_every, sample_tokens, stop_at;
+    float lr;
+    uint64_t seed;
+    /* which options were given: a resumed run refuses ones that contradict its checkpoint */
+    int preset_given, iters_given, batch_given, lr_given, warmup_given, seed_given;
+} train_opts;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: randygpt train [OPTIONS]\n"
+            "Trains randyGPT on a text corpus (byte-level) and saves checkpoints.\n\n"
+            "options:\n");
+    rg_backend_args_help(f);
+    fprintf(f,
+            "  --preset NAME            tiny, small, medium or large (default small)\n"
+            "  --data FILE              training text (default: the English fortunes in %s)\n"
+            "  --iters N                training steps (default 1000)\n"
+            "  --batch B                sequences per step (default: the preset's)\n"
+            "  --lr X                   peak learning rate (default 3e-4)\n"
+            "  --warmup N               linear warm-up steps (default 100)\n"
+            "  --seed S                 seed of the weights and the batches (default 1337)\n"
+            "  --eval-every N           validation loss and checkpoint every N steps (default 100)\n"
+            "  --checkpoint FILE        checkpoint written at each evaluation and at the end\n"
+            "                           (default randygpt.ckpt)\n"
+            "  --resume FILE            continue the run saved in FILE: its config, optimizer state,\n"
+            "                           step and data position (same losses as an unbroken run)\n"
+            "  --stop-at STEP           stop after STEP steps with a checkpoint, the schedule still\n"
+            "                           planned for --iters (split a run into parts)\n"
+            "  --log FILE               one JSON object per step: step, loss, val_loss (when\n"
+            "                           evaluated), lr, ms, tok_per_s\n"
+            "  --sample-tokens N        bytes of text generated at the end (default 200, 0: none)\n"
+            "  --help                   this help\n"
+            "Ctrl-C finishes the current step, saves a checkpoint and exits with status 130.\n",
+            RG_FORTUNES_DIR);
+}
+
+/* Parses argv into o. Returns 0, 1 after --help, or 2 after printing one error line. */
+static int parse_args(train_opts *o, int argc, char **argv) {
+    memset(o, 0, sizeof *o);
+    rg_backend_args_init(&o->ba);
+    o->preset = "small";
+    o->checkpoint = "randygpt.ckpt";
+    o->iters = 1000;
+    o->eval_every = 100;
+    o->sample_tokens = 200;
+    o->seed = 1337;
+    rg_optim_config def = rg_optim_default();
+    o->lr = def.lr;
+    o->warmup = def.warmup_iters;
+    char err[512] = "";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        int r = rg_backend_args_take(&o->ba, argc, argv, &i, err, sizeof err);
+        if (r < 0) goto bad;
+        if (r > 0) continue;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+#define STR_FLAG(name, field)              \
+    if (rg_cli_flag(name, argc, argv, &i, &v)) { \
+        if (!v || !*v) goto missing;       \
+        o->field = v;                      \
+        continue;                          \
+    }
+        STR_FLAG("--data", data)
+        STR_FLAG("--checkpoint", checkpoint)
+        STR_FLAG("--resume", resume)
+        STR_FLAG("--log", log)
+        if (rg_cli_flag("--preset", argc, argv, &i, &v)) {
+            if (!v || !*v) goto missing;
+            if (!rg_preset_find(v)) {
+                snprintf(err, sizeof err, "unknown preset '%s' (tiny, small, medium or large)", v);
+                goto bad;
+            }
+            o->preset = v;
+            o->preset_given = 1;
+            continue;
+        }
+#define INT_FLAG(name, field, min, max, given)                                         \
+    if (rg_cli_flag(name, argc, argv, &i, &v)) {                                           \
+        if (!v) goto missing;                                                              \
+        if (rg_cli_int(name, v, min, max, &o->field, err, sizeof err) != 0) goto bad;      \
+        given;                                                                             \
+        continue;                                                                          \
+    }
+        INT_FLAG("--iters", iters, 1, 1000000000L, o->iters_given = 1)
+        INT_FLAG("--batch", batch, 1, 1000000L, o->batch_given = 1)
+        INT_FLAG("--warmup", warmup, 0, 1000000000L, o->warmup_given = 1)
+        INT_FLAG("--eval-every", eval_every, 1, 1000000000L, (void)0)
+        INT_FLAG("--sample-tokens", sample_tokens, 0, 100000000L, (void)0)
+        INT_FLAG("--stop-at", stop_at, 1, 1000000000L, (void)0)
+        if (rg_cli_flag("--lr", argc, argv, &i, &v)) {
+            if (!v) goto missing;
+            if (rg_cli_float("--lr", v, 0, 1, 10, &o->lr, err, sizeof err) != 0) goto bad;
+            o->lr_given = 1;
+            continue;
+        }
+        if (rg_cli_flag("--seed", argc, argv, &i, &v)) {
+            if (!v) goto missing;
+            if (rg_cli_u64("--seed", v, &o->seed, err, sizeof err) != 0) goto bad;
+            o->seed_given = 1;
+            continue;
+        }
+        snprintf(err, sizeof err, a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", a);
+        goto bad;
+    missing:
+        snprintf(err, sizeof err, "%.*s needs a value", (int)strcspn(a, "="), a);
+        goto bad;
+    }
+    return 0;
+bad:
+    fprintf(stderr, CMD ": %s (see 'randygpt train --help')\n", err);
+    return 2;
+}
+
+/* Bytes of activations, their gradients and the parameter state for a batch (B,T); a double so
+ * that absurd sizes cannot overflow. Mirrors the rg_acts layout in model.h. */
+static double train_bytes(const rg_model_config *c, int B, int T) {
+    double BT = (double)B * T, L = c->L, C = c->C;
+    double acts = BT * C + L * BT * (18 * C + 2) + L * B * (double)c->NH * T * T + 2 * BT * c->V + BT;
+    return 4.0 * (2 * acts + 4.0 * (double)rg_model_num_params(c)) + 8.0 * BT;
+}
+
+static double phys_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size : 0;
+}
+
+static volatile sig_atomic_t stop_signal = 0;
+static void on_signal(int sig) { stop_signal = sig; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Mean loss over the fixed validation batches. */
+static float val_loss(rg_model *m, rg_ops *ops, const rg_data *d, int B, int T, int32_t *in,
+                      int32_t *tg) {
+    int nb = rg_data_val_batches(d, B, T);
+    double sum = 0;
+    for (int k = 0; k < nb; k++) {
+        rg_data_val_batch(d, k, B, T, in, tg);
+        rg_model_forward(m, ops, in, tg, B, T);
+        sum += m->mean_loss;
+    }
+    return (float)(sum / nb);
+}
+
+static void format_eta(double s, char *buf, size_t n) {
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
 
 int rg_cmd_train(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "randygpt train: not built yet\n");
-    return 1;
+    train_opts o;
+    int rc = parse_args(&o, argc, argv);
+    if (rc) return rc == 1 ? 0 : rc;
+
+    char err[1024];
+    rg_data data;
+    int status = 1;
+    if ((o.data ? rg_data_load_file(&data, o.data, err, sizeof err)
+                : rg_data_load_fortunes(&data, NULL, err, sizeof err)) != 0) {
+        fprintf(stderr, CMD ": %s\n", err);
+        return 1;
+    }
+
+    rg_model model;
+    memset(&model, 0, sizeof model);
+    rg_train_state st;
+    memset(&st, 0, sizeof st);
+    rg_plugin plugin;
+    rg_ops ops;
+    int ops_open = 0;
+    int32_t *in = NULL, *tg = NULL;
+    FILE *log = NULL;
+    rg_rng rng_data, rng_sample;
+
+    if (o.resume) {
+        rg_vocab vocab;
+        if (rg_checkpoint_load(o.resume, &model, &vocab, &st, err, sizeof err) != 0) {
+            fprintf(stderr, CMD ": %s\n", err);
+            goto done;
+        }
+        /* resume takes the checkpoint's config; an option that contradicts it is a usage error */
+        const char *clash = NULL;
+        char what[128] = "";
+        if (o.preset_given && strcmp(o.preset, st.preset) != 0)
+            clash = "--preset", snprintf(what, sizeof what, "preset '%s'", st.preset);
+        else if (o.batch_given && o.batch != st.B)
+            clash = "--batch", snprintf(what, sizeof what, "batch %d", st.B);
+        else if (o.lr_given && o.lr != st.optim.lr)
+            clash = "--lr", snprintf(what, sizeof what, "lr %g", st.optim.lr);
+        else if (o.warmup_given && o.warmup != st.optim.warmup_iters)
+            clash = "--warmup", snprintf(what, sizeof what, "warmup %d", st.optim.warmup_iters);
+        else if (o.seed_given && o.seed != st.seed)
+            clash = "--seed", snprintf(what, sizeof what, "seed %llu", (unsigned long long)st.seed);
+        if (clash) {
+            fprintf(stderr, CMD ": %s was trained with %s and --resume takes the checkpoint's "
+                    "config: drop %s or match it\n", o.resume, what, clash);
+            status = 2;
+            goto done;
+        }
+        if (!rg_vocab_equal(&vocab, &data.vocab)) {
+            fprintf(stderr, CMD ": %s has a vocabulary of %d bytes that differs from the corpus's "
+                    "(%d bytes): resume with the corpus it was trained on\n", o.resume, vocab.V,
+                    data.vocab.V);
+            status = 2;
+            goto done;
+        }
+        if (!o.iters_given) o.iters = st.max_steps;
+        if (o.iters <= st.step) {
+            fprintf(stderr, CMD ": %s is already at step %lld: pass --iters above it to train on\n",
+                    o.resume, (long long)st.step);
+            status = 2;
+            goto done;
+        }
+        if (o.iters != st.max_steps)
+            printf("resume: learning-rate schedule re-planned from %d to %d steps\n", st.max_steps,
+                   o.iters);
+        st.max_steps = o.iters;
+        rng_data.state = st.rng_data;
+        rng_sample.state = st.rng_sample;
+        printf("resume: %s at step %lld, preset %s (the checkpoint's config)\n", o.resume,
+               (long long)st.step, st.preset);
+    } else {
+        const rg_preset *p = rg_preset_find(o.preset);
+        rg_model_config cfg = {data.vocab.V, p->T, p->C, p->NH, p->L};
+        snprintf(st.preset, sizeof st.preset, "%s", p->name);
+        st.B = o.batch_given ? o.batch : p->B;
+        st.T = p->T;
+        st.max_steps = o.iters;
+        st.optim = rg_optim_default();
+        st.optim.lr = o.lr;
+        st.optim.warmup_iters = o.warmup;
+        st.seed = o.seed;
+        /* the batches and the samples get streams of their own, apart from the weights' */
+        rg_rng_seed(&rng_data, o.seed ^ 0x5eed0da7a0000001ULL);
+        rg_rng_seed(&rng_sample, o.seed ^ 0x5eed5a3b1e000002ULL);
+        double need = train_bytes(&cfg, st.B, st.T), have = phys_bytes();
+        if (have > 0 && need > have) {
+            fprintf(stderr, CMD ": batch %d does not fit: preset %s needs %.1f GiB, the machine has "
+                    "%.1f GiB\n", st.B, p->name, need / 1073741824.0, have / 1073741824.0);
+            status = 2;
+            goto done;
+        }
+        if (rg_model_init(&model, &cfg, o.seed, err, sizeof err) != 0) {
+            fprintf(stderr, CMD ": %s\n", err);
+            goto done;
+        }
+    }
+    if (o.stop_at && o.stop_at <= st.step) {
+        fprintf(stderr, CMD ": --stop-at %d is not after the checkpoint's step %lld\n", o.stop_at,
+                (long long)st.step);
+        status = 2;
+        goto done;
+    }
+    const int B = st.B, T = st.T;
+    if (rg_data_check_block(&data, T, err, sizeof err) != 0) {
+        fprintf(stderr, CMD ": %s\n", err);
+        goto done;
+    }
+    if (rg_backend_args_open(&o.ba, &plugin, &ops, err, sizeof err) != 0) {
+        fprintf(stderr, CMD ": %s\n", err);
+        goto done;
+    }
+    ops_open = 1;
+    in = malloc((size_t)B * T * sizeof *in);
+    tg = malloc((size_t)B * T * sizeof *tg);
+    if (!in || !tg || rg_model_set_batch(&model, B, T, err, sizeof err) != 0) {
+        fprintf(stderr, CMD ": batch %d x %d: %s\n", B, T, (!in || !tg) ? "out of memory" : err);
+        goto done;
+    }
+    if (o.log && !(log = fopen(o.log, o.resume ? "a" : "w"))) {
+        fprintf(stderr, CMD ": cannot open log %s: %s\n", o.log, strerror(errno));
+        goto done;
+    }
+
+    char desc[512];
+    ops.k.describe(ops.ctx, desc, sizeof desc);
+    printf("backend %s | threads %d | preset %s (C=%d NH=%d L=%d T=%d) batch %d | params %zu | "
+           "tokens %zu (train %zu, val %zu, vocab %d)\n",
+           desc, ops.num_threads, st.preset, model.cfg.C, model.cfg.NH, model.cfg.L, T, B,
+           model.num_params, data.len, data.split, data.len - data.split, data.vocab.V);
+    fflush(stdout);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    int tty = isatty(fileno(stderr));
+    int live = 0;  /* a \r progress line is on the terminal */
+    int end = o.stop_at && o.stop_at < o.iters ? o.stop_at : o.iters;
+    double run_s = 0, loss_sum = 0;
+    long run_steps = 0, loss_n = 0;
+    status = 0;
+    while (st.step < end) {
+        int step = (int)st.step;
+        float lr = rg_lr_at(&st.optim, step, o.iters);
+        double t0 = now_s();
+        rg_data_train_batch(&data, &rng_data, B, T, in, tg);
+        rg_model_zero_grad(&model);
+        rg_model_forward(&model, &ops, in, tg, B, T);
+        rg_model_backward(&model, &ops);
+        rg_model_update(&model, &ops, &st.optim, lr);
+        double dt = now_s() - t0;
+        float loss = model.mean_loss;
+        st.step++;
+        run_s += dt;
+        run_steps++;
+        loss_sum += loss;
+        loss_n++;
+        if (!isfinite(loss)) {
+            if (live) fputc('\n', stderr);
+            fprintf(stderr, CMD ": loss is %f at step %lld: training diverged (try a lower --lr)\n",
+                    loss, (long long)st.step);
+            status = 1;
+            break;
+        }
+        double tok_s = (double)B * T / dt;
+        int stopping = st.step == end || stop_signal;
+        int eval = st.step % o.eval_every == 0 || st.step == o.iters;
+        float vl = eval ? val_loss(&model, &ops, &data, B, T, in, tg) : 0;
+
+        if (log) {
+            fprintf(log, "{\"step\":%lld,\"loss\":%.9g", (long long)st.step, loss);
+            if (eval) fprintf(log, ",\"val_loss\":%.9g", vl);
+            fprintf(log, ",\"lr\":%.9g,\"ms\":%.3f,\"tok_per_s\":%.1f}\n", lr, dt * 1e3, tok_s);
+            fflush(log);
+        }
+        char eta[32];
+        format_eta(run_s / run_steps * (end - st.step), eta, sizeof eta);
+        double avg_tok_s = (double)B * T * run_steps / run_s;
+        if (tty) {
+            fprintf(stderr, "\rstep %lld/%d | loss %.4f | %.0f tok/s | ETA %s   ", (long long)st.step,
+                    o.iters, loss, avg_tok_s, eta);
+            fflush(stderr);
+            live = 1;
+        } else if (st.step % PLAIN_EVERY == 0 || st.step == 1 || stopping) {
+            printf("step %lld/%d | loss %.4f | %.0f tok/s | ETA %s\n", (long long)st.step, o.iters,
+                   loss, avg_tok_s, eta);
+        }
+        if (eval || stopping) {
+            st.rng_data = rng_data.state;
+            st.rng_sample = rng_sample.state;
+            int saved = rg_checkpoint_save(o.checkpoint, &model, &data.vocab, &st, err, sizeof err);
+            if (live) fputc('\n', stderr), live = 0;
+            if (eval)
+                printf("step %lld: train loss %.4f, val loss %.4f%s%s\n", (long long)st.step,
+                       loss_sum / loss_n, vl, saved == 0 ? ", saved " : "",
+                       saved == 0 ? o.checkpoint : "");
+            loss_sum = 0;
+            loss_n = 0;
+            if (saved != 0) {
+                fprintf(stderr, CMD ": %s\n", err);
+                status = 1;
+                break;
+            }
+            if (!eval) printf("step %lld: saved %s\n", (long long)st.step, o.checkpoint);
+            fflush(stdout);
+        }
+        if (stop_signal) {
+            printf("stopped by signal %d after step %lld; resume with --resume %s\n",
+                   (int)stop_signal, (long long)st.step, o.checkpoint);
+            status = 130;
+            break;
+        }
+    }
+    if (live) fputc('\n', stderr);
+
+    if (status == 0 && st.step == o.iters && o.sample_tokens > 0) {
+        /* the sample starts from a newline when the corpus has one, else from its first byte */
+        int32_t start = data.vocab.token['\n'] >= 0 ? data.vocab.token['\n'] : 0;
+        printf("sample:\n");
+        if (rg_generate(&model, &ops, &data.vocab, &start, 1, o.sample_tokens, RG_GEN_TEMPERATURE,
+                        RG_GEN_TOP_P, &rng_sample, stdout, err, sizeof err) != 0) {
+            fprintf(stderr, CMD ": %s\n", err);
+            status = 1;
+        }
+        printf("\n");
+    }
+
+done:
+    if (log && fclose(log) != 0 && status == 0) {
+        fprintf(stderr, CMD ": writing log %s failed\n", o.log);
+        status = 1;
+    }
+    free(in);
+    free(tg);
+    if (ops_open) {
+        rg_ops_destroy(&ops);
+        rg_plugin_close(&plugin);
+    }
+    rg_model_free(&model);
+    rg_data_free(&data);
+    return status;
 }

@@ -1,0 +1,59 @@
+/*
+ * Checkpoints: everything a run needs to continue exactly where it stopped (model config, vocabulary,
+ * weights, AdamW moments, step, RNG states, training and optimizer settings), in one little-endian
+ * file that ends with an FNV-1a 64 checksum. The layout is documented field by field in
+ * docs/checkpoint-format.md.
+ *
+ * Saving is atomic: the file is written to a temporary file in the same directory, flushed, synced
+ * and renamed over the old one, so a failed save leaves the previous checkpoint as it was.
+ */
+#ifndef RANDYGPT_CHECKPOINT_H
+#define RANDYGPT_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "randygpt/data.h"
+#include "randygpt/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RG_CKPT_MAGIC "RGPTCKPT"  /* 8 bytes, no terminator in the file */
+#define RG_CKPT_VERSION 1u
+#define RG_CKPT_PRESET_LEN 16     /* preset name field, NUL-padded */
+
+/* The training state saved beside the model. */
+typedef struct rg_train_state {
+    char preset[RG_CKPT_PRESET_LEN];  /* preset the run started from ("" when none), NUL-terminated */
+    int B, T;                         /* training batch and sequence length */
+    int max_steps;                    /* steps the learning-rate schedule is planned for (--iters) */
+    rg_optim_config optim;
+    uint64_t seed;                    /* the run's --seed */
+    int64_t step;                     /* training steps completed */
+    uint64_t rng_data;                /* rg_rng state drawing the training windows */
+    uint64_t rng_sample;              /* rg_rng state sampling text */
+} rg_train_state;
+
+/* Writes m (config, weights, moments, adam_t), vocab and st to path, atomically. Returns 0, or -1
+ * with one line in err; on failure any earlier file at path is untouched. */
+int rg_checkpoint_save(const char *path, const rg_model *m, const rg_vocab *vocab,
+                       const rg_train_state *st, char *err, size_t err_len);
+
+/* Reads path: initialises m from the file's config (free it with rg_model_free; no activations
+ * yet), fills its weights, moments and adam_t, and vocab and st. Returns 0, or -1 with one line in
+ * err (missing, truncated, not a checkpoint, other format version, inconsistent sizes, checksum
+ * mismatch); on failure m is left freed. */
+int rg_checkpoint_load(const char *path, rg_model *m, rg_vocab *vocab, rg_train_state *st,
+                       char *err, size_t err_len);
+
+/* FNV-1a 64 of n bytes, continuing from h (start with RG_FNV1A64_INIT). */
+#define RG_FNV1A64_INIT 0xcbf29ce484222325ULL
+uint64_t rg_fnv1a64(uint64_t h, const void *data, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RANDYGPT_CHECKPOINT_H */

@@ -1,0 +1,272 @@
+/* Training data: byte-level vocabulary, 90/10 split, training and validation windows. */
+#define _POSIX_C_SOURCE 200809L
+#include "randygpt/data.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void rg_vocab_build(rg_vocab *vocab, const uint8_t *text, size_t n) {
+    int seen[256] = {0};
+    for (size_t i = 0; i < n; i++) seen[text[i]] = 1;
+    vocab->V = 0;
+    for (int b = 0; b < 256; b++) {
+        vocab->token[b] = -1;
+        if (seen[b]) {
+            vocab->token[b] = (int16_t)vocab->V;
+            vocab->bytes[vocab->V++] = (uint8_t)b;
+        }
+    }
+}
+
+int rg_vocab_index(rg_vocab *vocab) {
+    if (vocab->V < 1 || vocab->V > 256) return -1;
+    for (int b = 0; b < 256; b++) vocab->token[b] = -1;
+    for (int i = 0; i < vocab->V; i++) {
+        if (i > 0 && vocab->bytes[i] <= vocab->bytes[i - 1]) return -1;
+        vocab->token[vocab->bytes[i]] = (int16_t)i;
+    }
+    return 0;
+}
+
+int rg_vocab_equal(const rg_vocab *a, const rg_vocab *b) {
+    return a->V == b->V && memcmp(a->bytes, b->bytes, (size_t)a->V) == 0;
+}
+
+/* Takes ownership of text (len bytes, malloc'ed): builds the vocabulary, tokens and split. */
+static int data_adopt(rg_data *d, uint8_t *text, size_t len, const char *what, char *err,
+                      size_t err_len) {
+    memset(d, 0, sizeof *d);
+    if (len == 0) {
+        snprintf(err, err_len, "%s is empty", what);
+        free(text);
+        return -1;
+    }
+    d->tokens = malloc(len * sizeof *d->tokens);
+    if (!d->tokens) {
+        snprintf(err, err_len, "out of memory for the %zu tokens of %s", len, what);
+        free(text);
+        return -1;
+    }
+    d->text = text;
+    d->len = len;
+    rg_vocab_build(&d->vocab, text, len);
+    for (size_t i = 0; i < len; i++) d->tokens[i] = d->vocab.token[text[i]];
+    d->split = len - len / 10;  /* first 90% trains, last 10% validates */
+    return 0;
+}
+
+/* Appends the whole file at path to *buf (size *len, capacity *cap). Returns 0 or -1 with err. */
+static int append_file(const char *path, uint8_t **buf, size_t *len, size_t *cap, char *err,
+                       size_t err_len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_len, "cannot open data file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    for (;;) {
+        if (*cap - *len < 65536) {
+            size_t ncap = *cap ? *cap * 2 : 1 << 20;
+            uint8_t *nb = realloc(*buf, ncap);
+            if (!nb) {
+                snprintf(err, err_len, "out of memory reading %s", path);
+                fclose(f);
+                return -1;
+            }
+            *buf = nb;
+            *cap = ncap;
+        }
+        size_t got = fread(*buf + *len, 1, *cap - *len, f);
+        *len += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        snprintf(err, err_len, "cannot read data file %s", path);
+        return -1;
+    }
+    return 0;
+}
+
+int rg_data_load_file(rg_data *d, const char *path, char *err, size_t err_len) {
+    memset(d, 0, sizeof *d);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, err_len, "cannot open data file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(err, err_len, "data file %s is a directory", path);
+        return -1;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0, cap = 0;
+    if (append_file(path, &buf, &len, &cap, err, err_len) != 0) {
+        free(buf);
+        return -1;
+    }
+    char what[4200];
+    snprintf(what, sizeof what, "data file %s", path);
+    return data_adopt(d, buf, len, what, err, err_len);
+}
+
+int rg_data_from_memory(rg_data *d, const uint8_t *text, size_t n, char *err, size_t err_len) {
+    uint8_t *copy = malloc(n ? n : 1);
+    if (!copy) {
+        snprintf(err, err_len, "out of memory for %zu bytes of text", n);
+        return -1;
+    }
+    if (n) memcpy(copy, text, n);
+    return data_adopt(d, copy, n, "the text", err, err_len);
+}
+
+static int cmp_names(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The English fortune files are the regular files whose names have no extension: this skips the
+ * *.dat indexes, the *.u8 links and the directories of other collections (e.g. off/). */
+static int is_fortune_file(const char *dir, const char *name) {
+    if (name[0] == '.' || strchr(name, '.')) return 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Drops the lines that are exactly "%" (the separators between fortunes), in place. */
+static size_t drop_separators(uint8_t *buf, size_t len) {
+    size_t out = 0, i = 0;
+    while (i < len) {
+        size_t end = i;
+        while (end < len && buf[end] != '\n') end++;
+        size_t next = end < len ? end + 1 : end;
+        int sep = end - i == 1 && buf[i] == '%';
+        if (!sep) {
+            memmove(buf + out, buf + i, next - i);
+            out += next - i;
+        }
+        i = next;
+    }
+    return out;
+}
+
+int rg_data_load_fortunes(rg_data *d, const char *dir, char *err, size_t err_len) {
+    memset(d, 0, sizeof *d);
+    if (!dir) dir = RG_FORTUNES_DIR;
+    DIR *dp = opendir(dir);
+    if (!dp) {
+        snprintf(err, err_len,
+                 "no --data given and the default corpus %s is missing: install it "
+                 "(apt-get install fortunes) or pass --data FILE",
+                 dir);
+        return -1;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(dp)) != NULL) {
+        if (!is_fortune_file(dir, e->d_name)) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nn = realloc(names, cap * sizeof *names);
+            if (!nn) {
+                rc = -1;
+                break;
+            }
+            names = nn;
+        }
+        if (!(names[n] = strdup(e->d_name))) {
+            rc = -1;
+            break;
+        }
+        n++;
+    }
+    closedir(dp);
+    if (rc != 0) snprintf(err, err_len, "out of memory listing %s", dir);
+    if (rc == 0 && n == 0) {
+        snprintf(err, err_len,
+                 "no fortune files in %s: install them (apt-get install fortunes) or pass --data FILE",
+                 dir);
+        rc = -1;
+    }
+    if (n) qsort(names, n, sizeof *names, cmp_names);
+
+    uint8_t *buf = NULL;
+    size_t len = 0, bcap = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        size_t start = len;
+        rc = append_file(path, &buf, &len, &bcap, err, err_len);
+        if (rc == 0) len = start + drop_separators(buf + start, len - start);
+    }
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    if (rc != 0) {
+        free(buf);
+        return -1;
+    }
+    char what[4200];
+    snprintf(what, sizeof what, "the fortune corpus in %s", dir);
+    return data_adopt(d, buf, len, what, err, err_len);
+}
+
+void rg_data_free(rg_data *d) {
+    free(d->text);
+    free(d->tokens);
+    memset(d, 0, sizeof *d);
+}
+
+int rg_data_check_block(const rg_data *d, int T, char *err, size_t err_len) {
+    size_t need = (size_t)T + 1;
+    size_t val = d->len - d->split;
+    if (T < 1 || d->split < need || val < need) {
+        /* the smaller split is the validation one: 10% of the corpus must hold T+1 bytes */
+        size_t need_total = need * 10;
+        snprintf(err, err_len,
+                 "corpus too short for block size %d: need at least %zu bytes (each of the 90%%/10%% "
+                 "splits must hold %zu), have %zu",
+                 T, need_total, need, d->len);
+        return -1;
+    }
+    return 0;
+}
+
+/* inputs, targets are (T): the window of T+1 tokens starting at pos. */
+static void window(const rg_data *d, size_t pos, int T, int32_t *inputs, int32_t *targets) {
+    memcpy(inputs, d->tokens + pos, (size_t)T * sizeof *inputs);
+    memcpy(targets, d->tokens + pos + 1, (size_t)T * sizeof *targets);
+}
+
+void rg_data_train_batch(const rg_data *d, rg_rng *rng, int B, int T, int32_t *inputs,
+                         int32_t *targets) {
+    size_t starts = d->split - (size_t)T;  /* positions 0 .. split-T-1 keep T+1 bytes in the split */
+    for (int b = 0; b < B; b++) {
+        size_t pos = (size_t)rg_rng_below(rng, starts);
+        window(d, pos, T, inputs + (size_t)b * T, targets + (size_t)b * T);
+    }
+}
+
+int rg_data_val_batches(const rg_data *d, int B, int T) {
+    size_t val = d->len - d->split;
+    size_t disjoint = (val - 1) / ((size_t)B * (size_t)T);  /* batches of non-overlapping windows */
+    if (disjoint < 1) return 1;
+    return disjoint > RG_VAL_MAX_BATCHES ? RG_VAL_MAX_BATCHES : (int)disjoint;
+}
+
+void rg_data_val_batch(const rg_data *d, int index, int B, int T, int32_t *inputs,
+                       int32_t *targets) {
+    size_t last = d->len - d->split - (size_t)T - 1;  /* last start offset inside the split */
+    size_t total = (size_t)rg_data_val_batches(d, B, T) * (size_t)B;
+    for (int b = 0; b < B; b++) {
+        size_t i = (size_t)index * (size_t)B + (size_t)b;
+        size_t off = total > 1 ? (size_t)((uint64_t)i * last / (total - 1)) : 0;
+        window(d, d->split + off, T, inputs + (size_t)b * T, targets + (size_t)b * T);
+    }
+}
