@@ -67,9 +67,10 @@ static int peek_abi_version(const char *path, uint32_t *version) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: randygpt backends [--backend-dir DIR] [--threads N]\n\n"
-            "Lists every backend plugin found (NAME.so in --backend-dir, then each folder of $%s,\n"
-            "then the plugin folder of this program; the first of each name wins), whether it\n"
-            "loads, what an instance created with N threads runs, and which ops it runs natively.\n\n"
+            "Lists every backend plugin found (NAME.so in --backend-dir, then each folder of\n"
+            "$%s, then the plugin folder of this program; the first of each\n"
+            "name wins), whether it loads, what an instance created with N threads runs, and\n"
+            "which ops it runs natively. Exits 1 if none is found.\n\n"
             "options:\n"
             "  --backend-dir DIR        folder searched first\n"
             "  --threads N              threads of each instance (default: %d, or 1 for a backend\n"
