@@ -1,11 +1,127 @@
-/* Placeholder until the command is written; replaced by its implementation. */
+/* randygpt check: runs the conformance suite (core/src/conformance.c) on one backend plugin and
+ * prints a pass/fail table. Exit 0 when every check passes, 1 when one fails, 2 on bad usage. */
 #include <stdio.h>
+#include <string.h>
 
+#include "app/backend_args.h"
 #include "commands.h"
+#include "randygpt/conformance.h"
+#include "randygpt/model.h"
+
+typedef struct check_tally {
+    int checks, failed;
+} check_tally;
+
+static void on_result(void *user, const rg_conf_result *r) {
+    check_tally *t = user;
+    t->checks++;
+    t->failed += !r->pass;
+    rg_conf_print_result(stdout, r);
+    fflush(stdout);
+}
+
+static void on_note(void *user, const char *line) {
+    (void)user;
+    printf("note: %s\n", line);
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: randygpt check PLUGIN [--preset P[,P...]] [--threads N] [--backend-dir DIR]\n"
+            "                      [--backend-opt KEY=VALUE] [--help]\n\n"
+            "Checks a backend against the reference: every op at the shapes of the presets and at\n"
+            "odd shapes, one training step (loss and every gradient), and %d training steps\n"
+            "(losses, and identical losses when run twice). PLUGIN is a name or a path.\n\n"
+            "  --preset P[,P...]       presets whose shapes the op checks use (default: all of",
+            RG_CONF_TRAIN_STEPS);
+    for (int i = 0; rg_presets[i].name; i++) fprintf(f, "%s%s", i ? ", " : " ", rg_presets[i].name);
+    fprintf(f, ")\n");
+    rg_backend_args_help(f);
+    fprintf(f, "  --help                  show this help\n");
+}
 
 int rg_cmd_check(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "randygpt check: not built yet\n");
-    return 1;
+    char err[512];
+    rg_backend_args ba;
+    rg_backend_args_init(&ba);
+    const char *default_backend = ba.backend; /* --backend NAME also names PLUGIN */
+    const char *plugin_name = NULL, *presets = NULL;
+    for (int i = 1; i < argc; i++) {
+        int r = rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err);
+        if (r < 0) {
+            fprintf(stderr, "randygpt check: %s\n", err);
+            return 2;
+        }
+        if (r > 0) continue;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--preset") || !strncmp(argv[i], "--preset=", 9)) {
+            presets = argv[i][8] == '=' ? argv[i] + 9 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!presets || !*presets) {
+                fprintf(stderr, "randygpt check: --preset needs a preset name\n");
+                return 2;
+            }
+            continue;
+        }
+        if (argv[i][0] == '-') {
+            fprintf(stderr, "randygpt check: unknown option '%s' (try 'randygpt check --help')\n",
+                    argv[i]);
+            return 2;
+        }
+        if (plugin_name) {
+            fprintf(stderr, "randygpt check: one PLUGIN only, got '%s' and '%s'\n", plugin_name,
+                    argv[i]);
+            return 2;
+        }
+        plugin_name = argv[i];
+    }
+    if (!plugin_name && ba.backend != default_backend) plugin_name = ba.backend;
+    if (!plugin_name) {
+        fprintf(stderr, "randygpt check: no PLUGIN given (try 'randygpt check --help')\n");
+        return 2;
+    }
+    ba.backend = plugin_name;
+
+    /* The presets are checked before any plugin is loaded: a typo is a usage error. */
+    rg_conf_options opt = rg_conf_default_options();
+    opt.presets = presets;
+    if (rg_conf_check_presets(presets, err, sizeof err) != 0) {
+        fprintf(stderr, "randygpt check: %s\n", err);
+        return 2;
+    }
+
+    rg_plugin plugin;
+    rg_ops ops;
+    if (rg_backend_args_open(&ba, &plugin, &ops, err, sizeof err) != 0) {
+        fprintf(stderr, "randygpt check: %s\n", err);
+        return 1;
+    }
+    char desc[512], native[512];
+    ops.k.describe(ops.ctx, desc, sizeof desc);
+    rg_ops_native_list(&ops, native, sizeof native);
+    printf("backend: %s (%s)\n", ops.k.name, plugin.path);
+    printf("describe: %s\n", desc);
+    printf("native ops: %s\n", native[0] ? native : "(none)");
+    /* The suite makes its own instance, with the thread count this one settled on. */
+    int threads = ops.num_threads;
+    rg_ops_destroy(&ops);
+
+    rg_option options[RG_MAX_BACKEND_OPTS];
+    rg_backend_args_config(&ba, &opt.backend, options);
+    opt.backend.num_threads = threads;
+    printf("threads: %d\n\n", threads);
+
+    check_tally tally = {0, 0};
+    rg_conf_report report = {on_result, on_note, &tally};
+    rg_conf_print_header(stdout);
+    int failed = rg_conformance_run(plugin.table, &opt, &report, err, sizeof err);
+    rg_plugin_close(&plugin);
+    if (failed < 0) {
+        fprintf(stderr, "randygpt check: %s\n", err);
+        return 1;
+    }
+    printf("\n%d checks, %d failed: %s\n", tally.checks, failed, failed ? "FAIL" : "PASS");
+    return failed ? 1 : 0;
 }

@@ -1,0 +1,82 @@
+/*
+ * Conformance suite: checks a backend against the core's reference kernels and reference model.
+ * One implementation, used by `randygpt check` and by tests/test_conformance.c.
+ *
+ * Three parts, each a list of checks with a measured error, a tolerance and a verdict:
+ *  - op:    every op kind (the 16 of rg_op_kind) through rg_ops, so an optional op the plugin does
+ *           not provide runs the reference and is marked not native; compared with rg_ref_* on the
+ *           same seeded random inputs at the shapes of the chosen presets and at odd shapes.
+ *           Error = max|x - ref| / max(1e-6, max|ref|) over one output buffer; backward ops get
+ *           their gradient buffers pre-filled with random values, which checks += semantics.
+ *  - step:  one training step of the tiny preset on a fixed batch: loss, every parameter gradient
+ *           tensor, and the parameters after the AdamW update, against the reference model.
+ *  - train: RG_CONF_TRAIN_STEPS steps of the tiny preset on fixed synthetic batches: the losses
+ *           against the reference's, and a second run with the backend giving identical losses.
+ */
+#ifndef RANDYGPT_CONFORMANCE_H
+#define RANDYGPT_CONFORMANCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "randygpt/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RG_CONF_TRAIN_STEPS 50
+
+/* One check of the suite. */
+typedef struct rg_conf_result {
+    const char *part;     /* "op", "step" or "train" */
+    char name[40];        /* op name ("matmul_backward"), or "model" for step/train checks */
+    char output[24];      /* the compared output: "dweight", "grad wqkv", "loss", ... */
+    char shape[64];       /* e.g. "N=2048 C=128 OC=384" */
+    int native;           /* 1 the backend runs it itself, 0 reference fallback, -1 not an op */
+    double error;         /* normalised error as described above (INFINITY for NaN/Inf output) */
+    double tolerance;
+    int pass;
+} rg_conf_result;
+
+/* Receives each check as soon as it is measured, and free-text notes (e.g. a capped batch). */
+typedef struct rg_conf_report {
+    void (*result)(void *user, const rg_conf_result *r);
+    void (*note)(void *user, const char *line);  /* may be NULL */
+    void *user;
+} rg_conf_report;
+
+typedef struct rg_conf_options {
+    rg_backend_config backend;  /* threads and key=value options the backend instance gets */
+    /* Presets whose shapes the op checks use: a comma-separated list of names ("tiny,small"),
+     * or NULL for every preset. Batches of big presets are capped (and a note says so). */
+    const char *presets;
+    int odd_shapes;             /* non-zero: also the odd shapes (N=37, C=40, OC=67, T=1, T=7, ...) */
+    int ops;                    /* non-zero: the op checks */
+    int model;                  /* non-zero: the step and train checks */
+    uint64_t seed;              /* seeds every random input */
+} rg_conf_options;
+
+/* Everything on, every preset, 1 thread, no backend options, a fixed seed. */
+rg_conf_options rg_conf_default_options(void);
+
+/* Checks a presets list as rg_conf_options.presets takes it. Returns 0, or -1 with one line in err
+ * naming an unknown preset. */
+int rg_conf_check_presets(const char *presets, char *err, size_t err_len);
+
+/* Runs the suite on a backend table. Returns the number of failed checks, or -1 with one line in
+ * err when the run could not happen (an unknown preset, the instance could not be created, out of
+ * memory). */
+int rg_conformance_run(const rg_backend *table, const rg_conf_options *opt,
+                       const rg_conf_report *report, char *err, size_t err_len);
+
+/* The table printed by `randygpt check`: a header line, then one line per check. */
+void rg_conf_print_header(FILE *f);
+void rg_conf_print_result(FILE *f, const rg_conf_result *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RANDYGPT_CONFORMANCE_H */

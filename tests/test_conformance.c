@@ -1,0 +1,264 @@
+/* Conformance suite: every bundled backend passes it at 1 and 2 threads, and deliberately wrong
+ * kernel tables are caught by it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "commands.h"
+#include "randygpt/conformance.h"
+#include "randygpt/loader.h"
+#include "randygpt/ops.h"
+
+/* The op checks here use the tiny and small presets' shapes and the odd shapes; medium and large
+ * are for `randygpt check`, whose time is not bounded by a test. */
+#define TEST_PRESETS "tiny,small"
+
+typedef struct tally {
+    int checks, failed;
+    int failed_other;         /* failures of rows whose op is not `expect_op` */
+    const char *expect_op;    /* NULL: every failure is unexpected */
+    int native_rows[RG_OP_COUNT][2]; /* per op: rows reported not native [0] and native [1] */
+} tally;
+
+static void on_result(void *user, const rg_conf_result *r) {
+    tally *t = user;
+    t->checks++;
+    if (!r->pass) {
+        t->failed++;
+        if (!t->expect_op || strcmp(r->name, t->expect_op) != 0) t->failed_other++;
+        rg_conf_print_result(stderr, r);
+    }
+    for (int op = 0; op < RG_OP_COUNT; op++)
+        if (r->native >= 0 && !strcmp(r->name, rg_op_name((rg_op_kind)op)))
+            t->native_rows[op][r->native]++;
+}
+
+/* ---- every bundled backend ---- */
+
+typedef struct backend_case {
+    const char *name;
+    int threads;
+} backend_case;
+
+static void test_backend(void **state) {
+    const backend_case *bc = *state;
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/%s.so", RG_TEST_PLUGIN_DIR, bc->name);
+    struct stat st;
+    if (stat(path, &st) != 0) fail_msg("bundled backend %s was not built: %s is missing", bc->name, path);
+
+    rg_plugin p;
+    if (rg_plugin_open(&p, path, NULL, err, sizeof err) != 0) fail_msg("%s", err);
+    rg_conf_options opt = rg_conf_default_options();
+    opt.backend.num_threads = bc->threads;
+    opt.presets = TEST_PRESETS;
+    tally t;
+    memset(&t, 0, sizeof t);
+    rg_conf_report rep = {on_result, NULL, &t};
+    int failed = rg_conformance_run(p.table, &opt, &rep, err, sizeof err);
+    rg_plugin_close(&p);
+    if (failed < 0) fail_msg("%s at %d threads: %s", bc->name, bc->threads, err);
+    assert_int_equal(failed, t.failed);
+    assert_int_equal(failed, 0);
+    /* 16 ops at 2 presets and 3 odd shapes, plus the step and train checks. */
+    assert_true(t.checks > 5 * 16 + 10);
+}
+
+/* ---- wrong tables: the suite must catch each ---- */
+
+/* matmul_forward with 1e-3 added to the last output element. */
+static void bad_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,
+                               const float *weight, int N, int C, int OC) {
+    rg_ref_matmul_forward(ctx, out, inp, weight, N, C, OC);
+    out[(size_t)N * OC - 1] += 1e-3f;
+}
+
+/* matmul_backward that overwrites dinp and dweight instead of accumulating. */
+static void bad_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight,
+                                const float *dout, const float *inp, const float *weight, int N,
+                                int C, int OC) {
+    memset(dinp, 0, (size_t)N * C * sizeof(float));
+    memset(dweight, 0, (size_t)OC * C * sizeof(float));
+    rg_ref_matmul_backward(ctx, dinp, dweight, dout, inp, weight, N, C, OC);
+}
+
+/* attention_forward that leaves the masked (t2 > t) entries of att unwritten. */
+static void bad_attention_forward(rg_backend_ctx *ctx, float *out, float *att, const float *qkv,
+                                  int B, int T, int C, int NH) {
+    float *keep = malloc((size_t)B * NH * T * T * sizeof(float));
+    assert_non_null(keep);
+    memcpy(keep, att, (size_t)B * NH * T * T * sizeof(float));
+    rg_ref_attention_forward(ctx, out, att, qkv, B, T, C, NH);
+    for (size_t row = 0; row < (size_t)B * NH * T; row++)
+        for (int t2 = (int)(row % T) + 1; t2 < T; t2++) att[row * T + t2] = keep[row * T + t2];
+    free(keep);
+}
+
+/* embedding_backward that drops repeated tokens: a row of dwte gets only its first hit. */
+static void bad_embedding_backward(rg_backend_ctx *ctx, float *dwte, float *dwpe, const float *dout,
+                                   const int32_t *tokens, int B, int T, int C) {
+    int seen[256] = {0};
+    for (int i = 0; i < B * T; i++) {
+        const float *d = dout + (size_t)i * C;
+        for (int c = 0; c < C; c++) dwpe[(size_t)(i % T) * C + c] += d[c];
+        if (seen[tokens[i]]++) continue;
+        for (int c = 0; c < C; c++) dwte[(size_t)tokens[i] * C + c] += d[c];
+    }
+}
+
+/* Runs the op checks (tiny preset and odd shapes) on table; returns the tally. */
+static tally run_ops(const rg_backend *table, const char *expect_op) {
+    rg_conf_options opt = rg_conf_default_options();
+    opt.presets = "tiny";
+    opt.model = 0;
+    tally t;
+    memset(&t, 0, sizeof t);
+    t.expect_op = expect_op;
+    rg_conf_report rep = {on_result, NULL, &t};
+    char err[512];
+    int failed = rg_conformance_run(table, &opt, &rep, err, sizeof err);
+    if (failed < 0) fail_msg("%s", err);
+    assert_int_equal(failed, t.failed);
+    return t;
+}
+
+static void expect_caught(const rg_backend *table, const char *op) {
+    tally t = run_ops(table, op);
+    assert_true(t.failed > 0);       /* caught */
+    assert_int_equal(t.failed_other, 0); /* and pinned on the right op */
+}
+
+static void test_wrong_matmul_forward_caught(void **state) {
+    (void)state;
+    rg_backend bad = rg_reference_backend;
+    bad.matmul_forward = bad_matmul_forward;
+    expect_caught(&bad, "matmul_forward");
+}
+
+static void test_overwriting_backward_caught(void **state) {
+    (void)state;
+    rg_backend bad = rg_reference_backend;
+    bad.matmul_backward = bad_matmul_backward;
+    expect_caught(&bad, "matmul_backward");
+}
+
+static void test_unwritten_mask_caught(void **state) {
+    (void)state;
+    rg_backend bad = rg_reference_backend;
+    bad.attention_forward = bad_attention_forward;
+    expect_caught(&bad, "attention_forward");
+}
+
+static void test_colliding_rows_caught(void **state) {
+    (void)state;
+    rg_backend bad = rg_reference_backend;
+    bad.embedding_backward = bad_embedding_backward;
+    expect_caught(&bad, "embedding_backward");
+}
+
+/* crossentropy_backward that ignores dloss (uses 1 instead of 1/N). */
+static void bad_crossentropy_backward(rg_backend_ctx *ctx, float *dlogits, const float *probs,
+                                      const int32_t *targets, int N, int V, float dloss) {
+    rg_ref_crossentropy_backward(ctx, dlogits, probs, targets, N, V, 1.0f);
+}
+
+/* The model checks alone catch a wrong kernel: every gradient and the training drift. */
+static void test_wrong_kernel_fails_model_checks(void **state) {
+    (void)state;
+    rg_backend bad = rg_reference_backend;
+    bad.crossentropy_backward = bad_crossentropy_backward;
+    rg_conf_options opt = rg_conf_default_options();
+    opt.ops = 0;
+    tally t;
+    memset(&t, 0, sizeof t);
+    t.expect_op = "model";
+    rg_conf_report rep = {on_result, NULL, &t};
+    char err[512];
+    int failed = rg_conformance_run(&bad, &opt, &rep, err, sizeof err);
+    if (failed < 0) fail_msg("%s", err);
+    /* the 7 gradients, their norm and the tracked losses; the loss itself is computed right */
+    assert_int_equal(failed, 9);
+    assert_int_equal(t.failed_other, 0);
+}
+
+/* Optional ops left NULL run the reference and are reported as not native, and still pass. */
+static void test_fallback_reported_not_native(void **state) {
+    (void)state;
+    rg_backend partial = rg_reference_backend;
+    partial.rmsnorm_forward = NULL;
+    partial.sqrelu_backward = NULL;
+    partial.sum_squares = NULL;
+    tally t = run_ops(&partial, NULL);
+    assert_int_equal(t.failed, 0);
+    for (int op = 0; op < RG_OP_COUNT; op++) {
+        int fallback = op == RG_OP_RMSNORM_FORWARD || op == RG_OP_SQRELU_BACKWARD ||
+                       op == RG_OP_SUM_SQUARES;
+        assert_true(t.native_rows[op][fallback ? 0 : 1] > 0); /* every op kind was checked */
+        assert_int_equal(t.native_rows[op][fallback ? 1 : 0], 0);
+    }
+}
+
+static void test_unknown_preset_refused(void **state) {
+    (void)state;
+    rg_conf_options opt = rg_conf_default_options();
+    opt.presets = "tiny,huge";
+    char err[512] = "";
+    assert_int_equal(rg_conformance_run(&rg_reference_backend, &opt, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "'huge'"));
+}
+
+/* ---- the command ---- */
+
+static int run_check(int argc, const char **argv) { return rg_cmd_check(argc, (char **)argv); }
+
+static void test_check_command_exit_codes(void **state) {
+    (void)state;
+    const char *no_plugin[] = {"check"};
+    assert_int_equal(run_check(1, no_plugin), 2);
+    const char *bad_preset[] = {"check", "single", "--preset", "huge"};
+    assert_int_equal(run_check(4, bad_preset), 2);
+    const char *bad_threads[] = {"check", "single", "--threads", "0"};
+    assert_int_equal(run_check(4, bad_threads), 2);
+    const char *bad_flag[] = {"check", "single", "--frobnicate"};
+    assert_int_equal(run_check(3, bad_flag), 2);
+    const char *missing[] = {"check", RG_TEST_PLUGIN_DIR "/no-such-backend.so"};
+    assert_int_equal(run_check(2, missing), 1);
+    const char *help[] = {"check", "--help"};
+    assert_int_equal(run_check(2, help), 0);
+}
+
+int main(void) {
+    static const backend_case cases[] = {
+        {"single", 1},   {"openmp", 1},   {"openmp", 2}, {"pthreads", 1}, {"pthreads", 2},
+        {"openblas", 1}, {"openblas", 2}, {"blis", 1},   {"blis", 2},
+    };
+    enum { NCASES = sizeof cases / sizeof cases[0] };
+    const struct CMUnitTest fixed[] = {
+        cmocka_unit_test(test_wrong_matmul_forward_caught),
+        cmocka_unit_test(test_overwriting_backward_caught),
+        cmocka_unit_test(test_unwritten_mask_caught),
+        cmocka_unit_test(test_colliding_rows_caught),
+        cmocka_unit_test(test_wrong_kernel_fails_model_checks),
+        cmocka_unit_test(test_fallback_reported_not_native),
+        cmocka_unit_test(test_unknown_preset_refused),
+        cmocka_unit_test(test_check_command_exit_codes),
+    };
+    enum { NFIXED = sizeof fixed / sizeof fixed[0] };
+    /* One test per (backend, threads), named after both, then the fixed ones. */
+    static char names[NCASES][64];
+    struct CMUnitTest tests[NCASES + NFIXED];
+    for (int i = 0; i < NCASES; i++) {
+        snprintf(names[i], sizeof names[i], "conformance_%s_%d_thread%s", cases[i].name,
+                 cases[i].threads, cases[i].threads == 1 ? "" : "s");
+        tests[i] = (struct CMUnitTest){names[i], test_backend, NULL, NULL, (void *)&cases[i]};
+    }
+    for (int i = 0; i < NFIXED; i++) tests[NCASES + i] = fixed[i];
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
