@@ -1,11 +1,156 @@
-/* Placeholder until the command is written; replaced by its implementation. */
+/* `randygpt generate`: text from a checkpoint, continuing a prompt. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "app/backend_args.h"
+#include "app/cmdline.h"
+#include "app/textgen.h"
 #include "commands.h"
+#include "randygpt/checkpoint.h"
+
+#define CMD "randygpt generate"
+
+typedef struct gen_opts {
+    rg_backend_args ba;
+    const char *checkpoint, *prompt;
+    int tokens;
+    float temperature, top_p;
+    uint64_t seed;
+} gen_opts;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: randygpt generate --checkpoint FILE [OPTIONS]\n"
+            "Generates text with a trained model, continuing a prompt.\n\n"
+            "options:\n"
+            "  --checkpoint FILE        the model (written by 'randygpt train'); required\n"
+            "  --prompt TEXT            text to continue; every byte must be in the model's\n"
+            "                           vocabulary (default: a newline, or the first byte of the\n"
+            "                           vocabulary when it has none)\n"
+            "  --tokens N               bytes to generate (default 200)\n"
+            "  --temperature T          sampling temperature, T > 0 (default %.2g)\n"
+            "  --top-p P                nucleus: sample among the most likely bytes whose\n"
+            "                           probability reaches P, 0 < P <= 1 (default %.2g)\n"
+            "  --seed S                 seed of the sampling (default 1337)\n",
+            RG_GEN_TEMPERATURE, RG_GEN_TOP_P);
+    rg_backend_args_help(f);
+    fprintf(f, "  --help                   this help\n");
+}
+
+/* Parses argv into o. Returns 0, 1 after --help, or 2 after printing one error line. */
+static int parse_args(gen_opts *o, int argc, char **argv) {
+    memset(o, 0, sizeof *o);
+    rg_backend_args_init(&o->ba);
+    o->tokens = 200;
+    o->temperature = RG_GEN_TEMPERATURE;
+    o->top_p = RG_GEN_TOP_P;
+    o->seed = 1337;
+    char err[512] = "";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        int r = rg_backend_args_take(&o->ba, argc, argv, &i, err, sizeof err);
+        if (r < 0) goto bad;
+        if (r > 0) continue;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (rg_cli_flag("--checkpoint", argc, argv, &i, &v)) {
+            if (!v || !*v) goto missing;
+            o->checkpoint = v;
+        } else if (rg_cli_flag("--prompt", argc, argv, &i, &v)) {
+            if (!v) goto missing;
+            o->prompt = v;
+        } else if (rg_cli_flag("--tokens", argc, argv, &i, &v)) {
+            if (!v) goto missing;
+            if (rg_cli_int("--tokens", v, 1, 100000000L, &o->tokens, err, sizeof err)) goto bad;
+        } else if (rg_cli_flag("--temperature", argc, argv, &i, &v)) {
+            if (!v) goto missing;
+            if (rg_cli_float("--temperature", v, 0, 1, 100, &o->temperature, err, sizeof err)) goto bad;
+        } else if (rg_cli_flag("--top-p", argc, argv, &i, &v)) {
+            if (!v) goto missing;
+            if (rg_cli_float("--top-p", v, 0, 1, 1, &o->top_p, err, sizeof err)) goto bad;
+        } else if (rg_cli_flag("--seed", argc, argv, &i, &v)) {
+            if (!v) goto missing;
+            if (rg_cli_u64("--seed", v, &o->seed, err, sizeof err)) goto bad;
+        } else {
+            snprintf(err, sizeof err,
+                     a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", a);
+            goto bad;
+        }
+        continue;
+    missing:
+        snprintf(err, sizeof err, "%.*s needs a value", (int)strcspn(a, "="), a);
+        goto bad;
+    }
+    if (!o->checkpoint) {
+        snprintf(err, sizeof err, "--checkpoint FILE is required");
+        goto bad;
+    }
+    return 0;
+bad:
+    fprintf(stderr, CMD ": %s (see 'randygpt generate --help')\n", err);
+    return 2;
+}
 
 int rg_cmd_generate(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "randygpt generate: not built yet\n");
-    return 1;
+    gen_opts o;
+    int rc = parse_args(&o, argc, argv);
+    if (rc) return rc == 1 ? 0 : rc;
+
+    char err[1024];
+    rg_model model;
+    rg_vocab vocab;
+    rg_train_state st;
+    if (rg_checkpoint_load(o.checkpoint, &model, &vocab, &st, err, sizeof err) != 0) {
+        fprintf(stderr, CMD ": %s\n", err);
+        return 1;
+    }
+    int status = 1;
+    int32_t *context = NULL;
+    size_t len = o.prompt ? strlen(o.prompt) : 0;
+    if (len == 0) {
+        /* no prompt: start from a newline, as after the end of a text */
+        context = malloc(sizeof *context);
+        if (!context) goto oom;
+        context[0] = vocab.token['\n'] >= 0 ? vocab.token['\n'] : 0;
+        len = 1;
+    } else {
+        if (len > 100000000) {
+            fprintf(stderr, CMD ": --prompt is too long (%zu bytes)\n", len);
+            status = 2;
+            goto done;
+        }
+        context = malloc(len * sizeof *context);
+        if (!context) goto oom;
+        if (rg_encode(&vocab, (const uint8_t *)o.prompt, len, context, err, sizeof err) != 0) {
+            fprintf(stderr, CMD ": %s\n", err);
+            status = 2;
+            goto done;
+        }
+    }
+
+    rg_plugin plugin;
+    rg_ops ops;
+    if (rg_backend_args_open(&o.ba, &plugin, &ops, err, sizeof err) != 0) {
+        fprintf(stderr, CMD ": %s\n", err);
+        goto done;
+    }
+    rg_rng rng;
+    rg_rng_seed(&rng, o.seed);
+    if (o.prompt) fputs(o.prompt, stdout);
+    status = rg_generate(&model, &ops, &vocab, context, (int)len, o.tokens, o.temperature, o.top_p,
+                         &rng, stdout, err, sizeof err) == 0 ? 0 : 1;
+    if (status) fprintf(stderr, CMD ": %s\n", err);
+    else fputc('\n', stdout);
+    rg_ops_destroy(&ops);
+    rg_plugin_close(&plugin);
+    goto done;
+oom:
+    fprintf(stderr, CMD ": out of memory\n");
+done:
+    free(context);
+    rg_model_free(&model);
+    return status;
 }

@@ -11,10 +11,10 @@ int rg_encode(const rg_vocab *vocab, const uint8_t *text, size_t n, int32_t *tok
         int tok = vocab->token[text[i]];
         if (tok < 0) {
             int c = text[i];
-            snprintf(err, err_len, "prompt byte 0x%02x (%s%c%s) at offset %zu is not in the model's "
-                     "vocabulary of %d bytes", c, c >= 32 && c < 127 ? "'" : "",
-                     c >= 32 && c < 127 ? c : '?', c >= 32 && c < 127 ? "'" : " non-printable",
-                     i, vocab->V);
+            char shown[8] = "";
+            if (c >= 32 && c < 127) snprintf(shown, sizeof shown, " '%c'", c);
+            snprintf(err, err_len, "prompt byte 0x%02x%s at offset %zu is not in the model's "
+                     "vocabulary of %d bytes", c, shown, i, vocab->V);
             return -1;
         }
         tokens[i] = tok;

@@ -1,0 +1,333 @@
+/* Tests of `randygpt train` and `randygpt generate`, run as the built program on a small generated
+ * corpus with the tiny preset: reproducible losses, exact resume, Ctrl-C, and one-line refusals of
+ * bad options. */
+#define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "randygpt/checkpoint.h"
+
+#define DIR RG_TEST_TMPDIR "/train"
+#define CORPUS DIR "/corpus.txt"
+#define OUT DIR "/out.txt"
+#define ERR DIR "/err.txt"
+/* small and fast: the tiny preset at batch 4 */
+#define COMMON "--backend single --backend-dir " RG_TEST_PLUGIN_DIR " --threads 1 --preset tiny " \
+               "--batch 4 --data " CORPUS " --sample-tokens 0"
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+static int count_lines(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+/* Runs `randygpt ARGS` with stdout in OUT and stderr in ERR; returns its exit status. */
+static int run(const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", RG_TEST_BIN, args, OUT, ERR);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+/* The "loss" and "val_loss" fields of a --log file, one "step loss [val]" line each. */
+static char *losses_of(const char *log_path) {
+    char *log = read_text(log_path);
+    assert_non_null(log);
+    size_t cap = strlen(log) + 1, len = 0;
+    char *out = malloc(cap);
+    assert_non_null(out);
+    out[0] = '\0';
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        char *step = strstr(line, "\"step\":"), *loss = strstr(line, "\"loss\":");
+        char *val = strstr(line, "\"val_loss\":"), *lr = strstr(line, ",\"lr\":");
+        assert_non_null(step);
+        assert_non_null(loss);
+        assert_non_null(lr);
+        /* copy from "step" up to ",\"lr\"": step, loss and val_loss when present */
+        size_t n = (size_t)(lr - step);
+        assert_true(len + n + 2 <= cap);
+        memcpy(out + len, step, n);
+        len += n;
+        out[len++] = '\n';
+        out[len] = '\0';
+        (void)val;
+    }
+    free(log);
+    return out;
+}
+
+static int setup(void **state) {
+    (void)state;
+    mkdir(DIR, 0755);
+    /* A corpus with some structure to learn: sentences drawn from a few words, fixed seed. */
+    static const char *words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran",
+                                  "to", "big", "red", "house", "while", "birds", "sing"};
+    FILE *f = fopen(CORPUS, "wb");
+    if (!f) return -1;
+    rg_rng r;
+    rg_rng_seed(&r, 2024);
+    for (int s = 0; s < 600; s++) {
+        int n = 3 + (int)rg_rng_below(&r, 6);
+        for (int w = 0; w < n; w++)
+            fprintf(f, "%s%s", w ? " " : "", words[rg_rng_below(&r, sizeof words / sizeof *words)]);
+        fputs(".\n", f);
+    }
+    return fclose(f);
+}
+
+static void test_same_seed_same_losses(void **state) {
+    (void)state;
+    assert_int_equal(run("train " COMMON " --iters 10 --eval-every 5 --seed 7 --checkpoint " DIR
+                         "/a.ckpt --log " DIR "/a.log"), 0);
+    assert_int_equal(run("train " COMMON " --iters 10 --eval-every 5 --seed 7 --checkpoint " DIR
+                         "/b.ckpt --log " DIR "/b.log"), 0);
+    assert_int_equal(run("train " COMMON " --iters 10 --eval-every 5 --seed 8 --checkpoint " DIR
+                         "/c.ckpt --log " DIR "/c.log"), 0);
+    char *a = losses_of(DIR "/a.log"), *b = losses_of(DIR "/b.log"), *c = losses_of(DIR "/c.log");
+    assert_int_equal(count_lines(a), 10);
+    assert_non_null(strstr(a, "\"step\":5,\"loss\":"));
+    assert_non_null(strstr(a, "\"val_loss\":"));  /* evaluated at steps 5 and 10 */
+    assert_string_equal(a, b);
+    assert_string_not_equal(a, c);  /* another seed, other batches and weights */
+
+    /* the first loss of a fresh model is close to ln(V): near-uniform predictions */
+    rg_model m;
+    rg_vocab v;
+    rg_train_state st;
+    char err[512];
+    assert_int_equal(rg_checkpoint_load(DIR "/a.ckpt", &m, &v, &st, err, sizeof err), 0);
+    assert_int_equal(st.step, 10);
+    double first = strtod(strstr(a, "\"loss\":") + 7, NULL);
+    assert_true(fabs(first - log((double)v.V)) < 0.1);
+    rg_model_free(&m);
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void test_resume_matches_unbroken_run(void **state) {
+    (void)state;
+    /* 2k steps in one run, and k steps + resume, with a schedule planned for 2k in both */
+    assert_int_equal(run("train " COMMON " --iters 20 --warmup 4 --lr 3e-3 --eval-every 5 --seed 3 "
+                         "--checkpoint " DIR "/full.ckpt --log " DIR "/full.log"), 0);
+    assert_int_equal(run("train " COMMON " --iters 20 --warmup 4 --lr 3e-3 --eval-every 5 --seed 3 "
+                         "--stop-at 10 --checkpoint " DIR "/part.ckpt --log " DIR "/part1.log"), 0);
+    assert_int_equal(run("train " COMMON " --eval-every 5 --resume " DIR "/part.ckpt --checkpoint " DIR
+                         "/part.ckpt --log " DIR "/part2.log"), 0);
+    char *out = read_text(OUT);
+    assert_non_null(strstr(out, "resume:"));
+    free(out);
+    char *full = losses_of(DIR "/full.log"), *p1 = losses_of(DIR "/part1.log"),
+         *p2 = losses_of(DIR "/part2.log");
+    assert_int_equal(count_lines(p1), 10);
+    assert_int_equal(count_lines(p2), 10);
+    size_t n1 = strlen(p1);
+    assert_memory_equal(full, p1, n1);
+    assert_string_equal(full + n1, p2);
+    /* the losses went down: the resumed run really trained */
+    double l1 = strtod(strstr(full, "\"loss\":") + 7, NULL);
+    double l20 = strtod(strstr(strstr(full, "\"step\":20,"), "\"loss\":") + 7, NULL);
+    assert_true(l20 < l1 - 0.3);
+    free(full);
+    free(p1);
+    free(p2);
+
+    /* and the final checkpoints are the same bytes */
+    char *a = read_text(DIR "/full.ckpt"), *b = read_text(DIR "/part.ckpt");
+    struct stat sa, sb;
+    assert_int_equal(stat(DIR "/full.ckpt", &sa), 0);
+    assert_int_equal(stat(DIR "/part.ckpt", &sb), 0);
+    assert_int_equal(sa.st_size, sb.st_size);
+    assert_memory_equal(a, b, (size_t)sa.st_size);
+    free(a);
+    free(b);
+}
+
+static void test_sigint_saves_and_exits_130(void **state) {
+    (void)state;
+    unlink(DIR "/int.log");
+    unlink(DIR "/int.ckpt");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int out = open(OUT, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(ERR, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(out, 1);
+        dup2(err, 2);
+        execl(RG_TEST_BIN, RG_TEST_BIN, "train", "--backend", "single", "--backend-dir",
+              RG_TEST_PLUGIN_DIR, "--threads", "1", "--preset", "tiny", "--batch", "4", "--data",
+              CORPUS, "--iters", "100000", "--checkpoint", DIR "/int.ckpt", "--log", DIR "/int.log",
+              (char *)NULL);
+        _exit(127);
+    }
+    /* wait until three steps are logged (at most 30 s), then interrupt */
+    struct timespec nap = {0, 20 * 1000 * 1000};
+    int lines = 0;
+    for (int k = 0; k < 1500 && lines < 3; k++) {
+        nanosleep(&nap, NULL);
+        char *log = read_text(DIR "/int.log");
+        lines = log ? count_lines(log) : 0;
+        free(log);
+    }
+    assert_true(lines >= 3);
+    kill(pid, SIGINT);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 130);
+
+    /* the checkpoint holds the last finished step, the one the log ends with */
+    char *log = read_text(DIR "/int.log");
+    int logged = count_lines(log);
+    free(log);
+    rg_model m;
+    rg_vocab v;
+    rg_train_state ts;
+    char err[512];
+    assert_int_equal(rg_checkpoint_load(DIR "/int.ckpt", &m, &v, &ts, err, sizeof err), 0);
+    assert_int_equal(ts.step, logged);
+    assert_int_equal(ts.max_steps, 100000);
+    rg_model_free(&m);
+}
+
+/* Each bad command line: exit status 2, exactly one line on stderr. */
+static void test_bad_options_one_line_exit_2(void **state) {
+    (void)state;
+    static const char *bad[] = {
+        "train --iters 0",
+        "train --iters -5",
+        "train --iters 12abc",
+        "train --iters 99999999999999999999",
+        "train --batch 0",
+        "train --lr nan",
+        "train --lr -1",
+        "train --lr",
+        "train --warmup -1",
+        "train --eval-every 0",
+        "train --seed -3",
+        "train --preset huge",
+        "train --bogus",
+        "train stray",
+        "train --threads 0",
+        "train --data " CORPUS " --preset large --batch 1000000 --backend-dir " RG_TEST_PLUGIN_DIR,
+        "train " COMMON " --iters 5 --resume " DIR "/a.ckpt --preset small",
+        "train " COMMON " --resume " DIR "/a.ckpt --batch 8",
+        "train " COMMON " --resume " DIR "/a.ckpt --iters 5",
+        "generate",
+        "generate --checkpoint " DIR "/a.ckpt --temperature 0",
+        "generate --checkpoint " DIR "/a.ckpt --top-p 1.5",
+        "generate --checkpoint " DIR "/a.ckpt --tokens -1",
+        "generate --checkpoint " DIR "/a.ckpt --backend-dir " RG_TEST_PLUGIN_DIR " --prompt 'cat~'",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int rc = run("%s", bad[i]);
+        char *err = read_text(ERR);
+        if (rc != 2 || count_lines(err) != 1)
+            fail_msg("'%s': status %d, stderr: %s", bad[i], rc, err);
+        free(err);
+    }
+    /* the messages say what is wrong */
+    run("train --batch 0");
+    char *err = read_text(ERR);
+    assert_non_null(strstr(err, "--batch must be an integer from 1"));
+    free(err);
+    run("train " COMMON " --iters 5 --resume " DIR "/a.ckpt --preset small");
+    err = read_text(ERR);
+    assert_non_null(strstr(err, "preset 'tiny'"));
+    assert_non_null(strstr(err, "--resume takes the checkpoint's config"));
+    free(err);
+    run("generate --checkpoint " DIR "/a.ckpt --backend-dir " RG_TEST_PLUGIN_DIR " --prompt 'cat~'");
+    err = read_text(ERR);
+    assert_non_null(strstr(err, "prompt byte 0x7e '~' at offset 3"));
+    free(err);
+}
+
+/* Bad input files: one line, exit status 1. */
+static void test_bad_data_one_line(void **state) {
+    (void)state;
+    assert_int_equal(run("train " COMMON " --data " DIR "/missing.txt"), 1);
+    char *err = read_text(ERR);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "missing.txt"));
+    free(err);
+
+    FILE *f = fopen(DIR "/short.txt", "wb");
+    assert_non_null(f);
+    fputs("far too short for a block of 32 bytes\n", f);
+    fclose(f);
+    assert_int_equal(run("train " COMMON " --data " DIR "/short.txt"), 1);
+    err = read_text(ERR);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "corpus too short for block size 32: need at least 330 bytes"));
+    free(err);
+
+    assert_int_equal(run("generate --checkpoint " CORPUS), 1);
+    err = read_text(ERR);
+    assert_int_equal(count_lines(err), 1);
+    assert_non_null(strstr(err, "bad magic"));
+    free(err);
+}
+
+static void test_generate_continues_prompt(void **state) {
+    (void)state;
+    assert_int_equal(run("generate --checkpoint " DIR "/full.ckpt --backend-dir " RG_TEST_PLUGIN_DIR
+                         " --prompt 'the cat' --tokens 40 --seed 5"), 0);
+    char *a = read_text(OUT);
+    assert_int_equal(strlen(a), 7 + 40 + 1);
+    assert_memory_equal(a, "the cat", 7);
+    assert_int_equal(run("generate --checkpoint " DIR "/full.ckpt --backend-dir " RG_TEST_PLUGIN_DIR
+                         " --prompt 'the cat' --tokens 40 --seed 5"), 0);
+    char *b = read_text(OUT);
+    assert_string_equal(a, b);  /* the seed fixes the sample */
+    /* every generated byte is in the vocabulary of the corpus */
+    char *corpus = read_text(CORPUS);
+    for (size_t i = 0; i < 47; i++) assert_non_null(strchr(corpus, a[i]));
+    free(corpus);
+    free(a);
+    free(b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_same_seed_same_losses),
+        cmocka_unit_test(test_resume_matches_unbroken_run),
+        cmocka_unit_test(test_sigint_saves_and_exits_130),
+        cmocka_unit_test(test_bad_options_one_line_exit_2),
+        cmocka_unit_test(test_bad_data_one_line),
+        cmocka_unit_test(test_generate_continues_prompt),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
