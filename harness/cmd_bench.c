@@ -1,11 +1,754 @@
-/* Placeholder until the command is written; replaced by its implementation. */
+/* `randygpt bench`: whole training steps of every chosen backend at every chosen thread count, each
+ * pair in a child process of its own (`bench --child`), so that thread pools of different runtimes
+ * never meet and a crashing or hanging plugin is reported while the others go on. Writes
+ * bench.json and bench.csv (docs/bench-format.md) and then runs scripts/report.py if present. */
+#define _GNU_SOURCE /* strdup, strsignal */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "app/backend_args.h"
+#include "app/bench_json.h"
+#include "app/bench_machine.h"
+#include "app/bench_peak.h"
+#include "app/bench_proc.h"
+#include "app/bench_run.h"
 #include "commands.h"
+#include "randygpt/data.h"
+#include "randygpt/loader.h"
+#include "randygpt/model.h"
+
+#define BENCH_MAX_BACKENDS 64
+#define BENCH_MAX_THREADS 64
+/* The FMA peak: each thread count is measured this many times for about this long; best kept. */
+#define PEAK_TRY_MS 200
+#define PEAK_TRIES 5
+/* A report script that runs longer than this is stopped. */
+#define REPORT_TIMEOUT_S 300.0
+/* The most of a child's stdout kept: its result line is a few KiB. */
+#define CHILD_MAX_OUT (1 << 20)
+
+typedef struct bench_backend {
+    char label[256];  /* the name, or a path's file name without .so */
+    char *arg;        /* what the child is given: a name or a path (malloc'd) */
+} bench_backend;
+
+typedef struct bench_opts {
+    const char *backends;     /* "all" or a comma list */
+    int threads[BENCH_MAX_THREADS];
+    int num_threads;
+    const char *preset;
+    int steps, warmup, repeat;
+    const char *out;
+    const char *backend_dir;
+    double timeout_s;
+    const char *data;
+    const char *machine;      /* overrides the slug */
+    const char *report_script;
+    unsigned long long seed;
+    const char *backend_opts[RG_MAX_BACKEND_OPTS];  /* KEY=VALUE, passed on to every child */
+    int num_backend_opts;
+} bench_opts;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: randygpt bench [OPTIONS]\n"
+            "\n"
+            "Times whole training steps (forward, backward, AdamW) of each backend at each thread\n"
+            "count, each pair in its own process, and writes OUT/MACHINE/TIMESTAMP/bench.json and\n"
+            "bench.csv (see docs/bench-format.md), then runs scripts/report.py on them if present.\n"
+            "\n"
+            "options:\n"
+            "  --backends all|A,B,PATH  backends by name or .so path (default all: every plugin found)\n"
+            "  --threads N,M,...        thread counts (default 1 and the CPUs this process may use)\n"
+            "  --preset P               model preset: tiny, small, medium, large (default small)\n"
+            "  --steps N                timed steps per repeat (default 20)\n"
+            "  --warmup W               untimed steps first (default 3)\n"
+            "  --repeat R               timed repeats; step time is their median (default 3)\n"
+            "  --out DIR                results folder (default results)\n"
+            "  --backend-dir DIR        searched first for a backend NAME\n"
+            "  --backend-opt KEY=VALUE  passed to every backend's create (repeatable)\n"
+            "  --timeout SEC            wall-clock limit of each child (default 600)\n"
+            "  --data FILE              train on this text (default: seeded random tokens, V=%d)\n"
+            "  --seed S                 seed of the weights and the tokens (default %d)\n"
+            "  --machine NAME           name of the machine folder (default: from the CPU model)\n"
+            "  --report-script PATH     report generator (default SOURCE/scripts/report.py)\n"
+            "  --help                   this help\n"
+            "\n"
+            "Exit status: 0 when every run succeeded, 1 when any failed (results are still\n"
+            "written), 2 on bad usage.\n",
+            RG_BENCH_SYNTHETIC_V, RG_BENCH_DEFAULT_SEED);
+}
+
+/* Matches "--flag VALUE" and "--flag=VALUE": returns 1 with *value (NULL when missing), or 0. */
+static int flag_value(const char *flag, int argc, char **argv, int *i, const char **value) {
+    size_t len = strlen(flag);
+    if (strncmp(argv[*i], flag, len) != 0) return 0;
+    if (argv[*i][len] == '=') {
+        *value = argv[*i] + len + 1;
+        return 1;
+    }
+    if (argv[*i][len] != '\0') return 0;
+    *value = *i + 1 < argc ? argv[++*i] : NULL;
+    return 1;
+}
+
+/* A whole-string integer in [lo, hi]. */
+static int parse_int(const char *s, long lo, long hi, int *out) {
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_thread_list(const char *s, bench_opts *o, char *err, size_t n) {
+    o->num_threads = 0;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int t;
+        if (parse_int(tok, 1, 4096, &t) != 0) {
+            snprintf(err, n, "--threads: '%s' is not a thread count from 1 to 4096", tok);
+            return -1;
+        }
+        for (int k = 0; k < o->num_threads; k++)
+            if (o->threads[k] == t) {
+                snprintf(err, n, "--threads lists %d twice", t);
+                return -1;
+            }
+        if (o->num_threads == BENCH_MAX_THREADS) {
+            snprintf(err, n, "--threads: at most %d thread counts", BENCH_MAX_THREADS);
+            return -1;
+        }
+        o->threads[o->num_threads++] = t;
+    }
+    if (o->num_threads == 0) {
+        snprintf(err, n, "--threads needs at least one thread count");
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns 0 with o filled, 1 after --help, or 2 with one line printed. */
+static int parse_options(int argc, char **argv, bench_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->backends = "all";
+    o->preset = "small";
+    o->steps = 20;
+    o->warmup = 3;
+    o->repeat = 3;
+    o->out = "results";
+    o->timeout_s = 600.0;
+    o->seed = RG_BENCH_DEFAULT_SEED;
+    o->threads[o->num_threads++] = 1;
+    int cpus = rg_default_threads();
+    if (cpus > 1) o->threads[o->num_threads++] = cpus;
+
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        const char *flag = argv[i], *v = NULL;
+        int bad = 0;
+        if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) {
+            usage(stdout);
+            return 1;
+        } else if (flag_value("--backends", argc, argv, &i, &v)) {
+            bad = !v || !*v;
+            o->backends = v;
+        } else if (flag_value("--threads", argc, argv, &i, &v)) {
+            if (!v || parse_thread_list(v, o, err, sizeof err) != 0) {
+                fprintf(stderr, "randygpt bench: %s\n", v ? err : "--threads needs a value");
+                return 2;
+            }
+        } else if (flag_value("--preset", argc, argv, &i, &v)) {
+            bad = !v || !rg_preset_find(v);
+            o->preset = v;
+        } else if (flag_value("--steps", argc, argv, &i, &v)) {
+            bad = parse_int(v, 1, INT_MAX / (2 * RG_BENCH_MAX_REPEAT), &o->steps) != 0;
+        } else if (flag_value("--warmup", argc, argv, &i, &v)) {
+            bad = parse_int(v, 0, INT_MAX / 2, &o->warmup) != 0;
+        } else if (flag_value("--repeat", argc, argv, &i, &v)) {
+            bad = parse_int(v, 1, RG_BENCH_MAX_REPEAT, &o->repeat) != 0;
+        } else if (flag_value("--out", argc, argv, &i, &v)) {
+            bad = !v || !*v;
+            o->out = v;
+        } else if (flag_value("--backend-dir", argc, argv, &i, &v)) {
+            bad = !v || !*v;
+            o->backend_dir = v;
+        } else if (flag_value("--backend-opt", argc, argv, &i, &v)) {
+            bad = !v || !strchr(v, '=') || v[0] == '=' || o->num_backend_opts == RG_MAX_BACKEND_OPTS;
+            if (!bad) o->backend_opts[o->num_backend_opts++] = v;
+        } else if (flag_value("--timeout", argc, argv, &i, &v)) {
+            char *end = NULL;
+            o->timeout_s = v ? strtod(v, &end) : 0.0;
+            bad = !v || !*v || *end || !(o->timeout_s > 0.0) || o->timeout_s > 1e6;
+        } else if (flag_value("--data", argc, argv, &i, &v)) {
+            bad = !v || !*v;
+            o->data = v;
+        } else if (flag_value("--seed", argc, argv, &i, &v)) {
+            char *end = NULL;
+            errno = 0;
+            o->seed = v ? strtoull(v, &end, 10) : 0;
+            bad = !v || !*v || *v == '-' || *end || errno;
+        } else if (flag_value("--machine", argc, argv, &i, &v)) {
+            bad = !v || !*v || strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, "..");
+            o->machine = v;
+        } else if (flag_value("--report-script", argc, argv, &i, &v)) {
+            bad = !v || !*v;
+            o->report_script = v;
+        } else {
+            fprintf(stderr, "randygpt bench: unknown option '%s' (try 'randygpt bench --help')\n", flag);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "randygpt bench: bad or missing value for %s%s%s\n", flag, v ? ": " : "",
+                    v ? v : "");
+            return 2;
+        }
+    }
+    if (o->data && access(o->data, R_OK) != 0) {
+        fprintf(stderr, "randygpt bench: cannot read --data %s: %s\n", o->data, strerror(errno));
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- the child: `randygpt bench --child ...` ---- */
+
+static int child_main(int argc, char **argv) {
+    rg_backend_args ba;
+    rg_backend_args_init(&ba);
+    rg_bench_child_config cc = {"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL};
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--child")) continue;
+        int r = rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err);
+        if (r < 0) {
+            fprintf(stderr, "randygpt bench: %s\n", err);
+            return 2;
+        }
+        if (r > 0) continue;
+        const char *flag = argv[i], *v = NULL;
+        int bad = 0;
+        if (flag_value("--preset", argc, argv, &i, &v)) {
+            bad = !v;
+            cc.preset = v;
+        } else if (flag_value("--steps", argc, argv, &i, &v)) {
+            bad = parse_int(v, 1, INT_MAX / (2 * RG_BENCH_MAX_REPEAT), &cc.steps) != 0;
+        } else if (flag_value("--warmup", argc, argv, &i, &v)) {
+            bad = parse_int(v, 0, INT_MAX / 2, &cc.warmup) != 0;
+        } else if (flag_value("--repeat", argc, argv, &i, &v)) {
+            bad = parse_int(v, 1, RG_BENCH_MAX_REPEAT, &cc.repeat) != 0;
+        } else if (flag_value("--seed", argc, argv, &i, &v)) {
+            bad = !v;
+            cc.seed = v ? strtoull(v, NULL, 10) : 0;
+        } else if (flag_value("--data", argc, argv, &i, &v)) {
+            bad = !v;
+            cc.data = v;
+        } else {
+            fprintf(stderr, "randygpt bench --child: unknown option '%s'\n", flag);
+            return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "randygpt bench --child: bad or missing value for %s\n", flag);
+            return 2;
+        }
+    }
+    return rg_bench_child(&ba, &cc, stdout);
+}
+
+/* ---- the parent ---- */
+
+typedef struct backend_list {
+    bench_backend items[BENCH_MAX_BACKENDS];
+    int n;
+} backend_list;
+
+/* The label of a backend argument: a path's file name without ".so", else the name itself. */
+static void backend_label(const char *arg, char *label, size_t n) {
+    const char *base = strrchr(arg, '/');
+    base = base ? base + 1 : arg;
+    size_t len = strlen(base);
+    if (len > 3 && !strcmp(base + len - 3, ".so")) len -= 3;
+    snprintf(label, n, "%.*s", (int)len, base);
+}
+
+static int add_backend(backend_list *l, const char *label, const char *arg) {
+    if (l->n == BENCH_MAX_BACKENDS) return -1;
+    bench_backend *b = &l->items[l->n];
+    snprintf(b->label, sizeof b->label, "%s", label);
+    if (!(b->arg = strdup(arg))) return -1;
+    l->n++;
+    return 0;
+}
+
+static void collect_plugin(const char *name, const char *path, void *user) {
+    if (add_backend(user, name, path) != 0)
+        fprintf(stderr, "randygpt bench: warning: more than %d plugins, '%s' left out\n",
+                BENCH_MAX_BACKENDS, name);
+}
+
+static int resolve_backends(const bench_opts *o, backend_list *l) {
+    l->n = 0;
+    if (!strcmp(o->backends, "all")) {
+        if (rg_plugin_list(o->backend_dir, collect_plugin, l) <= 0 || l->n == 0) {
+            fprintf(stderr,
+                    "randygpt bench: no backend plugins found (searched %s, $%s and %s); pass "
+                    "--backend-dir or --backends\n",
+                    o->backend_dir ? o->backend_dir : "no --backend-dir", RG_BACKEND_PATH_ENV,
+                    rg_plugin_default_dir()[0] ? rg_plugin_default_dir() : "the executable's folder");
+            return -1;
+        }
+        return 0;
+    }
+    char *buf = strdup(o->backends), *save = NULL;
+    if (!buf) return -1;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char label[256];
+        backend_label(tok, label, sizeof label);
+        if (!label[0] || add_backend(l, label, tok) != 0) {
+            fprintf(stderr, "randygpt bench: --backends: bad entry '%s' or more than %d backends\n",
+                    tok, BENCH_MAX_BACKENDS);
+            free(buf);
+            return -1;
+        }
+    }
+    free(buf);
+    if (l->n == 0) {
+        fprintf(stderr, "randygpt bench: --backends names no backend\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int mkdir_p(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Creates OUT/SLUG/TIMESTAMP (with -2, -3... if taken). */
+static int make_run_dir(const char *out, const char *slug, const struct tm *utc, char *dir, size_t n) {
+    char parent[4096], stamp[32];
+    snprintf(parent, sizeof parent, "%s/%s", out, slug);
+    if (mkdir_p(parent) != 0) {
+        fprintf(stderr, "randygpt bench: cannot create %s: %s\n", parent, strerror(errno));
+        return -1;
+    }
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", utc);
+    for (int k = 1; k < 1000; k++) {
+        if (k == 1) snprintf(dir, n, "%s/%s", parent, stamp);
+        else snprintf(dir, n, "%s/%s-%d", parent, stamp, k);
+        if (mkdir(dir, 0755) == 0) return 0;
+        if (errno != EEXIST) break;
+    }
+    fprintf(stderr, "randygpt bench: cannot create a run folder in %s: %s\n", parent, strerror(errno));
+    return -1;
+}
+
+/* The last non-empty line of a file, for the error of a child that failed. */
+static void last_line(const char *path, char *buf, size_t n) {
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0]) snprintf(buf, n, "%s", line);
+    }
+    fclose(f);
+}
+
+/* Runs one (backend, threads) child and fills r. */
+static void run_child(const bench_opts *o, const char *exe, const bench_backend *b, int threads,
+                      const char *log_path, rg_bench_result *r) {
+    char tbuf[16], sbuf[16], wbuf[16], rbuf[16], seedbuf[32];
+    snprintf(tbuf, sizeof tbuf, "%d", threads);
+    snprintf(sbuf, sizeof sbuf, "%d", o->steps);
+    snprintf(wbuf, sizeof wbuf, "%d", o->warmup);
+    snprintf(rbuf, sizeof rbuf, "%d", o->repeat);
+    snprintf(seedbuf, sizeof seedbuf, "%llu", o->seed);
+    char *argv[32 + 2 * RG_MAX_BACKEND_OPTS];
+    int n = 0;
+    argv[n++] = (char *)exe;
+    argv[n++] = "bench";
+    argv[n++] = "--child";
+    argv[n++] = "--backend";
+    argv[n++] = b->arg;
+    argv[n++] = "--threads";
+    argv[n++] = tbuf;
+    argv[n++] = "--preset";
+    argv[n++] = (char *)o->preset;
+    argv[n++] = "--steps";
+    argv[n++] = sbuf;
+    argv[n++] = "--warmup";
+    argv[n++] = wbuf;
+    argv[n++] = "--repeat";
+    argv[n++] = rbuf;
+    argv[n++] = "--seed";
+    argv[n++] = seedbuf;
+    if (o->data) {
+        argv[n++] = "--data";
+        argv[n++] = (char *)o->data;
+    }
+    if (o->backend_dir) {
+        argv[n++] = "--backend-dir";
+        argv[n++] = (char *)o->backend_dir;
+    }
+    for (int k = 0; k < o->num_backend_opts; k++) {
+        argv[n++] = "--backend-opt";
+        argv[n++] = (char *)o->backend_opts[k];
+    }
+    argv[n] = NULL;
+
+    memset(r, 0, sizeof *r);
+    snprintf(r->backend, sizeof r->backend, "%s", b->label);
+    snprintf(r->path, sizeof r->path, "%s", b->arg);
+    r->threads = threads;
+    r->exit_code = -1;
+    r->ok = 1;
+
+    rg_proc_result pr;
+    char err[512];
+    if (rg_proc_run(argv, log_path, o->timeout_s, CHILD_MAX_OUT, &pr, err, sizeof err) != 0) {
+        rg_bench_result_fail(r, "exit", "%s", err);
+        return;
+    }
+    r->wall_s = pr.wall_s;
+    r->peak_rss_bytes = (long long)pr.maxrss_kib * 1024;
+    char line[1024];
+    if (pr.end == RG_PROC_TIMED_OUT) {
+        rg_bench_result_fail(r, "timeout", "timed out after %g s, killed", o->timeout_s);
+    } else if (pr.end == RG_PROC_SIGNALED) {
+        snprintf(r->signal, sizeof r->signal, "%s", rg_signal_name(pr.signo, line, sizeof line));
+        rg_bench_result_fail(r, "signal", "killed by %s (%s)", r->signal, strsignal(pr.signo));
+    } else if (pr.exit_code != 0) {
+        r->exit_code = pr.exit_code;
+        last_line(log_path, line, sizeof line);
+        rg_bench_result_fail(r, "exit", "exit status %d: %s", pr.exit_code,
+                             line[0] ? line : "(no message)");
+    } else {
+        r->exit_code = 0;
+        /* The result is the last non-empty line: a plugin may have printed before it. */
+        char *out = pr.out;
+        size_t len = strlen(out);
+        while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r')) out[--len] = '\0';
+        char *start = strrchr(out, '\n');
+        start = start ? start + 1 : out;
+        if (rg_bench_result_parse(r, start, err, sizeof err) != 0)
+            rg_bench_result_fail(r, "output", "bad result line: %s", err);
+    }
+    free(pr.out);
+}
+
+/* Writes s as one CSV field (RFC 4180). */
+static void csv_field(FILE *f, const char *s) {
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* A CSV number: empty when not finite. */
+static void csv_num(FILE *f, double x) {
+    if (isfinite(x)) fprintf(f, "%.6g", x);
+}
+
+static int write_csv(const char *path, const bench_opts *o, const rg_preset *ps,
+                     const rg_bench_result *runs, int n) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs("backend,threads,status,reason,preset,B,T,step_ms_median,step_ms_min,step_ms_max,"
+          "tok_per_s,gflops,peak_gflops,mfu,peak_rss_mib,num_native_ops,describe\n",
+          f);
+    for (int i = 0; i < n; i++) {
+        const rg_bench_result *r = &runs[i];
+        csv_field(f, r->backend);
+        fprintf(f, ",%d,%s,", r->threads, r->ok ? "ok" : "failed");
+        csv_field(f, r->ok ? "" : r->reason);
+        fputc(',', f);
+        csv_field(f, o->preset);
+        fprintf(f, ",%d,%d,", ps->B, ps->T);
+        const double nan = NAN;
+        const double v[] = {r->step_ms_median, r->step_ms_min, r->step_ms_max, r->tok_per_s,
+                            r->gflops, r->peak_gflops, r->mfu};
+        for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+            csv_num(f, r->ok ? v[k] : nan);
+            fputc(',', f);
+        }
+        csv_num(f, (double)r->peak_rss_bytes / (1024.0 * 1024.0));
+        fputc(',', f);
+        if (r->ok) fprintf(f, "%d", r->num_native_ops);
+        fputc(',', f);
+        csv_field(f, r->ok ? r->describe : "");
+        fputc('\n', f);
+    }
+    return fclose(f);
+}
+
+typedef struct bench_context {
+    const bench_opts *o;
+    const rg_preset *ps;
+    rg_model_config mc;
+    rg_machine_info mi;
+    char src_dir[4096];       /* "" when unknown */
+    char commit[64];
+    char created[32];         /* ISO 8601 UTC */
+    char command[4096];
+    double peak[BENCH_MAX_THREADS];  /* GFLOP/s at o->threads[k] */
+} bench_context;
+
+static void write_kv_str(FILE *f, const char *indent, const char *k, const char *v, int last) {
+    fprintf(f, "%s\"%s\": ", indent, k);
+    rg_json_write_string(f, v);
+    fputs(last ? "\n" : ",\n", f);
+}
+
+static int write_json(const char *path, const bench_context *c, const rg_bench_result *runs, int n) {
+    const bench_opts *o = c->o;
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs("{\n", f);
+    write_kv_str(f, "  ", "schema", "randygpt-bench/1", 0);
+    write_kv_str(f, "  ", "created_utc", c->created, 0);
+    write_kv_str(f, "  ", "command", c->command, 0);
+
+    fputs("  \"machine\": {\n", f);
+    write_kv_str(f, "    ", "slug", o->machine ? o->machine : c->mi.slug, 0);
+    write_kv_str(f, "    ", "cpu_model", c->mi.cpu_model, 0);
+    fprintf(f, "    \"cpus\": %d,\n", c->mi.cpus);
+    fprintf(f, "    \"flags\": {\"avx2\": %s, \"avx512f\": %s, \"fma\": %s},\n",
+            c->mi.avx2 ? "true" : "false", c->mi.avx512f ? "true" : "false",
+            c->mi.fma ? "true" : "false");
+    write_kv_str(f, "    ", "kernel", c->mi.kernel, 0);
+    if (c->mi.mem_total_bytes >= 0) fprintf(f, "    \"mem_total_bytes\": %lld\n", c->mi.mem_total_bytes);
+    else fputs("    \"mem_total_bytes\": null\n", f);
+    fputs("  },\n", f);
+
+    fputs("  \"build\": {\n", f);
+    write_kv_str(f, "    ", "compiler", rg_build_compiler(), 0);
+    write_kv_str(f, "    ", "flags", rg_build_flags(), 0);
+    write_kv_str(f, "    ", "git_commit", c->commit, 0);
+    write_kv_str(f, "    ", "source_dir", c->src_dir[0] ? c->src_dir : NULL, 1);
+    fputs("  },\n", f);
+
+    fputs("  \"config\": {\n", f);
+    write_kv_str(f, "    ", "preset", o->preset, 0);
+    fprintf(f, "    \"B\": %d, \"T\": %d, \"C\": %d, \"NH\": %d, \"L\": %d, \"V\": %d,\n", c->ps->B,
+            c->ps->T, c->mc.C, c->mc.NH, c->mc.L, c->mc.V);
+    fprintf(f, "    \"num_params\": %zu,\n", rg_model_num_params(&c->mc));
+    fputs("    \"step_flops\": ", f);
+    rg_json_write_number(f, rg_model_step_flops(&c->mc, c->ps->B, c->ps->T));
+    fprintf(f, ",\n    \"steps\": %d, \"warmup\": %d, \"repeat\": %d,\n", o->steps, o->warmup,
+            o->repeat);
+    write_kv_str(f, "    ", "data", o->data ? o->data : "synthetic", 0);
+    fprintf(f, "    \"seed\": %llu,\n    \"timeout_s\": ", o->seed);
+    rg_json_write_number(f, o->timeout_s);
+    fputs("\n  },\n", f);
+
+    fputs("  \"peak\": {\n", f);
+    write_kv_str(f, "    ", "isa", rg_peak_isa(), 0);
+    fprintf(f, "    \"vector_bits\": %d,\n    \"chains\": %d,\n", rg_peak_vector_bits(), rg_peak_chains());
+    fprintf(f, "    \"try_ms\": %d,\n    \"tries\": %d,\n    \"by_threads\": [\n", PEAK_TRY_MS,
+            PEAK_TRIES);
+    for (int k = 0; k < o->num_threads; k++) {
+        fprintf(f, "      {\"threads\": %d, \"gflops\": ", o->threads[k]);
+        rg_json_write_number(f, c->peak[k] > 0 ? c->peak[k] : NAN);
+        fputs(", \"gflops_per_thread\": ", f);
+        rg_json_write_number(f, c->peak[k] > 0 ? c->peak[k] / o->threads[k] : NAN);
+        fputs(k + 1 < o->num_threads ? "},\n" : "}\n", f);
+    }
+    fputs("    ]\n  },\n", f);
+
+    fputs("  \"runs\": [", f);
+    for (int i = 0; i < n; i++) {
+        fputs(i ? ",\n    " : "\n    ", f);
+        rg_bench_result_write(f, &runs[i], 0, "      ");
+    }
+    fputs(n ? "\n  ]\n}\n" : "]\n}\n", f);
+    return fclose(f);
+}
+
+/* Runs the report generator on dir; its failure is only a warning. */
+static void run_report(const bench_opts *o, const char *src_dir, const char *dir) {
+    char script[4200];
+    if (o->report_script) snprintf(script, sizeof script, "%s", o->report_script);
+    else if (src_dir[0]) snprintf(script, sizeof script, "%s/scripts/report.py", src_dir);
+    else return;
+    if (access(script, R_OK) != 0) {
+        if (o->report_script)
+            fprintf(stderr, "randygpt bench: warning: cannot read report script %s\n", script);
+        return;
+    }
+    /* Debian's python has the plotting packages; another python3 on PATH may not. */
+    char *python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+    char *argv[] = {python, script, (char *)dir, NULL};
+    rg_proc_result pr;
+    char err[512];
+    fprintf(stderr, "bench: writing the report (%s)\n", script);
+    if (rg_proc_run(argv, NULL, REPORT_TIMEOUT_S, CHILD_MAX_OUT, &pr, err, sizeof err) != 0) {
+        fprintf(stderr, "randygpt bench: warning: report not written: %s\n", err);
+        return;
+    }
+    fputs(pr.out, stderr);
+    if (pr.end != RG_PROC_EXITED || pr.exit_code != 0)
+        fprintf(stderr, "randygpt bench: warning: report script %s failed (%s)\n", script,
+                pr.end == RG_PROC_TIMED_OUT ? "timed out" : pr.end == RG_PROC_SIGNALED ? "signal" : "non-zero exit");
+    free(pr.out);
+}
+
+static int has_flag(int argc, char **argv, const char *flag) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], flag)) return 1;
+    return 0;
+}
 
 int rg_cmd_bench(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "randygpt bench: not built yet\n");
-    return 1;
+    if (has_flag(argc, argv, "--child")) return child_main(argc, argv);
+    bench_opts o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc) return rc == 1 ? 0 : rc;
+
+    static bench_context c; /* large; one per process */
+    memset(&c, 0, sizeof c);
+    c.o = &o;
+    c.ps = rg_preset_find(o.preset);
+    c.mc = (rg_model_config){.V = RG_BENCH_SYNTHETIC_V, .maxT = c.ps->T, .C = c.ps->C, .NH = c.ps->NH,
+                             .L = c.ps->L};
+    if (o.data) {
+        /* FLOPs depend on V: the corpus's vocabulary, as the children will build it. */
+        rg_data d;
+        char err[512];
+        if (rg_data_load_file(&d, o.data, err, sizeof err) != 0) {
+            fprintf(stderr, "randygpt bench: %s\n", err);
+            return 2;
+        }
+        c.mc.V = d.vocab.V;
+        rg_data_free(&d);
+    }
+    static backend_list backends;
+    if (resolve_backends(&o, &backends) != 0) return 1;
+
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) {
+        fprintf(stderr, "randygpt bench: cannot find the running executable: %s\n", strerror(errno));
+        return 1;
+    }
+    exe[len] = '\0';
+
+    rg_machine_info_get(&c.mi);
+    if (rg_source_dir(c.src_dir, sizeof c.src_dir) != 0) c.src_dir[0] = '\0';
+    rg_git_commit(c.src_dir[0] ? c.src_dir : NULL, c.commit, sizeof c.commit);
+    time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    strftime(c.created, sizeof c.created, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    size_t used = (size_t)snprintf(c.command, sizeof c.command, "randygpt bench");
+    for (int i = 1; i < argc && used < sizeof c.command; i++)
+        used += (size_t)snprintf(c.command + used, sizeof c.command - used, " %s", argv[i]);
+
+    char dir[4400], logs[4500];
+    if (make_run_dir(o.out, o.machine ? o.machine : c.mi.slug, &utc, dir, sizeof dir) != 0) return 1;
+    snprintf(logs, sizeof logs, "%s/logs", dir);
+    if (mkdir(logs, 0755) != 0) {
+        fprintf(stderr, "randygpt bench: cannot create %s: %s\n", logs, strerror(errno));
+        return 1;
+    }
+
+    /* The peak first, while nothing else of ours runs. */
+    for (int k = 0; k < o.num_threads; k++) {
+        c.peak[k] = rg_peak_gflops(o.threads[k], PEAK_TRY_MS, PEAK_TRIES);
+        fprintf(stderr, "bench: fp32 FMA peak (%s, %d-bit), %d thread%s: %.1f GFLOP/s\n",
+                rg_peak_isa(), rg_peak_vector_bits(), o.threads[k], o.threads[k] > 1 ? "s" : "",
+                c.peak[k]);
+    }
+
+    const int total = backends.n * o.num_threads;
+    rg_bench_result *runs = calloc((size_t)total, sizeof *runs);
+    if (!runs) {
+        fprintf(stderr, "randygpt bench: out of memory\n");
+        return 1;
+    }
+    int done = 0, failed = 0;
+    double spent_s = 0.0;
+    for (int b = 0; b < backends.n; b++) {
+        for (int k = 0; k < o.num_threads; k++, done++) {
+            const bench_backend *be = &backends.items[b];
+            char safe[256], log_path[4800];
+            snprintf(safe, sizeof safe, "%s", be->label);
+            for (char *p = safe; *p; p++)
+                if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.')) *p = '_';
+            snprintf(log_path, sizeof log_path, "%s/%s-t%d.log", logs, safe, o.threads[k]);
+            fprintf(stderr, "bench: [%d/%d] %s, %d thread%s", done + 1, total, be->label,
+                    o.threads[k], o.threads[k] > 1 ? "s" : "");
+            if (done > 0) fprintf(stderr, " (about %.0f s left)", spent_s / done * (total - done));
+            fputs("...\n", stderr);
+
+            rg_bench_result *r = &runs[done];
+            run_child(&o, exe, be, o.threads[k], log_path, r);
+            spent_s += r->wall_s;
+            r->peak_gflops = c.peak[k] > 0 ? c.peak[k] : NAN;
+            r->mfu = r->ok ? r->gflops / r->peak_gflops : NAN;
+            if (r->ok)
+                fprintf(stderr, "bench:   %.3f ms/step, %.2f GFLOP/s, MFU %.1f%%, %.1f s\n",
+                        r->step_ms_median, r->gflops, 100.0 * r->mfu, r->wall_s);
+            else {
+                failed++;
+                fprintf(stderr, "bench:   FAILED (%s): %s\n", r->reason, r->error);
+            }
+        }
+    }
+
+    char json_path[4500], csv_path[4500];
+    snprintf(json_path, sizeof json_path, "%s/bench.json", dir);
+    snprintf(csv_path, sizeof csv_path, "%s/bench.csv", dir);
+    rc = 0;
+    if (write_json(json_path, &c, runs, total) != 0 || write_csv(csv_path, &o, c.ps, runs, total) != 0) {
+        fprintf(stderr, "randygpt bench: cannot write the results in %s: %s\n", dir, strerror(errno));
+        rc = 1;
+    }
+    if (rc == 0) {
+        printf("%-16s %7s %8s %10s %9s %7s\n", "backend", "threads", "status", "ms/step", "GFLOP/s", "MFU");
+        for (int i = 0; i < total; i++) {
+            const rg_bench_result *r = &runs[i];
+            if (r->ok)
+                printf("%-16s %7d %8s %10.3f %9.2f %6.1f%%\n", r->backend, r->threads, "ok",
+                       r->step_ms_median, r->gflops, 100.0 * r->mfu);
+            else
+                printf("%-16s %7d %8s   %s\n", r->backend, r->threads, "failed", r->error);
+        }
+        printf("results: %s\n", dir);
+        fflush(stdout);
+        run_report(&o, c.src_dir, dir);
+        if (failed) {
+            fprintf(stderr, "randygpt bench: %d of %d runs failed\n", failed, total);
+            rc = 1;
+        }
+    }
+    free(runs);
+    for (int b = 0; b < backends.n; b++) free(backends.items[b].arg);
+    return rc;
 }

@@ -1,0 +1,162 @@
+/* Machine and build description from /proc, uname, the compiler's macros and the build tree. */
+#define _GNU_SOURCE /* sched_getaffinity */
+#include "bench_machine.h"
+
+#include <ctype.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "backend_args.h"
+#include "bench_proc.h"
+
+/* Copies the value after "key<spaces>: " of the first matching line of /proc/cpuinfo. */
+static int cpuinfo_value(const char *key, char *buf, size_t n) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return -1;
+    char line[8192];
+    int found = -1;
+    size_t klen = strlen(key);
+    while (found != 0 && fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) != 0 || (line[klen] != ' ' && line[klen] != '\t' && line[klen] != ':'))
+            continue;
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        v[strcspn(v, "\n")] = '\0';
+        snprintf(buf, n, "%s", v);
+        found = 0;
+    }
+    fclose(f);
+    return found;
+}
+
+/* 1 if word occurs as a whole space-separated word of list. */
+static int has_word(const char *list, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = list; (p = strstr(p, word)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0')) return 1;
+    return 0;
+}
+
+/* Lower case, "(r)" and "(tm)" dropped, runs of other characters as one '-', then "-<cpus>c". */
+static void make_slug(const char *model, int cpus, char *slug, size_t n) {
+    char tmp[256];
+    size_t k = 0;
+    int dash = 0;
+    for (const char *p = model; *p && k + 2 < sizeof tmp; p++) {
+        if (!strncasecmp(p, "(r)", 3)) { p += 2; continue; }
+        if (!strncasecmp(p, "(tm)", 4)) { p += 3; continue; }
+        if (isalnum((unsigned char)*p)) {
+            if (dash && k > 0) tmp[k++] = '-';
+            tmp[k++] = (char)tolower((unsigned char)*p);
+            dash = 0;
+        } else {
+            dash = 1;
+        }
+    }
+    tmp[k] = '\0';
+    snprintf(slug, n, "%s-%dc", k ? tmp : "unknown", cpus);
+}
+
+void rg_machine_info_get(rg_machine_info *m) {
+    memset(m, 0, sizeof *m);
+    if (cpuinfo_value("model name", m->cpu_model, sizeof m->cpu_model) != 0 &&
+        cpuinfo_value("Model", m->cpu_model, sizeof m->cpu_model) != 0)
+        snprintf(m->cpu_model, sizeof m->cpu_model, "unknown");
+    m->cpus = rg_default_threads();
+    static char flags[8192]; /* the flags line is long; static keeps it off the stack */
+    if (cpuinfo_value("flags", flags, sizeof flags) == 0) {
+        m->avx2 = has_word(flags, "avx2");
+        m->avx512f = has_word(flags, "avx512f");
+        m->fma = has_word(flags, "fma");
+    }
+    struct utsname u;
+    if (uname(&u) == 0) snprintf(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release, u.machine);
+    else snprintf(m->kernel, sizeof m->kernel, "unknown");
+    m->mem_total_bytes = -1;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+        long long kib;
+        if (fscanf(f, "MemTotal: %lld kB", &kib) == 1) m->mem_total_bytes = kib * 1024;
+        fclose(f);
+    }
+    make_slug(m->cpu_model, m->cpus, m->slug, sizeof m->slug);
+}
+
+const char *rg_build_compiler(void) {
+#if defined(__clang__)
+    return "Clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "GCC " __VERSION__;
+#else
+    return "unknown";
+#endif
+}
+
+const char *rg_build_flags(void) {
+#ifdef RG_BUILD_FLAGS
+    return RG_BUILD_FLAGS;
+#else
+    return "unknown;"
+#ifdef __OPTIMIZE__
+           " optimized"
+#else
+           " not optimized"
+#endif
+#if defined(__AVX512F__)
+           ", avx512f"
+#elif defined(__AVX2__)
+           ", avx2"
+#endif
+#ifdef __FMA__
+           ", fma"
+#endif
+        ;
+#endif
+}
+
+int rg_source_dir(char *buf, size_t n) {
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return -1;
+    exe[len] = '\0';
+    /* The executable is <build>/bin/randygpt: the cache is two levels up. */
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(exe, '/');
+        if (!slash) return -1;
+        *slash = '\0';
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/CMakeCache.txt", exe);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[4200];
+    int found = -1;
+    const char *key = "CMAKE_HOME_DIRECTORY:INTERNAL=";
+    while (found != 0 && fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, strlen(key)) != 0) continue;
+        line[strcspn(line, "\n")] = '\0';
+        snprintf(buf, n, "%s", line + strlen(key));
+        found = buf[0] ? 0 : -1;
+    }
+    fclose(f);
+    return found;
+}
+
+void rg_git_commit(const char *src_dir, char *buf, size_t n) {
+    snprintf(buf, n, "unknown");
+    if (!src_dir) return;
+    char *argv[] = {"git", "-C", (char *)src_dir, "rev-parse", "HEAD", NULL};
+    rg_proc_result r;
+    char err[256];
+    if (rg_proc_run(argv, "/dev/null", 10.0, 256, &r, err, sizeof err) != 0) return;
+    r.out[strcspn(r.out, "\r\n")] = '\0';
+    if (r.end == RG_PROC_EXITED && r.exit_code == 0 && r.out[0]) snprintf(buf, n, "%s", r.out);
+    free(r.out);
+}

@@ -1,0 +1,29 @@
+/* What `bench` records about the machine and the build beside every result. */
+#ifndef RANDYGPT_BENCH_MACHINE_H
+#define RANDYGPT_BENCH_MACHINE_H
+
+#include <stddef.h>
+
+typedef struct rg_machine_info {
+    char cpu_model[256];        /* /proc/cpuinfo "model name", or "unknown" */
+    int cpus;                   /* CPUs this process may use */
+    int avx2, avx512f, fma;     /* CPU flags as the kernel reports them */
+    char kernel[256];           /* "Linux 6.1.0 x86_64" */
+    long long mem_total_bytes;  /* /proc/meminfo MemTotal, -1 if unknown */
+    char slug[128];             /* "intel-xeon-processor-2c": names the results folder */
+} rg_machine_info;
+
+void rg_machine_info_get(rg_machine_info *m);
+
+/* "GCC 12.2.0" or "Clang ..." of the compiler that built this file. */
+const char *rg_build_compiler(void);
+/* RG_BUILD_FLAGS when the build defines it, else "unknown" plus what the predefined macros say. */
+const char *rg_build_flags(void);
+
+/* The source tree this binary was configured from: read from the CMakeCache.txt of the build tree
+ * that holds the running executable. Returns 0, or -1 (an installed binary has none). */
+int rg_source_dir(char *buf, size_t n);
+/* `git rev-parse HEAD` in src_dir (may be NULL), or "unknown". */
+void rg_git_commit(const char *src_dir, char *buf, size_t n);
+
+#endif /* RANDYGPT_BENCH_MACHINE_H */

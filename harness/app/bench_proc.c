@@ -1,0 +1,155 @@
+/* fork + exec with a captured stdout, a time limit and per-child rusage (wait4). */
+#define _DEFAULT_SOURCE /* wait4 */
+#include "bench_proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *rg_signal_name(int signo, char *buf, size_t n) {
+    static const struct {
+        int signo;
+        const char *name;
+    } names[] = {
+        {SIGSEGV, "SIGSEGV"}, {SIGBUS, "SIGBUS"},   {SIGILL, "SIGILL"},   {SIGFPE, "SIGFPE"},
+        {SIGABRT, "SIGABRT"}, {SIGKILL, "SIGKILL"}, {SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"},
+        {SIGHUP, "SIGHUP"},   {SIGPIPE, "SIGPIPE"}, {SIGTRAP, "SIGTRAP"}, {SIGSYS, "SIGSYS"},
+        {SIGXCPU, "SIGXCPU"}, {SIGQUIT, "SIGQUIT"}, {SIGALRM, "SIGALRM"}, {SIGUSR1, "SIGUSR1"},
+        {SIGUSR2, "SIGUSR2"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].signo == signo) return names[i].name;
+    snprintf(buf, n, "SIG%d", signo);
+    return buf;
+}
+
+/* Appends what is readable on fd to r->out (dropping bytes beyond max_out). Returns 0 at EOF. */
+static int drain(int fd, rg_proc_result *r, size_t max_out) {
+    char chunk[4096];
+    ssize_t got = read(fd, chunk, sizeof chunk);
+    if (got < 0) return errno == EINTR || errno == EAGAIN ? 1 : 0;
+    if (got == 0) return 0;
+    size_t keep = r->out_len + (size_t)got <= max_out ? (size_t)got : max_out - r->out_len;
+    if (keep > 0) {
+        char *bigger = realloc(r->out, r->out_len + keep + 1);
+        if (!bigger) return 1; /* keep what we have; the child still runs to its end */
+        r->out = bigger;
+        memcpy(r->out + r->out_len, chunk, keep);
+        r->out_len += keep;
+        r->out[r->out_len] = '\0';
+    }
+    return 1;
+}
+
+int rg_proc_run(char *const argv[], const char *stderr_path, double timeout_s, size_t max_out,
+                rg_proc_result *r, char *err, size_t err_len) {
+    memset(r, 0, sizeof *r);
+    r->out = calloc(1, 1);
+    int pipefd[2];
+    if (!r->out || pipe(pipefd) != 0) {
+        snprintf(err, err_len, "cannot create a pipe for %s: %s", argv[0], strerror(errno));
+        free(r->out);
+        r->out = NULL;
+        return -1;
+    }
+    int errfd = -1;
+    if (stderr_path) {
+        errfd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (errfd < 0) {
+            snprintf(err, err_len, "cannot write %s: %s", stderr_path, strerror(errno));
+            close(pipefd[0]);
+            close(pipefd[1]);
+            free(r->out);
+            r->out = NULL;
+            return -1;
+        }
+    }
+    fflush(NULL); /* or the child would flush our buffered output a second time */
+    double t0 = now_s();
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, err_len, "cannot start %s: %s", argv[0], strerror(errno));
+        close(pipefd[0]);
+        close(pipefd[1]);
+        if (errfd >= 0) close(errfd);
+        free(r->out);
+        r->out = NULL;
+        return -1;
+    }
+    if (pid == 0) {
+        /* Its own process group: a timeout kills it and anything it started. */
+        setpgid(0, 0);
+        int devnull = open("/dev/null", O_RDONLY);
+        if (devnull >= 0) dup2(devnull, STDIN_FILENO);
+        dup2(pipefd[1], STDOUT_FILENO);
+        if (errfd >= 0) dup2(errfd, STDERR_FILENO);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        execvp(argv[0], argv);
+        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    setpgid(pid, pid); /* also here, so that a kill right after fork finds the group */
+    close(pipefd[1]);
+    if (errfd >= 0) close(errfd);
+
+    double deadline = timeout_s > 0 ? t0 + timeout_s : 0.0;
+    int open_pipe = 1, status = 0, reaped = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof ru);
+    while (!reaped) {
+        if (deadline > 0 && now_s() >= deadline) {
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {
+            }
+            r->end = RG_PROC_TIMED_OUT;
+            break;
+        }
+        pid_t w = wait4(pid, &status, WNOHANG, &ru);
+        if (w == pid) {
+            reaped = 1;
+            kill(-pid, SIGKILL); /* anything it left behind could hold the pipe open */
+        }
+        /* Read the pipe (with a short wait) also after the child ended: its last output is there. */
+        int wait_ms = reaped ? 0 : 20;
+        if (open_pipe) {
+            struct pollfd pfd = {pipefd[0], POLLIN, 0};
+            if (poll(&pfd, 1, wait_ms) > 0) open_pipe = drain(pipefd[0], r, max_out);
+            if (reaped) /* the write end is gone with the child: read to EOF */
+                while (open_pipe) open_pipe = drain(pipefd[0], r, max_out);
+        } else if (!reaped) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    close(pipefd[0]);
+    r->wall_s = now_s() - t0;
+    r->maxrss_kib = ru.ru_maxrss;
+    if (r->end != RG_PROC_TIMED_OUT) {
+        if (WIFSIGNALED(status)) {
+            r->end = RG_PROC_SIGNALED;
+            r->signo = WTERMSIG(status);
+        } else {
+            r->end = RG_PROC_EXITED;
+            r->exit_code = WEXITSTATUS(status);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,80 @@
+/*
+ * One `bench` run: a backend at one thread count, measured in a child process of its own.
+ * The child (rg_bench_child) trains for warm-up + repeat x steps steps and prints its measurements
+ * as one JSON line; the parent reads them back (rg_bench_result_parse), adds what only it knows
+ * (exit status, peak RSS, the FMA peak, MFU) and writes the RUN entry of bench.json
+ * (docs/bench-format.md).
+ */
+#ifndef RANDYGPT_BENCH_RUN_H
+#define RANDYGPT_BENCH_RUN_H
+
+#include <stdio.h>
+
+#include "backend_args.h"
+#include "randygpt/ops.h"
+
+#define RG_BENCH_MAX_REPEAT 100
+#define RG_BENCH_DEFAULT_SEED 1337
+#define RG_BENCH_SYNTHETIC_V 67
+
+typedef struct rg_bench_op {
+    int native;             /* the plugin runs it itself */
+    double calls_per_step;
+    double ms_per_step;
+    double fraction;        /* of the mean step time */
+} rg_bench_op;
+
+typedef struct rg_bench_result {
+    /* set by the parent */
+    char backend[256];        /* the name, or the file name without .so of a path */
+    char path[4096];          /* the file opened (the argument as given until the child says) */
+    int threads;
+    int ok;
+    const char *reason;       /* NULL, "signal", "timeout", "exit" or "output" */
+    char error[1024];         /* one line when !ok */
+    int exit_code;            /* -1 when the child died of a signal or was killed */
+    char signal[32];          /* "" unless it died of a signal */
+    double wall_s;
+    long long peak_rss_bytes;
+    double peak_gflops;       /* at threads, from the same bench run */
+    double mfu;
+    /* measured by the child */
+    char plugin_name[64];
+    char describe[1024];
+    char native_ops[1024];    /* "matmul_forward,..." (rg_ops_native_list) */
+    int num_native_ops;
+    int nrepeat;
+    double repeat_step_ms[RG_BENCH_MAX_REPEAT];  /* (nrepeat) wall time of a repeat / steps */
+    double step_ms_median, step_ms_min, step_ms_max;
+    double tok_per_s, gflops;
+    double loss_first, loss_last;
+    rg_bench_op ops[RG_OP_COUNT];
+    double other_ms_per_step;
+} rg_bench_result;
+
+/* What a child measures. */
+typedef struct rg_bench_child_config {
+    const char *preset;
+    int steps, warmup, repeat;
+    unsigned long long seed;
+    const char *data;         /* a text file, or NULL for synthetic tokens */
+} rg_bench_child_config;
+
+/* The child side of `bench --child`: opens the backend of ba, measures, prints one JSON line on
+ * out. Returns 0, or 1 with one line on stderr. */
+int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, FILE *out);
+
+/* Marks r as failed: reason is one of the strings above, error a printf-style line. */
+void rg_bench_result_fail(rg_bench_result *r, const char *reason, const char *fmt, ...);
+
+/* Fills the child's fields of r from its JSON line. Returns 0, or -1 with one line in err. */
+int rg_bench_result_parse(rg_bench_result *r, const char *line, char *err, size_t err_len);
+
+/* Writes r as a JSON object. child_only: only the child's fields, on one line (the protocol);
+ * otherwise every RUN field, one per line, each line starting with indent. */
+void rg_bench_result_write(FILE *f, const rg_bench_result *r, int child_only, const char *indent);
+
+/* Median of n values (sorted copy; the mean of the middle two when n is even). */
+double rg_median(const double *x, int n);
+
+#endif /* RANDYGPT_BENCH_RUN_H */
