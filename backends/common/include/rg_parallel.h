@@ -62,6 +62,11 @@ void rg_par_backend_init(rg_par_backend *pb, rg_par *par);
 /* Destroys the driver (joining its threads) and frees the workspace. */
 void rg_par_backend_release(rg_par_backend *pb);
 
+/* Checks a config for a backend that takes no options: returns cfg->num_threads (> 0), or -1 with
+ * one line in err ("unknown option 'k' for backend NAME", or a bad thread count). */
+int rg_par_config_threads(const rg_backend_config *cfg, const char *backend, char *err,
+                          size_t err_len);
+
 /* The vector instruction set the kernels were compiled for: "AVX-512", "AVX2" or "generic". */
 const char *rg_par_kernel_isa(void);
 
@@ -97,5 +102,24 @@ void rg_par_op_crossentropy_forward(rg_backend_ctx *ctx, float *losses, float *p
 void rg_par_op_crossentropy_backward(rg_backend_ctx *ctx, float *dlogits, const float *probs,
                                      const int32_t *targets, int N, int V, float dloss);
 double rg_par_op_sum_squares(rg_backend_ctx *ctx, const float *x, size_t n);
+
+/* Designated initializers of every op of an rg_backend table with the rg_par_op_* kernels. */
+#define RG_PAR_OPS_ALL                                        \
+    .matmul_forward = rg_par_op_matmul_forward,               \
+    .matmul_backward = rg_par_op_matmul_backward,             \
+    .attention_forward = rg_par_op_attention_forward,         \
+    .attention_backward = rg_par_op_attention_backward,       \
+    .adamw_step = rg_par_op_adamw_step,                       \
+    .rmsnorm_forward = rg_par_op_rmsnorm_forward,             \
+    .rmsnorm_backward = rg_par_op_rmsnorm_backward,           \
+    .sqrelu_forward = rg_par_op_sqrelu_forward,               \
+    .sqrelu_backward = rg_par_op_sqrelu_backward,             \
+    .residual_forward = rg_par_op_residual_forward,           \
+    .residual_backward = rg_par_op_residual_backward,         \
+    .embedding_forward = rg_par_op_embedding_forward,         \
+    .embedding_backward = rg_par_op_embedding_backward,       \
+    .crossentropy_forward = rg_par_op_crossentropy_forward,   \
+    .crossentropy_backward = rg_par_op_crossentropy_backward, \
+    .sum_squares = rg_par_op_sum_squares
 
 #endif /* RG_PARALLEL_H */

@@ -1,0 +1,125 @@
+/* Internal helpers of the shared parallel kernels: workspace and the vector type. */
+#ifndef RG_PAR_INTERNAL_H
+#define RG_PAR_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "rg_parallel.h"
+
+/* The backend part of a context: every rg_par_op_* receives a ctx that starts with it. */
+static inline rg_par_backend *rg_par_of(rg_backend_ctx *ctx) { return (rg_par_backend *)ctx; }
+
+/* Floats per cache line; workspace parts are rounded up to it so threads never share a line. */
+#define RG_PAR_LINE_FLOATS 16
+
+/* Grows the workspace to hold shared_floats for all threads and then per_thread_floats for each
+ * thread, and returns its base. Call it before rg_par_for, never inside a chunk. */
+float *rg_par_workspace(rg_par_backend *pb, size_t shared_floats, size_t per_thread_floats);
+/* Offset in floats of thread tid's part in a workspace laid out by rg_par_workspace with the same
+ * sizes; tid == num_threads gives the total size. */
+static inline size_t rg_par_thread_offset(size_t shared_floats, size_t per_thread_floats, int tid) {
+    size_t s = (shared_floats + RG_PAR_LINE_FLOATS - 1) / RG_PAR_LINE_FLOATS * RG_PAR_LINE_FLOATS;
+    size_t p = (per_thread_floats + RG_PAR_LINE_FLOATS - 1) / RG_PAR_LINE_FLOATS *
+               RG_PAR_LINE_FLOATS;
+    return s + (size_t)tid * p;
+}
+
+/* The build's vector width in floats, and vector types of it (GCC vector extensions). */
+#if defined(__AVX512F__)
+#define RG_VL 16
+#elif defined(__AVX2__)
+#define RG_VL 8
+#else
+#define RG_VL 4
+#endif
+typedef float rg_vf __attribute__((vector_size(RG_VL * sizeof(float))));              /* aligned */
+typedef float rg_vfu __attribute__((vector_size(RG_VL * sizeof(float)), aligned(4))); /* any */
+typedef int32_t rg_vi __attribute__((vector_size(RG_VL * sizeof(int32_t))));          /* masks */
+
+/* Float reductions in a fixed order (RG_VL lanes, then the lanes in turn, then the tail): fast,
+ * as GCC does not vectorise float reductions without -ffast-math, and deterministic. */
+static inline float rg_par_hsum(rg_vf v) {
+    float s = 0.0f;
+    for (int i = 0; i < RG_VL; i++) {
+        s += v[i];
+    }
+    return s;
+}
+
+/* x, y are (n): returns sum(x * y). */
+static inline float rg_par_dot(const float *x, const float *y, int n) {
+    rg_vf acc = {0};
+    int i = 0;
+    for (; i + RG_VL <= n; i += RG_VL) {
+        acc += *(const rg_vfu *)(x + i) * *(const rg_vfu *)(y + i);
+    }
+    float s = rg_par_hsum(acc);
+    for (; i < n; i++) {
+        s += x[i] * y[i];
+    }
+    return s;
+}
+
+/* x is (n): returns sum(x). */
+static inline float rg_par_sum(const float *x, int n) {
+    rg_vf acc = {0};
+    int i = 0;
+    for (; i + RG_VL <= n; i += RG_VL) {
+        acc += *(const rg_vfu *)(x + i);
+    }
+    float s = rg_par_hsum(acc);
+    for (; i < n; i++) {
+        s += x[i];
+    }
+    return s;
+}
+
+/* x is (n), n > 0: returns max(x). */
+static inline float rg_par_max(const float *x, int n) {
+    float m = x[0];
+    int i = 0;
+    if (n >= RG_VL) {
+        rg_vf acc = *(const rg_vfu *)x;
+        for (i = RG_VL; i + RG_VL <= n; i += RG_VL) {
+            rg_vf v = *(const rg_vfu *)(x + i);
+            rg_vi gt = v > acc; /* C has no vector ?: */
+            acc = (rg_vf)((gt & (rg_vi)v) | (~gt & (rg_vi)acc));
+        }
+        for (int j = 0; j < RG_VL; j++) {
+            m = acc[j] > m ? acc[j] : m;
+        }
+    }
+    for (; i < n; i++) {
+        m = x[i] > m ? x[i] : m;
+    }
+    return m;
+}
+
+/* e^x for x <= 0 or moderate x, branch-free so that loops calling it vectorise (libm's expf does
+ * not without -ffast-math). x = n ln2 + r, |r| <= ln2/2; e^r by its degree-6 Taylor polynomial
+ * (relative error below 2e-7, about 1 ulp); 2^n through the exponent bits. x is clamped to
+ * [-87, 88], so it returns about 1.6e-38 instead of denormals or 0 for very negative x: that is
+ * far below every tolerance, and softmax inputs here are <= 0 after subtracting the maximum. */
+static inline float rg_par_expf(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* round x / ln2 to the nearest integer with the 1.5 * 2^23 trick (no libm call) */
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693145752f;  /* ln2 split in two for an exact product with n */
+    r = r - n * 1.42860677e-6f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+
+#endif /* RG_PAR_INTERNAL_H */
