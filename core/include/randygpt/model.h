@@ -105,6 +105,7 @@ typedef struct rg_model {
     int32_t *inputs;          /* (B, T) copy of the last forward's inputs */
     int32_t *targets;         /* (B, T) copy of the last forward's targets */
     float mean_loss;          /* of the last forward with targets, else -1 */
+    int fwd_B, fwd_T;         /* shape of the last forward (<= B, T): the backward runs at it */
 } rg_model;
 
 /* Number of parameters of a configuration. */

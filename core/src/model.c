@@ -1,0 +1,507 @@
+/*
+ * The randyGPT model: forward, exact backward and AdamW update (see docs/model.md).
+ * Every kernel runs through the resolved op table, so one model serves every backend; the layout
+ * follows llm.c: one allocation each for parameters, gradients, moments and activations, sliced
+ * into named tensors.
+ */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime in strict C11 */
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "randygpt/model.h"
+#include "randygpt/rng.h"
+
+const rg_preset rg_presets[] = {
+    {"tiny", 64, 4, 2, 32, 16},
+    {"small", 128, 8, 4, 64, 32},
+    {"medium", 256, 8, 6, 128, 32},
+    {"large", 512, 16, 12, 256, 16},
+    {NULL, 0, 0, 0, 0, 0},
+};
+
+const rg_preset *rg_preset_find(const char *name) {
+    if (!name) {
+        return NULL;
+    }
+    for (const rg_preset *p = rg_presets; p->name; p++) {
+        if (strcmp(p->name, name) == 0) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* optimizer schedule */
+
+rg_optim_config rg_optim_default(void) {
+    rg_optim_config oc = {
+        .lr = 3e-4f,
+        .min_lr_frac = 0.1f,
+        .warmup_iters = 100,
+        .beta1 = 0.9f,
+        .beta2 = 0.999f,
+        .eps = 1e-8f,
+        .weight_decay = 0.1f,
+        .grad_clip = 1.0f,
+    };
+    return oc;
+}
+
+float rg_lr_at(const rg_optim_config *oc, int step, int max_steps) {
+    float min_lr = oc->lr * oc->min_lr_frac;
+    if (step < oc->warmup_iters) {
+        return oc->lr * (float)(step + 1) / (float)oc->warmup_iters;
+    }
+    if (step >= max_steps || max_steps <= oc->warmup_iters) {
+        return min_lr;
+    }
+    /* cosine from lr at the end of warm-up down to min_lr at max_steps */
+    double ratio = (double)(step - oc->warmup_iters) / (double)(max_steps - oc->warmup_iters);
+    double coeff = 0.5 * (1.0 + cos(3.14159265358979323846 * ratio));
+    return (float)(min_lr + coeff * (oc->lr - min_lr));
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* sizes and allocation */
+
+static void param_sizes(const rg_model_config *cfg, size_t sizes[RG_NUM_PARAM_TENSORS]) {
+    size_t V = (size_t)cfg->V, C = (size_t)cfg->C, L = (size_t)cfg->L;
+    sizes[0] = V * C;              /* wte */
+    sizes[1] = (size_t)cfg->maxT * C; /* wpe */
+    sizes[2] = L * 3 * C * C;      /* wqkv */
+    sizes[3] = L * C * C;          /* wo */
+    sizes[4] = L * 4 * C * C;      /* w1 */
+    sizes[5] = L * C * 4 * C;      /* w2 */
+    sizes[6] = V * C;              /* wlm */
+}
+
+size_t rg_model_num_params(const rg_model_config *cfg) {
+    size_t sizes[RG_NUM_PARAM_TENSORS];
+    param_sizes(cfg, sizes);
+    size_t n = 0;
+    for (int i = 0; i < RG_NUM_PARAM_TENSORS; i++) {
+        n += sizes[i];
+    }
+    return n;
+}
+
+int rg_model_config_check(const rg_model_config *cfg, char *err, size_t err_len) {
+    if (cfg->V <= 0 || cfg->maxT <= 0 || cfg->C <= 0 || cfg->NH <= 0 || cfg->L <= 0) {
+        snprintf(err, err_len,
+                 "bad model config: every size must be positive (V=%d maxT=%d C=%d NH=%d L=%d)",
+                 cfg->V, cfg->maxT, cfg->C, cfg->NH, cfg->L);
+        return -1;
+    }
+    if (cfg->C % cfg->NH != 0) {
+        snprintf(err, err_len, "bad model config: C=%d is not a multiple of NH=%d", cfg->C, cfg->NH);
+        return -1;
+    }
+    return 0;
+}
+
+/* n floats, 64-byte aligned (a cache line, and a whole AVX-512 vector), zeroed. */
+static float *alloc_floats(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes > 0 ? bytes : 64);
+    if (p) {
+        memset(p, 0, bytes);
+    }
+    return p;
+}
+
+/* Points the named tensors of p at consecutive slices of memory, in rg_params order. */
+static void slice_params(rg_params *p, float *memory, const size_t sizes[RG_NUM_PARAM_TENSORS]) {
+    float **ptrs[RG_NUM_PARAM_TENSORS] = {&p->wte, &p->wpe, &p->wqkv, &p->wo,
+                                          &p->w1,  &p->w2,  &p->wlm};
+    for (int i = 0; i < RG_NUM_PARAM_TENSORS; i++) {
+        *ptrs[i] = memory;
+        memory += sizes[i];
+    }
+}
+
+static void act_sizes(const rg_model_config *cfg, int B, int T, size_t sizes[RG_NUM_ACT_TENSORS]) {
+    size_t BT = (size_t)B * T, C = (size_t)cfg->C, L = (size_t)cfg->L, V = (size_t)cfg->V;
+    size_t NH = (size_t)cfg->NH;
+    sizes[0] = BT * C;                   /* encoded */
+    sizes[1] = L * BT * C;               /* ln1 */
+    sizes[2] = L * BT;                   /* ln1_rstd */
+    sizes[3] = L * BT * 3 * C;           /* qkv */
+    sizes[4] = L * BT * C;               /* atty */
+    sizes[5] = L * B * NH * T * (size_t)T; /* att */
+    sizes[6] = L * BT * C;               /* attproj */
+    sizes[7] = L * BT * C;               /* residual2 */
+    sizes[8] = L * BT * C;               /* ln2 */
+    sizes[9] = L * BT;                   /* ln2_rstd */
+    sizes[10] = L * BT * 4 * C;          /* fch */
+    sizes[11] = L * BT * 4 * C;          /* fch_act */
+    sizes[12] = L * BT * C;              /* fcproj */
+    sizes[13] = L * BT * C;              /* residual3 */
+    sizes[14] = BT * V;                  /* logits */
+    sizes[15] = BT * V;                  /* probs */
+}
+
+/* Points the named activations at consecutive slices of memory, in rg_acts order. */
+static void slice_acts(rg_acts *a, float *memory, const size_t sizes[RG_NUM_ACT_TENSORS]) {
+    float **ptrs[RG_NUM_ACT_TENSORS] = {
+        &a->encoded, &a->ln1, &a->ln1_rstd, &a->qkv,       &a->atty, &a->att,
+        &a->attproj, &a->residual2, &a->ln2, &a->ln2_rstd, &a->fch,  &a->fch_act,
+        &a->fcproj,  &a->residual3, &a->logits, &a->probs};
+    for (int i = 0; i < RG_NUM_ACT_TENSORS; i++) {
+        *ptrs[i] = memory;
+        memory += sizes[i];
+    }
+}
+
+static void free_acts(rg_model *m) {
+    free(m->acts_memory);
+    free(m->grad_acts_memory);
+    free(m->losses);
+    free(m->inputs);
+    free(m->targets);
+    m->acts_memory = m->grad_acts_memory = m->losses = NULL;
+    m->inputs = m->targets = NULL;
+    m->B = m->T = 0;
+    m->num_acts = 0;
+    m->fwd_B = m->fwd_T = 0;
+    m->mean_loss = -1.0f;
+}
+
+int rg_model_init(rg_model *m, const rg_model_config *cfg, uint64_t seed, char *err,
+                  size_t err_len) {
+    memset(m, 0, sizeof *m);
+    m->mean_loss = -1.0f;
+    if (rg_model_config_check(cfg, err, err_len) != 0) {
+        return -1;
+    }
+    m->cfg = *cfg;
+    param_sizes(cfg, m->param_sizes);
+    m->num_params = rg_model_num_params(cfg);
+    m->num_decay_params = m->num_params - m->param_sizes[0] - m->param_sizes[1];
+
+    m->params_memory = alloc_floats(m->num_params);
+    m->grads_memory = alloc_floats(m->num_params);
+    m->m_memory = alloc_floats(m->num_params);
+    m->v_memory = alloc_floats(m->num_params);
+    if (!m->params_memory || !m->grads_memory || !m->m_memory || !m->v_memory) {
+        snprintf(err, err_len, "out of memory allocating %zu parameters", m->num_params);
+        rg_model_free(m);
+        return -1;
+    }
+    slice_params(&m->params, m->params_memory, m->param_sizes);
+    slice_params(&m->grads, m->grads_memory, m->param_sizes);
+
+    /* normal(0, 0.02) everywhere, drawn in memory order; the projections into the residual
+     * stream (wo, w2) scaled by 1/sqrt(2L) so its variance does not grow with depth */
+    rg_rng rng;
+    rg_rng_seed(&rng, seed);
+    for (size_t i = 0; i < m->num_params; i++) {
+        m->params_memory[i] = 0.02f * rg_rng_normal(&rng);
+    }
+    float proj_scale = 1.0f / sqrtf(2.0f * (float)cfg->L);
+    for (size_t i = 0; i < m->param_sizes[3]; i++) {
+        m->params.wo[i] *= proj_scale;
+    }
+    for (size_t i = 0; i < m->param_sizes[5]; i++) {
+        m->params.w2[i] *= proj_scale;
+    }
+    return 0;
+}
+
+int rg_model_set_batch(rg_model *m, int B, int T, char *err, size_t err_len) {
+    if (B <= 0 || T <= 0) {
+        snprintf(err, err_len, "bad batch shape: B=%d and T=%d must be positive", B, T);
+        return -1;
+    }
+    if (T > m->cfg.maxT) {
+        snprintf(err, err_len, "sequence length T=%d exceeds the model's block size %d", T,
+                 m->cfg.maxT);
+        return -1;
+    }
+    if (m->acts_memory && m->B == B && m->T == T) {
+        return 0;
+    }
+    free_acts(m);
+    size_t sizes[RG_NUM_ACT_TENSORS];
+    act_sizes(&m->cfg, B, T, sizes);
+    size_t n = 0;
+    for (int i = 0; i < RG_NUM_ACT_TENSORS; i++) {
+        n += sizes[i];
+    }
+    size_t BT = (size_t)B * T;
+    m->acts_memory = alloc_floats(n);
+    m->grad_acts_memory = alloc_floats(n);
+    m->losses = alloc_floats(BT);
+    m->inputs = calloc(BT, sizeof(int32_t));
+    m->targets = calloc(BT, sizeof(int32_t));
+    if (!m->acts_memory || !m->grad_acts_memory || !m->losses || !m->inputs || !m->targets) {
+        free_acts(m);
+        snprintf(err, err_len, "out of memory allocating activations for B=%d T=%d (%zu MiB)", B, T,
+                 2 * n * sizeof(float) >> 20);
+        return -1;
+    }
+    slice_acts(&m->acts, m->acts_memory, sizes);
+    slice_acts(&m->grad_acts, m->grad_acts_memory, sizes);
+    m->num_acts = n;
+    m->B = B;
+    m->T = T;
+    return 0;
+}
+
+void rg_model_free(rg_model *m) {
+    free_acts(m);
+    free(m->params_memory);
+    free(m->grads_memory);
+    free(m->m_memory);
+    free(m->v_memory);
+    memset(m, 0, sizeof *m);
+    m->mean_loss = -1.0f;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* op calls, timed when ops->timing is set */
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double op_begin(const rg_ops *ops) { return ops->timing ? now_seconds() : 0.0; }
+
+static void op_end(rg_ops *ops, rg_op_kind kind, double t0) {
+    if (ops->timing) {
+        ops->seconds[kind] += now_seconds() - t0;
+        ops->calls[kind]++;
+    }
+}
+
+/* Runs ops->k.member(ops->ctx, ...) and accounts its time to kind. */
+#define RG_OP(ops, kind, member, ...)                      \
+    do {                                                   \
+        double t0_ = op_begin(ops);                        \
+        (ops)->k.member((ops)->ctx, __VA_ARGS__);          \
+        op_end((ops), (kind), t0_);                        \
+    } while (0)
+
+/* ---------------------------------------------------------------------------------------------- */
+/* forward / backward */
+
+/* Per-layer slices of the activations (or of their gradients) at shape (B,T): a layer's tensors
+ * are packed at the front of each region, so a smaller forward than the allocated one fits. */
+typedef struct layer_acts {
+    float *ln1, *ln1_rstd, *qkv, *atty, *att, *attproj, *residual2;
+    float *ln2, *ln2_rstd, *fch, *fch_act, *fcproj, *residual3;
+    float *residual; /* the layer's input: encoded, or the previous layer's residual3 */
+} layer_acts;
+
+static layer_acts layer_slice(const rg_acts *a, const rg_model_config *cfg, int l, int B, int T) {
+    size_t BT = (size_t)B * T, C = (size_t)cfg->C, l_ = (size_t)l;
+    layer_acts la = {
+        .ln1 = a->ln1 + l_ * BT * C,
+        .ln1_rstd = a->ln1_rstd + l_ * BT,
+        .qkv = a->qkv + l_ * BT * 3 * C,
+        .atty = a->atty + l_ * BT * C,
+        .att = a->att + l_ * B * cfg->NH * (size_t)T * T,
+        .attproj = a->attproj + l_ * BT * C,
+        .residual2 = a->residual2 + l_ * BT * C,
+        .ln2 = a->ln2 + l_ * BT * C,
+        .ln2_rstd = a->ln2_rstd + l_ * BT,
+        .fch = a->fch + l_ * BT * 4 * C,
+        .fch_act = a->fch_act + l_ * BT * 4 * C,
+        .fcproj = a->fcproj + l_ * BT * C,
+        .residual3 = a->residual3 + l_ * BT * C,
+        .residual = l == 0 ? a->encoded : a->residual3 + (l_ - 1) * BT * C,
+    };
+    return la;
+}
+
+/* Weights of layer l, inside params or grads. */
+typedef struct layer_params {
+    float *wqkv, *wo, *w1, *w2;
+} layer_params;
+
+static layer_params layer_weights(const rg_params *p, const rg_model_config *cfg, int l) {
+    size_t CC = (size_t)cfg->C * cfg->C, l_ = (size_t)l;
+    layer_params lp = {
+        .wqkv = p->wqkv + l_ * 3 * CC,
+        .wo = p->wo + l_ * CC,
+        .w1 = p->w1 + l_ * 4 * CC,
+        .w2 = p->w2 + l_ * 4 * CC,
+    };
+    return lp;
+}
+
+void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int32_t *targets,
+                      int B, int T) {
+    const rg_model_config *cfg = &m->cfg;
+    int C = cfg->C, V = cfg->V, NH = cfg->NH, L = cfg->L;
+    m->mean_loss = -1.0f;
+    m->fwd_B = m->fwd_T = 0;
+    if (!m->acts_memory || B <= 0 || T <= 0 || B > m->B || T > m->T ||
+        (size_t)B * T > (size_t)m->B * m->T) {
+        fprintf(stderr, "error: forward at B=%d T=%d exceeds the activations set for B=%d T=%d\n",
+                B, T, m->B, m->T);
+        return;
+    }
+    size_t N = (size_t)B * T;
+    for (size_t i = 0; i < N; i++) {
+        if (inputs[i] < 0 || inputs[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V))) {
+            fprintf(stderr, "error: token %d at position %zu is outside the vocabulary of %d\n",
+                    inputs[i] < 0 || inputs[i] >= V ? inputs[i] : targets[i], i, V);
+            return;
+        }
+    }
+    memcpy(m->inputs, inputs, N * sizeof(int32_t));
+    if (targets) {
+        memcpy(m->targets, targets, N * sizeof(int32_t));
+    } else {
+        /* crossentropy_forward is the op that computes probs; any valid target serves */
+        memset(m->targets, 0, N * sizeof(int32_t));
+    }
+
+    rg_acts *a = &m->acts;
+    RG_OP(ops, RG_OP_EMBEDDING_FORWARD, embedding_forward, a->encoded, m->inputs, m->params.wte,
+          m->params.wpe, B, T, C);
+    for (int l = 0; l < L; l++) {
+        layer_acts la = layer_slice(a, cfg, l, B, T);
+        layer_params lw = layer_weights(&m->params, cfg, l);
+        /* attention block: residual2 = x + attention(rmsnorm(x)) Wo^T */
+        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.ln1, la.ln1_rstd, la.residual,
+              (int)N, C);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.qkv, la.ln1, lw.wqkv, (int)N, C, 3 * C);
+        RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, la.atty, la.att, la.qkv, B, T, C, NH);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.attproj, la.atty, lw.wo, (int)N, C, C);
+        RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual2, la.residual, la.attproj,
+              N * C);
+        /* MLP block: residual3 = residual2 + relu(rmsnorm(residual2) W1^T)^2 W2^T */
+        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.ln2, la.ln2_rstd, la.residual2,
+              (int)N, C);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.fch, la.ln2, lw.w1, (int)N, C, 4 * C);
+        RG_OP(ops, RG_OP_SQRELU_FORWARD, sqrelu_forward, la.fch_act, la.fch, N * 4 * C);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.fcproj, la.fch_act, lw.w2, (int)N,
+              4 * C, C);
+        RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual3, la.residual2, la.fcproj,
+              N * C);
+    }
+    /* no final norm: the LM head reads the residual stream directly */
+    float *final = layer_slice(a, cfg, L - 1, B, T).residual3;
+    RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, a->logits, final, m->params.wlm, (int)N, C, V);
+    RG_OP(ops, RG_OP_CROSSENTROPY_FORWARD, crossentropy_forward, m->losses, a->probs, a->logits,
+          m->targets, (int)N, V);
+
+    m->fwd_B = B;
+    m->fwd_T = T;
+    if (targets) {
+        double sum = 0.0;
+        for (size_t i = 0; i < N; i++) {
+            sum += m->losses[i];
+        }
+        m->mean_loss = (float)(sum / (double)N);
+    }
+}
+
+void rg_model_zero_grad(rg_model *m) {
+    if (m->grads_memory) {
+        memset(m->grads_memory, 0, m->num_params * sizeof(float));
+    }
+    if (m->grad_acts_memory) {
+        memset(m->grad_acts_memory, 0, m->num_acts * sizeof(float));
+    }
+}
+
+void rg_model_backward(rg_model *m, rg_ops *ops) {
+    const rg_model_config *cfg = &m->cfg;
+    int C = cfg->C, V = cfg->V, NH = cfg->NH, L = cfg->L;
+    int B = m->fwd_B, T = m->fwd_T;
+    if (m->mean_loss < 0.0f || B <= 0) {
+        fprintf(stderr, "error: backward needs a successful forward with targets first\n");
+        return;
+    }
+    size_t N = (size_t)B * T;
+    /* every backward op accumulates, and activation gradients belong to this pass only; parameter
+     * gradients are left to accumulate across passes until rg_model_zero_grad */
+    memset(m->grad_acts_memory, 0, m->num_acts * sizeof(float));
+
+    rg_acts *a = &m->acts;
+    rg_acts *g = &m->grad_acts;
+    /* loss = mean over the N positions, so each position's loss has weight 1/N */
+    RG_OP(ops, RG_OP_CROSSENTROPY_BACKWARD, crossentropy_backward, g->logits, a->probs, m->targets,
+          (int)N, V, 1.0f / (float)N);
+    float *final = layer_slice(a, cfg, L - 1, B, T).residual3;
+    float *dfinal = layer_slice(g, cfg, L - 1, B, T).residual3;
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dfinal, m->grads.wlm, g->logits, final,
+          m->params.wlm, (int)N, C, V);
+
+    for (int l = L - 1; l >= 0; l--) {
+        layer_acts la = layer_slice(a, cfg, l, B, T);
+        layer_acts dla = layer_slice(g, cfg, l, B, T);
+        layer_params lw = layer_weights(&m->params, cfg, l);
+        layer_params dlw = layer_weights(&m->grads, cfg, l);
+        /* MLP block, in reverse */
+        RG_OP(ops, RG_OP_RESIDUAL_BACKWARD, residual_backward, dla.residual2, dla.fcproj,
+              dla.residual3, N * C);
+        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dla.fch_act, dlw.w2, dla.fcproj,
+              la.fch_act, lw.w2, (int)N, 4 * C, C);
+        RG_OP(ops, RG_OP_SQRELU_BACKWARD, sqrelu_backward, dla.fch, dla.fch_act, la.fch, N * 4 * C);
+        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dla.ln2, dlw.w1, dla.fch, la.ln2, lw.w1,
+              (int)N, C, 4 * C);
+        RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, dla.residual2, dla.ln2, la.residual2,
+              la.ln2_rstd, (int)N, C);
+        /* attention block, in reverse */
+        RG_OP(ops, RG_OP_RESIDUAL_BACKWARD, residual_backward, dla.residual, dla.attproj,
+              dla.residual2, N * C);
+        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dla.atty, dlw.wo, dla.attproj, la.atty,
+              lw.wo, (int)N, C, C);
+        RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, dla.qkv, dla.atty, la.qkv, la.att,
+              B, T, C, NH);
+        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dla.ln1, dlw.wqkv, dla.qkv, la.ln1,
+              lw.wqkv, (int)N, C, 3 * C);
+        RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, dla.residual, dla.ln1, la.residual,
+              la.ln1_rstd, (int)N, C);
+    }
+    RG_OP(ops, RG_OP_EMBEDDING_BACKWARD, embedding_backward, m->grads.wte, m->grads.wpe, g->encoded,
+          m->inputs, B, T, C);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* update */
+
+float rg_model_update(rg_model *m, rg_ops *ops, const rg_optim_config *oc, float lr) {
+    m->adam_t++;
+    double t0 = op_begin(ops);
+    double ss = ops->k.sum_squares(ops->ctx, m->grads_memory, m->num_params);
+    op_end(ops, RG_OP_SUM_SQUARES, t0);
+    float norm = (float)sqrt(ss);
+    float grad_scale = 1.0f;
+    if (oc->grad_clip > 0.0f && norm > oc->grad_clip) {
+        grad_scale = oc->grad_clip / norm;
+    }
+    /* embeddings first, without weight decay; then the matrices, with it */
+    size_t n_embed = m->num_params - m->num_decay_params;
+    RG_OP(ops, RG_OP_ADAMW, adamw_step, m->params_memory, m->m_memory, m->v_memory,
+          m->grads_memory, n_embed, lr, oc->beta1, oc->beta2, oc->eps, 0.0f, grad_scale, m->adam_t);
+    RG_OP(ops, RG_OP_ADAMW, adamw_step, m->params_memory + n_embed, m->m_memory + n_embed,
+          m->v_memory + n_embed, m->grads_memory + n_embed, m->num_decay_params, lr, oc->beta1,
+          oc->beta2, oc->eps, oc->weight_decay, grad_scale, m->adam_t);
+    return norm;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* FLOPs */
+
+double rg_model_step_flops(const rg_model_config *cfg, int B, int T) {
+    double C = cfg->C, L = cfg->L, V = cfg->V, NH = cfg->NH;
+    double hs = C / NH;
+    /* wqkv 3C^2 + wo C^2 + w1 4C^2 + w2 4C^2 per layer, and the LM head */
+    double matrix_params = L * 12.0 * C * C + V * C;
+    /* 2 FLOPs per multiply-add; forward 1x, backward 2x (input and weight gradients) */
+    double matmul = 6.0 * matrix_params * B * T;
+    /* q k^T and att v: 2 * 2 * B NH T^2 hs forward per layer; backward twice that */
+    double attention_fwd = 4.0 * B * NH * (double)T * T * hs;
+    return matmul + L * 3.0 * attention_fwd;
+}
