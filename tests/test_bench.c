@@ -1,0 +1,354 @@
+/* `randygpt bench`: a real run with the single backend, a plugin that crashes and one that hangs,
+ * checked against docs/bench-format.md; bad usage; and the pieces it is built from (JSON reader,
+ * child processes with limits, median, FMA peak). Timings are never asserted, only that they exist
+ * and are positive. */
+#define _GNU_SOURCE /* mkdtemp */
+#include <dirent.h>
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "app/bench_json.h"
+#include "app/bench_peak.h"
+#include "app/bench_proc.h"
+#include "app/bench_run.h"
+#include "randygpt/ops.h"
+
+/* Runs the randygpt binary with args (NULL-terminated after the command); returns its exit status,
+ * or -1 if it did not exit normally. Its output goes to the test's log file in tmpdir. */
+static int run_randygpt(const char *log, double timeout_s, ...) {
+    char *argv[64];
+    int n = 0;
+    argv[n++] = RG_TEST_BIN;
+    va_list ap;
+    va_start(ap, timeout_s);
+    for (char *a; n < 63 && (a = va_arg(ap, char *)) != NULL;) argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    rg_proc_result r;
+    char err[256];
+    if (rg_proc_run(argv, log, timeout_s, 1 << 20, &r, err, sizeof err) != 0) {
+        print_error("%s\n", err);
+        return -1;
+    }
+    free(r.out);
+    return r.end == RG_PROC_EXITED ? r.exit_code : -1;
+}
+
+static char *make_tmpdir(const char *name) {
+    char *dir = malloc(4096);
+    assert_non_null(dir);
+    snprintf(dir, 4096, "%s/%s-XXXXXX", RG_TEST_TMPDIR, name);
+    assert_non_null(mkdtemp(dir));
+    return dir;
+}
+
+/* The one run folder bench made under out/MACHINE. */
+static void find_run_dir(const char *out, const char *machine, char *dir, size_t n) {
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s/%s", out, machine);
+    DIR *d = opendir(parent);
+    assert_non_null(d);
+    int found = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(dir, n, "%s/%s", parent, e->d_name);
+        found++;
+    }
+    closedir(d);
+    assert_int_equal(found, 1);
+}
+
+static const rg_json *run_of(const rg_json *runs, const char *backend) {
+    for (int i = 0; i < runs->count; i++)
+        if (!strcmp(rg_json_str(rg_json_get(rg_json_at(runs, i), "backend")), backend))
+            return rg_json_at(runs, i);
+    fail_msg("no run of backend %s", backend);
+    return NULL;
+}
+
+static void assert_null_field(const rg_json *j, const char *key) {
+    const rg_json *v = rg_json_get(j, key);
+    assert_non_null(v); /* present */
+    assert_int_equal(v->type, RG_JSON_NULL);
+}
+
+static void assert_positive(const rg_json *j, const char *key) {
+    double v = rg_json_num(rg_json_get(j, key), NAN);
+    if (!(v > 0.0 && isfinite(v))) fail_msg("%s is %g, expected a positive number", key, v);
+}
+
+/* single succeeds, crash dies of SIGSEGV, hang is killed at the time limit; everything written. */
+static void test_bench_run_with_failing_plugins(void **state) {
+    char *out = make_tmpdir("bench");
+    char log[4200], crash[4200], hang[4200], backends[9000];
+    snprintf(log, sizeof log, "%s/bench.log", out);
+    snprintf(crash, sizeof crash, "%s/crash.so", RG_TEST_FIXTURE_DIR);
+    snprintf(hang, sizeof hang, "%s/hang.so", RG_TEST_FIXTURE_DIR);
+    snprintf(backends, sizeof backends, "single,%s,%s", crash, hang);
+    int rc = run_randygpt(log, 120.0, "bench", "--preset", "tiny", "--steps", "2", "--warmup", "1",
+                          "--repeat", "1", "--threads", "1", "--backend-dir", RG_TEST_PLUGIN_DIR,
+                          "--backends", backends, "--timeout", "20", "--machine", "testbox",
+                          "--report-script", "/nonexistent/report.py", "--out", out, NULL);
+    /* Some runs failed: exit 1, but the results are written. */
+    assert_int_equal(rc, 1);
+
+    char dir[4400], path[4500], err[512];
+    find_run_dir(out, "testbox", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/bench.json", dir);
+    rg_json *j = rg_json_parse_file(path, err, sizeof err);
+    if (!j) fail_msg("%s", err);
+
+    assert_string_equal(rg_json_str(rg_json_get(j, "schema")), "randygpt-bench/1");
+    const rg_json *machine = rg_json_get(j, "machine");
+    assert_string_equal(rg_json_str(rg_json_get(machine, "slug")), "testbox");
+    assert_true(rg_json_num(rg_json_get(machine, "cpus"), 0) >= 1);
+    assert_non_null(rg_json_str(rg_json_get(rg_json_get(j, "build"), "compiler")));
+    const rg_json *config = rg_json_get(j, "config");
+    assert_string_equal(rg_json_str(rg_json_get(config, "preset")), "tiny");
+    assert_int_equal((int)rg_json_num(rg_json_get(config, "B"), 0), 16);
+    assert_int_equal((int)rg_json_num(rg_json_get(config, "T"), 0), 32);
+    assert_int_equal((int)rg_json_num(rg_json_get(config, "V"), 0), RG_BENCH_SYNTHETIC_V);
+    assert_string_equal(rg_json_str(rg_json_get(config, "data")), "synthetic");
+    assert_positive(config, "step_flops");
+
+    /* One peak entry per thread count. */
+    const rg_json *by = rg_json_get(rg_json_get(j, "peak"), "by_threads");
+    assert_non_null(by);
+    assert_int_equal(by->count, 1);
+    assert_int_equal((int)rg_json_num(rg_json_get(rg_json_at(by, 0), "threads"), 0), 1);
+    assert_positive(rg_json_at(by, 0), "gflops");
+
+    /* One run per (backend, threads), in the order given. */
+    const rg_json *runs = rg_json_get(j, "runs");
+    assert_non_null(runs);
+    assert_int_equal(runs->type, RG_JSON_ARRAY);
+    assert_int_equal(runs->count, 3);
+    const char *order[] = {"single", "crash", "hang"};
+    for (int i = 0; i < 3; i++) {
+        const rg_json *r = rg_json_at(runs, i);
+        assert_string_equal(rg_json_str(rg_json_get(r, "backend")), order[i]);
+        assert_int_equal((int)rg_json_num(rg_json_get(r, "threads"), 0), 1);
+    }
+
+    const rg_json *single = run_of(runs, "single");
+    assert_string_equal(rg_json_str(rg_json_get(single, "status")), "ok");
+    assert_null_field(single, "reason");
+    assert_int_equal((int)rg_json_num(rg_json_get(single, "exit_code"), -1), 0);
+    const rg_json *step = rg_json_get(single, "step_ms");
+    assert_positive(step, "median");
+    assert_true(rg_json_num(rg_json_get(step, "min"), NAN) <= rg_json_num(rg_json_get(step, "median"), NAN));
+    assert_true(rg_json_num(rg_json_get(step, "max"), NAN) >= rg_json_num(rg_json_get(step, "median"), NAN));
+    assert_int_equal(rg_json_get(single, "repeat_step_ms")->count, 1);
+    assert_positive(single, "tok_per_s");
+    assert_positive(single, "gflops");
+    assert_positive(single, "peak_gflops");
+    assert_positive(single, "mfu");
+    assert_positive(single, "peak_rss_bytes");
+    assert_positive(single, "loss_first");
+    assert_true(strlen(rg_json_str(rg_json_get(single, "describe"))) > 0);
+    assert_string_equal(rg_json_str(rg_json_get(single, "plugin_name")), "single");
+    /* single runs every op natively; the op table is complete and was called. */
+    assert_int_equal(rg_json_get(single, "native_ops")->count, RG_OP_COUNT);
+    const rg_json *ops = rg_json_get(single, "ops");
+    assert_int_equal(ops->count, RG_OP_COUNT);
+    for (int k = 0; k < RG_OP_COUNT; k++) {
+        const rg_json *o = rg_json_at(ops, k);
+        assert_string_equal(rg_json_str(rg_json_get(o, "op")), rg_op_name((rg_op_kind)k));
+        assert_true(rg_json_get(o, "native")->boolean);
+    }
+    assert_positive(rg_json_at(ops, RG_OP_MATMUL_FORWARD), "calls_per_step");
+    assert_positive(rg_json_at(ops, RG_OP_MATMUL_FORWARD), "ms_per_step");
+    assert_true(rg_json_num(rg_json_get(single, "other_ms_per_step"), -1) >= 0.0);
+
+    const rg_json *cr = run_of(runs, "crash");
+    assert_string_equal(rg_json_str(rg_json_get(cr, "status")), "failed");
+    assert_string_equal(rg_json_str(rg_json_get(cr, "reason")), "signal");
+    assert_string_equal(rg_json_str(rg_json_get(cr, "signal")), "SIGSEGV");
+    assert_non_null(strstr(rg_json_str(rg_json_get(cr, "error")), "SIGSEGV"));
+    assert_null_field(cr, "exit_code");
+    assert_null_field(cr, "step_ms");
+    assert_null_field(cr, "mfu");
+
+    const rg_json *hg = run_of(runs, "hang");
+    assert_string_equal(rg_json_str(rg_json_get(hg, "status")), "failed");
+    assert_string_equal(rg_json_str(rg_json_get(hg, "reason")), "timeout");
+    assert_non_null(strstr(rg_json_str(rg_json_get(hg, "error")), "timed out"));
+    assert_true(rg_json_num(rg_json_get(hg, "wall_s"), 0) >= 20.0);
+    assert_null_field(hg, "gflops");
+    rg_json_free(j);
+
+    /* bench.csv: the header of the docs and one row per run. */
+    snprintf(path, sizeof path, "%s/bench.csv", dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[4096];
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_string_equal(line, "backend,threads,status,reason,preset,B,T,step_ms_median,step_ms_min,"
+                              "step_ms_max,tok_per_s,gflops,peak_gflops,mfu,peak_rss_mib,"
+                              "num_native_ops,describe\n");
+    const char *prefix[] = {"single,1,ok,,tiny,16,32,", "crash,1,failed,signal,tiny,16,32,",
+                            "hang,1,failed,timeout,tiny,16,32,"};
+    int rows = 0;
+    while (fgets(line, sizeof line, f)) {
+        assert_true(rows < 3);
+        if (strncmp(line, prefix[rows], strlen(prefix[rows])) != 0)
+            fail_msg("row %d is '%s', expected it to start with '%s'", rows, line, prefix[rows]);
+        rows++;
+    }
+    fclose(f);
+    assert_int_equal(rows, 3);
+
+    /* One stderr log per child. */
+    struct stat st;
+    snprintf(path, sizeof path, "%s/logs/single-t1.log", dir);
+    assert_int_equal(stat(path, &st), 0);
+    snprintf(path, sizeof path, "%s/logs/hang-t1.log", dir);
+    assert_int_equal(stat(path, &st), 0);
+    free(out);
+}
+
+/* A plugin that does not load fails its run with the loader's message; a bad option is usage. */
+static void test_bench_bad_input(void **state) {
+    char *out = make_tmpdir("bench-bad");
+    char log[4200];
+    snprintf(log, sizeof log, "%s/bench.log", out);
+    assert_int_equal(run_randygpt(log, 30.0, "bench", "--threads", "0", "--out", out, NULL), 2);
+    assert_int_equal(run_randygpt(log, 30.0, "bench", "--threads", "1,1", "--out", out, NULL), 2);
+    assert_int_equal(run_randygpt(log, 30.0, "bench", "--preset", "huge", "--out", out, NULL), 2);
+    assert_int_equal(run_randygpt(log, 30.0, "bench", "--steps", "-3", "--out", out, NULL), 2);
+    assert_int_equal(run_randygpt(log, 30.0, "bench", "--timeout", "0", "--out", out, NULL), 2);
+    assert_int_equal(run_randygpt(log, 30.0, "bench", "--frobnicate", "--out", out, NULL), 2);
+    assert_int_equal(run_randygpt(log, 30.0, "bench", "--data", "/nonexistent/corpus.txt", NULL), 2);
+    assert_int_equal(run_randygpt(log, 30.0, "bench", "--help", NULL), 0);
+
+    char noplugin[4200];
+    snprintf(noplugin, sizeof noplugin, "%s/notaplugin.so", RG_TEST_FIXTURE_DIR);
+    assert_int_equal(run_randygpt(log, 60.0, "bench", "--preset", "tiny", "--steps", "1", "--warmup",
+                                  "0", "--repeat", "1", "--threads", "1", "--backends", noplugin,
+                                  "--machine", "testbox", "--out", out, NULL),
+                     1);
+    char dir[4400], path[4500], err[512];
+    find_run_dir(out, "testbox", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/bench.json", dir);
+    rg_json *j = rg_json_parse_file(path, err, sizeof err);
+    if (!j) fail_msg("%s", err);
+    const rg_json *r = rg_json_at(rg_json_get(j, "runs"), 0);
+    assert_string_equal(rg_json_str(rg_json_get(r, "reason")), "exit");
+    assert_int_equal((int)rg_json_num(rg_json_get(r, "exit_code"), 0), 1);
+    assert_non_null(strstr(rg_json_str(rg_json_get(r, "error")), "notaplugin.so"));
+    rg_json_free(j);
+    free(out);
+}
+
+static void test_json_reader(void **state) {
+    char err[256];
+    rg_json *j = rg_json_parse(" {\"a\": [1, -2.5e1, true, null], \"s\": \"x\\\"y\\u00e9\\n\","
+                               " \"o\": {}} ", err, sizeof err);
+    if (!j) fail_msg("%s", err);
+    const rg_json *a = rg_json_get(j, "a");
+    assert_int_equal(a->count, 4);
+    assert_float_equal(rg_json_num(rg_json_at(a, 1), 0), -25.0, 0.0);
+    assert_int_equal(rg_json_at(a, 2)->type, RG_JSON_BOOL);
+    assert_int_equal(rg_json_at(a, 3)->type, RG_JSON_NULL);
+    assert_null(rg_json_at(a, 4));
+    assert_string_equal(rg_json_str(rg_json_get(j, "s")), "x\"y\xc3\xa9\n");
+    assert_int_equal(rg_json_get(j, "o")->count, 0);
+    assert_null(rg_json_get(j, "missing"));
+    rg_json_free(j);
+
+    const char *bad[] = {"", "{", "[1,]", "{\"a\" 1}", "01", "1.", "nul", "\"open", "[1] x",
+                         "{\"a\":1,}", "\"\\q\"", "inf"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        rg_json *b = rg_json_parse(bad[i], err, sizeof err);
+        if (b) fail_msg("'%s' parsed", bad[i]);
+        assert_non_null(strstr(err, "JSON:"));
+    }
+
+    /* What the writers write reads back. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    fputc('[', f);
+    rg_json_write_string(f, "tab\there \"q\" \\ \x01");
+    fputc(',', f);
+    rg_json_write_number(f, 0.125);
+    fputc(',', f);
+    rg_json_write_number(f, NAN);
+    fputc(']', f);
+    fclose(f);
+    j = rg_json_parse(buf, err, sizeof err);
+    if (!j) fail_msg("%s: %s", buf, err);
+    assert_string_equal(rg_json_str(rg_json_at(j, 0)), "tab\there \"q\" \\ \x01");
+    assert_float_equal(rg_json_num(rg_json_at(j, 1), 0), 0.125, 0.0);
+    assert_int_equal(rg_json_at(j, 2)->type, RG_JSON_NULL);
+    rg_json_free(j);
+    free(buf);
+}
+
+static void test_proc_limits(void **state) {
+    rg_proc_result r;
+    char err[256];
+    char *echo[] = {"/bin/sh", "-c", "echo hello; echo oops >&2; exit 3", NULL};
+    assert_int_equal(rg_proc_run(echo, "/dev/null", 10.0, 1024, &r, err, sizeof err), 0);
+    assert_int_equal(r.end, RG_PROC_EXITED);
+    assert_int_equal(r.exit_code, 3);
+    assert_string_equal(r.out, "hello\n");
+    free(r.out);
+
+    char *segv[] = {"/bin/sh", "-c", "kill -SEGV $$", NULL};
+    assert_int_equal(rg_proc_run(segv, "/dev/null", 10.0, 1024, &r, err, sizeof err), 0);
+    assert_int_equal(r.end, RG_PROC_SIGNALED);
+    assert_int_equal(r.signo, SIGSEGV);
+    char buf[16];
+    assert_string_equal(rg_signal_name(r.signo, buf, sizeof buf), "SIGSEGV");
+    free(r.out);
+
+    /* The limit kills the whole group: the shell's child sleep holds the pipe open too. */
+    char *hang[] = {"/bin/sh", "-c", "sleep 30; echo late", NULL};
+    assert_int_equal(rg_proc_run(hang, "/dev/null", 0.3, 1024, &r, err, sizeof err), 0);
+    assert_int_equal(r.end, RG_PROC_TIMED_OUT);
+    assert_true(r.wall_s >= 0.3 && r.wall_s < 10.0);
+    assert_string_equal(r.out, "");
+    free(r.out);
+
+    char *missing[] = {"/nonexistent/program", NULL};
+    assert_int_equal(rg_proc_run(missing, "/dev/null", 10.0, 1024, &r, err, sizeof err), 0);
+    assert_int_equal(r.end, RG_PROC_EXITED);
+    assert_int_equal(r.exit_code, 127);
+    free(r.out);
+}
+
+static void test_median_and_peak(void **state) {
+    const double odd[] = {5.0, 1.0, 3.0}, even[] = {4.0, 1.0, 3.0, 2.0};
+    assert_float_equal(rg_median(odd, 3), 3.0, 0.0);
+    assert_float_equal(rg_median(even, 4), 2.5, 0.0);
+    assert_float_equal(rg_median(odd, 1), 5.0, 0.0);
+    /* The peak is positive and its kernel's width is what the build targets. */
+    double g = rg_peak_gflops(1, 20, 1);
+    assert_true(g > 0.0 && isfinite(g));
+    assert_true(rg_peak_vector_bits() == 512 || rg_peak_vector_bits() == 256 ||
+                rg_peak_vector_bits() == 32);
+    assert_true(rg_peak_gflops(0, 20, 1) < 0.0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_reader),
+        cmocka_unit_test(test_proc_limits),
+        cmocka_unit_test(test_median_and_peak),
+        cmocka_unit_test(test_bench_bad_input),
+        cmocka_unit_test(test_bench_run_with_failing_plugins),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
