@@ -1,6 +1,7 @@
 /*
  * Reference kernels: every backward op against central finite differences of its forward, forward
- * ops against small hand-computed values, AdamW against a hand-written step.
+ * ops against small hand-computed values, AdamW against a hand-written step. Also the op table
+ * (ops.c): validation errors and resolution of optional ops to the reference.
  *
  * Finite differences: the scalar probed is S = sum(out * w) with a fixed random w (accumulated in
  * double), so the backward op is called with dout = w. Each input element is moved by +-1e-3 in
@@ -504,6 +505,85 @@ static void test_reference_backend_create(void **state) {
     assert_non_null(strstr(err, "foo"));
 }
 
+/* ---------------------------------------------------------------------------------------------- */
+/* table validation and resolution (ops.c) */
+
+static void test_validate_refuses_bad_tables(void **state) {
+    char err[512];
+    assert_int_equal(rg_backend_validate(&rg_reference_backend, err, sizeof err), 0);
+    assert_int_equal(rg_backend_validate(NULL, err, sizeof err), -1);
+
+    rg_backend t = rg_reference_backend;
+    t.abi_version = RG_BACKEND_ABI_VERSION + 98;
+    assert_int_equal(rg_backend_validate(&t, err, sizeof err), -1);
+    char versions[64];
+    snprintf(versions, sizeof versions, "version %d, this randygpt uses version %d",
+             RG_BACKEND_ABI_VERSION + 98, RG_BACKEND_ABI_VERSION);
+    assert_non_null(strstr(err, versions));
+    assert_non_null(strstr(err, "rebuild the plugin"));
+
+    t = rg_reference_backend;
+    t.struct_size -= 8;
+    assert_int_equal(rg_backend_validate(&t, err, sizeof err), -1);
+    assert_non_null(strstr(err, "size mismatch"));
+
+    t = rg_reference_backend;
+    t.name = NULL;
+    assert_int_equal(rg_backend_validate(&t, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no name"));
+
+    t = rg_reference_backend;
+    t.matmul_backward = NULL;
+    t.adamw_step = NULL;
+    t.rmsnorm_forward = NULL; /* optional: not reported */
+    assert_int_equal(rg_backend_validate(&t, err, sizeof err), -1);
+    assert_string_equal(err, "backend single lacks required ops: matmul_backward, adamw_step");
+}
+
+static void test_ops_create_resolves_optional_ops(void **state) {
+    char err[256], list[512];
+    rg_backend_config one = {.num_threads = 1};
+    rg_backend t = rg_reference_backend;
+    /* a plugin that gives only the required ops */
+    t.rmsnorm_forward = NULL, t.rmsnorm_backward = NULL, t.sqrelu_forward = NULL;
+    t.sqrelu_backward = NULL, t.residual_forward = NULL, t.residual_backward = NULL;
+    t.embedding_forward = NULL, t.embedding_backward = NULL, t.crossentropy_forward = NULL;
+    t.crossentropy_backward = NULL, t.sum_squares = NULL;
+    rg_ops ops;
+    assert_int_equal(rg_ops_create(&ops, &t, &one, err, sizeof err), 0);
+    assert_true(ops.k.rmsnorm_forward == rg_ref_rmsnorm_forward);
+    assert_true(ops.k.sum_squares == rg_ref_sum_squares);
+    assert_true(ops.k.crossentropy_backward == rg_ref_crossentropy_backward);
+    rg_ops_native_list(&ops, list, sizeof list);
+    assert_string_equal(list, "matmul_forward,matmul_backward,attention_forward,attention_backward,"
+                              "adamw_step");
+    for (int op = 0; op < RG_OP_COUNT; op++) {
+        int native = (ops.native_mask >> op) & 1u;
+        assert_int_equal(native, rg_op_is_required((rg_op_kind)op));
+    }
+    assert_int_equal(ops.num_threads, 1);
+    rg_ops_destroy(&ops);
+    assert_null(ops.ctx);
+
+    assert_int_equal(rg_ops_create(&ops, &rg_reference_backend, &one, err, sizeof err), 0);
+    assert_int_equal(ops.native_mask, (1u << RG_OP_COUNT) - 1);
+    rg_ops_destroy(&ops);
+
+    /* the instance's own refusal comes through */
+    rg_backend_config two = {.num_threads = 2};
+    assert_int_equal(rg_ops_create(&ops, &rg_reference_backend, &two, err, sizeof err), -1);
+    assert_non_null(strstr(err, "1 thread"));
+}
+
+static void test_op_names(void **state) {
+    assert_string_equal(rg_op_name(RG_OP_MATMUL_FORWARD), "matmul_forward");
+    assert_string_equal(rg_op_name(RG_OP_ADAMW), "adamw_step");
+    assert_string_equal(rg_op_name(RG_OP_SUM_SQUARES), "sum_squares");
+    assert_string_equal(rg_op_name(RG_OP_COUNT), "unknown_op");
+    assert_true(rg_op_is_required(RG_OP_ATTENTION_BACKWARD));
+    assert_false(rg_op_is_required(RG_OP_EMBEDDING_FORWARD));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_forward_values),
@@ -522,6 +602,9 @@ int main(void) {
         cmocka_unit_test(test_adamw_one_step),
         cmocka_unit_test(test_sum_squares),
         cmocka_unit_test(test_reference_backend_create),
+        cmocka_unit_test(test_validate_refuses_bad_tables),
+        cmocka_unit_test(test_ops_create_resolves_optional_ops),
+        cmocka_unit_test(test_op_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
