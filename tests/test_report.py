@@ -1,0 +1,207 @@
+"""Tests of scripts/report.py on the fixture run directory tests/fixtures-report: the whole
+report.md against expected-report.md, the headline figures recomputed here from the fixture JSON,
+the plots, byte-for-byte determinism, and one clear error line for bad input.
+
+Usage: test_report.py --tmpdir DIR (run by ctest as test_report)
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+REPORT = os.path.join(ROOT, "scripts", "report.py")
+FIXTURE = os.path.join(HERE, "fixtures-report")
+LOG = os.path.join(FIXTURE, "train-openblas.jsonl")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+TMP = None
+
+
+def run_report(*args):
+    return subprocess.run([sys.executable, REPORT, *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def table_rows(md, heading):
+    """The rows (lists of cells) of the first table after a '## heading' line."""
+    lines = md.splitlines()
+    start = lines.index("## " + heading)
+    rows = []
+    for line in lines[start + 1:]:
+        if line.startswith("## "):
+            break
+        if line.startswith("|") and not line.startswith("|---"):
+            rows.append([c.strip() for c in line.strip("|").split(" | ")])
+        elif rows and not line.startswith("|"):
+            break
+    return rows[1:]  # without the header row
+
+
+class FullReport(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.out = os.path.join(TMP, "full")
+        shutil.rmtree(cls.out, ignore_errors=True)
+        proc = run_report(FIXTURE, "--out", cls.out, "--logs", LOG)
+        if proc.returncode != 0:
+            raise AssertionError("report.py failed: " + proc.stderr)
+        cls.md = read(os.path.join(cls.out, "report.md"))
+        cls.bench = json.loads(read(os.path.join(FIXTURE, "bench.json")))
+        cls.torch = json.loads(read(os.path.join(FIXTURE, "torch.json")))
+
+    def run_ms(self, backend, threads):
+        runs = self.torch["runs"] if backend == "pytorch" else self.bench["runs"]
+        for r in runs:
+            if r.get("backend", "pytorch") == backend and r["threads"] == threads:
+                return r["step_ms"]["median"]
+        raise KeyError((backend, threads))
+
+    def test_matches_expected_file(self):
+        expected = read(os.path.join(FIXTURE, "expected-report.md"))
+        self.assertEqual(self.md, expected)
+
+    def test_speedup_table_recomputed(self):
+        rows = {r[1]: r for r in table_rows(self.md, "Speedup against single-thread `single`")}
+        base = self.run_ms("single", 1)
+        self.assertEqual(rows["single"][4], "1.00x")
+        for backend in ("openmp", "openblas", "blis", "pytorch"):
+            measured = float(rows[backend][4].rstrip("x"))
+            self.assertAlmostEqual(measured, base / self.run_ms(backend, 2), delta=0.005)
+            self.assertEqual(rows[backend][2], "2")
+        # pthreads failed at 2 threads: no speedup is claimed for it
+        self.assertEqual(rows["pthreads"][3], "failed (signal: SIGSEGV)")
+        self.assertEqual(rows["pthreads"][4], "—")
+        # predictions are the note's, by kind of backend
+        self.assertIn("near-linear with cores", rows["openmp"][5])
+        self.assertIn("~2-4x", rows["blis"][5])
+        self.assertIn("no prediction", rows["pytorch"][5])
+
+    def test_mfu_and_rss_recomputed(self):
+        peaks = {p["threads"]: p["gflops"] for p in self.bench["peak"]["by_threads"]}
+        rows = table_rows(self.md, "All runs: throughput, MFU and memory")
+        self.assertEqual(len(rows), len(self.bench["runs"]) + len(self.torch["runs"]))
+        for run in self.bench["runs"] + [dict(r, backend="pytorch") for r in self.torch["runs"]]:
+            row = next(r for r in rows if r[0] == run["backend"] and r[1] == str(run["threads"]))
+            self.assertAlmostEqual(float(row[8]), run["peak_rss_bytes"] / 2 ** 20, delta=0.05)
+            if run["status"] != "ok":
+                self.assertTrue(row[2].startswith("failed ("))
+                continue
+            mfu = run["gflops"] / peaks[run["threads"]]
+            self.assertAlmostEqual(float(row[7].rstrip("%")), 100 * mfu, delta=0.05)
+
+    def test_scaling_is_against_own_one_thread_run(self):
+        rows = {r[0]: r for r in table_rows(self.md, "Thread scaling")}
+        ratio = self.run_ms("openmp", 1) / self.run_ms("openmp", 2)
+        self.assertEqual(rows["openmp"][2], "%.2f (%.2fx)" % (self.run_ms("openmp", 2), ratio))
+
+    def test_op_breakdown_marks_reference_ops(self):
+        rows = table_rows(self.md, "Op breakdown")
+        header = [l for l in self.md.splitlines() if l.startswith("| op | single")][0]
+        cols = [c.strip() for c in header.strip("|").split(" | ")]
+        col = cols.index("openblas, 2 thr")
+        refs = [r[0] for r in rows if r[col].endswith("*ref*")]
+        self.assertEqual(refs, ["sum_squares"])
+        # no other backend has a reference op
+        for c in range(1, len(cols)):
+            if c != col:
+                self.assertFalse(any(r[c].endswith("*ref*") for r in rows))
+        # pthreads failed at 2 threads: its breakdown is its 1-thread run
+        self.assertIn("pthreads, 1 thr", cols)
+
+    def test_plots_written(self):
+        for name in ("speedup.png", "ops.png", "loss.png"):
+            data = read(os.path.join(self.out, name), "rb")
+            self.assertEqual(data[:8], PNG_MAGIC, name)
+            self.assertGreater(len(data), 5000, name)
+            self.assertIn("](%s)" % name, self.md)
+
+    def test_deterministic(self):
+        again = os.path.join(TMP, "again")
+        shutil.rmtree(again, ignore_errors=True)
+        proc = run_report(FIXTURE, "--out", again, "--logs", LOG)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        for name in ("report.md", "speedup.png", "ops.png", "loss.png"):
+            self.assertEqual(read(os.path.join(self.out, name), "rb"),
+                             read(os.path.join(again, name), "rb"), name)
+
+
+class OptionalInputs(unittest.TestCase):
+    def test_bench_json_alone(self):
+        run_dir = os.path.join(TMP, "bench-only")
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.makedirs(run_dir)
+        shutil.copy(os.path.join(FIXTURE, "bench.json"), run_dir)
+        proc = run_report(run_dir, "--no-plots")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        md = read(os.path.join(run_dir, "report.md"))
+        self.assertNotIn("## Kernel micro-benchmarks", md)
+        self.assertNotIn("## Plots", md)
+        self.assertEqual(sorted(os.listdir(run_dir)), ["bench.json", "report.md"])
+        rows = {r[1]: r for r in table_rows(md, "Speedup against single-thread `single`")}
+        self.assertEqual(rows["pytorch"][3], "not run")
+
+
+class BadInput(unittest.TestCase):
+    def assert_one_line_error(self, proc, text):
+        self.assertEqual(proc.returncode, 1, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, proc.stderr)
+        self.assertTrue(lines[0].startswith("report.py: "), lines[0])
+        self.assertIn(text, lines[0])
+
+    def make_dir(self, name, bench_text):
+        d = os.path.join(TMP, name)
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(d)
+        with open(os.path.join(d, "bench.json"), "w") as f:
+            f.write(bench_text)
+        return d
+
+    def test_missing_directory(self):
+        self.assert_one_line_error(run_report(os.path.join(TMP, "no-such-dir")),
+                                   "is not a directory")
+
+    def test_missing_bench_json(self):
+        d = os.path.join(TMP, "empty")
+        os.makedirs(d, exist_ok=True)
+        self.assert_one_line_error(run_report(d), "cannot read bench results")
+
+    def test_not_json(self):
+        self.assert_one_line_error(run_report(self.make_dir("notjson", "{ oops")),
+                                   "is not valid JSON")
+
+    def test_wrong_schema(self):
+        self.assert_one_line_error(run_report(self.make_dir("schema", '{"schema": "other/1"}')),
+                                   "not a randygpt-bench/1 file")
+
+    def test_run_without_fields(self):
+        doc = json.loads(read(os.path.join(FIXTURE, "bench.json")))
+        del doc["runs"][0]["step_ms"]
+        self.assert_one_line_error(run_report(self.make_dir("fields", json.dumps(doc))),
+                                   "malformed input")
+
+    def test_bad_log(self):
+        path = os.path.join(TMP, "bad.jsonl")
+        with open(path, "w") as f:
+            f.write('{"step": 0, "loss": 4.2}\n{"loss": 4.1}\n')
+        self.assert_one_line_error(run_report(FIXTURE, "--out", os.path.join(TMP, "badlog"),
+                                              "--logs", path), "bad.jsonl:2")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tmpdir", required=True)
+    args, rest = parser.parse_known_args()
+    TMP = args.tmpdir
+    os.makedirs(TMP, exist_ok=True)
+    unittest.main(argv=[sys.argv[0]] + rest)
