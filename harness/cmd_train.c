@@ -343,18 +343,18 @@ int rg_cmd_train(int argc, char **argv) {
         run_steps++;
         loss_sum += loss;
         loss_n++;
-        if (!isfinite(loss)) {
+        int eval = st.step % o.eval_every == 0 || st.step == o.iters;
+        float vl = eval ? val_loss(&model, &ops, &data, B, T, in, tg) : 0;
+        if (!isfinite(loss) || !isfinite(vl)) {
             if (live) fputc('\n', stderr);
-            fprintf(stderr, CMD ": loss is %f at step %lld: training diverged (try a lower --lr)\n",
-                    loss, (long long)st.step);
+            fprintf(stderr, CMD ": %s is %f at step %lld: training diverged (try a lower --lr)\n",
+                    isfinite(loss) ? "validation loss" : "loss", isfinite(loss) ? vl : loss,
+                    (long long)st.step);
             status = 1;
             break;
         }
         double tok_s = (double)B * T / dt;
         int stopping = st.step == end || stop_signal;
-        int eval = st.step % o.eval_every == 0 || st.step == o.iters;
-        float vl = eval ? val_loss(&model, &ops, &data, B, T, in, tg) : 0;
-
         if (log) {
             fprintf(log, "{\"step\":%lld,\"loss\":%.9g", (long long)st.step, loss);
             if (eval) fprintf(log, ",\"val_loss\":%.9g", vl);
