@@ -28,7 +28,7 @@ typedef struct train_opts {
     float lr;
     uint64_t seed;
     /* which options were given: a resumed run refuses ones that contradict its checkpoint */
-    int preset_given, iters_given, batch_given, lr_given, warmup_given, seed_given;
+    int checkpoint_given, preset_given, iters_given, batch_given, lr_given, warmup_given, seed_given;
 } train_opts;
 
 static void usage(FILE *f) {
@@ -47,7 +47,7 @@ static void usage(FILE *f) {
             "  --seed S                 seed of the weights and the batches (default 1337)\n"
             "  --eval-every N           validation loss and checkpoint every N steps (default 100)\n"
             "  --checkpoint FILE        checkpoint written at each evaluation and at the end\n"
-            "                           (default randygpt.ckpt)\n"
+            "                           (default randygpt.ckpt, or the --resume FILE)\n"
             "  --resume FILE            continue the run saved in FILE: its config, optimizer state,\n"
             "                           step and data position (same losses as an unbroken run)\n"
             "  --stop-at STEP           stop after STEP steps with a checkpoint, the schedule still\n"
@@ -89,6 +89,7 @@ static int parse_args(train_opts *o, int argc, char **argv) {
         o->field = v;                      \
         continue;                          \
     }
+        if (!strcmp(a, "--checkpoint") || !strncmp(a, "--checkpoint=", 13)) o->checkpoint_given = 1;
         STR_FLAG("--data", data)
         STR_FLAG("--checkpoint", checkpoint)
         STR_FLAG("--resume", resume)
@@ -134,6 +135,8 @@ static int parse_args(train_opts *o, int argc, char **argv) {
         snprintf(err, sizeof err, "%.*s needs a value", (int)strcspn(a, "="), a);
         goto bad;
     }
+    /* a resumed run goes on writing the checkpoint it came from */
+    if (o->resume && !o->checkpoint_given) o->checkpoint = o->resume;
     return 0;
 bad:
     fprintf(stderr, CMD ": %s (see 'randygpt train --help')\n", err);
