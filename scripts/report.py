@@ -176,14 +176,21 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def failure(run):
-    """Short text for a failed run: its reason and the detail."""
-    reason = run.get("reason") or "failed"
-    detail = run.get("signal") or run.get("error")
-    return "failed (%s%s)" % (reason, ": " + str(detail) if detail else "")
+def failure(run, detail=False):
+    """Short text for a run that did not succeed. A refused configuration (e.g. `single` at 2
+    threads) is not a failure of the backend and says only that, unless detail is asked for."""
+    reason, why = run.get("reason"), run.get("signal") or run.get("error")
+    if reason == "refused" and not detail:
+        return "refused"
+    return "%s (%s)" % ("refused" if reason == "refused" else "failed",
+                        ": ".join(str(x) for x in (reason, why) if x and x != "refused") or "?")
 
 
 # ---- sections ----
+
+def plural(n, word):
+    return "%d %s%s" % (n, word, "" if n == 1 else "s")
+
 
 def section_header(bench, torch_doc):
     cfg = bench["config"]
@@ -198,14 +205,16 @@ def section_header(bench, torch_doc):
                                              format(cfg["num_params"], ","),
                                              cfg["step_flops"] / 1e9))
     lines.append("")
-    lines.append("Step time: %d warm-up steps, then %d repeats of %d steps; each repeat gives its "
-                 "wall time / %d, and the median over the repeats is quoted. Data: %s." % (
-                     cfg["warmup"], cfg["repeat"], cfg["steps"], cfg["steps"], cfg["data"]))
+    lines.append("Step time: %s, then %s of %s; each repeat gives its wall time / %d, and the "
+                 "median over the repeats is quoted. Data: %s." % (
+                     plural(cfg["warmup"], "warm-up step"), plural(cfg["repeat"], "repeat"),
+                     plural(cfg["steps"], "step"), cfg["steps"], cfg["data"]))
     if torch_doc:
         tc = torch_doc["config"]
         lines.append("PyTorch rows: the same model in PyTorch (scripts/torch_baseline.py), timed "
-                     "the same way (%d warm-up steps, %d repeats of %d steps)." % (
-                         tc["warmup"], tc["repeat"], tc["steps"]))
+                     "the same way (%s, %s of %s)." % (
+                         plural(tc["warmup"], "warm-up step"), plural(tc["repeat"], "repeat"),
+                         plural(tc["steps"], "step")))
     return "\n".join(lines)
 
 
@@ -241,7 +250,7 @@ def section_machine(bench, runs, torch_doc):
         if r["backend"] == "pytorch":
             continue
         if not ok(r):
-            brows.append([r["backend"], r["threads"], failure(r), "—"])
+            brows.append([r["backend"], r["threads"], failure(r, detail=True), "—"])
             continue
         native = r.get("native_ops") or []
         missing = [op for op in OP_KINDS if op not in native]
