@@ -374,6 +374,39 @@ static void test_update_clips_and_decays(void **state) {
     rg_model_free(&m);
 }
 
+/* A forward at a shorter (B,T) than the activations were sized for (as generation runs it) gives
+ * the same logits as the matching prefix of a full forward: attention is causal and the layout is
+ * packed at the forward's own shape. Without targets it still fills probs and sets no loss. */
+static void test_short_forward_matches_prefix(void **state) {
+    rg_model_config cfg = {.V = 9, .maxT = 8, .C = 8, .NH = 2, .L = 2};
+    char err[256];
+    rg_model m;
+    assert_int_equal(rg_model_init(&m, &cfg, 11, err, sizeof err), 0);
+    assert_int_equal(rg_model_set_batch(&m, 2, 8, err, sizeof err), 0);
+    rg_ops ops = make_ops();
+    int32_t tok[16];
+    for (int i = 0; i < 16; i++) {
+        tok[i] = (i * 5 + 2) % 9;
+    }
+    rg_model_forward(&m, &ops, tok, NULL, 2, 8);
+    assert_true(m.mean_loss == -1.0f);
+    float full[4 * 9];
+    memcpy(full, m.acts.logits, sizeof full); /* batch row 0, positions 0..3 */
+    rg_model_forward(&m, &ops, tok, NULL, 1, 4);
+    for (int i = 0; i < 4 * 9; i++) {
+        assert_float_equal(m.acts.logits[i], full[i], 1e-6f);
+    }
+    for (int t = 0; t < 4; t++) {
+        float sum = 0.0f;
+        for (int j = 0; j < 9; j++) {
+            sum += m.acts.probs[t * 9 + j];
+        }
+        assert_float_equal(sum, 1.0f, 1e-5f);
+    }
+    rg_ops_destroy(&ops);
+    rg_model_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presets_and_param_count),
@@ -382,6 +415,7 @@ int main(void) {
         cmocka_unit_test(test_bad_configs_are_refused),
         cmocka_unit_test(test_timing_counts_calls),
         cmocka_unit_test(test_update_clips_and_decays),
+        cmocka_unit_test(test_short_forward_matches_prefix),
         cmocka_unit_test(test_gradient_matches_finite_differences),
         cmocka_unit_test(test_same_seed_bit_identical),
         cmocka_unit_test(test_training_halves_the_loss),
