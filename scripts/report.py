@@ -199,8 +199,8 @@ def section_header(bench, torch_doc):
                                              bench.get("created_utc", "at an unknown time")))
     lines.append("")
     lines.append("Preset **%s**: B=%d, T=%d, C=%d, NH=%d, L=%d, V=%d; %s parameters; %.3f GFLOP "
-                 "per training step (6 x matrix params x B x T + attention forward 4 B NH T^2 hs "
-                 "+ backward twice that)." % (cfg["preset"], cfg["B"], cfg["T"], cfg["C"],
+                 "per training step (6 x matrix params x B x T + per layer attention forward "
+                 "4 B NH T^2 hs and backward twice that)." % (cfg["preset"], cfg["B"], cfg["T"], cfg["C"],
                                              cfg["NH"], cfg["L"], cfg["V"],
                                              format(cfg["num_params"], ","),
                                              cfg["step_flops"] / 1e9))

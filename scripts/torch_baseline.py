@@ -37,11 +37,11 @@ PRESETS = {  # C, NH, L, T, B (GUIDE section 2)
 
 
 def step_flops(V, C, NH, L, B, T):
-    """rg_model_step_flops: 6 x matrix params x B x T + attention forward 4 B NH T^2 hs, backward
-    twice that. Matrix params: wqkv, wo, w1, w2 per layer and wlm."""
+    """rg_model_step_flops: 6 x matrix params x B x T + per layer attention forward 4 B NH T^2 hs
+    and backward twice that. Matrix params: wqkv, wo, w1, w2 per layer and wlm."""
     matrix_params = L * (3 * C * C + C * C + 4 * C * C + 4 * C * C) + V * C
     attention_fwd = 4.0 * B * NH * T * T * (C // NH)
-    return 6.0 * matrix_params * B * T + 3.0 * attention_fwd
+    return 6.0 * matrix_params * B * T + L * 3.0 * attention_fwd
 
 
 def lr_at(step, max_steps, lr=3e-4, min_frac=0.1, warmup=100):
