@@ -342,8 +342,7 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
     int C = cfg->C, V = cfg->V, NH = cfg->NH, L = cfg->L;
     m->mean_loss = -1.0f;
     m->fwd_B = m->fwd_T = 0;
-    if (!m->acts_memory || B <= 0 || T <= 0 || B > m->B || T > m->T ||
-        (size_t)B * T > (size_t)m->B * m->T) {
+    if (!m->acts_memory || B <= 0 || T <= 0 || B > m->B || T > m->T) {
         fprintf(stderr, "error: forward at B=%d T=%d exceeds the activations set for B=%d T=%d\n",
                 B, T, m->B, m->T);
         return;
