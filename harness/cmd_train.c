@@ -39,7 +39,8 @@ static void usage(FILE *f) {
     rg_backend_args_help(f);
     fprintf(f,
             "  --preset NAME            tiny, small, medium or large (default small)\n"
-            "  --data FILE              training text (default: the English fortunes in %s)\n"
+            "  --data FILE              training text (default: the English fortune files in\n"
+            "                           %s)\n"
             "  --iters N                training steps (default 1000)\n"
             "  --batch B                sequences per step (default: the preset's)\n"
             "  --lr X                   peak learning rate (default 3e-4)\n"
