@@ -1,13 +1,16 @@
 """Tests of scripts/report.py on the fixture run directory tests/fixtures-report: the whole
 report.md against expected-report.md, the headline figures recomputed here from the fixture JSON,
-the plots, byte-for-byte determinism, and one clear error line for bad input.
+the plots, byte-for-byte determinism, and one clear error line for bad input. Also
+scripts/torch_baseline.py at the tiny preset (skipped without PyTorch), and the report over it.
 
 Usage: test_report.py --tmpdir DIR (run by ctest as test_report)
 """
 import argparse
 import json
+import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import unittest
@@ -153,6 +156,73 @@ class OptionalInputs(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(run_dir)), ["bench.json", "report.md"])
         rows = {r[1]: r for r in table_rows(md, "Speedup against single-thread `single`")}
         self.assertEqual(rows["pytorch"][3], "not run")
+
+
+def has_torch():
+    return subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
+
+
+@unittest.skipUnless(has_torch(), "PyTorch is not installed for " + sys.executable)
+class TorchBaseline(unittest.TestCase):
+    """scripts/torch_baseline.py at the tiny preset, and the report over its output."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.run_dir = os.path.join(TMP, "torch")
+        shutil.rmtree(cls.run_dir, ignore_errors=True)
+        os.makedirs(cls.run_dir)
+        shutil.copy(os.path.join(FIXTURE, "bench.json"), cls.run_dir)
+        cls.proc = subprocess.run(
+            [sys.executable, os.path.join(ROOT, "scripts", "torch_baseline.py"), "--preset",
+             "tiny", "--threads", "1", "--steps", "2", "--warmup", "1", "--repeat", "2",
+             "--out", os.path.join(cls.run_dir, "torch.json")],
+            capture_output=True, text=True, timeout=240)
+        cls.doc = json.loads(read(os.path.join(cls.run_dir, "torch.json")))
+
+    def test_run(self):
+        self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
+        self.assertEqual(self.doc["schema"], "randygpt-torch/1")
+        run, = self.doc["runs"]
+        self.assertEqual(run["status"], "ok", run.get("error"))
+        self.assertEqual((run["threads"], run["torch_threads"], run["torch_interop_threads"]),
+                         (1, 1, 1))
+        self.assertEqual(len(run["repeat_step_ms"]), 2)
+        self.assertAlmostEqual(run["step_ms"]["median"], statistics.median(run["repeat_step_ms"]),
+                               delta=1e-9)
+        # first loss of a freshly initialised model on uniform tokens: about ln(V)
+        self.assertAlmostEqual(run["loss_first"], math.log(67), delta=0.05)
+        self.assertGreater(run["peak_rss_bytes"], 10 * 2 ** 20)
+
+    def test_flops_formula(self):
+        # rg_model_step_flops at tiny (B=16 T=32 C=64 NH=4 L=2 V=67): 6 x matrix params x B x T
+        # + L x 3 x attention forward
+        C, NH, L, T, B, V = 64, 4, 2, 32, 16, 67
+        matrix = L * 12 * C * C + V * C
+        expected = 6 * matrix * B * T + L * 3 * 4 * B * NH * T * T * (C // NH)
+        self.assertEqual(self.doc["config"]["step_flops"], expected)
+        self.assertEqual(self.doc["config"]["num_params"], matrix + V * C + T * C)
+        run = self.doc["runs"][0]
+        self.assertAlmostEqual(run["gflops"] * run["step_ms"]["median"] * 1e6 / expected, 1.0,
+                               delta=1e-9)
+        self.assertAlmostEqual(run["tok_per_s"] * run["step_ms"]["median"] / 1000, B * T,
+                               delta=1e-6)
+
+    def test_report_reads_it(self):
+        proc = run_report(self.run_dir, "--no-plots")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        md = read(os.path.join(self.run_dir, "report.md"))
+        rows = [r for r in table_rows(md, "All runs: throughput, MFU and memory")
+                if r[0] == "pytorch"]
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0][:3], ["pytorch", "1", "ok"])
+
+    def test_bad_threads(self):
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "torch_baseline.py"),
+                               "--threads", "0"], capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertEqual(proc.stderr.strip().splitlines(),
+                         ["torch_baseline.py: --threads needs a comma-separated list of positive "
+                          "integers, not '0'"])
 
 
 class BadInput(unittest.TestCase):
