@@ -272,18 +272,24 @@ static int kb_parse_int(const char *s, int *out) {
 static void kb_usage(FILE *f) {
     fprintf(f,
             "usage: randygpt-kbench [--backends A,B,...] [--threads N,M,...] [--preset NAME]\n"
-            "                       [--vocab V] [BACKEND OPTIONS] [--benchmark_* flags]\n\n"
+            "                       [--vocab V] [--backend-dir DIR] [--backend-opt KEY=VALUE]...\n"
+            "                       [--benchmark_* flags]\n\n"
             "Times every op kind of every backend at every thread count, at the shapes of one\n"
             "training step of the preset. Output is Google Benchmark's (--benchmark_out=FILE\n"
             "--benchmark_out_format=json for a file that compare.py and scripts/report.py read).\n\n"
-            "  --backends LIST         backends by name or path, comma-separated (default: --backend)\n"
-            "  --threads LIST          thread counts, comma-separated (default: 1 and the usable CPUs)\n"
-            "  --preset NAME           tiny, small, medium or large (default small)\n"
-            "  --vocab V               vocabulary size (default %d)\n",
-            KB_DEFAULT_V);
-    rg_backend_args_help(f);
-    fprintf(f, "  --benchmark_filter=REGEX, --benchmark_min_time=SECONDS, --benchmark_repetitions=N,\n"
-               "  --benchmark_out=FILE, --benchmark_out_format=json|csv|console: Google Benchmark's\n");
+            "  --backends LIST          backends by name or path, comma-separated (default single;\n"
+            "                           --backend NAME|PATH names one)\n"
+            "  --threads LIST           thread counts, comma-separated (default: 1 and the %d usable\n"
+            "                           CPUs); a count a backend refuses is skipped with a note\n"
+            "  --preset NAME            tiny, small, medium or large (default small)\n"
+            "  --vocab V                vocabulary size (default %d)\n"
+            "  --backend-dir DIR        folder searched first for a NAME, before $%s\n"
+            "  --backend-opt KEY=VALUE  option for every backend (repeatable; a backend that does\n"
+            "                           not know KEY refuses it and is skipped)\n"
+            "  --benchmark_filter=REGEX, --benchmark_min_time=SECONDS, --benchmark_repetitions=N,\n"
+            "  --benchmark_out=FILE, --benchmark_out_format=json|csv|console and the other flags\n"
+            "  of Google Benchmark (--benchmark_help lists them)\n",
+            rg_default_threads(), KB_DEFAULT_V, RG_BACKEND_PATH_ENV);
 }
 
 /* Benchmarks per (backend, threads) pair: every op once, the two matmuls once per shape. */
@@ -372,6 +378,14 @@ static int kb_register_pair(kb_list *list, const rg_plugin *plugin, const rg_bac
 }
 
 int main(int argc, char **argv) {
+    /* Google Benchmark answers --help itself with its own flags only; ours come first. */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            kb_usage(stdout);
+            return 0;
+        }
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--benchmark_help")) argv[i] = (char *)"--help";
     rg_kbench_initialize(&argc, argv);
 
     rg_backend_args ba;
@@ -382,10 +396,6 @@ int main(int argc, char **argv) {
     char err[1024];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            kb_usage(stdout);
-            return 0;
-        }
         /* own flags first: --threads here takes a list, unlike the shared --threads */
         const char *flags[] = {"--backends", "--threads", "--preset", "--vocab"};
         int own = -1;

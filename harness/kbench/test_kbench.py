@@ -113,6 +113,12 @@ class KbenchErrors(unittest.TestCase):
         self.assert_one_line_error(self.run_kbench("--preset", "huge"), 2, "huge")
         self.assert_one_line_error(self.run_kbench("--no-such-flag"), 2, "--no-such-flag")
 
+    def test_help(self):
+        proc = self.run_kbench("--help")
+        self.assertEqual(proc.returncode, 0)
+        self.assertTrue(proc.stdout.startswith("usage: randygpt-kbench"))
+        self.assertIn("--backends LIST", proc.stdout)
+
     def test_refused_thread_count_is_skipped(self):
         # single runs on one thread only: 3 threads is skipped with a note, 1 thread still runs
         proc = self.run_kbench("--backends", "single", "--threads", "3,1", "--preset", "tiny",
