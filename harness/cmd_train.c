@@ -144,14 +144,6 @@ bad:
     return 2;
 }
 
-/* Bytes of activations, their gradients and the parameter state for a batch (B,T); a double so
- * that absurd sizes cannot overflow. Mirrors the rg_acts layout in model.h. */
-static double train_bytes(const rg_model_config *c, int B, int T) {
-    double BT = (double)B * T, L = c->L, C = c->C;
-    double acts = BT * C + L * BT * (18 * C + 2) + L * B * (double)c->NH * T * T + 2 * BT * c->V + BT;
-    return 4.0 * (2 * acts + 4.0 * (double)rg_model_num_params(c)) + 8.0 * BT;
-}
-
 static double phys_bytes(void) {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
     return pages > 0 && size > 0 ? (double)pages * (double)size : 0;
@@ -271,7 +263,7 @@ int rg_cmd_train(int argc, char **argv) {
         /* the batches and the samples get streams of their own, apart from the weights' */
         rg_rng_seed(&rng_data, o.seed ^ 0x5eed0da7a0000001ULL);
         rg_rng_seed(&rng_sample, o.seed ^ 0x5eed5a3b1e000002ULL);
-        double need = train_bytes(&cfg, st.B, st.T), have = phys_bytes();
+        double need = rg_model_train_bytes(&cfg, st.B, st.T), have = phys_bytes();
         if (have > 0 && need > have) {
             fprintf(stderr, CMD ": batch %d does not fit: preset %s needs %.1f GiB, the machine has "
                     "%.1f GiB\n", st.B, p->name, need / 1073741824.0, have / 1073741824.0);

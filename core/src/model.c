@@ -145,6 +145,16 @@ static void act_sizes(const rg_model_config *cfg, int B, int T, size_t sizes[RG_
     sizes[15] = BT * V;                  /* probs */
 }
 
+double rg_model_train_bytes(const rg_model_config *cfg, int B, int T) {
+    size_t sizes[RG_NUM_ACT_TENSORS];
+    act_sizes(cfg, B, T, sizes);
+    double acts = 0;
+    for (int i = 0; i < RG_NUM_ACT_TENSORS; i++) acts += (double)sizes[i];
+    double BT = (double)B * T;
+    /* params, grads, m, v; acts and grad acts; losses; inputs and targets */
+    return 4.0 * (4.0 * (double)rg_model_num_params(cfg) + 2.0 * acts + BT) + 8.0 * BT;
+}
+
 /* Points the named activations at consecutive slices of memory, in rg_acts order. */
 static void slice_acts(rg_acts *a, float *memory, const size_t sizes[RG_NUM_ACT_TENSORS]) {
     float **ptrs[RG_NUM_ACT_TENSORS] = {

@@ -110,6 +110,9 @@ typedef struct rg_model {
 
 /* Number of parameters of a configuration. */
 size_t rg_model_num_params(const rg_model_config *cfg);
+/* Bytes a training run allocates at (B,T): parameters, gradients, both moments, activations and
+ * their gradients, losses and token buffers. A double, so absurd sizes cannot overflow. */
+double rg_model_train_bytes(const rg_model_config *cfg, int B, int T);
 /* Validates cfg (positive sizes, C % NH == 0). Returns 0, or -1 with one line in err. */
 int rg_model_config_check(const rg_model_config *cfg, char *err, size_t err_len);
 /* Allocates parameters, gradients and moments; initialises weights from seed (normal(0, 0.02),
