@@ -396,26 +396,23 @@ def section_ops(runs):
 
 
 def kbench_entries(doc):
-    """name -> (seconds per iteration, rate text, native) from Google Benchmark JSON. With
-    repetitions, the median aggregate wins; without one, the median of the repetitions."""
-    per_name = {}
-    medians = {}
+    """name -> (seconds per call, rate text, native), or None for an error, from Google Benchmark
+    JSON. With repetitions the median aggregate wins; without one, the median repetition."""
+    reps, medians = {}, {}
     for b in doc["benchmarks"]:
         name = b.get("run_name", b["name"])
-        if b.get("run_type") == "aggregate":
-            if b.get("aggregate_name") == "median":
-                medians[name] = b
-            continue
-        per_name.setdefault(name, []).append(b)
+        if b.get("run_type") != "aggregate":
+            reps.setdefault(name, []).append(b)
+        elif b.get("aggregate_name") == "median":
+            medians[name] = b
     scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
     out = {}
-    for name, reps in per_name.items():
-        if any(b.get("error_occurred") for b in reps):
+    for name in list(reps) + [n for n in medians if n not in reps]:
+        runs = reps.get(name, [])
+        if any(b.get("error_occurred") for b in runs):
             out[name] = None
             continue
-        b = medians.get(name)
-        if b is None:
-            b = sorted(reps, key=lambda b: b["real_time"])[(len(reps) - 1) // 2]
+        b = medians.get(name) or sorted(runs, key=lambda b: b["real_time"])[(len(runs) - 1) // 2]
         seconds = b["real_time"] * scale[b.get("time_unit", "ns")]
         if "flops" in b:
             rate = "%s GFLOP/s" % gflops(b["flops"] / 1e9)
