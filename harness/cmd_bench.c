@@ -82,8 +82,9 @@ static void usage(FILE *f) {
             "  --report-script PATH     report generator (default SOURCE/scripts/report.py)\n"
             "  --help                   this help\n"
             "\n"
-            "Exit status: 0 when every run succeeded, 1 when any failed (results are still\n"
-            "written), 2 on bad usage.\n",
+            "Exit status: 0 when every run succeeded or was refused by its backend (e.g. a\n"
+            "one-thread backend asked for 2), 1 when any failed or all were refused (results\n"
+            "are still written), 2 on bad usage.\n",
             RG_BENCH_SYNTHETIC_V, RG_BENCH_DEFAULT_SEED);
 }
 
@@ -438,6 +439,10 @@ static void run_child(const bench_opts *o, const char *exe, const bench_backend 
     } else if (pr.end == RG_PROC_SIGNALED) {
         snprintf(r->signal, sizeof r->signal, "%s", rg_signal_name(pr.signo, line, sizeof line));
         rg_bench_result_fail(r, "signal", "killed by %s (%s)", r->signal, strsignal(pr.signo));
+    } else if (pr.exit_code == RG_BENCH_EXIT_REFUSED) {
+        r->exit_code = pr.exit_code;
+        last_line(log_path, line, sizeof line);
+        rg_bench_result_fail(r, "refused", "%s", line[0] ? line : "the backend refused the configuration");
     } else if (pr.exit_code != 0) {
         r->exit_code = pr.exit_code;
         last_line(log_path, line, sizeof line);
@@ -646,7 +651,12 @@ int rg_cmd_bench(int argc, char **argv) {
             return 2;
         }
         c.mc.V = d.vocab.V;
+        int short_corpus = rg_data_check_block(&d, c.ps->T, err, sizeof err) != 0;
         rg_data_free(&d);
+        if (short_corpus) {
+            fprintf(stderr, "randygpt bench: %s: %s\n", o.data, err);
+            return 2;
+        }
     }
     static backend_list backends;
     if (resolve_backends(&o, &backends) != 0) return 1;
@@ -692,7 +702,7 @@ int rg_cmd_bench(int argc, char **argv) {
         fprintf(stderr, "randygpt bench: out of memory\n");
         return 1;
     }
-    int done = 0, failed = 0;
+    int done = 0, failed = 0, refused = 0;
     double spent_s = 0.0;
     for (int b = 0; b < backends.n; b++) {
         for (int k = 0; k < o.num_threads; k++, done++) {
@@ -715,7 +725,10 @@ int rg_cmd_bench(int argc, char **argv) {
             if (r->ok)
                 fprintf(stderr, "bench:   %.3f ms/step, %.2f GFLOP/s, MFU %.1f%%, %.1f s\n",
                         r->step_ms_median, r->gflops, 100.0 * r->mfu, r->wall_s);
-            else {
+            else if (!strcmp(r->reason, "refused")) {
+                refused++;
+                fprintf(stderr, "bench:   refused: %s\n", r->error);
+            } else {
                 failed++;
                 fprintf(stderr, "bench:   FAILED (%s): %s\n", r->reason, r->error);
             }
@@ -738,13 +751,17 @@ int rg_cmd_bench(int argc, char **argv) {
                 printf("%-16s %7d %8s %10.3f %9.2f %6.1f%%\n", r->backend, r->threads, "ok",
                        r->step_ms_median, r->gflops, 100.0 * r->mfu);
             else
-                printf("%-16s %7d %8s   %s\n", r->backend, r->threads, "failed", r->error);
+                printf("%-16s %7d %8s   %s\n", r->backend, r->threads,
+                       strcmp(r->reason, "refused") ? "failed" : "refused", r->error);
         }
         printf("results: %s\n", dir);
         fflush(stdout);
         run_report(&o, c.src_dir, dir);
         if (failed) {
             fprintf(stderr, "randygpt bench: %d of %d runs failed\n", failed, total);
+            rc = 1;
+        } else if (refused == total) {
+            fprintf(stderr, "randygpt bench: every backend refused its configuration\n");
             rc = 1;
         }
     }

@@ -251,6 +251,35 @@ static void test_bench_bad_input(void **state) {
     free(out);
 }
 
+/* A backend that refuses a thread count is reported as refused, and bench still succeeds. */
+static void test_bench_refused_thread_count(void **state) {
+    char *out = make_tmpdir("bench-refused");
+    char log[4200];
+    snprintf(log, sizeof log, "%s/bench.log", out);
+    assert_int_equal(run_randygpt(log, 60.0, "bench", "--preset", "tiny", "--steps", "1", "--warmup",
+                                  "0", "--repeat", "1", "--threads", "1,2", "--backends", "single",
+                                  "--backend-dir", RG_TEST_PLUGIN_DIR, "--machine", "testbox",
+                                  "--report-script", "/nonexistent/report.py", "--out", out, NULL),
+                     0);
+    char dir[4400], path[4500], err[512];
+    find_run_dir(out, "testbox", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/bench.json", dir);
+    rg_json *j = rg_json_parse_file(path, err, sizeof err);
+    if (!j) fail_msg("%s", err);
+    const rg_json *runs = rg_json_get(j, "runs");
+    assert_int_equal(runs->count, 2);
+    assert_string_equal(rg_json_str(rg_json_get(rg_json_at(runs, 0), "status")), "ok");
+    const rg_json *r = rg_json_at(runs, 1);
+    assert_int_equal((int)rg_json_num(rg_json_get(r, "threads"), 0), 2);
+    assert_string_equal(rg_json_str(rg_json_get(r, "status")), "failed");
+    assert_string_equal(rg_json_str(rg_json_get(r, "reason")), "refused");
+    assert_int_equal((int)rg_json_num(rg_json_get(r, "exit_code"), 0), RG_BENCH_EXIT_REFUSED);
+    /* Two thread counts, two peaks. */
+    assert_int_equal(rg_json_get(rg_json_get(j, "peak"), "by_threads")->count, 2);
+    rg_json_free(j);
+    free(out);
+}
+
 static void test_json_reader(void **state) {
     char err[256];
     rg_json *j = rg_json_parse(" {\"a\": [1, -2.5e1, true, null], \"s\": \"x\\\"y\\u00e9\\n\","
@@ -343,11 +372,18 @@ static void test_median_and_peak(void **state) {
 }
 
 int main(void) {
+    /* In a sanitizer build, let the crash fixture die of its signal as in a release build instead
+     * of the sanitizer catching it and exiting 1. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    char opts[1024];
+    snprintf(opts, sizeof opts, "%s%shandle_segv=0", asan ? asan : "", asan && *asan ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_reader),
         cmocka_unit_test(test_proc_limits),
         cmocka_unit_test(test_median_and_peak),
         cmocka_unit_test(test_bench_bad_input),
+        cmocka_unit_test(test_bench_refused_thread_count),
         cmocka_unit_test(test_bench_run_with_failing_plugins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -121,8 +121,18 @@ int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, F
     memset(&model, 0, sizeof model);
     int opened = 0;
     rg_model_config mc = {.V = V, .maxT = T, .C = ps->C, .NH = ps->NH, .L = ps->L};
-    if (rg_backend_args_open(ba, &plugin, &ops, err, sizeof err) != 0) {
+    if (rg_plugin_open(&plugin, ba->backend, ba->backend_dir, err, sizeof err) != 0) {
         fprintf(stderr, "randygpt bench: %s\n", err);
+        goto done;
+    }
+    /* A plugin that loads but refuses this thread count or these options is not broken. */
+    rg_backend_config bcfg;
+    rg_option bopts[RG_MAX_BACKEND_OPTS];
+    rg_backend_args_config(ba, &bcfg, bopts);
+    if (rg_ops_create(&ops, plugin.table, &bcfg, err, sizeof err) != 0) {
+        fprintf(stderr, "randygpt bench: %s: %s\n", plugin.path, err);
+        rg_plugin_close(&plugin);
+        rc = RG_BENCH_EXIT_REFUSED;
         goto done;
     }
     opened = 1;

@@ -30,7 +30,7 @@ typedef struct rg_bench_result {
     char path[4096];          /* the file opened (the argument as given until the child says) */
     int threads;
     int ok;
-    const char *reason;       /* NULL, "signal", "timeout", "exit" or "output" */
+    const char *reason;       /* NULL, "signal", "timeout", "exit", "refused" or "output" */
     char error[1024];         /* one line when !ok */
     int exit_code;            /* -1 when the child died of a signal or was killed */
     char signal[32];          /* "" unless it died of a signal */
@@ -60,8 +60,12 @@ typedef struct rg_bench_child_config {
     const char *data;         /* a text file, or NULL for synthetic tokens */
 } rg_bench_child_config;
 
+/* Exit status of a child whose plugin loaded but whose create refused the configuration (a thread
+ * count or an option it does not support): the run is "refused", not broken. */
+#define RG_BENCH_EXIT_REFUSED 3
+
 /* The child side of `bench --child`: opens the backend of ba, measures, prints one JSON line on
- * out. Returns 0, or 1 with one line on stderr. */
+ * out. Returns 0; RG_BENCH_EXIT_REFUSED or 1 with one line on stderr. */
 int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, FILE *out);
 
 /* Marks r as failed: reason is one of the strings above, error a printf-style line. */
