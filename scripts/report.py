@@ -264,11 +264,11 @@ def section_machine(bench, runs, torch_doc):
 
 def predictions(cores):
     """What the design note predicts, quoted, per row kind. cores: the row's thread count."""
-    data_parallel = ("~%dx: data parallelism is \"near-linear with cores (2x cores = ~2x speed)\"; "
-                     "\"~4-8x speedup on typical CPUs\"; its table: 4 cores ~3x, 8 cores ~5x"
-                     % cores)
-    blas = ("~2-4x: BLAS gives \"~2-4x speedup\" (\"another 2x\" on top of data parallelism; "
-            "8 cores + BLAS ~8x)")
+    data_parallel = ("~%dx: data parallelism (Rayon) is \"Near-linear with cores (2x cores = ~2x "
+                     "speed)\", \"~4-8x speedup on typical CPUs\"; its table: 4 cores ~3x, "
+                     "8 cores ~5x" % cores)
+    blas = ("~2-4x: BLAS gives \"~2-4x speedup\" (\"Another 2x speedup\" on top of data "
+            "parallelism; its table: 8 cores + BLAS ~8x)")
     return {"single": "1x (the note's \"1 (current)\" row)", "openmp": data_parallel,
             "pthreads": data_parallel, "openblas": blas, "blis": blas,
             "pytorch": "no prediction (the note names PyTorch only as a BLAS user)"}

@@ -85,7 +85,7 @@ class FullReport(unittest.TestCase):
         self.assertEqual(rows["pthreads"][3], "failed (signal: SIGSEGV)")
         self.assertEqual(rows["pthreads"][4], "—")
         # predictions are the note's, by kind of backend
-        self.assertIn("near-linear with cores", rows["openmp"][5])
+        self.assertIn("\"Near-linear with cores (2x cores = ~2x speed)\"", rows["openmp"][5])
         self.assertIn("~2-4x", rows["blis"][5])
         self.assertIn("no prediction", rows["pytorch"][5])
 
