@@ -59,10 +59,10 @@ typedef struct kb_case {
     volatile double sink; /* keeps sum_squares from being optimised away */
 } kb_case;
 
-static float *kb_alloc_random(size_t n, rg_rng *r, float scale) {
+static float *kb_alloc_random(size_t n, rg_rng *r) {
     float *p = malloc((n ? n : 1) * sizeof *p);
     if (p)
-        for (size_t i = 0; i < n; i++) p[i] = scale * rg_rng_normal(r);
+        for (size_t i = 0; i < n; i++) p[i] = rg_rng_normal(r);
     return p;
 }
 
@@ -141,7 +141,7 @@ static int kb_setup(void *user, char *err, size_t err_len) {
     kb_buffer_sizes(c, sz, &ntok);
     for (int i = 0; i < 6; i++) {
         if (!sz[i]) continue;
-        c->buf[i] = kb_alloc_random(sz[i], &r, 1.0f);
+        c->buf[i] = kb_alloc_random(sz[i], &r);
         if (!c->buf[i]) goto oom;
     }
     if (ntok) {
