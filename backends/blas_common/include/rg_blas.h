@@ -1,0 +1,112 @@
+/*
+ * Shared parts of the BLAS backends (openblas, blis).
+ *
+ * Threads: a BLAS backend created with N threads runs exactly N threads. Its matmuls split the
+ * output into N row (or column) blocks on the rg_par pthread pool and make one single-threaded
+ * library sgemm call per block; the other ops are rg_parallel's kernels on the same pool. The
+ * library's own thread pool is never started, so two pools never fight over the cores.
+ *
+ * Kernel sets: both libraries choose their kernels once per process, from the CPU and from an
+ * environment variable read when they initialise. rg_blas_open loads a library with such a variable
+ * set, so a backend can pick the kernel set before the library first runs.
+ */
+#ifndef RG_BLAS_H
+#define RG_BLAS_H
+
+#include <stddef.h>
+
+#include "randygpt/backend.h"
+#include "rg_parallel.h"
+
+/* One sgemm: c = op(a) @ op(b) + beta * c, all row-major.
+ * c is (M,N) with row stride ldc; op(a) is (M,K): a itself is (M,K) with row stride lda, or (K,M)
+ * when trans_a; op(b) is (K,N): b itself is (K,N) with row stride ldb, or (N,K) when trans_b. */
+typedef struct rg_blas_gemm {
+    int M, N, K;
+    int trans_a, trans_b;
+    const float *a;
+    int lda;
+    const float *b;
+    int ldb;
+    float beta; /* 0: overwrite c; 1: accumulate into c */
+    float *c;
+    int ldc;
+} rg_blas_gemm;
+
+/* A library's single-threaded sgemm on one rg_blas_gemm. */
+typedef void (*rg_blas_gemm_fn)(const rg_blas_gemm *g);
+
+/* Runs g split into at most par->num_threads blocks along the longer of M and N, each block one
+ * call of fn on its own thread. */
+void rg_blas_gemm_run(rg_par *par, rg_blas_gemm_fn fn, const rg_blas_gemm *g);
+
+/* The rg_backend matmuls through fn. Shapes as in backend.h:
+ * out is (N,OC), inp is (N,C), weight is (OC,C): out = inp @ weight^T. */
+void rg_blas_matmul_forward(rg_par *par, rg_blas_gemm_fn fn, float *out, const float *inp,
+                            const float *weight, int N, int C, int OC);
+/* dinp is (N,C), dweight is (OC,C), dout is (N,OC), inp is (N,C), weight is (OC,C):
+ * dinp += dout @ weight; dweight += dout^T @ inp. */
+void rg_blas_matmul_backward(rg_par *par, rg_blas_gemm_fn fn, float *dinp, float *dweight,
+                             const float *dout, const float *inp, const float *weight, int N, int C,
+                             int OC);
+
+/* Vector instruction sets a library's kernel set may need. */
+typedef enum rg_blas_isa {
+    RG_BLAS_ISA_NONE,   /* runs anywhere */
+    RG_BLAS_ISA_AVX,
+    RG_BLAS_ISA_AVX2,   /* AVX2 and FMA */
+    RG_BLAS_ISA_AVX512, /* AVX-512 F, BW, DQ and VL, enabled by the OS */
+    RG_BLAS_ISA_AVX512_PHI, /* AVX-512 F, ER and PF: Xeon Phi only */
+    RG_BLAS_ISA_FMA4,   /* AMD Bulldozer family */
+} rg_blas_isa;
+
+/* 1 when this CPU (and the OS) can run code for isa. */
+int rg_blas_cpu_has(rg_blas_isa isa);
+/* "AVX-512", "AVX2", ... */
+const char *rg_blas_isa_name(rg_blas_isa isa);
+
+/* Checks cfg for a backend that takes at most one option, key=VALUE. Returns the thread count
+ * (> 0) and sets *value to the option's value (NULL when not given), or returns -1 with one line
+ * in err (unknown option, option given twice, empty value, bad thread count). */
+int rg_blas_config(const rg_backend_config *cfg, const char *backend, const char *key,
+                   const char **value, char *err, size_t err_len);
+
+/* One environment variable for rg_blas_open; value NULL leaves the variable as it is. */
+typedef struct rg_blas_env {
+    const char *name;
+    const char *value;
+} rg_blas_env;
+
+/* Called by rg_blas_open right after dlopen, while the variables are still set: a library that
+ * reads them lazily (BLIS) initialises here. */
+typedef void (*rg_blas_init_fn)(void *handle, void *user);
+
+/* dlopen(lib, RTLD_NOW | RTLD_LOCAL) with the n variables of env set while the library loads and
+ * init (may be NULL) runs, then restored. Returns the handle, or NULL with one line in err.
+ * setenv is not thread-safe: call it while no other thread reads the environment. */
+void *rg_blas_open(const char *lib, const rg_blas_env *env, int n, rg_blas_init_fn init,
+                   void *user, char *err, size_t err_len);
+/* dlsym that writes one line into err when the symbol is missing. */
+void *rg_blas_sym(void *handle, const char *lib, const char *name, char *err, size_t err_len);
+/* dlcloses handle and returns 1 when lib is no longer in the process (so that a later rg_blas_open
+ * initialises it again), 0 when something else still holds it. */
+int rg_blas_close(void *handle, const char *lib);
+
+/* Designated initializers of every op but the matmuls with the rg_par_op_* kernels. */
+#define RG_BLAS_PAR_OPS                                       \
+    .attention_forward = rg_par_op_attention_forward,         \
+    .attention_backward = rg_par_op_attention_backward,       \
+    .adamw_step = rg_par_op_adamw_step,                       \
+    .rmsnorm_forward = rg_par_op_rmsnorm_forward,             \
+    .rmsnorm_backward = rg_par_op_rmsnorm_backward,           \
+    .sqrelu_forward = rg_par_op_sqrelu_forward,               \
+    .sqrelu_backward = rg_par_op_sqrelu_backward,             \
+    .residual_forward = rg_par_op_residual_forward,           \
+    .residual_backward = rg_par_op_residual_backward,         \
+    .embedding_forward = rg_par_op_embedding_forward,         \
+    .embedding_backward = rg_par_op_embedding_backward,       \
+    .crossentropy_forward = rg_par_op_crossentropy_forward,   \
+    .crossentropy_backward = rg_par_op_crossentropy_backward, \
+    .sum_squares = rg_par_op_sum_squares
+
+#endif /* RG_BLAS_H */

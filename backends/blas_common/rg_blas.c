@@ -1,0 +1,201 @@
+/* Shared parts of the BLAS backends: split sgemm, CPU features, options, library loading. */
+#define _GNU_SOURCE /* RTLD_NOLOAD */
+#include "rg_blas.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Fewest rows (or columns) of c per block: below that a block's packing costs more than the
+ * parallelism saves. */
+#define RG_BLAS_GRAIN 32
+
+typedef struct gemm_split {
+    rg_blas_gemm_fn fn;
+    const rg_blas_gemm *g;
+    int by_cols; /* 1: blocks of columns of c, 0: blocks of rows */
+} gemm_split;
+
+/* One block [begin, end) of rows or columns of c: the same sgemm on the matching slices. */
+static void gemm_block(void *arg, int64_t begin, int64_t end, int tid) {
+    const gemm_split *s = arg;
+    rg_blas_gemm g = *s->g;
+    int64_t n = end - begin;
+    if (s->by_cols) {
+        /* columns j of op(b): b[:, j] or, transposed, b[j, :] */
+        g.N = (int)n;
+        g.b += g.trans_b ? begin * g.ldb : begin;
+        g.c += begin;
+    } else {
+        /* rows i of op(a): a[i, :] or, transposed, a[:, i] */
+        g.M = (int)n;
+        g.a += g.trans_a ? begin : begin * g.lda;
+        g.c += begin * g.ldc;
+    }
+    s->fn(&g);
+}
+
+void rg_blas_gemm_run(rg_par *par, rg_blas_gemm_fn fn, const rg_blas_gemm *g) {
+    if (g->M <= 0 || g->N <= 0) {
+        return;
+    }
+    gemm_split s = {fn, g, g->N > g->M};
+    rg_par_for(par, s.by_cols ? g->N : g->M, RG_BLAS_GRAIN, gemm_block, &s);
+}
+
+void rg_blas_matmul_forward(rg_par *par, rg_blas_gemm_fn fn, float *out, const float *inp,
+                            const float *weight, int N, int C, int OC) {
+    /* out (N,OC) = inp (N,C) @ weight^T, weight stored (OC,C) */
+    rg_blas_gemm g = {.M = N, .N = OC, .K = C, .trans_a = 0, .trans_b = 1, .a = inp, .lda = C,
+                      .b = weight, .ldb = C, .beta = 0.0f, .c = out, .ldc = OC};
+    rg_blas_gemm_run(par, fn, &g);
+}
+
+void rg_blas_matmul_backward(rg_par *par, rg_blas_gemm_fn fn, float *dinp, float *dweight,
+                             const float *dout, const float *inp, const float *weight, int N, int C,
+                             int OC) {
+    /* dinp (N,C) += dout (N,OC) @ weight (OC,C) */
+    rg_blas_gemm gi = {.M = N, .N = C, .K = OC, .trans_a = 0, .trans_b = 0, .a = dout, .lda = OC,
+                       .b = weight, .ldb = C, .beta = 1.0f, .c = dinp, .ldc = C};
+    rg_blas_gemm_run(par, fn, &gi);
+    /* dweight (OC,C) += dout^T @ inp (N,C), dout stored (N,OC) */
+    rg_blas_gemm gw = {.M = OC, .N = C, .K = N, .trans_a = 1, .trans_b = 0, .a = dout, .lda = OC,
+                       .b = inp, .ldb = C, .beta = 1.0f, .c = dweight, .ldc = C};
+    rg_blas_gemm_run(par, fn, &gw);
+}
+
+int rg_blas_cpu_has(rg_blas_isa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+    /* __builtin_cpu_supports also checks that the OS saves the wide registers (XCR0) */
+    __builtin_cpu_init();
+    switch (isa) {
+    case RG_BLAS_ISA_NONE:
+        return 1;
+    case RG_BLAS_ISA_AVX:
+        return __builtin_cpu_supports("avx");
+    case RG_BLAS_ISA_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case RG_BLAS_ISA_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    case RG_BLAS_ISA_AVX512_PHI:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512er") &&
+               __builtin_cpu_supports("avx512pf");
+    case RG_BLAS_ISA_FMA4:
+        return __builtin_cpu_supports("fma4");
+    }
+    return 0;
+#else
+    return isa == RG_BLAS_ISA_NONE;
+#endif
+}
+
+const char *rg_blas_isa_name(rg_blas_isa isa) {
+    switch (isa) {
+    case RG_BLAS_ISA_NONE:
+        return "generic";
+    case RG_BLAS_ISA_AVX:
+        return "AVX";
+    case RG_BLAS_ISA_AVX2:
+        return "AVX2";
+    case RG_BLAS_ISA_AVX512:
+        return "AVX-512";
+    case RG_BLAS_ISA_AVX512_PHI:
+        return "AVX-512 ER/PF";
+    case RG_BLAS_ISA_FMA4:
+        return "FMA4";
+    }
+    return "?";
+}
+
+int rg_blas_config(const rg_backend_config *cfg, const char *backend, const char *key,
+                   const char **value, char *err, size_t err_len) {
+    *value = NULL;
+    if (!cfg) {
+        snprintf(err, err_len, "backend %s: no configuration given", backend);
+        return -1;
+    }
+    if (cfg->num_threads < 1) {
+        snprintf(err, err_len, "backend %s needs at least 1 thread (got %d)", backend,
+                 cfg->num_threads);
+        return -1;
+    }
+    for (int i = 0; i < cfg->num_options; i++) {
+        const rg_option *o = &cfg->options[i];
+        const char *k = o->key ? o->key : "";
+        if (strcmp(k, key) != 0) {
+            snprintf(err, err_len, "unknown option '%s' for backend %s (it takes only %s=NAME)", k,
+                     backend, key);
+            return -1;
+        }
+        if (*value) {
+            snprintf(err, err_len, "backend %s: option %s given twice", backend, key);
+            return -1;
+        }
+        if (!o->value || !o->value[0]) {
+            snprintf(err, err_len, "backend %s: option %s needs a value (%s=NAME)", backend, key,
+                     key);
+            return -1;
+        }
+        *value = o->value;
+    }
+    return cfg->num_threads;
+}
+
+void *rg_blas_open(const char *lib, const rg_blas_env *env, int n, rg_blas_init_fn init,
+                   void *user, char *err, size_t err_len) {
+    enum { MAX_ENV = 4 };
+    char *saved[MAX_ENV] = {0};
+    int had[MAX_ENV] = {0};
+    if (n > MAX_ENV) {
+        snprintf(err, err_len, "%s: too many environment variables to set (%d)", lib, n);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!env[i].value) {
+            continue;
+        }
+        const char *old = getenv(env[i].name);
+        had[i] = old != NULL;
+        saved[i] = old ? strdup(old) : NULL;
+        setenv(env[i].name, env[i].value, 1);
+    }
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(err, err_len, "cannot load %s: %s", lib, dlerror());
+    } else if (init) {
+        init(h, user);
+    }
+    /* the library read its variables while it initialised: give the process its environment back */
+    for (int i = 0; i < n; i++) {
+        if (!env[i].value) {
+            continue;
+        }
+        if (had[i]) {
+            setenv(env[i].name, saved[i] ? saved[i] : "", 1);
+        } else {
+            unsetenv(env[i].name);
+        }
+        free(saved[i]);
+    }
+    return h;
+}
+
+void *rg_blas_sym(void *handle, const char *lib, const char *name, char *err, size_t err_len) {
+    void *p = dlsym(handle, name);
+    if (!p) {
+        snprintf(err, err_len, "%s has no symbol %s (not the expected library?)", lib, name);
+    }
+    return p;
+}
+
+int rg_blas_close(void *handle, const char *lib) {
+    dlclose(handle);
+    void *still = dlopen(lib, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (still) {
+        dlclose(still);
+        return 0;
+    }
+    return 1;
+}

@@ -1,0 +1,278 @@
+/*
+ * Backend `openblas`: matmuls through OpenBLAS's cblas_sgemm, every other op from rg_parallel.
+ *
+ * Kernel set. OpenBLAS (DYNAMIC_ARCH builds) picks its kernels ("core type") once, while it loads,
+ * from the CPU or from OPENBLAS_CORETYPE. It misdetects CPUs newer than itself: 0.3.21 runs its
+ * SSE3 Prescott kernels on an Emerald Rapids Xeon and its AVX2 Haswell kernels on Zen 5, at a half
+ * to a fifth of what its AVX-512 SkylakeX kernels reach there. So the plugin does not link OpenBLAS
+ * but dlopens it in create(), with OPENBLAS_CORETYPE set:
+ *   - coretype=NAME runs that core type (refused if OpenBLAS does not know it, or the CPU lacks
+ *     the instructions it needs);
+ *   - without it, OpenBLAS chooses (honouring OPENBLAS_CORETYPE from the environment), except
+ *     that on a CPU with AVX-512 where it chose a kernel set without AVX-512 the plugin reloads it
+ *     as SkylakeX, and describe() says so.
+ * The core type is per process: while an instance lives, another one cannot change it and is
+ * refused. When the last instance goes, the library is unloaded, so a later one can choose again.
+ *
+ * Threads. N threads are exactly N: OPENBLAS_NUM_THREADS=1 at load means OpenBLAS starts no thread
+ * of its own, and each matmul is split into N blocks, one single-threaded cblas_sgemm per thread of
+ * the rg_par pthread pool (rg_blas.h); the other ops run on the same pool. Measured on 2 cores
+ * (training-like loop of sgemm + element-wise ops, SkylakeX): this split reaches the same speed
+ * as OpenBLAS's own 2 threads beside the pool, and as the OpenMP build of OpenBLAS beside the
+ * OpenMP driver, when the machine is quiet; with other processes on the cores the OpenMP pairing
+ * collapsed (8-10x slower, its threads spin-wait for each other) and OpenBLAS's threads beside the
+ * pool lost up to 2x, while the split lost least. OpenBLAS's pthreads build beside the OpenMP
+ * driver was 2x slower even on a quiet machine (two spinning pools on two cores).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "rg_blas.h"
+#include "rg_parallel.h"
+
+#define OPENBLAS_LIB "libopenblas.so.0"
+
+/* cblas_sgemm's ABI (LP64 OpenBLAS: blasint is int; the enums are ints) */
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+typedef void (*cblas_sgemm_fn)(int order, int trans_a, int trans_b, int M, int N, int K,
+                               float alpha, const float *A, int lda, const float *B, int ldb,
+                               float beta, float *C, int ldc);
+
+/* Core types whose instruction needs we know; OpenBLAS knows more (then only it checks). */
+typedef struct core_info {
+    const char *name;
+    rg_blas_isa isa;
+} core_info;
+static const core_info known_cores[] = {
+    {"SapphireRapids", RG_BLAS_ISA_AVX512}, {"Cooperlake", RG_BLAS_ISA_AVX512},
+    {"SkylakeX", RG_BLAS_ISA_AVX512},       {"Zen", RG_BLAS_ISA_AVX2},
+    {"Haswell", RG_BLAS_ISA_AVX2},          {"Sandybridge", RG_BLAS_ISA_AVX},
+    {"Prescott", RG_BLAS_ISA_NONE},
+};
+#define AUTO_CORE "SkylakeX"
+
+/* The loaded library: one per process, shared by the live instances. */
+static struct {
+    pthread_mutex_t lock;
+    int refs; /* live instances */
+    void *handle;
+    cblas_sgemm_fn sgemm;
+    char version[64];  /* "OpenBLAS 0.3.21" */
+    const char *build; /* "pthreads build", ... */
+    char core[32];     /* the core type that runs */
+    char how[160];     /* how it was chosen */
+} lib = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct rg_backend_ctx {
+    rg_par_backend pb; /* first: the rg_par_op_* kernels read it */
+};
+
+static const core_info *find_core(const char *name) {
+    for (size_t i = 0; i < sizeof(known_cores) / sizeof(known_cores[0]); i++) {
+        if (strcasecmp(known_cores[i].name, name) == 0) {
+            return &known_cores[i];
+        }
+    }
+    return NULL;
+}
+
+static int is_avx512_core(const char *name) {
+    const core_info *k = find_core(name);
+    return k && k->isa == RG_BLAS_ISA_AVX512;
+}
+
+/* Loads OpenBLAS with OPENBLAS_CORETYPE=core (NULL: as the environment says), one thread, and
+ * resolves what the plugin calls. Fills lib. Returns 0, or -1 with err. */
+static int load(const char *core, char *err, size_t err_len) {
+    rg_blas_env env[] = {{"OPENBLAS_CORETYPE", core}, {"OPENBLAS_NUM_THREADS", "1"}};
+    void *h = rg_blas_open(OPENBLAS_LIB, env, 2, NULL, NULL, err, err_len);
+    if (!h) {
+        return -1;
+    }
+    cblas_sgemm_fn sgemm = (cblas_sgemm_fn)rg_blas_sym(h, OPENBLAS_LIB, "cblas_sgemm", err, err_len);
+    void (*set_threads)(int) = (void (*)(int))rg_blas_sym(h, OPENBLAS_LIB,
+                                                          "openblas_set_num_threads", err, err_len);
+    char *(*corename)(void) = (char *(*)(void))rg_blas_sym(h, OPENBLAS_LIB,
+                                                           "openblas_get_corename", err, err_len);
+    char *(*config)(void) = (char *(*)(void))rg_blas_sym(h, OPENBLAS_LIB, "openblas_get_config",
+                                                         err, err_len);
+    int (*parallel)(void) = (int (*)(void))rg_blas_sym(h, OPENBLAS_LIB, "openblas_get_parallel",
+                                                       err, err_len);
+    if (!sgemm || !set_threads || !corename || !config || !parallel) {
+        rg_blas_close(h, OPENBLAS_LIB);
+        return -1;
+    }
+    set_threads(1);
+    lib.handle = h;
+    lib.sgemm = sgemm;
+    snprintf(lib.core, sizeof(lib.core), "%s", corename());
+    /* the config string starts "OpenBLAS 0.3.21 ...": keep the name and version */
+    const char *cfg = config();
+    const char *sp = strchr(cfg, ' ');
+    sp = sp ? strchr(sp + 1, ' ') : NULL;
+    int len = sp ? (int)(sp - cfg) : (int)strlen(cfg);
+    snprintf(lib.version, sizeof(lib.version), "%.*s", len, cfg);
+    int p = parallel();
+    lib.build = p == 0 ? "sequential build" : p == 1 ? "pthreads build" : "OpenMP build";
+    return 0;
+}
+
+static void unload(void) {
+    rg_blas_close(lib.handle, OPENBLAS_LIB);
+    lib.handle = NULL;
+    lib.sgemm = NULL;
+}
+
+/* First instance: loads OpenBLAS with the core type asked for (NULL: automatic). */
+static int load_first(const char *want, char *err, size_t err_len) {
+    if (want) {
+        const core_info *k = find_core(want);
+        if (k && !rg_blas_cpu_has(k->isa)) {
+            snprintf(err, err_len, "backend openblas: coretype=%s needs %s, which this CPU lacks",
+                     want, rg_blas_isa_name(k->isa));
+            return -1;
+        }
+        if (load(want, err, err_len) != 0) {
+            return -1;
+        }
+        /* OpenBLAS runs some other kernel set for a name it does not know, without a word */
+        if (strcasecmp(lib.core, want) != 0) {
+            snprintf(err, err_len,
+                     "backend openblas: unknown core type '%s' (OpenBLAS ran %s instead; names "
+                     "are e.g. SkylakeX, Cooperlake, Haswell, Zen, Sandybridge, Prescott)",
+                     want, lib.core);
+            unload();
+            return -1;
+        }
+        snprintf(lib.how, sizeof(lib.how), "set by coretype=%s", want);
+        return 0;
+    }
+    if (load(NULL, err, err_len) != 0) {
+        return -1;
+    }
+    if (getenv("OPENBLAS_CORETYPE")) {
+        snprintf(lib.how, sizeof(lib.how), "from OPENBLAS_CORETYPE=%s", getenv("OPENBLAS_CORETYPE"));
+        return 0;
+    }
+    if (!rg_blas_cpu_has(RG_BLAS_ISA_AVX512) || is_avx512_core(lib.core)) {
+        snprintf(lib.how, sizeof(lib.how), "chosen by OpenBLAS");
+        return 0;
+    }
+    /* an AVX-512 CPU that OpenBLAS did not recognise: reload it with its AVX-512 kernels */
+    char detected[32];
+    snprintf(detected, sizeof(detected), "%s", lib.core);
+    rg_blas_close(lib.handle, OPENBLAS_LIB);
+    if (load(AUTO_CORE, err, err_len) != 0) {
+        return -1;
+    }
+    if (strcasecmp(lib.core, AUTO_CORE) == 0) {
+        snprintf(lib.how, sizeof(lib.how), "auto: OpenBLAS detected %s on this AVX-512 CPU",
+                 detected);
+    } else {
+        /* something else in the process holds the library: it keeps its first choice */
+        snprintf(lib.how, sizeof(lib.how),
+                 "chosen by OpenBLAS; %s not possible: the library was already loaded", AUTO_CORE);
+    }
+    return 0;
+}
+
+static void openblas_gemm(const rg_blas_gemm *g) {
+    lib.sgemm(CBLAS_ROW_MAJOR, g->trans_a ? CBLAS_TRANS : CBLAS_NO_TRANS,
+              g->trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, g->M, g->N, g->K, 1.0f, g->a, g->lda,
+              g->b, g->ldb, g->beta, g->c, g->ldc);
+}
+
+static void openblas_destroy(rg_backend_ctx *ctx);
+
+static rg_backend_ctx *openblas_create(const rg_backend_config *cfg, char *err, size_t err_len) {
+    const char *want = NULL;
+    int threads = rg_blas_config(cfg, "openblas", "coretype", &want, err, err_len);
+    if (threads < 0) {
+        return NULL;
+    }
+    rg_backend_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        snprintf(err, err_len, "backend openblas: out of memory");
+        return NULL;
+    }
+    pthread_mutex_lock(&lib.lock);
+    int rc = 0;
+    if (lib.refs == 0) {
+        rc = load_first(want, err, err_len);
+    } else if (want && strcasecmp(want, lib.core) != 0) {
+        snprintf(err, err_len,
+                 "backend openblas: OpenBLAS already runs core type %s in this process (another "
+                 "instance is live); coretype=%s needs its own process",
+                 lib.core, want);
+        rc = -1;
+    }
+    if (rc == 0) {
+        lib.refs++;
+    }
+    pthread_mutex_unlock(&lib.lock);
+    if (rc != 0) {
+        free(ctx);
+        return NULL;
+    }
+    rg_par *par = rg_par_pthreads_create(threads, err, err_len);
+    if (!par) {
+        openblas_destroy(ctx); /* drops the library reference */
+        return NULL;
+    }
+    rg_par_backend_init(&ctx->pb, par);
+    return ctx;
+}
+
+static void openblas_destroy(rg_backend_ctx *ctx) {
+    if (!ctx) {
+        return;
+    }
+    if (ctx->pb.par) {
+        rg_par_backend_release(&ctx->pb);
+    }
+    free(ctx);
+    pthread_mutex_lock(&lib.lock);
+    if (--lib.refs == 0) {
+        unload();
+    }
+    pthread_mutex_unlock(&lib.lock);
+}
+
+static void openblas_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
+    int n = ctx->pb.par->num_threads;
+    snprintf(buf, buf_len,
+             "%s (%s), core type %s (%s); %d thread%s: every sgemm split into up to %d "
+             "single-threaded calls on the pthread pool, other ops rg_parallel %s kernels on it",
+             lib.version, lib.build, lib.core, lib.how, n, n == 1 ? "" : "s", n,
+             rg_par_kernel_isa());
+}
+
+static void openblas_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,
+                                    const float *weight, int N, int C, int OC) {
+    rg_blas_matmul_forward(ctx->pb.par, openblas_gemm, out, inp, weight, N, C, OC);
+}
+
+static void openblas_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight,
+                                     const float *dout, const float *inp, const float *weight,
+                                     int N, int C, int OC) {
+    rg_blas_matmul_backward(ctx->pb.par, openblas_gemm, dinp, dweight, dout, inp, weight, N, C,
+                            OC);
+}
+
+static const rg_backend openblas_backend = {
+    .abi_version = RG_BACKEND_ABI_VERSION,
+    .struct_size = sizeof(rg_backend),
+    .name = "openblas",
+    .summary = "OpenBLAS sgemm for the matmuls (option coretype=NAME), rg_parallel for the rest",
+    .create = openblas_create,
+    .destroy = openblas_destroy,
+    .describe = openblas_describe,
+    .matmul_forward = openblas_matmul_forward,
+    .matmul_backward = openblas_matmul_backward,
+    RG_BLAS_PAR_OPS,
+};
+
+RG_BACKEND_ENTRY { return &openblas_backend; }
