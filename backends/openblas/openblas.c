@@ -244,10 +244,10 @@ static void openblas_destroy(rg_backend_ctx *ctx) {
 static void openblas_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
     int n = ctx->pb.par->num_threads;
     snprintf(buf, buf_len,
-             "%s (%s), core type %s (%s); %d thread%s: every sgemm split into up to %d "
-             "single-threaded calls on the pthread pool, other ops rg_parallel %s kernels on it",
+             "%s (%s), core type %s (%s); %d thread%s on one pthread pool: "
+             "each sgemm as %d single-threaded block%s, other ops rg_parallel %s kernels",
              lib.version, lib.build, lib.core, lib.how, n, n == 1 ? "" : "s", n,
-             rg_par_kernel_isa());
+             n == 1 ? "" : "s", rg_par_kernel_isa());
 }
 
 static void openblas_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,

@@ -1,0 +1,361 @@
+/*
+ * Backend `blis`: matmuls through BLIS's bli_sgemm, every other op from rg_parallel.
+ *
+ * bli_sgemm takes a row and a column stride for every matrix, so the transposed operands of the
+ * matmuls are described by their strides and never copied.
+ *
+ * Kernel set. BLIS picks its sub-configuration once per process, when it initialises, from the
+ * CPU or from BLIS_ARCH_TYPE (a number: the arch_t id; any other text reads as 0). It misdetects
+ * CPUs newer than itself: 0.9.0 runs `haswell` on an Emerald Rapids Xeon and `generic` on Zen 5,
+ * where its `skx` kernels are 2-5x faster. So the plugin does not link BLIS but dlopens it in
+ * create() and initialises it with BLIS_ARCH_TYPE set:
+ *   - arch=NAME runs that configuration (refused if this BLIS build lacks it, where BLIS itself
+ *     would abort the process, or if the CPU lacks the instructions it needs);
+ *   - without it, BLIS chooses (honouring BLIS_ARCH_TYPE from the environment), except that on a
+ *     CPU with AVX-512 where it chose a configuration without AVX-512 the plugin reloads it as
+ *     skx, and describe() says so.
+ * As with OpenBLAS the choice is per process: a live instance pins it, the last one unloads BLIS.
+ *
+ * Threads: BLIS runs single-threaded (bli_thread_set_num_threads(1), so its OpenMP build starts no
+ * team); each matmul is split into N blocks, one bli_sgemm per thread of the rg_par pthread pool,
+ * and the other ops run on the same pool: exactly N threads. The measurements behind this choice
+ * are in backends/openblas/openblas.c; with BLIS's own OpenMP threads beside the OpenMP driver the
+ * same collapse under load was measured (2 threads: 3.3 s mean per loop against 0.5 s split).
+ */
+#define _POSIX_C_SOURCE 200809L /* blis.h needs pthread_barrier_t */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <blis.h>
+
+#include "rg_blas.h"
+#include "rg_parallel.h"
+
+#define BLIS_LIB "libblis.so.4"
+#define AUTO_ARCH "skx"
+
+/* The configurations this BLIS build holds (blis.h says which), with the instructions each needs. */
+typedef struct arch_info {
+    const char *name;
+    arch_t id;
+    rg_blas_isa isa;
+} arch_info;
+static const arch_info known_archs[] = {
+#ifdef BLIS_CONFIG_SKX
+    {"skx", BLIS_ARCH_SKX, RG_BLAS_ISA_AVX512},
+#endif
+#ifdef BLIS_CONFIG_KNL
+    {"knl", BLIS_ARCH_KNL, RG_BLAS_ISA_AVX512_PHI},
+#endif
+#ifdef BLIS_CONFIG_HASWELL
+    {"haswell", BLIS_ARCH_HASWELL, RG_BLAS_ISA_AVX2},
+#endif
+#ifdef BLIS_CONFIG_SANDYBRIDGE
+    {"sandybridge", BLIS_ARCH_SANDYBRIDGE, RG_BLAS_ISA_AVX},
+#endif
+#ifdef BLIS_CONFIG_PENRYN
+    {"penryn", BLIS_ARCH_PENRYN, RG_BLAS_ISA_NONE},
+#endif
+#ifdef BLIS_CONFIG_ZEN3
+    {"zen3", BLIS_ARCH_ZEN3, RG_BLAS_ISA_AVX2},
+#endif
+#ifdef BLIS_CONFIG_ZEN2
+    {"zen2", BLIS_ARCH_ZEN2, RG_BLAS_ISA_AVX2},
+#endif
+#ifdef BLIS_CONFIG_ZEN
+    {"zen", BLIS_ARCH_ZEN, RG_BLAS_ISA_AVX2},
+#endif
+#ifdef BLIS_CONFIG_EXCAVATOR
+    {"excavator", BLIS_ARCH_EXCAVATOR, RG_BLAS_ISA_FMA4},
+#endif
+#ifdef BLIS_CONFIG_STEAMROLLER
+    {"steamroller", BLIS_ARCH_STEAMROLLER, RG_BLAS_ISA_FMA4},
+#endif
+#ifdef BLIS_CONFIG_PILEDRIVER
+    {"piledriver", BLIS_ARCH_PILEDRIVER, RG_BLAS_ISA_FMA4},
+#endif
+#ifdef BLIS_CONFIG_BULLDOZER
+    {"bulldozer", BLIS_ARCH_BULLDOZER, RG_BLAS_ISA_FMA4},
+#endif
+#ifdef BLIS_CONFIG_GENERIC
+    {"generic", BLIS_ARCH_GENERIC, RG_BLAS_ISA_NONE},
+#endif
+};
+#define NUM_ARCHS ((int)(sizeof(known_archs) / sizeof(known_archs[0])))
+
+/* The loaded library: one per process, shared by the live instances. */
+static struct {
+    pthread_mutex_t lock;
+    int refs; /* live instances */
+    void *handle;
+    __typeof__(bli_sgemm) *sgemm;
+    char version[32];  /* "0.9.0" */
+    const char *build; /* "OpenMP build", ... */
+    char arch[32];     /* the configuration that runs */
+    char how[160];     /* how it was chosen */
+} lib = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct rg_backend_ctx {
+    rg_par_backend pb; /* first: the rg_par_op_* kernels read it */
+};
+
+static const arch_info *find_arch_name(const char *name) {
+    for (int i = 0; i < NUM_ARCHS; i++) {
+        if (strcmp(known_archs[i].name, name) == 0) {
+            return &known_archs[i];
+        }
+    }
+    return NULL;
+}
+
+static const arch_info *find_arch_id(long id) {
+    for (int i = 0; i < NUM_ARCHS; i++) {
+        if ((long)known_archs[i].id == id) {
+            return &known_archs[i];
+        }
+    }
+    return NULL;
+}
+
+static void list_archs(char *buf, size_t len) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < NUM_ARCHS && used < len; i++) {
+        int n = snprintf(buf + used, len - used, "%s%s", i ? ", " : "", known_archs[i].name);
+        used += n > 0 ? (size_t)n : 0;
+    }
+}
+
+/* BLIS reads BLIS_ARCH_TYPE when it first initialises: do that while rg_blas_open has it set. */
+static void init_blis(void *handle, void *user) {
+    /* bli_init first: with BLIS_ARCH_TYPE set, the arch query checks the id against contexts that
+     * only bli_init registers */
+    void (*init)(void) = (void (*)(void))dlsym(handle, "bli_init");
+    arch_t (*query)(void) = (arch_t(*)(void))dlsym(handle, "bli_arch_query_id");
+    if (init && query) {
+        init();
+        *(arch_t *)user = query();
+    }
+}
+
+/* Loads and initialises BLIS with BLIS_ARCH_TYPE=a's id (a NULL: as the environment says), one
+ * thread, and resolves what the plugin calls. Fills lib. Returns 0, or -1 with err. */
+static int load(const arch_info *a, char *err, size_t err_len) {
+    char id[16];
+    if (a) {
+        snprintf(id, sizeof(id), "%d", (int)a->id);
+    }
+    rg_blas_env env[] = {{"BLIS_ARCH_TYPE", a ? id : NULL}};
+    arch_t got = BLIS_NUM_ARCHS;
+    void *h = rg_blas_open(BLIS_LIB, env, 1, init_blis, &got, err, err_len);
+    if (!h) {
+        return -1;
+    }
+    __typeof__(bli_sgemm) *sgemm = (__typeof__(bli_sgemm) *)rg_blas_sym(h, BLIS_LIB, "bli_sgemm",
+                                                                        err, err_len);
+    __typeof__(bli_thread_set_num_threads) *set_threads = (__typeof__(bli_thread_set_num_threads) *)
+        rg_blas_sym(h, BLIS_LIB, "bli_thread_set_num_threads", err, err_len);
+    __typeof__(bli_arch_string) *arch_string = (__typeof__(bli_arch_string) *)rg_blas_sym(
+        h, BLIS_LIB, "bli_arch_string", err, err_len);
+    __typeof__(bli_info_get_version_str) *version = (__typeof__(bli_info_get_version_str) *)
+        rg_blas_sym(h, BLIS_LIB, "bli_info_get_version_str", err, err_len);
+    __typeof__(bli_info_get_enable_openmp) *openmp = (__typeof__(bli_info_get_enable_openmp) *)
+        rg_blas_sym(h, BLIS_LIB, "bli_info_get_enable_openmp", err, err_len);
+    if (!sgemm || !set_threads || !arch_string || !version || !openmp || got == BLIS_NUM_ARCHS) {
+        if (got == BLIS_NUM_ARCHS && sgemm) {
+            snprintf(err, err_len, "%s has no symbol bli_init or bli_arch_query_id", BLIS_LIB);
+        }
+        rg_blas_close(h, BLIS_LIB);
+        return -1;
+    }
+    set_threads(1);
+    lib.handle = h;
+    lib.sgemm = sgemm;
+    snprintf(lib.arch, sizeof(lib.arch), "%s", arch_string(got));
+    snprintf(lib.version, sizeof(lib.version), "%s", version());
+    lib.build = openmp() ? "OpenMP build" : "build without OpenMP";
+    return 0;
+}
+
+static void unload(void) {
+    rg_blas_close(lib.handle, BLIS_LIB);
+    lib.handle = NULL;
+    lib.sgemm = NULL;
+}
+
+/* First instance: loads BLIS with the configuration asked for (NULL: automatic). */
+static int load_first(const char *want, char *err, size_t err_len) {
+    char names[256];
+    list_archs(names, sizeof(names));
+    if (want) {
+        const arch_info *a = find_arch_name(want);
+        if (!a) {
+            snprintf(err, err_len, "backend blis: unknown arch '%s' (this BLIS has: %s)", want,
+                     names);
+            return -1;
+        }
+        if (!rg_blas_cpu_has(a->isa)) {
+            snprintf(err, err_len, "backend blis: arch=%s needs %s, which this CPU lacks", want,
+                     rg_blas_isa_name(a->isa));
+            return -1;
+        }
+        if (load(a, err, err_len) != 0) {
+            return -1;
+        }
+        if (strcmp(lib.arch, want) != 0) {
+            snprintf(err, err_len,
+                     "backend blis: BLIS already runs %s in this process; arch=%s needs its own "
+                     "process", lib.arch, want);
+            unload();
+            return -1;
+        }
+        snprintf(lib.how, sizeof(lib.how), "set by arch=%s", want);
+        return 0;
+    }
+    const char *env = getenv("BLIS_ARCH_TYPE");
+    if (env) {
+        /* BLIS aborts the process on an id it was built without: refuse it here instead */
+        char *end;
+        long id = strtol(env, &end, 10);
+        if (end == env || *end != '\0' || !find_arch_id(id)) {
+            snprintf(err, err_len,
+                     "backend blis: BLIS_ARCH_TYPE=%s is not the number of a configuration this "
+                     "BLIS has (%s; numbered as arch_t in blis.h)", env, names);
+            return -1;
+        }
+    }
+    if (load(NULL, err, err_len) != 0) {
+        return -1;
+    }
+    if (env) {
+        snprintf(lib.how, sizeof(lib.how), "from BLIS_ARCH_TYPE=%s", env);
+        return 0;
+    }
+    const arch_info *detected = find_arch_name(lib.arch);
+    const arch_info *better = find_arch_name(AUTO_ARCH);
+    if (!better || !rg_blas_cpu_has(RG_BLAS_ISA_AVX512) ||
+        (detected && (detected->isa == RG_BLAS_ISA_AVX512 ||
+                      detected->isa == RG_BLAS_ISA_AVX512_PHI))) {
+        snprintf(lib.how, sizeof(lib.how), "chosen by BLIS");
+        return 0;
+    }
+    /* an AVX-512 CPU that BLIS did not recognise: reload it with its skx kernels */
+    char first[32];
+    snprintf(first, sizeof(first), "%s", lib.arch);
+    rg_blas_close(lib.handle, BLIS_LIB);
+    if (load(better, err, err_len) != 0) {
+        return -1;
+    }
+    if (strcmp(lib.arch, AUTO_ARCH) == 0) {
+        snprintf(lib.how, sizeof(lib.how), "auto: BLIS detected %s on this AVX-512 CPU", first);
+    } else {
+        /* something else in the process holds the library: it keeps its first choice */
+        snprintf(lib.how, sizeof(lib.how),
+                 "chosen by BLIS; %s not possible: the library was already loaded", AUTO_ARCH);
+    }
+    return 0;
+}
+
+/* op(a) and op(b) as strides of the stored matrices: a transpose swaps row and column stride. */
+static void blis_gemm(const rg_blas_gemm *g) {
+    float one = 1.0f;
+    float beta = g->beta;
+    inc_t rsa = g->trans_a ? 1 : g->lda, csa = g->trans_a ? g->lda : 1;
+    inc_t rsb = g->trans_b ? 1 : g->ldb, csb = g->trans_b ? g->ldb : 1;
+    lib.sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, g->M, g->N, g->K, &one, (float *)g->a, rsa,
+              csa, (float *)g->b, rsb, csb, &beta, g->c, g->ldc, 1);
+}
+
+static void blis_destroy(rg_backend_ctx *ctx);
+
+static rg_backend_ctx *blis_create(const rg_backend_config *cfg, char *err, size_t err_len) {
+    const char *want = NULL;
+    int threads = rg_blas_config(cfg, "blis", "arch", &want, err, err_len);
+    if (threads < 0) {
+        return NULL;
+    }
+    rg_backend_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        snprintf(err, err_len, "backend blis: out of memory");
+        return NULL;
+    }
+    pthread_mutex_lock(&lib.lock);
+    int rc = 0;
+    if (lib.refs == 0) {
+        rc = load_first(want, err, err_len);
+    } else if (want && strcmp(want, lib.arch) != 0) {
+        snprintf(err, err_len,
+                 "backend blis: BLIS already runs %s in this process (another instance is live); "
+                 "arch=%s needs its own process",
+                 lib.arch, want);
+        rc = -1;
+    }
+    if (rc == 0) {
+        lib.refs++;
+    }
+    pthread_mutex_unlock(&lib.lock);
+    if (rc != 0) {
+        free(ctx);
+        return NULL;
+    }
+    rg_par *par = rg_par_pthreads_create(threads, err, err_len);
+    if (!par) {
+        blis_destroy(ctx); /* drops the library reference */
+        return NULL;
+    }
+    rg_par_backend_init(&ctx->pb, par);
+    return ctx;
+}
+
+static void blis_destroy(rg_backend_ctx *ctx) {
+    if (!ctx) {
+        return;
+    }
+    if (ctx->pb.par) {
+        rg_par_backend_release(&ctx->pb);
+    }
+    free(ctx);
+    pthread_mutex_lock(&lib.lock);
+    if (--lib.refs == 0) {
+        unload();
+    }
+    pthread_mutex_unlock(&lib.lock);
+}
+
+static void blis_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
+    int n = ctx->pb.par->num_threads;
+    snprintf(buf, buf_len,
+             "BLIS %s (%s), configuration %s (%s); %d thread%s on one pthread pool: "
+             "each sgemm as %d single-threaded block%s, other ops rg_parallel %s kernels",
+             lib.version, lib.build, lib.arch, lib.how, n, n == 1 ? "" : "s", n,
+             n == 1 ? "" : "s", rg_par_kernel_isa());
+}
+
+static void blis_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,
+                                const float *weight, int N, int C, int OC) {
+    rg_blas_matmul_forward(ctx->pb.par, blis_gemm, out, inp, weight, N, C, OC);
+}
+
+static void blis_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight,
+                                 const float *dout, const float *inp, const float *weight, int N,
+                                 int C, int OC) {
+    rg_blas_matmul_backward(ctx->pb.par, blis_gemm, dinp, dweight, dout, inp, weight, N, C, OC);
+}
+
+static const rg_backend blis_backend = {
+    .abi_version = RG_BACKEND_ABI_VERSION,
+    .struct_size = sizeof(rg_backend),
+    .name = "blis",
+    .summary = "BLIS sgemm for the matmuls (option arch=NAME), rg_parallel for the rest",
+    .create = blis_create,
+    .destroy = blis_destroy,
+    .describe = blis_describe,
+    .matmul_forward = blis_matmul_forward,
+    .matmul_backward = blis_matmul_backward,
+    RG_BLAS_PAR_OPS,
+};
+
+RG_BACKEND_ENTRY { return &blis_backend; }
