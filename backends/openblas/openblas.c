@@ -16,13 +16,14 @@
  *
  * Threads. N threads are exactly N: OPENBLAS_NUM_THREADS=1 at load means OpenBLAS starts no thread
  * of its own, and each matmul is split into N blocks, one single-threaded cblas_sgemm per thread of
- * the rg_par pthread pool (rg_blas.h); the other ops run on the same pool. Measured on 2 cores
- * (training-like loop of sgemm + element-wise ops, SkylakeX): this split reaches the same speed
- * as OpenBLAS's own 2 threads beside the pool, and as the OpenMP build of OpenBLAS beside the
- * OpenMP driver, when the machine is quiet; with other processes on the cores the OpenMP pairing
- * collapsed (8-10x slower, its threads spin-wait for each other) and OpenBLAS's threads beside the
- * pool lost up to 2x, while the split lost least. OpenBLAS's pthreads build beside the OpenMP
- * driver was 2x slower even on a quiet machine (two spinning pools on two cores).
+ * the rg_par pthread pool (rg_blas.h); the other ops run on the same pool. Measured on 2 cores,
+ * a training-like loop (the small preset's 12 sgemm shapes, each followed by an element-wise op),
+ * SkylakeX kernels, best of 37 loops: on a quiet machine this split (54 ms) matched OpenBLAS's own
+ * 2 threads beside the pool (58-68 ms) and the OpenMP build of OpenBLAS beside the OpenMP driver
+ * (52-75 ms), while OpenBLAS's pthreads build beside the OpenMP driver took 108-125 ms (two
+ * spinning pools on two cores). With other processes on the cores the OpenMP pairing collapsed
+ * (860-1140 ms: its threads spin-wait for each other) and the split varied least
+ * (160-260 ms against 140-330 ms). It also needs no OpenMP variant of the library.
  */
 #include <pthread.h>
 #include <stdio.h>
