@@ -2,14 +2,21 @@
  * Causal self-attention forward and backward, parallel over (batch, head) pairs: each pair owns its
  * rows of att, its slice of out and its slice of dqkv, so threads never write the same element.
  *
- * Per pair, K (and V in the backward) are first transposed into per-thread workspace as (hs, T), so
- * the score row q . k[t2] over t2 <= t is hs vector AXPYs along t2 (T=64: 4 vectors of 16) rather
- * than t dot products of length hs. Softmax uses rg_par_expf, which vectorises.
+ * Per pair the work is five small matrix products (T x T x hs): scores Q K^T, out = att V, and in
+ * the backward datt = dY V^T, dQ = dS K, dK = dS^T Q, dV = att^T dY. All run on one register-tiled
+ * kernel (rows8): eight output rows at once, one vector of columns, eight independent FMA chains
+ * sharing every load. For Q K^T and dY V^T, K or V is first transposed into per-thread workspace as
+ * (hs, Tp), Tp = T rounded up to the vector width and zero padded, so a score row is whole vectors
+ * along t2. Causality: rows only go as far as their block's last t; the zeros of att and dS past
+ * the diagonal make the extra terms vanish. Softmax uses rg_par_expf, which vectorises.
  */
 #include <math.h>
 #include <string.h>
 
 #include "rg_par_internal.h"
+
+#define VL RG_VL
+#define RB 8 /* rows per register block */
 
 typedef struct attn_args {
     float *out, *att, *dqkv;
@@ -19,61 +26,136 @@ typedef struct attn_args {
     size_t per_thread;
 } attn_args;
 
-/* kt is (hs, T): kt[d][t2] = x[b, t2, h*hs + d] where x is one of q/k/v at offset `part` of a
- * (B,T,3C) row. */
-static void transpose_head(float *kt, const float *qkv, int b, int h, int part, int T, int C,
+static int round_up(int n, int m) { return (n + m - 1) / m * m; }
+
+/* For r < RB and j < w (w <= VL): out[r][j] (+)= sum_k<K a[r][k*lda] * b[k*ldb + j].
+ * a[r] are row pointers (duplicates allowed), out[r] distinct row pointers. */
+static void rows8(int K, const float *const a[RB], size_t lda, const float *b, size_t ldb,
+                  float *const out[RB], int w, int accumulate) {
+    if (w == VL) {
+        rg_vf acc[RB];
+        for (int r = 0; r < RB; r++) {
+            acc[r] = (rg_vf){0};
+        }
+        for (int k = 0; k < K; k++) {
+            rg_vf bv = *(const rg_vfu *)(b + k * ldb);
+#pragma GCC unroll 8
+            for (int r = 0; r < RB; r++) {
+                acc[r] += a[r][k * lda] * bv;
+            }
+        }
+        for (int r = 0; r < RB; r++) {
+            rg_vfu *o = (rg_vfu *)out[r];
+            *o = accumulate ? *o + acc[r] : acc[r];
+        }
+        return;
+    }
+    for (int r = 0; r < RB; r++) { /* a partial vector of columns: plain loops */
+        for (int j = 0; j < w; j++) {
+            float acc = 0.0f;
+            for (int k = 0; k < K; k++) {
+                acc += a[r][k * lda] * b[k * ldb + j];
+            }
+            out[r][j] = accumulate ? out[r][j] + acc : acc;
+        }
+    }
+}
+
+/* Row pointers of a block of RB rows starting at row r0 of n rows with row stride ld: rows past
+ * n repeat the last one as input and write to `sink` as output. */
+static void block_rows(const float *rows_in[RB], float *rows_out[RB], const float *in, size_t ld_in,
+                       float *out, size_t ld_out, int r0, int n, float *sink) {
+    for (int r = 0; r < RB; r++) {
+        int row = r0 + r < n ? r0 + r : n - 1;
+        if (rows_in) {
+            rows_in[r] = in + (size_t)row * ld_in;
+        }
+        if (rows_out) {
+            rows_out[r] = r0 + r < n ? out + (size_t)(r0 + r) * ld_out : sink;
+        }
+    }
+}
+
+/* out (RB rows from r0, row stride ld_out, n columns) (+)= a (rows r0.., K) @ b (K, n), with the
+ * columns of b at stride 1 and its rows at stride ldb; a row r at a_base + r*lda_row, its k-th
+ * element at stride lda. Rows past nrows go to sink. */
+static void block_product(float *out, size_t ld_out, const float *a_base, size_t lda_row,
+                          size_t lda, const float *b, size_t ldb, int K, int r0, int nrows,
+                          int ncols, int accumulate, float *sink) {
+    const float *a[RB];
+    float *o[RB];
+    block_rows(a, o, a_base, lda_row, out, ld_out, r0, nrows, sink);
+    for (int j = 0; j < ncols; j += VL) {
+        float *oj[RB];
+        for (int r = 0; r < RB; r++) {
+            oj[r] = o[r] == sink ? sink : o[r] + j;
+        }
+        int w = ncols - j < VL ? ncols - j : VL;
+        rows8(K, a, lda, b + j, ldb, oj, w, accumulate);
+    }
+}
+
+/* xt is (hs, Tp): xt[d][t2] = x[b, t2, h*hs + d] for one of q/k/v at offset `part` of a (B,T,3C)
+ * row, zero for t2 >= T. */
+static void transpose_head(float *xt, const float *qkv, int b, int h, int part, int T, int C,
                            int hs) {
+    int Tp = round_up(T, VL);
     for (int t2 = 0; t2 < T; t2++) {
         const float *src = qkv + ((size_t)b * T + t2) * 3 * C + part + h * hs;
         for (int d = 0; d < hs; d++) {
-            kt[(size_t)d * T + t2] = src[d];
+            xt[(size_t)d * Tp + t2] = src[d];
         }
     }
+    for (int d = 0; d < hs; d++) {
+        memset(xt + (size_t)d * Tp + T, 0, (size_t)(Tp - T) * sizeof(float));
+    }
+}
+
+/* Per-thread workspace: xt (hs, Tp), S (T, Tp), sink (VL). */
+static size_t attn_workspace(int T, int hs) {
+    int Tp = round_up(T, VL);
+    return (size_t)hs * Tp + (size_t)T * Tp + VL;
 }
 
 /* Pairs [begin, end) of the (B, NH) grid. out is (B,T,C), att is (B,NH,T,T), qkv is (B,T,3C). */
 static void attention_forward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const attn_args *a = arg;
-    int T = a->T, C = a->C, NH = a->NH, hs = C / NH, C3 = 3 * C;
+    int T = a->T, C = a->C, NH = a->NH, hs = C / NH, C3 = 3 * C, Tp = round_up(T, VL);
     float scale = 1.0f / sqrtf((float)hs);
-    float *kt = a->ws + rg_par_thread_offset(0, a->per_thread, tid); /* (hs, T) */
+    float *kt = a->ws + rg_par_thread_offset(0, a->per_thread, tid); /* (hs, Tp) */
+    float *S = kt + (size_t)hs * Tp;                                 /* (T, Tp) scores */
+    float *sink = S + (size_t)T * Tp;                                /* (VL) */
+    memset(sink, 0, VL * sizeof(float));
     for (int64_t pair = begin; pair < end; pair++) {
         int b = (int)(pair / NH), h = (int)(pair % NH);
+        const float *q0 = a->qkv + (size_t)b * T * C3 + h * hs;
+        const float *v0 = q0 + 2 * C;
+        float *att = a->att + (size_t)pair * T * T;
+        float *out = a->out + (size_t)b * T * C + h * hs;
         transpose_head(kt, a->qkv, b, h, C, T, C, hs);
-        for (int t = 0; t < T; t++) {
-            const float *q = a->qkv + ((size_t)b * T + t) * C3 + h * hs;
-            float *arow = a->att + ((size_t)pair * T + t) * T;
-            int n = t + 1;
-            /* scores: arow[t2] = q . k[t2] for t2 <= t, one AXPY per channel of the head */
-            memset(arow, 0, (size_t)T * sizeof(float));
-            for (int d = 0; d < hs; d++) {
-                float qd = q[d];
-                const float *krow = kt + (size_t)d * T;
+        for (int t0 = 0; t0 < T; t0 += RB) {
+            int tlast = t0 + RB < T ? t0 + RB : T; /* rows [t0, tlast) see keys [0, tlast) */
+            /* S rows = q . k over the keys the block can see, in whole vectors */
+            block_product(S, Tp, q0, C3, 1, kt, Tp, hs, t0, T, round_up(tlast, VL), 0, sink);
+            for (int t = t0; t < tlast; t++) {
+                float *s = S + (size_t)t * Tp;
+                float *arow = att + (size_t)t * T;
+                int n = t + 1, np = round_up(n, VL); /* whole vectors: no scalar tails */
+                for (int t2 = 0; t2 < np; t2++) {
+                    s[t2] = t2 < n ? s[t2] * scale : -INFINITY;
+                }
+                float maxval = rg_par_max(s, np);
+                for (int t2 = 0; t2 < np; t2++) {
+                    s[t2] = t2 < n ? rg_par_expf(s[t2] - maxval) : 0.0f;
+                }
+                float inv = 1.0f / rg_par_sum(s, np);
                 for (int t2 = 0; t2 < n; t2++) {
-                    arow[t2] += qd * krow[t2];
+                    arow[t2] = s[t2] * inv;
                 }
+                memset(arow + n, 0, (size_t)(T - n) * sizeof(float)); /* causal mask */
             }
-            for (int t2 = 0; t2 < n; t2++) {
-                arow[t2] *= scale;
-            }
-            float maxval = rg_par_max(arow, n);
-            for (int t2 = 0; t2 < n; t2++) {
-                arow[t2] = rg_par_expf(arow[t2] - maxval);
-            }
-            float inv = 1.0f / rg_par_sum(arow, n);
-            for (int t2 = 0; t2 < n; t2++) {
-                arow[t2] *= inv;
-            }
-            /* out[t] = sum_t2 att[t2] v[t2]; entries past t stay 0 from the memset (causal) */
-            float *o = a->out + ((size_t)b * T + t) * C + h * hs;
-            memset(o, 0, (size_t)hs * sizeof(float));
-            for (int t2 = 0; t2 < n; t2++) {
-                const float *v = a->qkv + ((size_t)b * T + t2) * C3 + 2 * C + h * hs;
-                float p = arow[t2];
-                for (int d = 0; d < hs; d++) {
-                    o[d] += p * v[d];
-                }
-            }
+            /* out rows = att rows @ V over keys [0, tlast) */
+            block_product(out, C, att, T, 1, v0, C3, tlast, t0, T, hs, 0, sink);
         }
     }
 }
@@ -90,70 +172,56 @@ void rg_par_op_attention_forward(rg_backend_ctx *ctx, float *out, float *att, co
     rg_par_backend *pb = rg_par_of(ctx);
     int hs = C / NH;
     attn_args a = {.out = out, .att = att, .qkv = qkv, .B = B, .T = T, .C = C, .NH = NH};
-    a.per_thread = (size_t)hs * T;
+    a.per_thread = attn_workspace(T, hs);
     a.ws = rg_par_workspace(pb, 0, a.per_thread);
     rg_par_for(pb->par, (int64_t)B * NH, attention_grain(T, hs), attention_forward_range, &a);
 }
 
 /* Pairs [begin, end). dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C), att is (B,NH,T,T).
- * Per row t, with datt[t2] = v[t2] . dout[t]:
- *   dv[t2] += att[t2] dout[t];  ds[t2] = scale att[t2] (datt[t2] - sum_t3 att[t3] datt[t3]);
- *   dq[t] += sum_t2 ds[t2] k[t2];  dk[t2] += ds[t2] q[t].
- * dk and dv gather over all rows t in workspace and are added to dqkv once per pair. */
+ * With datt[t][t2] = dout[t] . v[t2] and dS[t][t2] = scale att (datt - sum_t3 att datt[t][t3]):
+ * dq += dS k, dk += dS^T q, dv += att^T dout (dS and att are zero past the diagonal). */
 static void attention_backward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const attn_args *a = arg;
-    int T = a->T, C = a->C, NH = a->NH, hs = C / NH, C3 = 3 * C;
+    int T = a->T, C = a->C, NH = a->NH, hs = C / NH, C3 = 3 * C, Tp = round_up(T, VL);
     float scale = 1.0f / sqrtf((float)hs);
-    float *vt = a->ws + rg_par_thread_offset(0, a->per_thread, tid); /* (hs, T) */
-    float *dk = vt + (size_t)hs * T;                                 /* (T, hs) */
-    float *dv = dk + (size_t)T * hs;                                 /* (T, hs) */
-    float *datt = dv + (size_t)T * hs;                               /* (T) */
-    float *dq = datt + T;                                            /* (hs) */
+    float *vt = a->ws + rg_par_thread_offset(0, a->per_thread, tid); /* (hs, Tp) */
+    float *dS = vt + (size_t)hs * Tp;                                /* (T, Tp) */
+    float *sink = dS + (size_t)T * Tp;                               /* (VL) */
+    memset(sink, 0, VL * sizeof(float));
     for (int64_t pair = begin; pair < end; pair++) {
         int b = (int)(pair / NH), h = (int)(pair % NH);
+        const float *q0 = a->qkv + (size_t)b * T * C3 + h * hs;
+        const float *k0 = q0 + C;
+        const float *att = a->att_in + (size_t)pair * T * T;
+        const float *dy0 = a->dout + (size_t)b * T * C + h * hs;
+        float *dq0 = a->dqkv + (size_t)b * T * C3 + h * hs;
+        float *dk0 = dq0 + C;
+        float *dv0 = dq0 + 2 * C;
         transpose_head(vt, a->qkv, b, h, 2 * C, T, C, hs);
-        memset(dk, 0, (size_t)2 * T * hs * sizeof(float)); /* dk and dv */
-        for (int t = 0; t < T; t++) {
-            const float *arow = a->att_in + ((size_t)pair * T + t) * T;
-            const float *dy = a->dout + ((size_t)b * T + t) * C + h * hs;
-            const float *q = a->qkv + ((size_t)b * T + t) * C3 + h * hs;
-            int n = t + 1;
-            memset(datt, 0, (size_t)n * sizeof(float));
-            for (int d = 0; d < hs; d++) {
-                float dyd = dy[d];
-                const float *vrow = vt + (size_t)d * T;
+        for (int t0 = 0; t0 < T; t0 += RB) {
+            int tlast = t0 + RB < T ? t0 + RB : T;
+            /* datt rows = dout . v over the visible keys, then dS in place */
+            block_product(dS, Tp, dy0, C, 1, vt, Tp, hs, t0, T, round_up(tlast, VL), 0, sink);
+            for (int t = t0; t < tlast; t++) {
+                const float *arow = att + (size_t)t * T;
+                float *ds = dS + (size_t)t * Tp;
+                int n = t + 1;
+                float dot = rg_par_dot(arow, ds, n);
                 for (int t2 = 0; t2 < n; t2++) {
-                    datt[t2] += dyd * vrow[t2];
+                    ds[t2] = arow[t2] * (ds[t2] - dot) * scale;
                 }
+                memset(ds + n, 0, (size_t)(Tp - n) * sizeof(float));
             }
-            float dot = rg_par_dot(arow, datt, n);
-            for (int t2 = 0; t2 < n; t2++) {
-                datt[t2] = arow[t2] * (datt[t2] - dot) * scale; /* now ds */
-            }
-            memset(dq, 0, (size_t)hs * sizeof(float));
-            for (int t2 = 0; t2 < n; t2++) {
-                const float *k = a->qkv + ((size_t)b * T + t2) * C3 + C + h * hs;
-                float p = arow[t2], ds = datt[t2];
-                float *dkr = dk + (size_t)t2 * hs;
-                float *dvr = dv + (size_t)t2 * hs;
-                for (int d = 0; d < hs; d++) {
-                    dq[d] += ds * k[d];
-                    dkr[d] += ds * q[d];
-                    dvr[d] += p * dy[d];
-                }
-            }
-            float *dqo = a->dqkv + ((size_t)b * T + t) * C3 + h * hs;
-            for (int d = 0; d < hs; d++) {
-                dqo[d] += dq[d];
-            }
+            /* dq rows += dS rows @ K over keys [0, tlast) */
+            block_product(dq0, C3, dS, Tp, 1, k0, C3, tlast, t0, T, hs, 1, sink);
         }
-        for (int t2 = 0; t2 < T; t2++) {
-            float *dko = a->dqkv + ((size_t)b * T + t2) * C3 + C + h * hs;
-            float *dvo = dko + C;
-            for (int d = 0; d < hs; d++) {
-                dko[d] += dk[(size_t)t2 * hs + d];
-                dvo[d] += dv[(size_t)t2 * hs + d];
-            }
+        /* dk and dv rows t2 in blocks from t0: dk[t2] += sum_t dS[t][t2] q[t] and
+         * dv[t2] += sum_t att[t][t2] dout[t], over queries t >= t0 (the terms t < t2 are zero) */
+        for (int t0 = 0; t0 < T; t0 += RB) {
+            block_product(dk0, C3, dS + (size_t)t0 * Tp, 1, Tp, q0 + (size_t)t0 * C3, C3, T - t0,
+                          t0, T, hs, 1, sink);
+            block_product(dv0, C3, att + (size_t)t0 * T, 1, T, dy0 + (size_t)t0 * C, C, T - t0,
+                          t0, T, hs, 1, sink);
         }
     }
 }
@@ -164,7 +232,7 @@ void rg_par_op_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float 
     int hs = C / NH;
     attn_args a = {.dqkv = dqkv, .dout = dout, .qkv = qkv, .att_in = att, .B = B, .T = T, .C = C,
                    .NH = NH};
-    a.per_thread = (size_t)3 * hs * T + T + hs;
+    a.per_thread = attn_workspace(T, hs);
     a.ws = rg_par_workspace(pb, 0, a.per_thread);
     rg_par_for(pb->par, (int64_t)B * NH, attention_grain(T, hs), attention_backward_range, &a);
 }

@@ -1,0 +1,364 @@
+/* Tests of the shared parallel code: the drivers' chunking and hand-off (many quick jobs, jobs after
+ * the workers went to sleep), kernels against the reference kernels, and bit-identical results
+ * for one thread count and across thread counts. Under ThreadSanitizer only the pthread pool runs:
+ * the OpenMP runtime is not instrumented, so TSan cannot see its barriers. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "randygpt/ops.h"
+#include "randygpt/rng.h"
+#include "rg_parallel.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define WITH_OPENMP 0
+#else
+#define WITH_OPENMP 1
+#endif
+
+struct rg_backend_ctx {
+    rg_par_backend pb;
+};
+
+typedef enum driver { DRIVER_PTHREADS, DRIVER_OPENMP } driver;
+
+static rg_backend_ctx *make_ctx(driver d, int threads) {
+    char err[256] = "";
+    rg_par *par = d == DRIVER_OPENMP ? rg_par_openmp_create(threads, err, sizeof err)
+                                     : rg_par_pthreads_create(threads, err, sizeof err);
+    if (!par) {
+        fail_msg("driver: %s", err);
+    }
+    rg_backend_ctx *ctx = calloc(1, sizeof(*ctx));
+    assert_non_null(ctx);
+    rg_par_backend_init(&ctx->pb, par);
+    return ctx;
+}
+
+static void free_ctx(rg_backend_ctx *ctx) {
+    rg_par_backend_release(&ctx->pb);
+    free(ctx);
+}
+
+static int num_drivers(void) { return WITH_OPENMP ? 2 : 1; }
+
+/* ---- drivers ---- */
+
+typedef struct visit_args {
+    int *hits;       /* (n) times each item was run */
+    int *tid_of;     /* (n) the thread that ran it */
+    int64_t *starts; /* (threads) begin of the chunk each tid ran, -1 if none */
+} visit_args;
+
+static void visit(void *arg, int64_t begin, int64_t end, int tid) {
+    visit_args *a = arg;
+    a->starts[tid] = begin;
+    for (int64_t i = begin; i < end; i++) {
+        a->hits[i]++;
+        a->tid_of[i] = tid;
+    }
+}
+
+/* Every item runs exactly once, chunks are contiguous, in tid order, and as many as the grain
+ * allows: min(threads, n / grain), at least 1. */
+static void test_chunking(void **state) {
+    const int64_t sizes[] = {1, 2, 5, 64, 1000, 4099};
+    const int64_t grains[] = {1, 3, 100, 5000};
+    for (int d = 0; d < num_drivers(); d++) {
+        for (int threads = 1; threads <= 4; threads++) {
+            rg_backend_ctx *ctx = make_ctx((driver)d, threads);
+            for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+                for (size_t gi = 0; gi < sizeof grains / sizeof *grains; gi++) {
+                    int64_t n = sizes[si], grain = grains[gi];
+                    visit_args a = {calloc(n, sizeof(int)), calloc(n, sizeof(int)),
+                                    malloc(threads * sizeof(int64_t))};
+                    for (int t = 0; t < threads; t++) {
+                        a.starts[t] = -1;
+                    }
+                    rg_par_for(ctx->pb.par, n, grain, visit, &a);
+                    int64_t chunks = n / grain < threads ? n / grain : threads;
+                    chunks = chunks < 1 ? 1 : chunks;
+                    for (int64_t i = 0; i < n; i++) {
+                        assert_int_equal(a.hits[i], 1);
+                        assert_true(a.tid_of[i] >= 0 && a.tid_of[i] < chunks);
+                        if (i > 0) {
+                            assert_true(a.tid_of[i] >= a.tid_of[i - 1]);
+                        }
+                    }
+                    for (int t = 0; t < chunks; t++) {
+                        assert_int_equal(a.starts[t], n * t / chunks);
+                    }
+                    free(a.hits);
+                    free(a.tid_of);
+                    free(a.starts);
+                }
+            }
+            free_ctx(ctx);
+        }
+    }
+}
+
+typedef struct count_args {
+    long *per_tid; /* (threads) slots, one per thread: no two threads write one slot */
+} count_args;
+
+static void count(void *arg, int64_t begin, int64_t end, int tid) {
+    count_args *a = arg;
+    a->per_tid[tid] += end - begin;
+}
+
+/* Many jobs back to back, each tiny: every job is complete when run returns (the caller reads what
+ * the workers wrote without any other synchronisation), and the pool survives the rapid hand-offs. */
+static void test_many_quick_jobs(void **state) {
+    for (int d = 0; d < num_drivers(); d++) {
+        for (int threads = 2; threads <= 3; threads++) {
+            rg_backend_ctx *ctx = make_ctx((driver)d, threads);
+            long slots[3] = {0};
+            count_args a = {slots};
+            for (int job = 0; job < 5000; job++) {
+                int64_t n = 1 + job % 7;
+                rg_par_for(ctx->pb.par, n, 1, count, &a);
+                long total = slots[0] + slots[1] + slots[2];
+                slots[0] = slots[1] = slots[2] = 0;
+                assert_int_equal(total, n);
+            }
+            free_ctx(ctx);
+        }
+    }
+}
+
+/* Jobs after the workers have gone to sleep (pauses longer than the spin) still run, and destroy
+ * joins sleeping workers. */
+static void test_jobs_after_sleep(void **state) {
+    rg_backend_ctx *ctx = make_ctx(DRIVER_PTHREADS, 2);
+    long slots[2] = {0};
+    count_args a = {slots};
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    for (int job = 0; job < 5; job++) {
+        nanosleep(&pause, NULL);
+        rg_par_for(ctx->pb.par, 10, 1, count, &a);
+        assert_int_equal(slots[0], 5 * (job + 1));
+        assert_int_equal(slots[1], 5 * (job + 1));
+    }
+    nanosleep(&pause, NULL);
+    free_ctx(ctx);
+}
+
+static void test_config(void **state) {
+    char err[256];
+    rg_option opt = {"frobnicate", "1"};
+    rg_backend_config cfg = {2, 1, &opt};
+    assert_int_equal(rg_par_config_threads(&cfg, "openmp", err, sizeof err), -1);
+    assert_string_equal(err, "unknown option 'frobnicate' for backend openmp");
+    cfg = (rg_backend_config){0, 0, NULL};
+    assert_int_equal(rg_par_config_threads(&cfg, "pthreads", err, sizeof err), -1);
+    assert_non_null(strstr(err, "at least 1 thread"));
+    cfg.num_threads = 3;
+    assert_int_equal(rg_par_config_threads(&cfg, "pthreads", err, sizeof err), 3);
+    assert_null(rg_par_pthreads_create(0, err, sizeof err));
+}
+
+/* ---- kernels against the reference ---- */
+
+static rg_rng rng;
+
+static float *random_floats(size_t n) {
+    float *p = malloc(n * sizeof(float) + 1);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) {
+        p[i] = rg_rng_uniform(&rng) * 2.0f - 1.0f;
+    }
+    return p;
+}
+
+static float *copy_floats(const float *x, size_t n) {
+    float *p = malloc(n * sizeof(float) + 1);
+    assert_non_null(p);
+    memcpy(p, x, n * sizeof(float));
+    return p;
+}
+
+/* max |a - b| / max |b| */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double m = 0.0, mb = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        m = fmax(m, fabs((double)a[i] - b[i]));
+        mb = fmax(mb, fabs((double)b[i]));
+    }
+    return m / (mb > 0.0 ? mb : 1.0);
+}
+
+/* The small preset's row lengths and widths (fewer rows: the blocking is the same, K over the KC
+ * block in both directions), then edges of the tiles (1 row, sizes not multiples of the vector
+ * width or of the blocks), with 1, 2 and 3 threads: all close to the reference, and every thread
+ * count gives the same bits. The tolerance is that of the float reference itself, whose sums over
+ * K in the thousands carry about 1e-6 of rounding. */
+static void test_matmul(void **state) {
+    const int shapes[][3] = {{600, 128, 384}, {520, 512, 128}, {2048, 128, 67}, {1, 1, 1},
+                             {1, 700, 33},     {37, 19, 45},     {300, 257, 9},  {9, 3, 130}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int N = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
+        size_t n_out = (size_t)N * OC, n_inp = (size_t)N * C, n_w = (size_t)OC * C;
+        rg_rng_seed(&rng, 11 + s);
+        float *inp = random_floats(n_inp), *w = random_floats(n_w), *dout = random_floats(n_out);
+        float *dinp0 = random_floats(n_inp), *dw0 = random_floats(n_w);
+        /* reference results side by side: out, dinp, dw */
+        float *ref = malloc((n_out + n_inp + n_w) * sizeof(float));
+        memcpy(ref + n_out, dinp0, n_inp * sizeof(float));
+        memcpy(ref + n_out + n_inp, dw0, n_w * sizeof(float));
+        rg_ref_matmul_forward(NULL, ref, inp, w, N, C, OC);
+        rg_ref_matmul_backward(NULL, ref + n_out, ref + n_out + n_inp, dout, inp, w, N, C, OC);
+        float *first = NULL;
+        for (int d = 0; d < num_drivers(); d++) {
+            for (int threads = 1; threads <= 3; threads++) {
+                rg_backend_ctx *ctx = make_ctx((driver)d, threads);
+                float *res = malloc((n_out + n_inp + n_w) * sizeof(float));
+                memcpy(res + n_out, dinp0, n_inp * sizeof(float));
+                memcpy(res + n_out + n_inp, dw0, n_w * sizeof(float));
+                rg_par_op_matmul_forward(ctx, res, inp, w, N, C, OC);
+                rg_par_op_matmul_backward(ctx, res + n_out, res + n_out + n_inp, dout, inp, w, N,
+                                          C, OC);
+                free_ctx(ctx);
+                double e1 = rel_err(res, ref, n_out);
+                double e2 = rel_err(res + n_out, ref + n_out, n_inp);
+                double e3 = rel_err(res + n_out + n_inp, ref + n_out + n_inp, n_w);
+                if (e1 > 5e-6 || e2 > 5e-6 || e3 > 5e-6) {
+                    fail_msg("matmul N=%d C=%d OC=%d at %d threads: errors %.2e %.2e %.2e", N, C,
+                             OC, threads, e1, e2, e3);
+                }
+                if (!first) {
+                    first = res;
+                    continue;
+                }
+                if (memcmp(res, first, (n_out + n_inp + n_w) * sizeof(float)) != 0) {
+                    fail_msg("matmul N=%d C=%d OC=%d differs at %d threads", N, C, OC, threads);
+                }
+                free(res);
+            }
+        }
+        free(first); free(ref); free(inp); free(w); free(dout); free(dinp0); free(dw0);
+    }
+}
+
+static void test_attention(void **state) {
+    /* the small preset's T=64, hs=16, then odd sizes */
+    const int shapes[][4] = {{4, 64, 128, 8}, {2, 17, 24, 3}, {3, 5, 8, 2}, {1, 1, 4, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int B = shapes[s][0], T = shapes[s][1], C = shapes[s][2], NH = shapes[s][3];
+        size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
+        rg_rng_seed(&rng, 7 + s);
+        float *qkv = random_floats(nq), *dout = random_floats(no), *dqkv0 = random_floats(nq);
+        for (size_t i = 0; i < nq; i++) {
+            qkv[i] *= 3.0f; /* peaked softmax rows too */
+        }
+        float *ref_out = malloc(no * sizeof(float)), *ref_att = malloc(na * sizeof(float));
+        float *ref_dqkv = copy_floats(dqkv0, nq);
+        rg_ref_attention_forward(NULL, ref_out, ref_att, qkv, B, T, C, NH);
+        rg_ref_attention_backward(NULL, ref_dqkv, dout, qkv, ref_att, B, T, C, NH);
+        float *first = NULL;
+        size_t total = no + na + nq;
+        for (int d = 0; d < num_drivers(); d++) {
+            for (int threads = 1; threads <= 3; threads++) {
+                rg_backend_ctx *ctx = make_ctx((driver)d, threads);
+                float *res = malloc(total * sizeof(float));
+                float *out = res, *att = res + no, *dqkv = att + na;
+                memcpy(dqkv, dqkv0, nq * sizeof(float));
+                rg_par_op_attention_forward(ctx, out, att, qkv, B, T, C, NH);
+                rg_par_op_attention_backward(ctx, dqkv, dout, qkv, att, B, T, C, NH);
+                free_ctx(ctx);
+                double e1 = rel_err(out, ref_out, no), e2 = rel_err(att, ref_att, na);
+                double e3 = rel_err(dqkv, ref_dqkv, nq);
+                if (e1 > 1e-5 || e2 > 1e-5 || e3 > 1e-5) {
+                    fail_msg("attention B=%d T=%d C=%d NH=%d: errors %.2e %.2e %.2e", B, T, C, NH,
+                             e1, e2, e3);
+                }
+                for (size_t i = 0; i < na; i++) { /* causal zeros are exact */
+                    if (ref_att[i] == 0.0f) {
+                        assert_true(att[i] == 0.0f);
+                    }
+                }
+                if (!first) {
+                    first = res;
+                } else {
+                    assert_memory_equal(res, first, total * sizeof(float));
+                    free(res);
+                }
+            }
+        }
+        free(first); free(qkv); free(dout); free(dqkv0);
+        free(ref_out); free(ref_att); free(ref_dqkv);
+    }
+}
+
+/* Repeated tokens land in one dwte row: the channel split must add them all, in order. */
+static void test_embedding_backward(void **state) {
+    int B = 8, T = 64, C = 130, V = 5;
+    size_t n = (size_t)B * T * C;
+    rg_rng_seed(&rng, 99);
+    float *dout = random_floats(n), *dwte0 = random_floats((size_t)V * C);
+    float *dwpe0 = random_floats((size_t)T * C);
+    int32_t *tokens = malloc((size_t)B * T * sizeof(int32_t));
+    for (int i = 0; i < B * T; i++) {
+        tokens[i] = i % 3 == 0 ? 2 : (int32_t)rg_rng_below(&rng, V);
+    }
+    float *ref_wte = copy_floats(dwte0, (size_t)V * C), *ref_wpe = copy_floats(dwpe0, (size_t)T * C);
+    rg_ref_embedding_backward(NULL, ref_wte, ref_wpe, dout, tokens, B, T, C);
+    for (int threads = 1; threads <= 3; threads++) {
+        rg_backend_ctx *ctx = make_ctx(DRIVER_PTHREADS, threads);
+        float *wte = copy_floats(dwte0, (size_t)V * C), *wpe = copy_floats(dwpe0, (size_t)T * C);
+        rg_par_op_embedding_backward(ctx, wte, wpe, dout, tokens, B, T, C);
+        /* same additions in the same order as the reference: exact */
+        assert_memory_equal(wte, ref_wte, (size_t)V * C * sizeof(float));
+        assert_memory_equal(wpe, ref_wpe, (size_t)T * C * sizeof(float));
+        free(wte); free(wpe);
+        free_ctx(ctx);
+    }
+    free(dout); free(dwte0); free(dwpe0); free(tokens); free(ref_wte); free(ref_wpe);
+}
+
+/* The gradient norm's partial sums depend on n only: every thread count gives the same bits. */
+static void test_sum_squares(void **state) {
+    const size_t sizes[] = {0, 1, 17, 4096, 4097, 811776};
+    for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        size_t n = sizes[s];
+        rg_rng_seed(&rng, 3 + s);
+        float *x = random_floats(n);
+        double ref = rg_ref_sum_squares(NULL, x, n);
+        double first = -1.0;
+        for (int d = 0; d < num_drivers(); d++) {
+            for (int threads = 1; threads <= 4; threads++) {
+                rg_backend_ctx *ctx = make_ctx((driver)d, threads);
+                double got = rg_par_op_sum_squares(ctx, x, n);
+                free_ctx(ctx);
+                assert_true(fabs(got - ref) <= 1e-12 * ref);
+                if (first < 0.0) {
+                    first = got;
+                }
+                assert_true(got == first);
+            }
+        }
+        free(x);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_chunking),
+        cmocka_unit_test(test_many_quick_jobs),
+        cmocka_unit_test(test_jobs_after_sleep),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_embedding_backward),
+        cmocka_unit_test(test_sum_squares),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
