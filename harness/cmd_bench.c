@@ -66,7 +66,7 @@ static void usage(FILE *f) {
             "bench.csv (see docs/bench-format.md), then runs scripts/report.py on them if present.\n"
             "\n"
             "options:\n"
-            "  --backends all|A,B,PATH  backends by name or .so path (default all: every plugin found)\n"
+            "  --backends all|A,B,PATH  backends by name or .so path; all: every plugin found (default)\n"
             "  --threads N,M,...        thread counts (default 1 and the CPUs this process may use)\n"
             "  --preset P               model preset: tiny, small, medium, large (default small)\n"
             "  --steps N                timed steps per repeat (default 20)\n"
@@ -299,22 +299,24 @@ static void collect_plugin(const char *name, const char *path, void *user) {
                 BENCH_MAX_BACKENDS, name);
 }
 
+/* Each entry of --backends in order; "all" stands for every plugin found, in name order. */
 static int resolve_backends(const bench_opts *o, backend_list *l) {
     l->n = 0;
-    if (!strcmp(o->backends, "all")) {
-        if (rg_plugin_list(o->backend_dir, collect_plugin, l) <= 0 || l->n == 0) {
+    char *buf = strdup(o->backends), *save = NULL;
+    if (!buf) return -1;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(tok, "all")) {
+            int before = l->n;
+            rg_plugin_list(o->backend_dir, collect_plugin, l);
+            if (l->n > before) continue;
             fprintf(stderr,
                     "randygpt bench: no backend plugins found (searched %s, $%s and %s); pass "
                     "--backend-dir or --backends\n",
                     o->backend_dir ? o->backend_dir : "no --backend-dir", RG_BACKEND_PATH_ENV,
                     rg_plugin_default_dir()[0] ? rg_plugin_default_dir() : "the executable's folder");
+            free(buf);
             return -1;
         }
-        return 0;
-    }
-    char *buf = strdup(o->backends), *save = NULL;
-    if (!buf) return -1;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         char label[256];
         backend_label(tok, label, sizeof label);
         if (!label[0] || add_backend(l, label, tok) != 0) {
