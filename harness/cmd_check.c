@@ -31,13 +31,17 @@ static void usage(FILE *f) {
             "                      [--backend-opt KEY=VALUE] [--help]\n\n"
             "Checks a backend against the reference: every op at the shapes of the presets and at\n"
             "odd shapes, one training step (loss and every gradient), and %d training steps\n"
-            "(losses, and identical losses when run twice). PLUGIN is a name or a path.\n\n"
-            "  --preset P[,P...]       presets whose shapes the op checks use (default: all of",
+            "(losses, and identical losses when run twice). PLUGIN is a name or a path, also\n"
+            "accepted as --backend PLUGIN.\n\n"
+            "  --preset P[,P...]        presets whose shapes the op checks use (default: all of\n"
+            "                          ",
             RG_CONF_TRAIN_STEPS);
     for (int i = 0; rg_presets[i].name; i++) fprintf(f, "%s%s", i ? ", " : " ", rg_presets[i].name);
-    fprintf(f, ")\n");
+    fprintf(f, "); big presets run at a capped batch\n");
     rg_backend_args_help(f);
-    fprintf(f, "  --help                  show this help\n");
+    fprintf(f, "  --help                   show this help\n\n"
+               "Exit status: 0 when every check passes, 1 when one fails or the plugin cannot be\n"
+               "loaded, 2 on bad usage.\n");
 }
 
 int rg_cmd_check(int argc, char **argv) {
