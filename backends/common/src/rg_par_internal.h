@@ -38,14 +38,54 @@ typedef float rg_vf __attribute__((vector_size(RG_VL * sizeof(float))));        
 typedef float rg_vfu __attribute__((vector_size(RG_VL * sizeof(float)), aligned(4))); /* any */
 typedef int32_t rg_vi __attribute__((vector_size(RG_VL * sizeof(int32_t))));          /* masks */
 
-/* Float reductions in a fixed order (RG_VL lanes, then the lanes in turn, then the tail): fast,
- * as GCC does not vectorise float reductions without -ffast-math, and deterministic. */
+/* Float reductions in a fixed order (RG_VL lanes, then a tree over the lanes, then the tail):
+ * fast, as GCC does not vectorise float reductions without -ffast-math, and deterministic. */
+
+/* v with lane i moved to lane i - w (mod RG_VL); w a constant, so the shuffle mask is one. */
+#define RG_ROT_IDX4(w) (w) % 4, (1 + (w)) % 4, (2 + (w)) % 4, (3 + (w)) % 4
+#if RG_VL == 16
+#define RG_ROT(v, w)                                                                          \
+    __builtin_shuffle(v, (rg_vi){(0 + (w)) % 16, (1 + (w)) % 16, (2 + (w)) % 16, (3 + (w)) % 16, \
+                                 (4 + (w)) % 16, (5 + (w)) % 16, (6 + (w)) % 16, (7 + (w)) % 16, \
+                                 (8 + (w)) % 16, (9 + (w)) % 16, (10 + (w)) % 16,                \
+                                 (11 + (w)) % 16, (12 + (w)) % 16, (13 + (w)) % 16,              \
+                                 (14 + (w)) % 16, (15 + (w)) % 16})
+#elif RG_VL == 8
+#define RG_ROT(v, w)                                                                          \
+    __builtin_shuffle(v, (rg_vi){(0 + (w)) % 8, (1 + (w)) % 8, (2 + (w)) % 8, (3 + (w)) % 8,     \
+                                 (4 + (w)) % 8, (5 + (w)) % 8, (6 + (w)) % 8, (7 + (w)) % 8})
+#else
+#define RG_ROT(v, w) __builtin_shuffle(v, (rg_vi){RG_ROT_IDX4(w)})
+#endif
+
+static inline rg_vf rg_par_vmax(rg_vf a, rg_vf b) {
+    rg_vi gt = a > b; /* C has no vector ?: */
+    return (rg_vf)((gt & (rg_vi)a) | (~gt & (rg_vi)b));
+}
+
+/* Sum of the lanes by halving: log2(RG_VL) dependent adds instead of RG_VL. */
 static inline float rg_par_hsum(rg_vf v) {
-    float s = 0.0f;
-    for (int i = 0; i < RG_VL; i++) {
-        s += v[i];
-    }
-    return s;
+#if RG_VL >= 16
+    v += RG_ROT(v, 8);
+#endif
+#if RG_VL >= 8
+    v += RG_ROT(v, 4);
+#endif
+    v += RG_ROT(v, 2);
+    v += RG_ROT(v, 1);
+    return v[0];
+}
+
+static inline float rg_par_hmax(rg_vf v) {
+#if RG_VL >= 16
+    v = rg_par_vmax(v, RG_ROT(v, 8));
+#endif
+#if RG_VL >= 8
+    v = rg_par_vmax(v, RG_ROT(v, 4));
+#endif
+    v = rg_par_vmax(v, RG_ROT(v, 2));
+    v = rg_par_vmax(v, RG_ROT(v, 1));
+    return v[0];
 }
 
 /* x, y are (n): returns sum(x * y). */
@@ -83,13 +123,9 @@ static inline float rg_par_max(const float *x, int n) {
     if (n >= RG_VL) {
         rg_vf acc = *(const rg_vfu *)x;
         for (i = RG_VL; i + RG_VL <= n; i += RG_VL) {
-            rg_vf v = *(const rg_vfu *)(x + i);
-            rg_vi gt = v > acc; /* C has no vector ?: */
-            acc = (rg_vf)((gt & (rg_vi)v) | (~gt & (rg_vi)acc));
+            acc = rg_par_vmax(*(const rg_vfu *)(x + i), acc);
         }
-        for (int j = 0; j < RG_VL; j++) {
-            m = acc[j] > m ? acc[j] : m;
-        }
+        m = rg_par_hmax(acc);
     }
     for (; i < n; i++) {
         m = x[i] > m ? x[i] : m;

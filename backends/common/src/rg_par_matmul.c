@@ -56,14 +56,18 @@ typedef struct gemm_args {
     int ldc;
     int accumulate;   /* 1: C += A B, 0: C = A B */
     float *Bp;        /* packed B: (panels, K, NR) */
-    float *ws;        /* workspace base, for the per-thread A blocks */
-    size_t shared_floats, per_thread_floats;
 } gemm_args;
 
-/* c is (mr, nr) with row stride ldc, ap is (kc, MR), bp is (kc, NR):
- * c (+)= ap^T bp over the first mr rows and nr columns. */
-static void micro_kernel(int kc, const float *restrict ap, const float *restrict bp,
-                         float *restrict c, int ldc, int mr, int nr, int accumulate) {
+/* c is (mr, nr) with row stride ldc, a is (mr, kc) with element (i, k) at a[i*rsa + k*csa], bp is
+ * (kc, NR): c (+)= a bp over the first mr rows and nr columns. Rows of a past mr repeat row mr-1
+ * (their results are dropped), so the loop always runs MR rows. */
+static void micro_kernel(int kc, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                         const float *restrict bp, float *restrict c, int ldc, int mr, int nr,
+                         int accumulate) {
+    const float *arow[MR];
+    for (int i = 0; i < MR; i++) {
+        arow[i] = a + (i < mr ? i : mr - 1) * rsa;
+    }
     vf acc[MR][2];
     for (int i = 0; i < MR; i++) {
         acc[i][0] = (vf){0};
@@ -72,11 +76,12 @@ static void micro_kernel(int kc, const float *restrict ap, const float *restrict
     for (int k = 0; k < kc; k++) {
         vf b0 = *(const vf *)(bp + (size_t)k * NR);
         vf b1 = *(const vf *)(bp + (size_t)k * NR + VL);
+        ptrdiff_t ak = k * csa;
 #pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
-            float a = ap[(size_t)k * MR + i];
-            acc[i][0] += a * b0;
-            acc[i][1] += a * b1;
+            float av = arow[i][ak];
+            acc[i][0] += av * b0;
+            acc[i][1] += av * b1;
         }
     }
     if (mr == MR && nr == NR) {
@@ -125,44 +130,25 @@ static void pack_b_range(void *arg, int64_t begin, int64_t end, int tid) {
     }
 }
 
-/* Packs rows [m0, m0+mc) x columns [k0, k0+kc) of A into tiles (kc, MR), zero past M. */
-static void pack_a(const gemm_args *g, float *ap, int m0, int mc, int k0, int kc) {
-    for (int t = 0; t < mc; t += MR) {
-        float *dst = ap + (size_t)t * kc;
-        int mr = mc - t < MR ? mc - t : MR;
-        for (int i = 0; i < MR; i++) {
-            if (i >= mr) {
-                for (int k = 0; k < kc; k++) {
-                    dst[(size_t)k * MR + i] = 0.0f;
-                }
-                continue;
-            }
-            const float *src = g->A.p + (m0 + t + i) * g->A.rs + k0 * g->A.cs;
-            for (int k = 0; k < kc; k++) {
-                dst[(size_t)k * MR + i] = src[k * g->A.cs];
-            }
-        }
-    }
-}
-
-/* Rows of C in MR-row tiles [begin, end). */
+/* Rows of C in MR-row tiles [begin, end). For each K block and block of MC rows, every panel of
+ * B, then every tile: the panel's KC x NR slice stays in L1 while the MC x KC block of A is read
+ * from L2 once per panel. */
 static void gemm_range(void *arg, int64_t begin, int64_t end, int tid) {
     const gemm_args *g = arg;
-    float *ap = g->ws + rg_par_thread_offset(g->shared_floats, g->per_thread_floats, tid);
     int m_end = end * MR < g->M ? (int)end * MR : g->M;
     int panels = (g->NC + NR - 1) / NR;
-    for (int m0 = (int)begin * MR; m0 < m_end; m0 += MC) {
-        int mc = m_end - m0 < MC ? m_end - m0 : MC;
-        for (int k0 = 0; k0 < g->K; k0 += KC) {
-            int kc = g->K - k0 < KC ? g->K - k0 : KC;
-            int acc = g->accumulate || k0 > 0;
-            pack_a(g, ap, m0, mc, k0, kc);
+    for (int k0 = 0; k0 < g->K; k0 += KC) {
+        int kc = g->K - k0 < KC ? g->K - k0 : KC;
+        int acc = g->accumulate || k0 > 0;
+        for (int m0 = (int)begin * MR; m0 < m_end; m0 += MC) {
+            int mc = m_end - m0 < MC ? m_end - m0 : MC;
             for (int p = 0; p < panels; p++) {
                 const float *bp = g->Bp + ((size_t)p * g->K + k0) * NR;
                 int nr = g->NC - p * NR < NR ? g->NC - p * NR : NR;
                 for (int t = 0; t < mc; t += MR) {
                     int mr = mc - t < MR ? mc - t : MR;
-                    micro_kernel(kc, ap + (size_t)t * kc, bp,
+                    const float *a = g->A.p + (m0 + t) * g->A.rs + k0 * g->A.cs;
+                    micro_kernel(kc, a, g->A.rs, g->A.cs, bp,
                                  g->Cm + (size_t)(m0 + t) * g->ldc + p * NR, g->ldc, mr, nr, acc);
                 }
             }
@@ -189,10 +175,7 @@ static void gemm(rg_par_backend *pb, float *Cm, int ldc, mat_view A, mat_view B,
     int panels = (NC + NR - 1) / NR;
     gemm_args g = {.M = M, .NC = NC, .K = K, .A = A, .B = B, .Cm = Cm, .ldc = ldc,
                    .accumulate = accumulate};
-    g.shared_floats = (size_t)panels * K * NR;
-    g.per_thread_floats = (size_t)MC * KC;
-    g.ws = rg_par_workspace(pb, g.shared_floats, g.per_thread_floats);
-    g.Bp = g.ws;
+    g.Bp = rg_par_workspace(pb, (size_t)panels * K * NR, 0);
 
     int64_t pack_grain = 1 + (1 << 16) / ((int64_t)K * NR); /* >= 64 Ki floats per chunk */
     rg_par_for(pb->par, panels, pack_grain, pack_b_range, &g);
