@@ -234,6 +234,14 @@ static void test_check_command_exit_codes(void **state) {
     assert_int_equal(run_check(2, help), 0);
 }
 
+/* A whole `check` run of a bundled backend, found by name, passes with exit status 0. */
+static void test_check_command_passes(void **state) {
+    (void)state;
+    const char *argv[] = {"check", "openmp", "--preset", "tiny", "--threads", "2",
+                          "--backend-dir", RG_TEST_PLUGIN_DIR};
+    assert_int_equal(run_check(8, argv), 0);
+}
+
 int main(void) {
     static const backend_case cases[] = {
         {"single", 1},   {"openmp", 1},   {"openmp", 2}, {"pthreads", 1}, {"pthreads", 2},
@@ -249,6 +257,7 @@ int main(void) {
         cmocka_unit_test(test_fallback_reported_not_native),
         cmocka_unit_test(test_unknown_preset_refused),
         cmocka_unit_test(test_check_command_exit_codes),
+        cmocka_unit_test(test_check_command_passes),
     };
     enum { NFIXED = sizeof fixed / sizeof fixed[0] };
     /* One test per (backend, threads), named after both, then the fixed ones. */
