@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/utsname.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend_args.h"
@@ -122,31 +123,10 @@ const char *rg_build_flags(void) {
 }
 
 int rg_source_dir(char *buf, size_t n) {
-    char exe[4096];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len <= 0) return -1;
-    exe[len] = '\0';
-    /* The executable is <build>/bin/randygpt: the cache is two levels up. */
-    for (int up = 0; up < 2; up++) {
-        char *slash = strrchr(exe, '/');
-        if (!slash) return -1;
-        *slash = '\0';
-    }
-    char path[4200];
-    snprintf(path, sizeof path, "%s/CMakeCache.txt", exe);
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char line[4200];
-    int found = -1;
-    const char *key = "CMAKE_HOME_DIRECTORY:INTERNAL=";
-    while (found != 0 && fgets(line, sizeof line, f)) {
-        if (strncmp(line, key, strlen(key)) != 0) continue;
-        line[strcspn(line, "\n")] = '\0';
-        snprintf(buf, n, "%s", line + strlen(key));
-        found = buf[0] ? 0 : -1;
-    }
-    fclose(f);
-    return found;
+    struct stat st;
+    if (stat(RG_SOURCE_DIR, &st) != 0 || !S_ISDIR(st.st_mode)) return -1;
+    snprintf(buf, n, "%s", RG_SOURCE_DIR);
+    return 0;
 }
 
 void rg_git_commit(const char *src_dir, char *buf, size_t n) {

@@ -20,8 +20,8 @@ const char *rg_build_compiler(void);
 /* RG_BUILD_FLAGS when the build defines it, else "unknown" plus what the predefined macros say. */
 const char *rg_build_flags(void);
 
-/* The source tree this binary was configured from: read from the CMakeCache.txt of the build tree
- * that holds the running executable. Returns 0, or -1 (an installed binary has none). */
+/* The source tree this binary was built from (RG_SOURCE_DIR), if it still exists. Returns 0, or -1
+ * (e.g. an installed binary whose sources are gone). */
 int rg_source_dir(char *buf, size_t n);
 /* `git rev-parse HEAD` in src_dir (may be NULL), or "unknown". */
 void rg_git_commit(const char *src_dir, char *buf, size_t n);
