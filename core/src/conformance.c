@@ -665,6 +665,10 @@ rg_conf_options rg_conf_default_options(void) {
 
 int rg_conformance_run(const rg_backend *table, const rg_conf_options *opt,
                        const rg_conf_report *report, char *err, size_t err_len) {
+    if (!table || !opt) {
+        snprintf(err, err_len, "conformance: no backend table or no options given");
+        return -1;
+    }
     const rg_preset *presets[CONF_MAX_PRESETS];
     int npresets = 0;
     if (opt->ops) {
