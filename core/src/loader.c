@@ -122,7 +122,10 @@ static int open_file(rg_plugin *p, const char *path, char *err, size_t err_len) 
         snprintf(err, err_len, "%.200s...: path too long", path);
         return -1;
     }
-    void *handle = dlopen(dlpath, RTLD_NOW | RTLD_LOCAL);
+    /* RTLD_NODELETE: a plugin's runtime (an OpenMP team, a library's thread pool) may keep idle
+     * threads inside its code after the instance is destroyed; unmapping it would pull the code from
+     * under them. Refused plugins are unmapped as usual (their failed dlopen maps nothing). */
+    void *handle = dlopen(dlpath, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!handle) {
         const char *cause = dl_cause(dlpath);
         /* Bad ELF files and wrong architectures are the common case; name them plainly. */
