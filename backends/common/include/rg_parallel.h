@@ -28,15 +28,18 @@
 #include "randygpt/backend.h"
 
 /* Work over items [begin, end) of a range, run on thread tid (0 <= tid < num_threads; the caller
- * of rg_par_for is thread 0). tid indexes per-thread workspace. */
+ * of rg_par_for is thread 0). tid indexes per-thread workspace and must not change the result. */
 typedef void (*rg_range_fn)(void *arg, int64_t begin, int64_t end, int tid);
 
 typedef struct rg_par rg_par;
 struct rg_par {
     int num_threads;
     /* Splits [0, n) into nchunks contiguous chunks (1 <= nchunks <= num_threads), chunk i being
-     * [n*i/nchunks, n*(i+1)/nchunks) on thread i, runs fn on each and returns when all are done.
-     * The calling thread runs chunk 0. Never called concurrently on one rg_par. */
+     * [n*i/nchunks, n*(i+1)/nchunks), runs fn once on each and returns when all are done. The
+     * calling thread works too. OpenMP runs chunk i on thread i; the pthread pool lets any free
+     * thread take a chunk nobody has started (so a worker slow to wake delays nothing), and a
+     * thread may then run two chunks one after the other. Never called concurrently on one
+     * rg_par. */
     void (*run)(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *arg);
     void (*destroy)(rg_par *par);
 };
