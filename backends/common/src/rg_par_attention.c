@@ -167,8 +167,16 @@ static int64_t attention_grain(int T, int hs) {
     return 1 + ATTN_GRAIN_MACS / ((int64_t)T * T * hs);
 }
 
+/* 1 when there is nothing to compute (empty shapes); the kernels then write nothing. */
+static int attention_empty(int B, int T, int C, int NH) {
+    return B <= 0 || T <= 0 || NH <= 0 || C < NH;
+}
+
 void rg_par_op_attention_forward(rg_backend_ctx *ctx, float *out, float *att, const float *qkv,
                                  int B, int T, int C, int NH) {
+    if (attention_empty(B, T, C, NH)) {
+        return;
+    }
     rg_par_backend *pb = rg_par_of(ctx);
     int hs = C / NH;
     attn_args a = {.out = out, .att = att, .qkv = qkv, .B = B, .T = T, .C = C, .NH = NH};
@@ -228,6 +236,9 @@ static void attention_backward_range(void *arg, int64_t begin, int64_t end, int 
 
 void rg_par_op_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float *dout,
                                   const float *qkv, const float *att, int B, int T, int C, int NH) {
+    if (attention_empty(B, T, C, NH)) {
+        return;
+    }
     rg_par_backend *pb = rg_par_of(ctx);
     int hs = C / NH;
     attn_args a = {.dqkv = dqkv, .dout = dout, .qkv = qkv, .att_in = att, .B = B, .T = T, .C = C,

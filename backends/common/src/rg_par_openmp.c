@@ -8,6 +8,9 @@
 #include "rg_parallel.h"
 
 static void omp_run(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *arg) {
+    /* exactly the threads asked for, never fewer chosen by the runtime; set here rather than once,
+     * as it belongs to the calling thread and the host may call from another thread than create */
+    omp_set_dynamic(0);
 #pragma omp parallel num_threads(nchunks)
     {
         /* the runtime may give fewer threads than asked (nested regions, limits): the team's
@@ -35,8 +38,6 @@ rg_par *rg_par_openmp_create(int num_threads, char *err, size_t err_len) {
         snprintf(err, err_len, "out of memory for the OpenMP driver");
         return NULL;
     }
-    /* exactly the threads asked for, never fewer chosen by the runtime */
-    omp_set_dynamic(0);
     par->num_threads = num_threads;
     par->run = omp_run;
     par->destroy = omp_destroy;

@@ -180,6 +180,9 @@ void rg_par_op_embedding_backward(rg_backend_ctx *ctx, float *dwte, float *dwpe,
                                   const float *dout, const int32_t *tokens, int B, int T, int C) {
     rows_args a = {.out = dwte, .aux = dwpe, .inp = dout, .idx = tokens, .C = C, .T = T,
                    .rows = (int64_t)B * T};
+    if (B <= 0 || T <= 0 || C <= 0) {
+        return;
+    }
     int64_t blocks = (C + EMB_CBLOCK - 1) / EMB_CBLOCK;
     int64_t grain = 1 + GRAIN_FLOATS / ((int64_t)B * T * EMB_CBLOCK);
     rg_par_for(rg_par_of(ctx)->par, blocks, grain, embedding_backward_range, &a);
@@ -208,6 +211,9 @@ static void crossentropy_forward_range(void *arg, int64_t begin, int64_t end, in
 
 void rg_par_op_crossentropy_forward(rg_backend_ctx *ctx, float *losses, float *probs,
                                     const float *logits, const int32_t *targets, int N, int V) {
+    if (V <= 0) {
+        return;
+    }
     rows_args a = {.out = probs, .aux = losses, .inp = logits, .idx = targets, .V = V};
     rg_par_for(rg_par_of(ctx)->par, N, row_grain(V), crossentropy_forward_range, &a);
 }
