@@ -2,6 +2,8 @@
 #include "rg_kbench.h"
 
 #include <benchmark/benchmark.h>
+#include <vector>
+#include <memory>
 
 #include <string>
 
@@ -48,9 +50,12 @@ extern "C" void rg_kbench_add_context(const char *key, const char *value) {
     benchmark::AddCustomContext(key, value);
 }
 
+// Registered benchmarks live until the process ends; this list owns their copies.
+static std::vector<std::unique_ptr<Def>> registered;
+
 extern "C" void rg_kbench_register(const rg_kbench_def *def) {
-    // Registered benchmarks live until the process ends, so the copy is never freed.
-    Def *d = new Def();
+    registered.push_back(std::make_unique<Def>());
+    Def *d = registered.back().get();
     d->def = *def;
     d->name = def->name;
     if (def->label) d->label = def->label;
