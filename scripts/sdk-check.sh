@@ -21,6 +21,11 @@ plugin="$work/build/template.so"
 "$prefix/bin/randygpt" check "$plugin" --preset tiny --threads 1
 "$prefix/bin/randygpt" bench --backends "single,$plugin" --threads 1 --preset tiny \
   --steps 2 --warmup 1 --repeat 1 --out "$work/results"
+# The same plugin built with the pkg-config file instead of CMake.
+mkdir -p "$work/pc"
+cc -O2 -shared -fPIC $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags randygpt) \
+  examples/backend-template/template.c -o "$work/pc/template.so" -lm
+"$prefix/bin/randygpt" check "$work/pc/template.so" --preset tiny --threads 1 | tail -n 1
 json=$(find "$work/results" -name bench.json | head -n 1)
 [ -n "$json" ] || { echo "sdk-check: bench wrote no bench.json" >&2; exit 1; }
 grep -q '"template"' "$json" || { echo "sdk-check: the template backend is missing from $json" >&2; exit 1; }
