@@ -8,7 +8,7 @@
  * sharing every load. For Q K^T and dY V^T, K or V is first transposed into per-thread workspace as
  * (hs, Tp), Tp = T rounded up to the vector width and zero padded, so a score row is whole vectors
  * along t2. Causality: rows only go as far as their block's last t; the zeros of att and dS past
- * the diagonal make the extra terms vanish. Softmax uses rg_par_expf, which vectorises.
+ * the diagonal make the extra terms vanish. Softmax uses rg_par_exp_sum, in vector arithmetic.
  */
 #include <math.h>
 #include <string.h>
@@ -140,15 +140,13 @@ static void attention_forward_range(void *arg, int64_t begin, int64_t end, int t
             for (int t = t0; t < tlast; t++) {
                 float *s = S + (size_t)t * Tp;
                 float *arow = att + (size_t)t * T;
-                int n = t + 1, np = round_up(n, VL); /* whole vectors: no scalar tails */
+                int n = t + 1, np = round_up(n, VL);
+                /* -inf past t, so max and exp run on whole vectors: e^-inf comes out as the
+                 * clamp's 1.6e-38, which leaves a sum >= 1 (the maximum's term) bit-identical */
                 for (int t2 = 0; t2 < np; t2++) {
                     s[t2] = t2 < n ? s[t2] * scale : -INFINITY;
                 }
-                float maxval = rg_par_max(s, np);
-                for (int t2 = 0; t2 < np; t2++) {
-                    s[t2] = t2 < n ? rg_par_expf(s[t2] - maxval) : 0.0f;
-                }
-                float inv = 1.0f / rg_par_sum(s, np);
+                float inv = 1.0f / rg_par_exp_sum(s, np, rg_par_max(s, np));
                 for (int t2 = 0; t2 < n; t2++) {
                     arow[t2] = s[t2] * inv;
                 }

@@ -102,20 +102,6 @@ static inline float rg_par_dot(const float *x, const float *y, int n) {
     return s;
 }
 
-/* x is (n): returns sum(x). */
-static inline float rg_par_sum(const float *x, int n) {
-    rg_vf acc = {0};
-    int i = 0;
-    for (; i + RG_VL <= n; i += RG_VL) {
-        acc += *(const rg_vfu *)(x + i);
-    }
-    float s = rg_par_hsum(acc);
-    for (; i < n; i++) {
-        s += x[i];
-    }
-    return s;
-}
-
 /* x is (n), n > 0: returns max(x). */
 static inline float rg_par_max(const float *x, int n) {
     float m = x[0];
@@ -133,29 +119,57 @@ static inline float rg_par_max(const float *x, int n) {
     return m;
 }
 
-/* e^x for x <= 0 or moderate x, branch-free so that loops calling it vectorise (libm's expf does
- * not without -ffast-math). x = n ln2 + r, |r| <= ln2/2; e^r by its degree-6 Taylor polynomial
- * (relative error below 2e-7, about 1 ulp); 2^n through the exponent bits. x is clamped to
- * [-87, 88], so it returns about 1.6e-38 instead of denormals or 0 for very negative x: that is
- * far below every tolerance, and softmax inputs here are <= 0 after subtracting the maximum. */
-static inline float rg_par_expf(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
+static inline rg_vf rg_par_splat(float x) { return (rg_vf){0} + x; }
+
+/* Lanes of a where mask is set, else lanes of b. */
+static inline rg_vf rg_par_select(rg_vi mask, rg_vf a, rg_vf b) {
+    return (rg_vf)((mask & (rg_vi)a) | (~mask & (rg_vi)b));
+}
+
+/* e^x lane by lane, in vector arithmetic only (libm's expf does not vectorise without
+ * -ffast-math). x = n ln2 + r, |r| <= ln2/2; e^r by its degree-6 Taylor polynomial (relative
+ * error below 2e-7, about 1 ulp); 2^n through the exponent bits. x is clamped to [-87, 88], so
+ * very negative x gives about 1.6e-38 instead of a denormal or 0 (callers that need exact zeros,
+ * like masked softmax lanes, select them); NaN stays NaN. */
+static inline rg_vf rg_par_expv(rg_vf x) {
+    x = rg_par_select(x < -87.0f, rg_par_splat(-87.0f), x);
+    x = rg_par_select(x > 88.0f, rg_par_splat(88.0f), x);
     /* round x / ln2 to the nearest integer with the 1.5 * 2^23 trick (no libm call) */
-    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693145752f;  /* ln2 split in two for an exact product with n */
+    rg_vf n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
+    rg_vf r = x - n * 0.693145752f; /* ln2 split in two for an exact product with n */
     r = r - n * 1.42860677e-6f;
-    float p = 1.0f / 720.0f;
+    rg_vf p = rg_par_splat(1.0f / 720.0f);
     p = p * r + 1.0f / 120.0f;
     p = p * r + 1.0f / 24.0f;
     p = p * r + 1.0f / 6.0f;
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof(scale));
-    return p * scale;
+    rg_vi e = (__builtin_convertvector(n, rg_vi) + 127) << 23;
+    return p * (rg_vf)e;
+}
+
+/* x is (n), n > 0: x[i] = e^(x[i] - shift); returns their sum (fixed order: lanes, then tree). */
+static inline float rg_par_exp_sum(float *x, int n, float shift) {
+    rg_vf acc = {0};
+    int i = 0;
+    for (; i + RG_VL <= n; i += RG_VL) {
+        rg_vf e = rg_par_expv(*(rg_vfu *)(x + i) - shift);
+        *(rg_vfu *)(x + i) = e;
+        acc += e;
+    }
+    if (i < n) { /* the tail through one vector; its padding lanes are not summed */
+        rg_vf t = {0};
+        for (int j = 0; j < n - i; j++) {
+            t[j] = x[i + j];
+        }
+        rg_vf e = rg_par_expv(t - shift);
+        for (int j = 0; j < n - i; j++) {
+            x[i + j] = e[j];
+            acc[j] += e[j];
+        }
+    }
+    return rg_par_hsum(acc);
 }
 
 #endif /* RG_PAR_INTERNAL_H */

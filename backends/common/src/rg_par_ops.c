@@ -197,11 +197,8 @@ static void crossentropy_forward_range(void *arg, int64_t begin, int64_t end, in
     for (int64_t n = begin; n < end; n++) {
         const float *z = a->inp + n * V;
         float *p = a->out + n * V;
-        float maxval = rg_par_max(z, V);
-        for (int j = 0; j < V; j++) {
-            p[j] = rg_par_expf(z[j] - maxval);
-        }
-        float inv = 1.0f / rg_par_sum(p, V);
+        memcpy(p, z, (size_t)V * sizeof(float));
+        float inv = 1.0f / rg_par_exp_sum(p, V, rg_par_max(z, V));
         for (int j = 0; j < V; j++) {
             p[j] *= inv;
         }
