@@ -53,8 +53,9 @@ static const char *openmp_version(void) {
 }
 
 static void openmp_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
-    snprintf(buf, buf_len, "OpenMP %s (_OPENMP %d), %d threads, blocked %s kernels",
-             openmp_version(), _OPENMP, ctx->pb.par->num_threads, rg_par_kernel_isa());
+    int n = ctx->pb.par->num_threads;
+    snprintf(buf, buf_len, "OpenMP %s (_OPENMP %d), %d thread%s, blocked %s kernels",
+             openmp_version(), _OPENMP, n, n == 1 ? "" : "s", rg_par_kernel_isa());
 }
 
 static const rg_backend openmp_backend = {

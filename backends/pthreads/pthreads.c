@@ -36,8 +36,9 @@ static void pthreads_destroy(rg_backend_ctx *ctx) {
 }
 
 static void pthreads_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
-    snprintf(buf, buf_len, "pthread pool (spin-then-futex wake-up), %d threads, blocked %s kernels",
-             ctx->pb.par->num_threads, rg_par_kernel_isa());
+    int n = ctx->pb.par->num_threads;
+    snprintf(buf, buf_len, "pthread pool (spin-then-futex wake-up), %d thread%s, blocked %s kernels",
+             n, n == 1 ? "" : "s", rg_par_kernel_isa());
 }
 
 static const rg_backend pthreads_backend = {
