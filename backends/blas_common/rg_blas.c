@@ -1,11 +1,21 @@
 /* Shared parts of the BLAS backends: split sgemm, CPU features, options, library loading. */
-#define _GNU_SOURCE /* RTLD_NOLOAD */
+#define _GNU_SOURCE /* RTLD_NOLOAD, pipe2 */
 #include "rg_blas.h"
 
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* How long rg_blas_probe waits for its child's answer (loading a BLAS takes milliseconds). */
+#define RG_BLAS_PROBE_MS 10000
 
 /* Fewest rows (or columns) of c per block: below that a block's packing costs more than the
  * parallelism saves. */
@@ -182,6 +192,10 @@ void *rg_blas_open(const char *lib, const rg_blas_env *env, int n, rg_blas_init_
     return h;
 }
 
+void *rg_blas_loaded(const char *lib) {
+    return dlopen(lib, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+}
+
 void *rg_blas_sym(void *handle, const char *lib, const char *name, char *err, size_t err_len) {
     void *p = dlsym(handle, name);
     if (!p) {
@@ -190,12 +204,92 @@ void *rg_blas_sym(void *handle, const char *lib, const char *name, char *err, si
     return p;
 }
 
-int rg_blas_close(void *handle, const char *lib) {
-    dlclose(handle);
-    void *still = dlopen(lib, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    if (still) {
-        dlclose(still);
+/* The probe's child: loads lib with env set and writes the name of its kernel set and a newline to
+ * fd. Never returns. Only this process exits: no atexit handlers, no stdio flush, no leak check. */
+static void probe_child(int fd, const char *lib, const rg_blas_env *env, int n,
+                        rg_blas_name_fn name_fn) {
+    for (int i = 0; i < n; i++) {
+        if (env[i].value) {
+            setenv(env[i].name, env[i].value, 1);
+        }
+    }
+    char name[128];
+    void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
+    if (!h || name_fn(h, name, sizeof(name) - 1) != 0) {
+        _exit(1);
+    }
+    size_t len = strlen(name);
+    name[len++] = '\n';
+    _exit(write(fd, name, len) == (ssize_t)len ? 0 : 1);
+}
+
+int rg_blas_probe(const char *lib, const rg_blas_env *env, int n, rg_blas_name_fn name_fn,
+                  char *name, size_t name_len, char *err, size_t err_len) {
+    /* Why a child: the answer needs the library initialised, and an initialised BLAS cannot be
+     * unloaded again (rg_blas.h), so this process would be stuck with the kernels of the question.
+     * O_CLOEXEC: a program started meanwhile by another thread must not hold the write end. */
+    int fd[2];
+    if (pipe2(fd, O_CLOEXEC) != 0) {
+        snprintf(err, err_len, "no pipe to a child process: %s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, err_len, "cannot fork a child process: %s", strerror(errno));
+        close(fd[0]);
+        close(fd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        probe_child(fd[1], lib, env, n, name_fn);
+    }
+    close(fd[1]);
+    /* one line; a child stuck after fork (a lock some other thread held) is killed after a while */
+    size_t got = 0;
+    int line = 0, timed_out = 0;
+    while (!line && got + 1 < name_len) {
+        struct pollfd p = {.fd = fd[0], .events = POLLIN};
+        int r = poll(&p, 1, RG_BLAS_PROBE_MS);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            timed_out = 1;
+            break;
+        }
+        ssize_t k = read(fd[0], name + got, name_len - 1 - got);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k <= 0) {
+            break;
+        }
+        char *nl = memchr(name + got, '\n', (size_t)k);
+        got = nl ? (size_t)(nl - name) : got + (size_t)k;
+        line = nl != NULL;
+    }
+    close(fd[0]);
+    name[got] = '\0';
+    if (timed_out) {
+        kill(pid, SIGKILL);
+    }
+    int status = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+    }
+    /* w < 0 (ECHILD): SIGCHLD is ignored and the child reaped itself; its line is the answer */
+    if (line && got > 0 && (w < 0 || (WIFEXITED(status) && WEXITSTATUS(status) == 0))) {
         return 0;
     }
-    return 1;
+    if (timed_out) {
+        snprintf(err, err_len, "the child process that loaded %s gave no answer in %d s", lib,
+                 RG_BLAS_PROBE_MS / 1000);
+    } else if (w == pid && WIFSIGNALED(status)) {
+        snprintf(err, err_len, "the child process that loaded %s died of signal %d", lib,
+                 WTERMSIG(status));
+    } else {
+        snprintf(err, err_len, "the child process could not load %s or read its choice", lib);
+    }
+    return -1;
 }

@@ -12,9 +12,12 @@
  *   - arch=NAME runs that configuration (refused if this BLIS build lacks it, where BLIS itself
  *     would abort the process, or if the CPU lacks the instructions it needs);
  *   - without it, BLIS chooses (honouring BLIS_ARCH_TYPE from the environment), except that on a
- *     CPU with AVX-512 where it chose a configuration without AVX-512 the plugin reloads it as
- *     skx, and describe() says so.
- * As with OpenBLAS the choice is per process: a live instance pins it, the last one unloads BLIS.
+ *     CPU with AVX-512 where it would choose a configuration without AVX-512 the plugin loads it
+ *     as skx, and describe() says so.
+ * What BLIS would choose is asked in a forked child (rg_blas_probe): BLIS is loaded into this
+ * process once, with the final choice, and never unloaded (see rg_blas.h). As with OpenBLAS the
+ * choice is per process: the first create() makes it, and a later one asking for another
+ * configuration is refused, even after every instance is gone.
  *
  * Threads: BLIS runs single-threaded (bli_thread_set_num_threads(1), so its OpenMP build starts no
  * team); each matmul is split into N blocks, one bli_sgemm per thread of the rg_par pthread pool,
@@ -86,16 +89,15 @@ static const arch_info known_archs[] = {
 };
 #define NUM_ARCHS ((int)(sizeof(known_archs) / sizeof(known_archs[0])))
 
-/* The loaded library: one per process, shared by the live instances. */
+/* The loaded library: one per process, never unloaded, shared by all instances. */
 static struct {
     pthread_mutex_t lock;
-    int refs; /* live instances */
-    void *handle;
+    void *handle; /* NULL until the first create() loads it */
     __typeof__(bli_sgemm) *sgemm;
     char version[32];  /* "0.9.0" */
     const char *build; /* "OpenMP build", ... */
     char arch[32];     /* the configuration that runs */
-    char how[160];     /* how it was chosen */
+    char how[256];     /* how it was chosen */
 } lib = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 struct rg_backend_ctx {
@@ -141,19 +143,9 @@ static void init_blis(void *handle, void *user) {
     }
 }
 
-/* Loads and initialises BLIS with BLIS_ARCH_TYPE=a's id (a NULL: as the environment says), one
- * thread, and resolves what the plugin calls. Fills lib. Returns 0, or -1 with err. */
-static int load(const arch_info *a, char *err, size_t err_len) {
-    char id[16];
-    if (a) {
-        snprintf(id, sizeof(id), "%d", (int)a->id);
-    }
-    rg_blas_env env[] = {{"BLIS_ARCH_TYPE", a ? id : NULL}};
-    arch_t got = BLIS_NUM_ARCHS;
-    void *h = rg_blas_open(BLIS_LIB, env, 1, init_blis, &got, err, err_len);
-    if (!h) {
-        return -1;
-    }
+/* Resolves what the plugin calls from the loaded BLIS h, initialised and running configuration
+ * got, and fills lib (not lib.how). Returns 0, or -1 with err. */
+static int use_library(void *h, arch_t got, char *err, size_t err_len) {
     __typeof__(bli_sgemm) *sgemm = (__typeof__(bli_sgemm) *)rg_blas_sym(h, BLIS_LIB, "bli_sgemm",
                                                                         err, err_len);
     __typeof__(bli_thread_set_num_threads) *set_threads = (__typeof__(bli_thread_set_num_threads) *)
@@ -164,11 +156,11 @@ static int load(const arch_info *a, char *err, size_t err_len) {
         rg_blas_sym(h, BLIS_LIB, "bli_info_get_version_str", err, err_len);
     __typeof__(bli_info_get_enable_openmp) *openmp = (__typeof__(bli_info_get_enable_openmp) *)
         rg_blas_sym(h, BLIS_LIB, "bli_info_get_enable_openmp", err, err_len);
-    if (!sgemm || !set_threads || !arch_string || !version || !openmp || got == BLIS_NUM_ARCHS) {
-        if (got == BLIS_NUM_ARCHS && sgemm) {
-            snprintf(err, err_len, "%s has no symbol bli_init or bli_arch_query_id", BLIS_LIB);
-        }
-        rg_blas_close(h, BLIS_LIB);
+    if (!sgemm || !set_threads || !arch_string || !version || !openmp) {
+        return -1;
+    }
+    if (got == BLIS_NUM_ARCHS) {
+        snprintf(err, err_len, "%s has no symbol bli_init or bli_arch_query_id", BLIS_LIB);
         return -1;
     }
     set_threads(1);
@@ -180,81 +172,93 @@ static int load(const arch_info *a, char *err, size_t err_len) {
     return 0;
 }
 
-static void unload(void) {
-    rg_blas_close(lib.handle, BLIS_LIB);
-    lib.handle = NULL;
-    lib.sgemm = NULL;
+/* rg_blas_name_fn for the probe: the configuration the loaded BLIS chooses. */
+static int arch_of(void *h, char *name, size_t len) {
+    arch_t got = BLIS_NUM_ARCHS;
+    init_blis(h, &got);
+    __typeof__(bli_arch_string) *arch_string =
+        (__typeof__(bli_arch_string) *)dlsym(h, "bli_arch_string");
+    if (got == BLIS_NUM_ARCHS || !arch_string) {
+        return -1;
+    }
+    snprintf(name, len, "%s", arch_string(got));
+    return 0;
 }
 
-/* First instance: loads BLIS with the configuration asked for (NULL: automatic). */
-static int load_first(const char *want, char *err, size_t err_len) {
-    char names[256];
-    list_archs(names, sizeof(names));
-    if (want) {
-        const arch_info *a = find_arch_name(want);
-        if (!a) {
-            snprintf(err, err_len, "backend blis: unknown arch '%s' (this BLIS has: %s)", want,
-                     names);
+/* An arch=NAME this BLIS has and this CPU can run: sets *a, returns 0, or -1 with err. */
+static int check_arch(const char *want, const arch_info **a, char *err, size_t err_len) {
+    *a = find_arch_name(want);
+    if (!*a) {
+        char names[256];
+        list_archs(names, sizeof(names));
+        snprintf(err, err_len, "backend blis: unknown arch '%s' (this BLIS has: %s)", want, names);
+        return -1;
+    }
+    if (!rg_blas_cpu_has((*a)->isa)) {
+        snprintf(err, err_len, "backend blis: arch=%s needs %s, which this CPU lacks", want,
+                 rg_blas_isa_name((*a)->isa));
+        return -1;
+    }
+    return 0;
+}
+
+/* First create() in the process: chooses the configuration (a, or automatic when NULL) and loads
+ * BLIS with it, for good. Returns 0, or -1 with err. */
+static int load_once(const arch_info *a, char *err, size_t err_len) {
+    arch_t got = BLIS_NUM_ARCHS;
+    void *h = rg_blas_loaded(BLIS_LIB);
+    if (h) {
+        /* loaded by something else: it runs what it chose then (create() refuses another arch) */
+        init_blis(h, &got);
+        if (use_library(h, got, err, err_len) != 0) {
             return -1;
         }
-        if (!rg_blas_cpu_has(a->isa)) {
-            snprintf(err, err_len, "backend blis: arch=%s needs %s, which this CPU lacks", want,
-                     rg_blas_isa_name(a->isa));
-            return -1;
-        }
-        if (load(a, err, err_len) != 0) {
-            return -1;
-        }
-        if (strcmp(lib.arch, want) != 0) {
-            snprintf(err, err_len,
-                     "backend blis: BLIS already runs %s in this process; arch=%s needs its own "
-                     "process", lib.arch, want);
-            unload();
-            return -1;
-        }
-        snprintf(lib.how, sizeof(lib.how), "set by arch=%s", want);
+        snprintf(lib.how, sizeof(lib.how), "chosen by BLIS; the library was already loaded");
         return 0;
     }
     const char *env = getenv("BLIS_ARCH_TYPE");
-    if (env) {
+    const arch_info *better = find_arch_name(AUTO_ARCH);
+    char name[64], why[160];
+    if (a) {
+        snprintf(lib.how, sizeof(lib.how), "set by arch=%s", a->name);
+    } else if (env) {
         /* BLIS aborts the process on an id it was built without: refuse it here instead */
         char *end;
         long id = strtol(env, &end, 10);
         if (end == env || *end != '\0' || !find_arch_id(id)) {
+            char names[256];
+            list_archs(names, sizeof(names));
             snprintf(err, err_len,
                      "backend blis: BLIS_ARCH_TYPE=%s is not the number of a configuration this "
                      "BLIS has (%s; numbered as arch_t in blis.h)", env, names);
             return -1;
         }
-    }
-    if (load(NULL, err, err_len) != 0) {
-        return -1;
-    }
-    if (env) {
         snprintf(lib.how, sizeof(lib.how), "from BLIS_ARCH_TYPE=%s", env);
-        return 0;
-    }
-    const arch_info *detected = find_arch_name(lib.arch);
-    const arch_info *better = find_arch_name(AUTO_ARCH);
-    if (!better || !rg_blas_cpu_has(RG_BLAS_ISA_AVX512) ||
-        (detected && (detected->isa == RG_BLAS_ISA_AVX512 ||
-                      detected->isa == RG_BLAS_ISA_AVX512_PHI))) {
+    } else if (!better || !rg_blas_cpu_has(RG_BLAS_ISA_AVX512)) {
         snprintf(lib.how, sizeof(lib.how), "chosen by BLIS");
-        return 0;
-    }
-    /* an AVX-512 CPU that BLIS did not recognise: reload it with its skx kernels */
-    char first[32];
-    snprintf(first, sizeof(first), "%s", lib.arch);
-    rg_blas_close(lib.handle, BLIS_LIB);
-    if (load(better, err, err_len) != 0) {
-        return -1;
-    }
-    if (strcmp(lib.arch, AUTO_ARCH) == 0) {
-        snprintf(lib.how, sizeof(lib.how), "auto: BLIS detected %s on this AVX-512 CPU", first);
+    } else if (rg_blas_probe(BLIS_LIB, NULL, 0, arch_of, name, sizeof(name), why, sizeof(why)) !=
+               0) {
+        snprintf(lib.how, sizeof(lib.how), "chosen by BLIS (not checked on this AVX-512 CPU: %s)",
+                 why);
     } else {
-        /* something else in the process holds the library: it keeps its first choice */
-        snprintf(lib.how, sizeof(lib.how),
-                 "chosen by BLIS; %s not possible: the library was already loaded", AUTO_ARCH);
+        const arch_info *detected = find_arch_name(name);
+        if (detected && (detected->isa == RG_BLAS_ISA_AVX512 ||
+                         detected->isa == RG_BLAS_ISA_AVX512_PHI)) {
+            snprintf(lib.how, sizeof(lib.how), "chosen by BLIS");
+        } else {
+            /* an AVX-512 CPU that BLIS does not recognise: load it with its skx kernels */
+            a = better;
+            snprintf(lib.how, sizeof(lib.how), "auto: BLIS detected %s on this AVX-512 CPU", name);
+        }
+    }
+    char id[16];
+    if (a) {
+        snprintf(id, sizeof(id), "%d", (int)a->id);
+    }
+    rg_blas_env vars[] = {{"BLIS_ARCH_TYPE", a ? id : NULL}};
+    h = rg_blas_open(BLIS_LIB, vars, 1, init_blis, &got, err, err_len);
+    if (!h || use_library(h, got, err, err_len) != 0) {
+        return -1; /* an opened handle stays open: see the top of this file */
     }
     return 0;
 }
@@ -269,8 +273,6 @@ static void blis_gemm(const rg_blas_gemm *g) {
               csa, (float *)g->b, rsb, csb, &beta, g->c, g->ldc, 1);
 }
 
-static void blis_destroy(rg_backend_ctx *ctx);
-
 static rg_backend_ctx *blis_create(const rg_backend_config *cfg, char *err, size_t err_len) {
     const char *want = NULL;
     int threads = rg_blas_config(cfg, "blis", "arch", &want, err, err_len);
@@ -283,18 +285,17 @@ static rg_backend_ctx *blis_create(const rg_backend_config *cfg, char *err, size
         return NULL;
     }
     pthread_mutex_lock(&lib.lock);
-    int rc = 0;
-    if (lib.refs == 0) {
-        rc = load_first(want, err, err_len);
-    } else if (want && strcmp(want, lib.arch) != 0) {
+    const arch_info *a = NULL;
+    int rc = want ? check_arch(want, &a, err, err_len) : 0;
+    if (rc == 0 && !lib.handle) {
+        rc = load_once(a, err, err_len);
+    }
+    if (rc == 0 && want && strcmp(want, lib.arch) != 0) {
         snprintf(err, err_len,
-                 "backend blis: BLIS already runs %s in this process (another instance is live); "
-                 "arch=%s needs its own process",
+                 "backend blis: BLIS already runs %s in this process; arch=%s needs its own "
+                 "process",
                  lib.arch, want);
         rc = -1;
-    }
-    if (rc == 0) {
-        lib.refs++;
     }
     pthread_mutex_unlock(&lib.lock);
     if (rc != 0) {
@@ -303,7 +304,7 @@ static rg_backend_ctx *blis_create(const rg_backend_config *cfg, char *err, size
     }
     rg_par *par = rg_par_pthreads_create(threads, err, err_len);
     if (!par) {
-        blis_destroy(ctx); /* drops the library reference */
+        free(ctx);
         return NULL;
     }
     rg_par_backend_init(&ctx->pb, par);
@@ -317,12 +318,7 @@ static void blis_destroy(rg_backend_ctx *ctx) {
     if (ctx->pb.par) {
         rg_par_backend_release(&ctx->pb);
     }
-    free(ctx);
-    pthread_mutex_lock(&lib.lock);
-    if (--lib.refs == 0) {
-        unload();
-    }
-    pthread_mutex_unlock(&lib.lock);
+    free(ctx); /* the library stays loaded: see the top of this file */
 }
 
 static void blis_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {

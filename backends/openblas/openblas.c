@@ -9,10 +9,13 @@
  *   - coretype=NAME runs that core type (refused if OpenBLAS does not know it, or the CPU lacks
  *     the instructions it needs);
  *   - without it, OpenBLAS chooses (honouring OPENBLAS_CORETYPE from the environment), except
- *     that on a CPU with AVX-512 where it chose a kernel set without AVX-512 the plugin reloads it
- *     as SkylakeX, and describe() says so.
- * The core type is per process: while an instance lives, another one cannot change it and is
- * refused. When the last instance goes, the library is unloaded, so a later one can choose again.
+ *     that on a CPU with AVX-512 where it would choose a kernel set without AVX-512 the plugin
+ *     loads it as SkylakeX, and describe() says so.
+ * What OpenBLAS would choose, and whether it knows a coretype=NAME, is asked in a forked child
+ * (rg_blas_probe): the library is loaded into this process once, with the final choice, and never
+ * unloaded (an unloaded OpenBLAS leaves its init allocations unreachable and may have threads in
+ * its code; see rg_blas.h). So the core type is per process: the first create() chooses it, and a
+ * later one asking for another is refused, even after every instance is gone.
  *
  * Threads. N threads are exactly N: OPENBLAS_NUM_THREADS=1 at load means OpenBLAS starts no thread
  * of its own, and each matmul is split into N blocks, one single-threaded cblas_sgemm per thread of
@@ -25,6 +28,7 @@
  * (860-1140 ms: its threads spin-wait for each other) and the split varied least
  * (160-260 ms against 140-330 ms). It also needs no OpenMP variant of the library.
  */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,16 +59,15 @@ static const core_info known_cores[] = {
 };
 #define AUTO_CORE "SkylakeX"
 
-/* The loaded library: one per process, shared by the live instances. */
+/* The loaded library: one per process, never unloaded, shared by all instances. */
 static struct {
     pthread_mutex_t lock;
-    int refs; /* live instances */
-    void *handle;
+    void *handle; /* NULL until the first create() loads it */
     cblas_sgemm_fn sgemm;
     char version[64];  /* "OpenBLAS 0.3.21" */
     const char *build; /* "pthreads build", ... */
     char core[32];     /* the core type that runs */
-    char how[160];     /* how it was chosen */
+    char how[256];     /* how it was chosen */
 } lib = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 struct rg_backend_ctx {
@@ -85,14 +88,9 @@ static int is_avx512_core(const char *name) {
     return k && k->isa == RG_BLAS_ISA_AVX512;
 }
 
-/* Loads OpenBLAS with OPENBLAS_CORETYPE=core (NULL: as the environment says), one thread, and
- * resolves what the plugin calls. Fills lib. Returns 0, or -1 with err. */
-static int load(const char *core, char *err, size_t err_len) {
-    rg_blas_env env[] = {{"OPENBLAS_CORETYPE", core}, {"OPENBLAS_NUM_THREADS", "1"}};
-    void *h = rg_blas_open(OPENBLAS_LIB, env, 2, NULL, NULL, err, err_len);
-    if (!h) {
-        return -1;
-    }
+/* Resolves what the plugin calls from the loaded OpenBLAS h and fills lib (not lib.how).
+ * Returns 0, or -1 with err. */
+static int use_library(void *h, char *err, size_t err_len) {
     cblas_sgemm_fn sgemm = (cblas_sgemm_fn)rg_blas_sym(h, OPENBLAS_LIB, "cblas_sgemm", err, err_len);
     void (*set_threads)(int) = (void (*)(int))rg_blas_sym(h, OPENBLAS_LIB,
                                                           "openblas_set_num_threads", err, err_len);
@@ -103,7 +101,6 @@ static int load(const char *core, char *err, size_t err_len) {
     int (*parallel)(void) = (int (*)(void))rg_blas_sym(h, OPENBLAS_LIB, "openblas_get_parallel",
                                                        err, err_len);
     if (!sgemm || !set_threads || !corename || !config || !parallel) {
-        rg_blas_close(h, OPENBLAS_LIB);
         return -1;
     }
     set_threads(1);
@@ -121,61 +118,79 @@ static int load(const char *core, char *err, size_t err_len) {
     return 0;
 }
 
-static void unload(void) {
-    rg_blas_close(lib.handle, OPENBLAS_LIB);
-    lib.handle = NULL;
-    lib.sgemm = NULL;
+/* rg_blas_name_fn for the probe: the core type the loaded OpenBLAS runs. */
+static int corename_of(void *h, char *name, size_t len) {
+    char *(*corename)(void) = (char *(*)(void))dlsym(h, "openblas_get_corename");
+    if (!corename) {
+        return -1;
+    }
+    snprintf(name, len, "%s", corename());
+    return 0;
 }
 
-/* First instance: loads OpenBLAS with the core type asked for (NULL: automatic). */
-static int load_first(const char *want, char *err, size_t err_len) {
+/* The core type OpenBLAS runs with OPENBLAS_CORETYPE=core (NULL: as the environment says), asked
+ * in a child process. Returns 0, or -1 with why. */
+static int probe(const char *core, char *name, size_t len, char *why, size_t why_len) {
+    rg_blas_env env[] = {{"OPENBLAS_CORETYPE", core}, {"OPENBLAS_NUM_THREADS", "1"}};
+    return rg_blas_probe(OPENBLAS_LIB, env, 2, corename_of, name, len, why, why_len);
+}
+
+static void unknown_core(const char *want, const char *runs, char *err, size_t err_len) {
+    snprintf(err, err_len,
+             "backend openblas: unknown core type '%s' (OpenBLAS would run %s; names are e.g. "
+             "SkylakeX, Cooperlake, Haswell, Zen, Sandybridge, Prescott)",
+             want, runs);
+}
+
+/* First create() in the process: chooses the core type (want, or automatic when NULL) and loads
+ * OpenBLAS with it, for good. Returns 0, or -1 with err. */
+static int load_once(const char *want, char *err, size_t err_len) {
+    void *h = rg_blas_loaded(OPENBLAS_LIB);
+    if (h) {
+        /* loaded by something else: it runs what it chose then (create() refuses another want) */
+        if (use_library(h, err, err_len) != 0) {
+            return -1;
+        }
+        snprintf(lib.how, sizeof(lib.how), "chosen by OpenBLAS; the library was already loaded");
+        return 0;
+    }
+    const char *core = NULL; /* OPENBLAS_CORETYPE to load with; NULL: as the environment says */
+    const char *env = getenv("OPENBLAS_CORETYPE");
+    char name[64], why[160];
     if (want) {
-        const core_info *k = find_core(want);
-        if (k && !rg_blas_cpu_has(k->isa)) {
-            snprintf(err, err_len, "backend openblas: coretype=%s needs %s, which this CPU lacks",
-                     want, rg_blas_isa_name(k->isa));
+        /* OpenBLAS runs some other kernel set for a name it does not know, without a word: ask
+         * first, as that choice could not be undone here */
+        if (probe(want, name, sizeof(name), why, sizeof(why)) == 0 &&
+            strcasecmp(name, want) != 0) {
+            unknown_core(want, name, err, err_len);
             return -1;
         }
-        if (load(want, err, err_len) != 0) {
-            return -1;
-        }
-        /* OpenBLAS runs some other kernel set for a name it does not know, without a word */
-        if (strcasecmp(lib.core, want) != 0) {
-            snprintf(err, err_len,
-                     "backend openblas: unknown core type '%s' (OpenBLAS ran %s instead; names "
-                     "are e.g. SkylakeX, Cooperlake, Haswell, Zen, Sandybridge, Prescott)",
-                     want, lib.core);
-            unload();
-            return -1;
-        }
+        core = want;
         snprintf(lib.how, sizeof(lib.how), "set by coretype=%s", want);
-        return 0;
-    }
-    if (load(NULL, err, err_len) != 0) {
-        return -1;
-    }
-    if (getenv("OPENBLAS_CORETYPE")) {
-        snprintf(lib.how, sizeof(lib.how), "from OPENBLAS_CORETYPE=%s", getenv("OPENBLAS_CORETYPE"));
-        return 0;
-    }
-    if (!rg_blas_cpu_has(RG_BLAS_ISA_AVX512) || is_avx512_core(lib.core)) {
+    } else if (env) {
+        snprintf(lib.how, sizeof(lib.how), "from OPENBLAS_CORETYPE=%s", env);
+    } else if (!rg_blas_cpu_has(RG_BLAS_ISA_AVX512)) {
         snprintf(lib.how, sizeof(lib.how), "chosen by OpenBLAS");
-        return 0;
-    }
-    /* an AVX-512 CPU that OpenBLAS did not recognise: reload it with its AVX-512 kernels */
-    char detected[32];
-    snprintf(detected, sizeof(detected), "%s", lib.core);
-    rg_blas_close(lib.handle, OPENBLAS_LIB);
-    if (load(AUTO_CORE, err, err_len) != 0) {
-        return -1;
-    }
-    if (strcasecmp(lib.core, AUTO_CORE) == 0) {
-        snprintf(lib.how, sizeof(lib.how), "auto: OpenBLAS detected %s on this AVX-512 CPU",
-                 detected);
-    } else {
-        /* something else in the process holds the library: it keeps its first choice */
+    } else if (probe(NULL, name, sizeof(name), why, sizeof(why)) != 0) {
         snprintf(lib.how, sizeof(lib.how),
-                 "chosen by OpenBLAS; %s not possible: the library was already loaded", AUTO_CORE);
+                 "chosen by OpenBLAS (not checked on this AVX-512 CPU: %s)", why);
+    } else if (is_avx512_core(name)) {
+        snprintf(lib.how, sizeof(lib.how), "chosen by OpenBLAS");
+    } else {
+        /* an AVX-512 CPU that OpenBLAS does not recognise: load it with its AVX-512 kernels */
+        core = AUTO_CORE;
+        snprintf(lib.how, sizeof(lib.how), "auto: OpenBLAS detected %s on this AVX-512 CPU", name);
+    }
+    rg_blas_env vars[] = {{"OPENBLAS_CORETYPE", core}, {"OPENBLAS_NUM_THREADS", "1"}};
+    h = rg_blas_open(OPENBLAS_LIB, vars, 2, NULL, NULL, err, err_len);
+    if (!h || use_library(h, err, err_len) != 0) {
+        return -1; /* an opened handle stays open: see the top of this file */
+    }
+    if (want && strcasecmp(lib.core, want) != 0) {
+        /* the probe could not run and the name was unknown: OpenBLAS keeps what it chose */
+        snprintf(lib.how, sizeof(lib.how), "chosen by OpenBLAS for the unknown coretype=%s", want);
+        unknown_core(want, lib.core, err, err_len);
+        return -1;
     }
     return 0;
 }
@@ -185,8 +200,6 @@ static void openblas_gemm(const rg_blas_gemm *g) {
               g->trans_b ? CBLAS_TRANS : CBLAS_NO_TRANS, g->M, g->N, g->K, 1.0f, g->a, g->lda,
               g->b, g->ldb, g->beta, g->c, g->ldc);
 }
-
-static void openblas_destroy(rg_backend_ctx *ctx);
 
 static rg_backend_ctx *openblas_create(const rg_backend_config *cfg, char *err, size_t err_len) {
     const char *want = NULL;
@@ -201,17 +214,20 @@ static rg_backend_ctx *openblas_create(const rg_backend_config *cfg, char *err, 
     }
     pthread_mutex_lock(&lib.lock);
     int rc = 0;
-    if (lib.refs == 0) {
-        rc = load_first(want, err, err_len);
-    } else if (want && strcasecmp(want, lib.core) != 0) {
+    const core_info *k = want ? find_core(want) : NULL;
+    if (k && !rg_blas_cpu_has(k->isa)) {
+        snprintf(err, err_len, "backend openblas: coretype=%s needs %s, which this CPU lacks", want,
+                 rg_blas_isa_name(k->isa));
+        rc = -1;
+    } else if (!lib.handle) {
+        rc = load_once(want, err, err_len);
+    }
+    if (rc == 0 && want && strcasecmp(want, lib.core) != 0) {
         snprintf(err, err_len,
-                 "backend openblas: OpenBLAS already runs core type %s in this process (another "
-                 "instance is live); coretype=%s needs its own process",
+                 "backend openblas: OpenBLAS already runs core type %s in this process; "
+                 "coretype=%s needs its own process",
                  lib.core, want);
         rc = -1;
-    }
-    if (rc == 0) {
-        lib.refs++;
     }
     pthread_mutex_unlock(&lib.lock);
     if (rc != 0) {
@@ -220,7 +236,7 @@ static rg_backend_ctx *openblas_create(const rg_backend_config *cfg, char *err, 
     }
     rg_par *par = rg_par_pthreads_create(threads, err, err_len);
     if (!par) {
-        openblas_destroy(ctx); /* drops the library reference */
+        free(ctx);
         return NULL;
     }
     rg_par_backend_init(&ctx->pb, par);
@@ -234,12 +250,7 @@ static void openblas_destroy(rg_backend_ctx *ctx) {
     if (ctx->pb.par) {
         rg_par_backend_release(&ctx->pb);
     }
-    free(ctx);
-    pthread_mutex_lock(&lib.lock);
-    if (--lib.refs == 0) {
-        unload();
-    }
-    pthread_mutex_unlock(&lib.lock);
+    free(ctx); /* the library stays loaded: see the top of this file */
 }
 
 static void openblas_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {

@@ -9,6 +9,12 @@
  * Kernel sets: both libraries choose their kernels once per process, from the CPU and from an
  * environment variable read when they initialise. rg_blas_open loads a library with such a variable
  * set, so a backend can pick the kernel set before the library first runs.
+ *
+ * Loaded once, never unloaded: a backend loads its library once per process, with its final
+ * choice, and never dlcloses it. Unmapping an initialised BLAS loses what it allocated at init (the
+ * leak checker reports it, from an unknown module, and cannot be told otherwise) and can pull code
+ * from under threads it started. So the question "what would the library choose by itself?" is
+ * asked in a forked child (rg_blas_probe), which loads it, answers through a pipe and exits.
  */
 #ifndef RG_BLAS_H
 #define RG_BLAS_H
@@ -82,15 +88,27 @@ typedef struct rg_blas_env {
 typedef void (*rg_blas_init_fn)(void *handle, void *user);
 
 /* dlopen(lib, RTLD_NOW | RTLD_LOCAL) with the n variables of env set while the library loads and
- * init (may be NULL) runs, then restored. Returns the handle, or NULL with one line in err.
+ * init (may be NULL) runs, then restored. Returns the handle, or NULL with one line in err. The
+ * handle is never closed (see the top of this file).
  * setenv is not thread-safe: call it while no other thread reads the environment. */
 void *rg_blas_open(const char *lib, const rg_blas_env *env, int n, rg_blas_init_fn init,
                    void *user, char *err, size_t err_len);
+/* The handle of lib when something in the process has loaded it already (it runs the kernels it
+ * chose then, whatever the environment says now), else NULL. Loads nothing. */
+void *rg_blas_loaded(const char *lib);
 /* dlsym that writes one line into err when the symbol is missing. */
 void *rg_blas_sym(void *handle, const char *lib, const char *name, char *err, size_t err_len);
-/* dlcloses handle and returns 1 when lib is no longer in the process (so that a later rg_blas_open
- * initialises it again), 0 when something else still holds it. */
-int rg_blas_close(void *handle, const char *lib);
+
+/* Writes the name of the kernel set the loaded library runs into name (NUL-terminated, no newline).
+ * Returns 0, or -1 when it cannot tell. */
+typedef int (*rg_blas_name_fn)(void *handle, char *name, size_t name_len);
+
+/* Asks a forked child which kernel set lib chooses with the n variables of env set (value NULL:
+ * as the process's environment says): the child dlopens lib, calls name_fn, writes the answer to a
+ * pipe and _exits; the library is never loaded in this process. Returns 0 with the answer in name,
+ * or -1 with one line in err (fork failed, the child died, or no answer came within seconds). */
+int rg_blas_probe(const char *lib, const rg_blas_env *env, int n, rg_blas_name_fn name_fn,
+                  char *name, size_t name_len, char *err, size_t err_len);
 
 /* Designated initializers of every op but the matmuls with the rg_par_op_* kernels. */
 #define RG_BLAS_PAR_OPS                                       \
