@@ -2,17 +2,18 @@
  * The pthreads driver: a persistent pool of num_threads - 1 workers, created with the backend and
  * joined on destroy, so no op ever creates a thread. The calling thread works too.
  *
- * Hand-off: the caller writes the job, opens it in `claim` and bumps the generation counter `gen`;
- * workers spin on `gen` for a short while (a few hundred microseconds, enough to bridge the host's
- * gap between two ops) and then sleep on it with a futex. Any thread, the caller included, takes
- * the next chunk nobody has started with a compare-and-swap on `claim` (generation, chunk count and
- * next chunk in one word, so a late worker can never take a chunk of a newer job), so a worker that
- * is slow to wake up, or descheduled on a busy machine, delays nothing: the others run its chunk.
- * The caller spins, then sleeps, until `done` counts every chunk. All shared state is C11 atomics,
- * so the happens-before edges (job written -> job opened -> chunk claimed -> job read; chunk run ->
- * done counted -> next job written) are visible to ThreadSanitizer; the futex only saves CPU while
- * nothing happens. Which thread runs a chunk never changes what the kernels compute (tid only
- * selects workspace), so results stay deterministic.
+ * Hand-off: the caller writes the job, opens its chunks (one flag per chunk) and bumps the
+ * generation counter `gen`; workers spin on `gen` for a short while (a few hundred microseconds,
+ * enough to bridge the host's gap between two ops) and then sleep on it with a futex. Thread t
+ * first takes chunk t, as OpenMP would, so that a thread keeps working on the rows it wrote in the
+ * previous op (they are in its cache); then it takes any chunk nobody has started, with a
+ * compare-and-swap on that chunk's flag. So a worker that is slow to wake up, or descheduled on a
+ * busy machine, delays nothing: the others run its chunk. The caller spins, then sleeps, until
+ * `done` counts every chunk. All shared state is C11 atomics, so the happens-before edges (job
+ * written -> chunk opened -> chunk claimed -> job read; chunk run -> done counted -> next job
+ * written) are visible to ThreadSanitizer; the futex only saves CPU while nothing happens. Which
+ * thread runs a chunk never changes what the kernels compute (tid only selects workspace), so
+ * results stay deterministic.
  */
 #define _GNU_SOURCE
 #include <limits.h>
@@ -34,9 +35,6 @@
 /* Spin iterations before sleeping: each is one pause instruction (tens of cycles). */
 #define RG_POOL_SPIN 8192
 
-/* Chunk counts live in 16 bits of `claim`. */
-#define RG_POOL_MAX_THREADS 65535
-
 typedef struct rg_pool rg_pool;
 
 typedef struct rg_worker {
@@ -44,20 +42,27 @@ typedef struct rg_worker {
     int tid;
 } rg_worker;
 
+/* One chunk's flag, alone on its cache line: 0 open, 1 taken (or not part of the job). */
+typedef struct rg_chunk_flag {
+    atomic_int taken;
+    char pad[64 - sizeof(atomic_int)];
+} rg_chunk_flag;
+
 struct rg_pool {
     rg_par base; /* first member: the rg_par the kernels see */
-    pthread_t *threads;  /* (num_threads - 1) workers */
-    rg_worker *workers;  /* (num_threads - 1) thread arguments */
-    int started;         /* workers actually started */
-    uint32_t last_gen;   /* the caller's count of jobs posted */
-    /* the current job: written by the caller before it opens the job, read by a thread only after
-     * it claimed a chunk (the job cannot end before that chunk is done) */
+    pthread_t *threads;   /* (num_threads - 1) workers */
+    rg_worker *workers;   /* (num_threads - 1) thread arguments */
+    rg_chunk_flag *flags; /* (num_threads) */
+    int started;          /* workers actually started */
+    unsigned last_gen;    /* the caller's count of jobs posted */
+    /* the current job: written by the caller before it opens the chunks, read by a thread only
+     * after it took one (the job cannot end before that chunk is done) */
     rg_range_fn fn;
     void *arg;
     int64_t n;
-    _Atomic uint64_t claim;     /* generation (bits 32-63) | chunks (16-31) | next chunk (0-15) */
-    atomic_int gen;             /* futex word: generation of the latest job */
+    atomic_int nchunks;         /* chunks of the current job */
     atomic_int done;            /* chunks of the current job that have finished */
+    atomic_int gen;             /* futex word: generation of the latest job */
     atomic_int stop;            /* set before the last bump of gen: workers exit */
     atomic_int sleepers;        /* workers sleeping (or about to) on gen */
     atomic_int caller_sleeping; /* the caller sleeps on done */
@@ -106,23 +111,19 @@ static int wait_for_job(rg_pool *pool, int seen) {
     return atomic_load_explicit(&pool->gen, memory_order_acquire);
 }
 
-/* Takes and runs chunks of job `gen` on thread tid until none is left to start. */
-static void run_chunks(rg_pool *pool, uint32_t gen, int tid) {
-    for (;;) {
-        uint64_t w = atomic_load_explicit(&pool->claim, memory_order_acquire);
-        int nchunks, i;
-        for (;;) {
-            nchunks = (int)((w >> 16) & 0xffff);
-            i = (int)(w & 0xffff);
-            if ((uint32_t)(w >> 32) != gen || i >= nchunks) {
-                return; /* a newer job, or every chunk taken */
-            }
-            if (atomic_compare_exchange_weak_explicit(&pool->claim, &w, w + 1,
-                                                      memory_order_acq_rel,
-                                                      memory_order_acquire)) {
-                break;
-            }
+/* Takes and runs the open chunks on thread tid: chunk tid first, then the others in turn. A
+ * thread that still holds the chunk count of an older job can only take chunks of the current one
+ * (flags past the current count stay taken), and then reads the current job. */
+static void run_chunks(rg_pool *pool, int tid) {
+    int seen = atomic_load_explicit(&pool->nchunks, memory_order_acquire);
+    for (int k = 0; k < seen; k++) {
+        int i = (tid + k) % seen, open = 0;
+        if (!atomic_compare_exchange_strong_explicit(&pool->flags[i].taken, &open, 1,
+                                                     memory_order_acq_rel,
+                                                     memory_order_relaxed)) {
+            continue;
         }
+        int nchunks = atomic_load_explicit(&pool->nchunks, memory_order_relaxed);
         int64_t begin = pool->n * i / nchunks;
         int64_t end = pool->n * (i + 1) / nchunks;
         if (begin < end) {
@@ -144,13 +145,13 @@ static void *worker_main(void *p) {
         if (atomic_load_explicit(&pool->stop, memory_order_acquire)) {
             return NULL;
         }
-        run_chunks(pool, (uint32_t)seen, w->tid);
+        run_chunks(pool, w->tid);
     }
 }
 
-/* Publishes generation g and wakes sleeping workers. */
-static void post(rg_pool *pool, uint32_t g) {
-    atomic_store(&pool->gen, (int)g);
+/* Publishes the next generation and wakes sleeping workers. */
+static void post(rg_pool *pool) {
+    atomic_store(&pool->gen, (int)++pool->last_gen); /* wraps around: only changes matter */
     if (atomic_load(&pool->sleepers) > 0) {
         wake_all(&pool->gen);
     }
@@ -165,13 +166,14 @@ static void pool_run(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *
     pool->fn = fn;
     pool->arg = arg;
     pool->n = n;
+    atomic_store_explicit(&pool->nchunks, nchunks, memory_order_relaxed);
     atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
-    uint32_t g = ++pool->last_gen;
-    atomic_store_explicit(&pool->claim, ((uint64_t)g << 32) | ((uint64_t)nchunks << 16),
-                          memory_order_release);
-    post(pool, g);
+    for (int i = 0; i < nchunks; i++) { /* release: a thread that takes a chunk sees the job */
+        atomic_store_explicit(&pool->flags[i].taken, 0, memory_order_release);
+    }
+    post(pool);
 
-    run_chunks(pool, g, 0);
+    run_chunks(pool, 0);
 
     for (int i = 0; i < RG_POOL_SPIN; i++) {
         if (atomic_load_explicit(&pool->done, memory_order_acquire) == nchunks) {
@@ -193,32 +195,34 @@ static void pool_destroy(rg_par *par) {
         return;
     }
     atomic_store_explicit(&pool->stop, 1, memory_order_release);
-    post(pool, ++pool->last_gen);
+    post(pool);
     for (int i = 0; i < pool->started; i++) {
         pthread_join(pool->threads[i], NULL);
     }
     free(pool->threads);
     free(pool->workers);
+    free(pool->flags);
     free(pool);
 }
 
 rg_par *rg_par_pthreads_create(int num_threads, char *err, size_t err_len) {
-    if (num_threads < 1 || num_threads > RG_POOL_MAX_THREADS) {
-        snprintf(err, err_len, "thread pool needs 1 to %d threads (got %d)", RG_POOL_MAX_THREADS,
-                 num_threads);
+    if (num_threads < 1) {
+        snprintf(err, err_len, "thread pool needs at least 1 thread (got %d)", num_threads);
         return NULL;
     }
     rg_pool *pool = calloc(1, sizeof(*pool));
     int nworkers = num_threads - 1;
-    if (pool && nworkers > 0) {
-        pool->threads = calloc((size_t)nworkers, sizeof(*pool->threads));
-        pool->workers = calloc((size_t)nworkers, sizeof(*pool->workers));
+    if (pool) {
+        pool->threads = calloc((size_t)num_threads, sizeof(*pool->threads));
+        pool->workers = calloc((size_t)num_threads, sizeof(*pool->workers));
+        pool->flags = aligned_alloc(64, (size_t)num_threads * sizeof(*pool->flags));
     }
-    if (!pool || (nworkers > 0 && (!pool->threads || !pool->workers))) {
+    if (!pool || !pool->threads || !pool->workers || !pool->flags) {
         snprintf(err, err_len, "out of memory for a pool of %d threads", num_threads);
         if (pool) {
             free(pool->threads);
             free(pool->workers);
+            free(pool->flags);
         }
         free(pool);
         return NULL;
@@ -226,9 +230,12 @@ rg_par *rg_par_pthreads_create(int num_threads, char *err, size_t err_len) {
     pool->base.num_threads = num_threads;
     pool->base.run = pool_run;
     pool->base.destroy = pool_destroy;
-    atomic_init(&pool->claim, 0);
-    atomic_init(&pool->gen, 0);
+    for (int i = 0; i < num_threads; i++) {
+        atomic_init(&pool->flags[i].taken, 1); /* no chunk open until a job opens it */
+    }
+    atomic_init(&pool->nchunks, 0);
     atomic_init(&pool->done, 0);
+    atomic_init(&pool->gen, 0);
     atomic_init(&pool->stop, 0);
     atomic_init(&pool->sleepers, 0);
     atomic_init(&pool->caller_sleeping, 0);
