@@ -36,10 +36,10 @@ struct rg_par {
     int num_threads;
     /* Splits [0, n) into nchunks contiguous chunks (1 <= nchunks <= num_threads), chunk i being
      * [n*i/nchunks, n*(i+1)/nchunks), runs fn once on each and returns when all are done. The
-     * calling thread works too. OpenMP runs chunk i on thread i; the pthread pool lets any free
-     * thread take a chunk nobody has started (so a worker slow to wake delays nothing), and a
-     * thread may then run two chunks one after the other. Never called concurrently on one
-     * rg_par. */
+     * calling thread works too. OpenMP runs chunk i on thread i; in the pthread pool thread i
+     * first takes chunk i, then any free thread takes a chunk nobody has started (so a worker slow
+     * to wake delays nothing), and a thread may then run two chunks one after the other. Never
+     * called concurrently on one rg_par. */
     void (*run)(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *arg);
     void (*destroy)(rg_par *par);
 };
