@@ -414,12 +414,11 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
     }
 }
 
+static void zero_floats(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
+
 void rg_model_zero_grad(rg_model *m) {
     if (m->grads_memory) {
         memset(m->grads_memory, 0, m->num_params * sizeof(float));
-    }
-    if (m->grad_acts_memory) {
-        memset(m->grad_acts_memory, 0, m->num_acts * sizeof(float));
     }
 }
 
@@ -432,17 +431,19 @@ void rg_model_backward(rg_model *m, rg_ops *ops) {
         return;
     }
     size_t N = (size_t)B * T;
-    /* every backward op accumulates, and activation gradients belong to this pass only; parameter
-     * gradients are left to accumulate across passes until rg_model_zero_grad */
-    memset(m->grad_acts_memory, 0, m->num_acts * sizeof(float));
+    /* Every backward op accumulates, so each activation gradient is zeroed right before the first op
+     * that adds into it (while it is about to be touched anyway), at this pass's (B,T), and only
+     * those the ops use. Parameter gradients accumulate across passes until rg_model_zero_grad. */
 
     rg_acts *a = &m->acts;
     rg_acts *g = &m->grad_acts;
     /* loss = mean over the N positions, so each position's loss has weight 1/N */
+    zero_floats(g->logits, N * V);
     RG_OP(ops, RG_OP_CROSSENTROPY_BACKWARD, crossentropy_backward, g->logits, a->probs, m->targets,
           (int)N, V, 1.0f / (float)N);
     float *final = layer_slice(a, cfg, L - 1, B, T).residual3;
     float *dfinal = layer_slice(g, cfg, L - 1, B, T).residual3;
+    zero_floats(dfinal, N * C);
     RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dfinal, m->grads.wlm, g->logits, final,
           m->params.wlm, (int)N, C, V);
 
@@ -451,6 +452,17 @@ void rg_model_backward(rg_model *m, rg_ops *ops) {
         layer_acts dla = layer_slice(g, cfg, l, B, T);
         layer_params lw = layer_weights(&m->params, cfg, l);
         layer_params dlw = layer_weights(&m->grads, cfg, l);
+        /* dla.residual3 was zeroed as the next layer's input gradient (or as dfinal) */
+        zero_floats(dla.residual2, N * C);
+        zero_floats(dla.fcproj, N * C);
+        zero_floats(dla.fch_act, N * 4 * C);
+        zero_floats(dla.fch, N * 4 * C);
+        zero_floats(dla.ln2, N * C);
+        zero_floats(dla.residual, N * C);
+        zero_floats(dla.attproj, N * C);
+        zero_floats(dla.atty, N * C);
+        zero_floats(dla.qkv, N * 3 * C);
+        zero_floats(dla.ln1, N * C);
         /* MLP block, in reverse */
         RG_OP(ops, RG_OP_RESIDUAL_BACKWARD, residual_backward, dla.residual2, dla.fcproj,
               dla.residual3, N * C);

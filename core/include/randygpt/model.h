@@ -126,7 +126,7 @@ void rg_model_free(rg_model *m);
  * computes logits and probs only (mean_loss = -1). B,T must not exceed rg_model_set_batch's. */
 void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int32_t *targets,
                       int B, int T);
-/* Zeroes parameter and activation gradients. */
+/* Zeroes the parameter gradients (activation gradients belong to each backward pass). */
 void rg_model_zero_grad(rg_model *m);
 /* Backward of the last forward (which must have had targets): accumulates into grads. */
 void rg_model_backward(rg_model *m, rg_ops *ops);
