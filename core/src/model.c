@@ -145,14 +145,32 @@ static void act_sizes(const rg_model_config *cfg, int B, int T, size_t sizes[RG_
     sizes[15] = BT * V;                  /* probs */
 }
 
+/* Activation gradients are needed for one layer at a time, so they hold one layer's tensors (the
+ * layer slab is reused from the last layer down to the first), the residual stream's gradient
+ * twice (the layer's output and input, swapped per layer: encoded and residual3 slots) and the
+ * logits'. The backward never writes gradients of att, the rstds or probs, so those are empty. */
+static void grad_act_sizes(const rg_model_config *cfg, int B, int T,
+                           size_t sizes[RG_NUM_ACT_TENSORS]) {
+    rg_model_config one_layer = *cfg;
+    one_layer.L = 1;
+    act_sizes(&one_layer, B, T, sizes);
+    sizes[2] = sizes[5] = sizes[9] = sizes[15] = 0; /* ln1_rstd, att, ln2_rstd, probs */
+}
+
+static size_t sum_sizes(const size_t sizes[RG_NUM_ACT_TENSORS]) {
+    size_t n = 0;
+    for (int i = 0; i < RG_NUM_ACT_TENSORS; i++) n += sizes[i];
+    return n;
+}
+
 double rg_model_train_bytes(const rg_model_config *cfg, int B, int T) {
-    size_t sizes[RG_NUM_ACT_TENSORS];
+    size_t sizes[RG_NUM_ACT_TENSORS], grad_sizes[RG_NUM_ACT_TENSORS];
     act_sizes(cfg, B, T, sizes);
-    double acts = 0;
-    for (int i = 0; i < RG_NUM_ACT_TENSORS; i++) acts += (double)sizes[i];
+    grad_act_sizes(cfg, B, T, grad_sizes);
+    double acts = (double)sum_sizes(sizes) + (double)sum_sizes(grad_sizes);
     double BT = (double)B * T;
     /* params, grads, m, v; acts and grad acts; losses; inputs and targets */
-    return 4.0 * (4.0 * (double)rg_model_num_params(cfg) + 2.0 * acts + BT) + 8.0 * BT;
+    return 4.0 * (4.0 * (double)rg_model_num_params(cfg) + acts + BT) + 8.0 * BT;
 }
 
 /* Points the named activations at consecutive slices of memory, in rg_acts order. */
@@ -236,26 +254,24 @@ int rg_model_set_batch(rg_model *m, int B, int T, char *err, size_t err_len) {
         return 0;
     }
     free_acts(m);
-    size_t sizes[RG_NUM_ACT_TENSORS];
+    size_t sizes[RG_NUM_ACT_TENSORS], grad_sizes[RG_NUM_ACT_TENSORS];
     act_sizes(&m->cfg, B, T, sizes);
-    size_t n = 0;
-    for (int i = 0; i < RG_NUM_ACT_TENSORS; i++) {
-        n += sizes[i];
-    }
+    grad_act_sizes(&m->cfg, B, T, grad_sizes);
+    size_t n = sum_sizes(sizes), n_grad = sum_sizes(grad_sizes);
     size_t BT = (size_t)B * T;
     m->acts_memory = alloc_floats(n);
-    m->grad_acts_memory = alloc_floats(n);
+    m->grad_acts_memory = alloc_floats(n_grad);
     m->losses = alloc_floats(BT);
     m->inputs = calloc(BT, sizeof(int32_t));
     m->targets = calloc(BT, sizeof(int32_t));
     if (!m->acts_memory || !m->grad_acts_memory || !m->losses || !m->inputs || !m->targets) {
         free_acts(m);
         snprintf(err, err_len, "out of memory allocating activations for B=%d T=%d (%zu MiB)", B, T,
-                 2 * n * sizeof(float) >> 20);
+                 (n + n_grad) * sizeof(float) >> 20);
         return -1;
     }
     slice_acts(&m->acts, m->acts_memory, sizes);
-    slice_acts(&m->grad_acts, m->grad_acts_memory, sizes);
+    slice_acts(&m->grad_acts, m->grad_acts_memory, grad_sizes);
     m->num_acts = n;
     m->B = B;
     m->T = T;
@@ -442,17 +458,21 @@ void rg_model_backward(rg_model *m, rg_ops *ops) {
     RG_OP(ops, RG_OP_CROSSENTROPY_BACKWARD, crossentropy_backward, g->logits, a->probs, m->targets,
           (int)N, V, 1.0f / (float)N);
     float *final = layer_slice(a, cfg, L - 1, B, T).residual3;
-    float *dfinal = layer_slice(g, cfg, L - 1, B, T).residual3;
-    zero_floats(dfinal, N * C);
-    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dfinal, m->grads.wlm, g->logits, final,
+    /* one layer's gradient slab, reused by every layer; dres_out is the gradient of the current
+     * layer's output, dres_in that of its input, swapped after each layer */
+    layer_acts dla = layer_slice(g, cfg, 0, B, T);
+    float *dres_out = dla.residual3, *dres_in = dla.residual;
+    zero_floats(dres_out, N * C);
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dres_out, m->grads.wlm, g->logits, final,
           m->params.wlm, (int)N, C, V);
 
     for (int l = L - 1; l >= 0; l--) {
         layer_acts la = layer_slice(a, cfg, l, B, T);
-        layer_acts dla = layer_slice(g, cfg, l, B, T);
+        dla.residual3 = dres_out;
+        dla.residual = dres_in;
         layer_params lw = layer_weights(&m->params, cfg, l);
         layer_params dlw = layer_weights(&m->grads, cfg, l);
-        /* dla.residual3 was zeroed as the next layer's input gradient (or as dfinal) */
+        /* dla.residual3 was zeroed and filled as the next layer's input gradient (or by the head) */
         zero_floats(dla.residual2, N * C);
         zero_floats(dla.fcproj, N * C);
         zero_floats(dla.fch_act, N * 4 * C);
@@ -484,8 +504,11 @@ void rg_model_backward(rg_model *m, rg_ops *ops) {
               lw.wqkv, (int)N, C, 3 * C);
         RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, dla.residual, dla.ln1, la.residual,
               la.ln1_rstd, (int)N, C);
+        float *t = dres_out;
+        dres_out = dres_in;
+        dres_in = t;
     }
-    RG_OP(ops, RG_OP_EMBEDDING_BACKWARD, embedding_backward, m->grads.wte, m->grads.wpe, g->encoded,
+    RG_OP(ops, RG_OP_EMBEDDING_BACKWARD, embedding_backward, m->grads.wte, m->grads.wpe, dres_out,
           m->inputs, B, T, C);
 }
 

@@ -99,7 +99,9 @@ typedef struct rg_model {
     size_t num_acts;
     float *acts_memory;
     rg_acts acts;
-    float *grad_acts_memory;  /* same layout as acts */
+    float *grad_acts_memory;  /* gradients of one layer's activations (reused by every layer),
+                               * of the residual stream (encoded and residual3 slots, swapped per
+                               * layer) and of the logits; att, rstds and probs slots are empty */
     rg_acts grad_acts;
     float *losses;            /* (B, T) */
     int32_t *inputs;          /* (B, T) copy of the last forward's inputs */
