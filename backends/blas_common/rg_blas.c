@@ -1,4 +1,5 @@
-/* Shared parts of the BLAS backends: split sgemm, CPU features, options, library loading. */
+/* Shared parts of the BLAS backends: split sgemm, create/destroy/describe, CPU features, options,
+ * library loading. */
 #define _GNU_SOURCE /* RTLD_NOLOAD, pipe2 */
 #include "rg_blas.h"
 
@@ -6,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,25 +56,79 @@ void rg_blas_gemm_run(rg_par *par, rg_blas_gemm_fn fn, const rg_blas_gemm *g) {
     rg_par_for(par, s.by_cols ? g->N : g->M, RG_BLAS_GRAIN, gemm_block, &s);
 }
 
-void rg_blas_matmul_forward(rg_par *par, rg_blas_gemm_fn fn, float *out, const float *inp,
-                            const float *weight, int N, int C, int OC) {
+void rg_blas_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp, const float *weight,
+                            int N, int C, int OC) {
     /* out (N,OC) = inp (N,C) @ weight^T, weight stored (OC,C) */
     rg_blas_gemm g = {.M = N, .N = OC, .K = C, .trans_a = 0, .trans_b = 1, .a = inp, .lda = C,
                       .b = weight, .ldb = C, .beta = 0.0f, .c = out, .ldc = OC};
-    rg_blas_gemm_run(par, fn, &g);
+    rg_blas_gemm_run(ctx->pb.par, ctx->gemm, &g);
 }
 
-void rg_blas_matmul_backward(rg_par *par, rg_blas_gemm_fn fn, float *dinp, float *dweight,
-                             const float *dout, const float *inp, const float *weight, int N, int C,
-                             int OC) {
+void rg_blas_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
+                             const float *inp, const float *weight, int N, int C, int OC) {
     /* dinp (N,C) += dout (N,OC) @ weight (OC,C) */
     rg_blas_gemm gi = {.M = N, .N = C, .K = OC, .trans_a = 0, .trans_b = 0, .a = dout, .lda = OC,
                        .b = weight, .ldb = C, .beta = 1.0f, .c = dinp, .ldc = C};
-    rg_blas_gemm_run(par, fn, &gi);
+    rg_blas_gemm_run(ctx->pb.par, ctx->gemm, &gi);
     /* dweight (OC,C) += dout^T @ inp (N,C), dout stored (N,OC) */
     rg_blas_gemm gw = {.M = OC, .N = C, .K = N, .trans_a = 1, .trans_b = 0, .a = dout, .lda = OC,
                        .b = inp, .ldb = C, .beta = 1.0f, .c = dweight, .ldc = C};
-    rg_blas_gemm_run(par, fn, &gw);
+    rg_blas_gemm_run(ctx->pb.par, ctx->gemm, &gw);
+}
+
+/* One lock per plugin (each links its own copy of this file): the library is chosen and loaded
+ * under it. */
+static pthread_mutex_t choose_lock = PTHREAD_MUTEX_INITIALIZER;
+
+rg_backend_ctx *rg_blas_create(const rg_backend_config *cfg, const char *backend, const char *key,
+                               rg_blas_choose_fn choose, rg_blas_gemm_fn gemm, char *err,
+                               size_t err_len) {
+    const char *want = NULL;
+    int threads = rg_blas_config(cfg, backend, key, &want, err, err_len);
+    if (threads < 0) {
+        return NULL;
+    }
+    rg_backend_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        snprintf(err, err_len, "backend %s: out of memory", backend);
+        return NULL;
+    }
+    pthread_mutex_lock(&choose_lock);
+    int rc = choose(want, err, err_len);
+    pthread_mutex_unlock(&choose_lock);
+    if (rc != 0) {
+        free(ctx);
+        return NULL;
+    }
+    rg_par *par = rg_par_pthreads_create(threads, err, err_len);
+    if (!par) {
+        free(ctx);
+        return NULL;
+    }
+    rg_par_backend_init(&ctx->pb, par);
+    ctx->gemm = gemm;
+    return ctx;
+}
+
+void rg_blas_destroy(rg_backend_ctx *ctx) {
+    if (!ctx) {
+        return;
+    }
+    if (ctx->pb.par) {
+        rg_par_backend_release(&ctx->pb);
+    }
+    free(ctx); /* the library stays loaded: see rg_blas.h */
+}
+
+void rg_blas_describe(const rg_backend_ctx *ctx, const char *library, const char *build,
+                      const char *kind, const char *kernels, const char *how, char *buf,
+                      size_t buf_len) {
+    int n = ctx->pb.par->num_threads;
+    snprintf(buf, buf_len,
+             "%s (%s), %s %s (%s); %d thread%s on one pthread pool: "
+             "each sgemm as %d single-threaded block%s, other ops rg_parallel %s kernels",
+             library, build, kind, kernels, how, n, n == 1 ? "" : "s", n, n == 1 ? "" : "s",
+             rg_par_kernel_isa());
 }
 
 int rg_blas_cpu_has(rg_blas_isa isa) {

@@ -27,7 +27,6 @@
  */
 #define _POSIX_C_SOURCE 200809L /* blis.h needs pthread_barrier_t */
 #include <dlfcn.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,18 +90,13 @@ static const arch_info known_archs[] = {
 
 /* The loaded library: one per process, never unloaded, shared by all instances. */
 static struct {
-    pthread_mutex_t lock;
     void *handle; /* NULL until the first create() loads it */
     __typeof__(bli_sgemm) *sgemm;
-    char version[32];  /* "0.9.0" */
+    char version[48];  /* "BLIS 0.9.0" */
     const char *build; /* "OpenMP build", ... */
     char arch[32];     /* the configuration that runs */
     char how[256];     /* how it was chosen */
-} lib = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-struct rg_backend_ctx {
-    rg_par_backend pb; /* first: the rg_par_op_* kernels read it */
-};
+} lib;
 
 static const arch_info *find_arch_name(const char *name) {
     for (int i = 0; i < NUM_ARCHS; i++) {
@@ -167,7 +161,7 @@ static int use_library(void *h, arch_t got, char *err, size_t err_len) {
     lib.handle = h;
     lib.sgemm = sgemm;
     snprintf(lib.arch, sizeof(lib.arch), "%s", arch_string(got));
-    snprintf(lib.version, sizeof(lib.version), "%s", version());
+    snprintf(lib.version, sizeof(lib.version), "BLIS %s", version());
     lib.build = openmp() ? "OpenMP build" : "build without OpenMP";
     return 0;
 }
@@ -273,72 +267,31 @@ static void blis_gemm(const rg_blas_gemm *g) {
               csa, (float *)g->b, rsb, csb, &beta, g->c, g->ldc, 1);
 }
 
-static rg_backend_ctx *blis_create(const rg_backend_config *cfg, char *err, size_t err_len) {
-    const char *want = NULL;
-    int threads = rg_blas_config(cfg, "blis", "arch", &want, err, err_len);
-    if (threads < 0) {
-        return NULL;
-    }
-    rg_backend_ctx *ctx = calloc(1, sizeof(*ctx));
-    if (!ctx) {
-        snprintf(err, err_len, "backend blis: out of memory");
-        return NULL;
-    }
-    pthread_mutex_lock(&lib.lock);
+/* rg_blas_choose_fn: the configuration want (NULL: automatic) for one create(). */
+static int choose(const char *want, char *err, size_t err_len) {
     const arch_info *a = NULL;
-    int rc = want ? check_arch(want, &a, err, err_len) : 0;
-    if (rc == 0 && !lib.handle) {
-        rc = load_once(a, err, err_len);
+    if (want && check_arch(want, &a, err, err_len) != 0) {
+        return -1;
     }
-    if (rc == 0 && want && strcmp(want, lib.arch) != 0) {
+    if (!lib.handle && load_once(a, err, err_len) != 0) {
+        return -1;
+    }
+    if (want && strcmp(want, lib.arch) != 0) {
         snprintf(err, err_len,
                  "backend blis: BLIS already runs %s in this process; arch=%s needs its own "
                  "process",
                  lib.arch, want);
-        rc = -1;
+        return -1;
     }
-    pthread_mutex_unlock(&lib.lock);
-    if (rc != 0) {
-        free(ctx);
-        return NULL;
-    }
-    rg_par *par = rg_par_pthreads_create(threads, err, err_len);
-    if (!par) {
-        free(ctx);
-        return NULL;
-    }
-    rg_par_backend_init(&ctx->pb, par);
-    return ctx;
+    return 0;
 }
 
-static void blis_destroy(rg_backend_ctx *ctx) {
-    if (!ctx) {
-        return;
-    }
-    if (ctx->pb.par) {
-        rg_par_backend_release(&ctx->pb);
-    }
-    free(ctx); /* the library stays loaded: see the top of this file */
+static rg_backend_ctx *blis_create(const rg_backend_config *cfg, char *err, size_t err_len) {
+    return rg_blas_create(cfg, "blis", "arch", choose, blis_gemm, err, err_len);
 }
 
 static void blis_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
-    int n = ctx->pb.par->num_threads;
-    snprintf(buf, buf_len,
-             "BLIS %s (%s), configuration %s (%s); %d thread%s on one pthread pool: "
-             "each sgemm as %d single-threaded block%s, other ops rg_parallel %s kernels",
-             lib.version, lib.build, lib.arch, lib.how, n, n == 1 ? "" : "s", n,
-             n == 1 ? "" : "s", rg_par_kernel_isa());
-}
-
-static void blis_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,
-                                const float *weight, int N, int C, int OC) {
-    rg_blas_matmul_forward(ctx->pb.par, blis_gemm, out, inp, weight, N, C, OC);
-}
-
-static void blis_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight,
-                                 const float *dout, const float *inp, const float *weight, int N,
-                                 int C, int OC) {
-    rg_blas_matmul_backward(ctx->pb.par, blis_gemm, dinp, dweight, dout, inp, weight, N, C, OC);
+    rg_blas_describe(ctx, lib.version, lib.build, "configuration", lib.arch, lib.how, buf, buf_len);
 }
 
 static const rg_backend blis_backend = {
@@ -347,11 +300,8 @@ static const rg_backend blis_backend = {
     .name = "blis",
     .summary = "BLIS sgemm for the matmuls (option arch=NAME), rg_parallel for the rest",
     .create = blis_create,
-    .destroy = blis_destroy,
     .describe = blis_describe,
-    .matmul_forward = blis_matmul_forward,
-    .matmul_backward = blis_matmul_backward,
-    RG_BLAS_PAR_OPS,
+    RG_BLAS_OPS,
 };
 
 RG_BACKEND_ENTRY { return &blis_backend; }

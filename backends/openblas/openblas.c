@@ -29,7 +29,6 @@
  * (160-260 ms against 140-330 ms). It also needs no OpenMP variant of the library.
  */
 #include <dlfcn.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,18 +60,13 @@ static const core_info known_cores[] = {
 
 /* The loaded library: one per process, never unloaded, shared by all instances. */
 static struct {
-    pthread_mutex_t lock;
     void *handle; /* NULL until the first create() loads it */
     cblas_sgemm_fn sgemm;
     char version[64];  /* "OpenBLAS 0.3.21" */
     const char *build; /* "pthreads build", ... */
     char core[32];     /* the core type that runs */
     char how[256];     /* how it was chosen */
-} lib = {.lock = PTHREAD_MUTEX_INITIALIZER};
-
-struct rg_backend_ctx {
-    rg_par_backend pb; /* first: the rg_par_op_* kernels read it */
-};
+} lib;
 
 static const core_info *find_core(const char *name) {
     for (size_t i = 0; i < sizeof(known_cores) / sizeof(known_cores[0]); i++) {
@@ -201,77 +195,33 @@ static void openblas_gemm(const rg_blas_gemm *g) {
               g->b, g->ldb, g->beta, g->c, g->ldc);
 }
 
-static rg_backend_ctx *openblas_create(const rg_backend_config *cfg, char *err, size_t err_len) {
-    const char *want = NULL;
-    int threads = rg_blas_config(cfg, "openblas", "coretype", &want, err, err_len);
-    if (threads < 0) {
-        return NULL;
-    }
-    rg_backend_ctx *ctx = calloc(1, sizeof(*ctx));
-    if (!ctx) {
-        snprintf(err, err_len, "backend openblas: out of memory");
-        return NULL;
-    }
-    pthread_mutex_lock(&lib.lock);
-    int rc = 0;
+/* rg_blas_choose_fn: the core type want (NULL: automatic) for one create(). */
+static int choose(const char *want, char *err, size_t err_len) {
     const core_info *k = want ? find_core(want) : NULL;
     if (k && !rg_blas_cpu_has(k->isa)) {
         snprintf(err, err_len, "backend openblas: coretype=%s needs %s, which this CPU lacks", want,
                  rg_blas_isa_name(k->isa));
-        rc = -1;
-    } else if (!lib.handle) {
-        rc = load_once(want, err, err_len);
+        return -1;
     }
-    if (rc == 0 && want && strcasecmp(want, lib.core) != 0) {
+    if (!lib.handle && load_once(want, err, err_len) != 0) {
+        return -1;
+    }
+    if (want && strcasecmp(want, lib.core) != 0) {
         snprintf(err, err_len,
                  "backend openblas: OpenBLAS already runs core type %s in this process; "
                  "coretype=%s needs its own process",
                  lib.core, want);
-        rc = -1;
+        return -1;
     }
-    pthread_mutex_unlock(&lib.lock);
-    if (rc != 0) {
-        free(ctx);
-        return NULL;
-    }
-    rg_par *par = rg_par_pthreads_create(threads, err, err_len);
-    if (!par) {
-        free(ctx);
-        return NULL;
-    }
-    rg_par_backend_init(&ctx->pb, par);
-    return ctx;
+    return 0;
 }
 
-static void openblas_destroy(rg_backend_ctx *ctx) {
-    if (!ctx) {
-        return;
-    }
-    if (ctx->pb.par) {
-        rg_par_backend_release(&ctx->pb);
-    }
-    free(ctx); /* the library stays loaded: see the top of this file */
+static rg_backend_ctx *openblas_create(const rg_backend_config *cfg, char *err, size_t err_len) {
+    return rg_blas_create(cfg, "openblas", "coretype", choose, openblas_gemm, err, err_len);
 }
 
 static void openblas_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
-    int n = ctx->pb.par->num_threads;
-    snprintf(buf, buf_len,
-             "%s (%s), core type %s (%s); %d thread%s on one pthread pool: "
-             "each sgemm as %d single-threaded block%s, other ops rg_parallel %s kernels",
-             lib.version, lib.build, lib.core, lib.how, n, n == 1 ? "" : "s", n,
-             n == 1 ? "" : "s", rg_par_kernel_isa());
-}
-
-static void openblas_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,
-                                    const float *weight, int N, int C, int OC) {
-    rg_blas_matmul_forward(ctx->pb.par, openblas_gemm, out, inp, weight, N, C, OC);
-}
-
-static void openblas_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight,
-                                     const float *dout, const float *inp, const float *weight,
-                                     int N, int C, int OC) {
-    rg_blas_matmul_backward(ctx->pb.par, openblas_gemm, dinp, dweight, dout, inp, weight, N, C,
-                            OC);
+    rg_blas_describe(ctx, lib.version, lib.build, "core type", lib.core, lib.how, buf, buf_len);
 }
 
 static const rg_backend openblas_backend = {
@@ -280,11 +230,8 @@ static const rg_backend openblas_backend = {
     .name = "openblas",
     .summary = "OpenBLAS sgemm for the matmuls (option coretype=NAME), rg_parallel for the rest",
     .create = openblas_create,
-    .destroy = openblas_destroy,
     .describe = openblas_describe,
-    .matmul_forward = openblas_matmul_forward,
-    .matmul_backward = openblas_matmul_backward,
-    RG_BLAS_PAR_OPS,
+    RG_BLAS_OPS,
 };
 
 RG_BACKEND_ENTRY { return &openblas_backend; }

@@ -46,15 +46,40 @@ typedef void (*rg_blas_gemm_fn)(const rg_blas_gemm *g);
  * call of fn on its own thread. */
 void rg_blas_gemm_run(rg_par *par, rg_blas_gemm_fn fn, const rg_blas_gemm *g);
 
-/* The rg_backend matmuls through fn. Shapes as in backend.h:
+/* The instance of a BLAS backend: the rg_par pool that every op runs on, and the library's sgemm
+ * that the matmuls split over it. */
+struct rg_backend_ctx {
+    rg_par_backend pb; /* first: the rg_par_op_* kernels read it */
+    rg_blas_gemm_fn gemm;
+};
+
+/* Settles the library for one create() asking for the kernel set want (NULL: automatic): loads the
+ * library on the first call of the process, and refuses a want that differs from what runs.
+ * Returns 0, or -1 with one line in err. Called with the lock of rg_blas_create held. */
+typedef int (*rg_blas_choose_fn)(const char *want, char *err, size_t err_len);
+
+/* The create() of a BLAS backend named backend taking the one option key=NAME (rg_blas_config):
+ * choose(NAME or NULL) under a process-wide lock, then a pthread pool of the configured thread
+ * count. Returns the instance, or NULL with one line in err. */
+rg_backend_ctx *rg_blas_create(const rg_backend_config *cfg, const char *backend, const char *key,
+                               rg_blas_choose_fn choose, rg_blas_gemm_fn gemm, char *err,
+                               size_t err_len);
+/* Frees the pool and the instance; the library stays loaded (see the top of this file). */
+void rg_blas_destroy(rg_backend_ctx *ctx);
+/* The describe() sentence: "LIBRARY (BUILD), KIND KERNELS (HOW); N threads on one pthread pool:
+ * each sgemm as N single-threaded blocks, other ops rg_parallel ISA kernels". */
+void rg_blas_describe(const rg_backend_ctx *ctx, const char *library, const char *build,
+                      const char *kind, const char *kernels, const char *how, char *buf,
+                      size_t buf_len);
+
+/* The rg_backend matmuls through ctx->gemm. Shapes as in backend.h:
  * out is (N,OC), inp is (N,C), weight is (OC,C): out = inp @ weight^T. */
-void rg_blas_matmul_forward(rg_par *par, rg_blas_gemm_fn fn, float *out, const float *inp,
-                            const float *weight, int N, int C, int OC);
+void rg_blas_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp, const float *weight,
+                            int N, int C, int OC);
 /* dinp is (N,C), dweight is (OC,C), dout is (N,OC), inp is (N,C), weight is (OC,C):
  * dinp += dout @ weight; dweight += dout^T @ inp. */
-void rg_blas_matmul_backward(rg_par *par, rg_blas_gemm_fn fn, float *dinp, float *dweight,
-                             const float *dout, const float *inp, const float *weight, int N, int C,
-                             int OC);
+void rg_blas_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
+                             const float *inp, const float *weight, int N, int C, int OC);
 
 /* Vector instruction sets a library's kernel set may need. */
 typedef enum rg_blas_isa {
@@ -110,8 +135,12 @@ typedef int (*rg_blas_name_fn)(void *handle, char *name, size_t name_len);
 int rg_blas_probe(const char *lib, const rg_blas_env *env, int n, rg_blas_name_fn name_fn,
                   char *name, size_t name_len, char *err, size_t err_len);
 
-/* Designated initializers of every op but the matmuls with the rg_par_op_* kernels. */
-#define RG_BLAS_PAR_OPS                                       \
+/* Designated initializers of every entry but the identity and create(): destroy and the matmuls
+ * from here, the other ops with the rg_par_op_* kernels. */
+#define RG_BLAS_OPS                                           \
+    .destroy = rg_blas_destroy,                               \
+    .matmul_forward = rg_blas_matmul_forward,                 \
+    .matmul_backward = rg_blas_matmul_backward,               \
     .attention_forward = rg_par_op_attention_forward,         \
     .attention_backward = rg_par_op_attention_backward,       \
     .adamw_step = rg_par_op_adamw_step,                       \
