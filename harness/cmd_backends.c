@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "app/backend_args.h"
+#include "app/cmdline.h"
 #include "commands.h"
 #include "randygpt/loader.h"
 #include "randygpt/ops.h"
@@ -126,14 +127,10 @@ int rg_cmd_backends(int argc, char **argv) {
         /* Only the folder and thread options apply here; the shared parser checks their values. */
         int ours = !strncmp(a, "--backend-dir", 13) || !strncmp(a, "--threads", 9);
         int r = ours ? rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err) : 0;
-        if (r < 0) {
-            fprintf(stderr, "randygpt backends: %s\n", err);
-            return 2;
-        }
-        if (r == 0) {
-            fprintf(stderr, "randygpt backends: unknown option '%s' (try --help)\n", a);
-            return 2;
-        }
+        if (r == 0)
+            snprintf(err, sizeof err, a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'",
+                     a);
+        if (r <= 0) return rg_cli_usage_error("randygpt backends", err);
     }
 
     plugin_list list = {0};

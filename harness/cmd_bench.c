@@ -20,6 +20,7 @@
 #include "app/bench_peak.h"
 #include "app/bench_proc.h"
 #include "app/bench_run.h"
+#include "app/cmdline.h"
 #include "commands.h"
 #include "randygpt/data.h"
 #include "randygpt/loader.h"
@@ -44,17 +45,12 @@ typedef struct bench_opts {
     const char *backends;     /* "all" or a comma list */
     int threads[BENCH_MAX_THREADS];
     int num_threads;
-    const char *preset;
-    int steps, warmup, repeat;
+    rg_bench_child_config run;  /* what each child measures: preset, steps, warmup, repeat, ... */
     const char *out;
-    const char *backend_dir;
+    rg_backend_args ba;       /* only --backend-dir and --backend-opt: passed on to every child */
     double timeout_s;
-    const char *data;
     const char *machine;      /* overrides the slug */
     const char *report_script;
-    unsigned long long seed;
-    const char *backend_opts[RG_MAX_BACKEND_OPTS];  /* KEY=VALUE, passed on to every child */
-    int num_backend_opts;
 } bench_opts;
 
 static void usage(FILE *f) {
@@ -88,137 +84,111 @@ static void usage(FILE *f) {
             RG_BENCH_SYNTHETIC_V, RG_BENCH_DEFAULT_SEED);
 }
 
-/* Matches "--flag VALUE" and "--flag=VALUE": returns 1 with *value (NULL when missing), or 0. */
-static int flag_value(const char *flag, int argc, char **argv, int *i, const char **value) {
-    size_t len = strlen(flag);
-    if (strncmp(argv[*i], flag, len) != 0) return 0;
-    if (argv[*i][len] == '=') {
-        *value = argv[*i] + len + 1;
+#define CMD "randygpt bench"
+
+/* The options of what a child measures, taken alike by the parent and the child: --preset, --steps,
+ * --warmup, --repeat, --seed and --data. Returns 1 when argv[*i] is one of them (consumed), 0 when
+ * it is not, -1 with one line in err on a missing or bad value. */
+static int take_run_option(rg_bench_child_config *cc, int argc, char **argv, int *i, char *err,
+                           size_t n) {
+    const char *a = argv[*i], *v = NULL;
+    if (rg_cli_flag("--preset", argc, argv, i, &v)) {
+        const rg_preset *ps;
+        if (!v || !*v) return rg_cli_missing(a, err, n);
+        if (rg_cli_preset(v, &ps, err, n) != 0) return -1;
+        cc->preset = v;
         return 1;
     }
-    if (argv[*i][len] != '\0') return 0;
-    *value = *i + 1 < argc ? argv[++*i] : NULL;
-    return 1;
-}
-
-/* A whole-string integer in [lo, hi]. */
-static int parse_int(const char *s, long lo, long hi, int *out) {
-    if (!s || !*s) return -1;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi) return -1;
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_thread_list(const char *s, bench_opts *o, char *err, size_t n) {
-    o->num_threads = 0;
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s", s);
-    char *save = NULL;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int t;
-        if (parse_int(tok, 1, 4096, &t) != 0) {
-            snprintf(err, n, "--threads: '%s' is not a thread count from 1 to 4096", tok);
-            return -1;
-        }
-        for (int k = 0; k < o->num_threads; k++)
-            if (o->threads[k] == t) {
-                snprintf(err, n, "--threads lists %d twice", t);
-                return -1;
-            }
-        if (o->num_threads == BENCH_MAX_THREADS) {
-            snprintf(err, n, "--threads: at most %d thread counts", BENCH_MAX_THREADS);
-            return -1;
-        }
-        o->threads[o->num_threads++] = t;
+    if (rg_cli_flag("--data", argc, argv, i, &v)) {
+        if (!v || !*v) return rg_cli_missing(a, err, n);
+        cc->data = v;
+        return 1;
     }
-    if (o->num_threads == 0) {
-        snprintf(err, n, "--threads needs at least one thread count");
-        return -1;
+    if (rg_cli_flag("--seed", argc, argv, i, &v)) {
+        uint64_t seed;
+        if (!v) return rg_cli_missing(a, err, n);
+        if (rg_cli_u64("--seed", v, &seed, err, n) != 0) return -1;
+        cc->seed = seed;
+        return 1;
     }
-    return 0;
+    const char *name;
+    int *field;
+    long min, max;
+    if (rg_cli_flag(name = "--steps", argc, argv, i, &v))
+        field = &cc->steps, min = 1, max = INT_MAX / (2 * RG_BENCH_MAX_REPEAT);
+    else if (rg_cli_flag(name = "--warmup", argc, argv, i, &v))
+        field = &cc->warmup, min = 0, max = INT_MAX / 2;
+    else if (rg_cli_flag(name = "--repeat", argc, argv, i, &v))
+        field = &cc->repeat, min = 1, max = RG_BENCH_MAX_REPEAT;
+    else
+        return 0;
+    if (!v) return rg_cli_missing(a, err, n);
+    return rg_cli_int(name, v, min, max, field, err, n) == 0 ? 1 : -1;
 }
 
 /* Returns 0 with o filled, 1 after --help, or 2 with one line printed. */
 static int parse_options(int argc, char **argv, bench_opts *o) {
     memset(o, 0, sizeof *o);
     o->backends = "all";
-    o->preset = "small";
-    o->steps = 20;
-    o->warmup = 3;
-    o->repeat = 3;
+    o->run = (rg_bench_child_config){"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL};
     o->out = "results";
+    rg_backend_args_init(&o->ba);
     o->timeout_s = 600.0;
-    o->seed = RG_BENCH_DEFAULT_SEED;
     o->threads[o->num_threads++] = 1;
     int cpus = rg_default_threads();
     if (cpus > 1) o->threads[o->num_threads++] = cpus;
 
     char err[512];
     for (int i = 1; i < argc; i++) {
-        const char *flag = argv[i], *v = NULL;
-        int bad = 0;
-        if (!strcmp(flag, "--help") || !strcmp(flag, "-h")) {
+        const char *a = argv[i], *v = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 1;
-        } else if (flag_value("--backends", argc, argv, &i, &v)) {
-            bad = !v || !*v;
-            o->backends = v;
-        } else if (flag_value("--threads", argc, argv, &i, &v)) {
-            if (!v || parse_thread_list(v, o, err, sizeof err) != 0) {
-                fprintf(stderr, "randygpt bench: %s\n", v ? err : "--threads needs a value");
-                return 2;
+        }
+        int r = take_run_option(&o->run, argc, argv, &i, err, sizeof err);
+        /* --backend-dir and --backend-opt as every command takes them (--threads here is a list) */
+        if (r == 0 && (!strncmp(a, "--backend-dir", 13) || !strncmp(a, "--backend-opt", 13)))
+            r = rg_backend_args_take(&o->ba, argc, argv, &i, err, sizeof err);
+        if (r < 0) return rg_cli_usage_error(CMD, err);
+        if (r > 0) continue;
+        if (rg_cli_flag("--threads", argc, argv, &i, &v)) {
+            if (!v) goto missing;
+            if (rg_cli_int_list("--threads", v, 1, RG_MAX_THREADS, o->threads, BENCH_MAX_THREADS,
+                                &o->num_threads, err, sizeof err) != 0)
+                return rg_cli_usage_error(CMD, err);
+        } else if (rg_cli_flag("--timeout", argc, argv, &i, &v)) {
+            if (!v) goto missing;
+            if (rg_cli_double("--timeout", v, 0.0, 1, 1e6, &o->timeout_s, err, sizeof err) != 0)
+                return rg_cli_usage_error(CMD, err);
+        } else if (rg_cli_flag("--machine", argc, argv, &i, &v)) {
+            if (!v || !*v) goto missing;
+            if (strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, "..")) {
+                snprintf(err, sizeof err, "--machine must be a folder name (no '/', not . or ..), "
+                                          "got '%s'", v);
+                return rg_cli_usage_error(CMD, err);
             }
-        } else if (flag_value("--preset", argc, argv, &i, &v)) {
-            bad = !v || !rg_preset_find(v);
-            o->preset = v;
-        } else if (flag_value("--steps", argc, argv, &i, &v)) {
-            bad = parse_int(v, 1, INT_MAX / (2 * RG_BENCH_MAX_REPEAT), &o->steps) != 0;
-        } else if (flag_value("--warmup", argc, argv, &i, &v)) {
-            bad = parse_int(v, 0, INT_MAX / 2, &o->warmup) != 0;
-        } else if (flag_value("--repeat", argc, argv, &i, &v)) {
-            bad = parse_int(v, 1, RG_BENCH_MAX_REPEAT, &o->repeat) != 0;
-        } else if (flag_value("--out", argc, argv, &i, &v)) {
-            bad = !v || !*v;
-            o->out = v;
-        } else if (flag_value("--backend-dir", argc, argv, &i, &v)) {
-            bad = !v || !*v;
-            o->backend_dir = v;
-        } else if (flag_value("--backend-opt", argc, argv, &i, &v)) {
-            bad = !v || !strchr(v, '=') || v[0] == '=' || o->num_backend_opts == RG_MAX_BACKEND_OPTS;
-            if (!bad) o->backend_opts[o->num_backend_opts++] = v;
-        } else if (flag_value("--timeout", argc, argv, &i, &v)) {
-            char *end = NULL;
-            o->timeout_s = v ? strtod(v, &end) : 0.0;
-            bad = !v || !*v || *end || !(o->timeout_s > 0.0) || o->timeout_s > 1e6;
-        } else if (flag_value("--data", argc, argv, &i, &v)) {
-            bad = !v || !*v;
-            o->data = v;
-        } else if (flag_value("--seed", argc, argv, &i, &v)) {
-            char *end = NULL;
-            errno = 0;
-            o->seed = v ? strtoull(v, &end, 10) : 0;
-            bad = !v || !*v || *v == '-' || *end || errno;
-        } else if (flag_value("--machine", argc, argv, &i, &v)) {
-            bad = !v || !*v || strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, "..");
             o->machine = v;
-        } else if (flag_value("--report-script", argc, argv, &i, &v)) {
-            bad = !v || !*v;
+        } else if (rg_cli_flag("--backends", argc, argv, &i, &v)) {
+            if (!v || !*v) goto missing;
+            o->backends = v;
+        } else if (rg_cli_flag("--out", argc, argv, &i, &v)) {
+            if (!v || !*v) goto missing;
+            o->out = v;
+        } else if (rg_cli_flag("--report-script", argc, argv, &i, &v)) {
+            if (!v || !*v) goto missing;
             o->report_script = v;
         } else {
-            fprintf(stderr, "randygpt bench: unknown option '%s' (try 'randygpt bench --help')\n", flag);
-            return 2;
+            snprintf(err, sizeof err, a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'",
+                     a);
+            return rg_cli_usage_error(CMD, err);
         }
-        if (bad) {
-            fprintf(stderr, "randygpt bench: bad or missing value for %s%s%s\n", flag, v ? ": " : "",
-                    v ? v : "");
-            return 2;
-        }
+        continue;
+    missing:
+        rg_cli_missing(a, err, sizeof err);
+        return rg_cli_usage_error(CMD, err);
     }
-    if (o->data && access(o->data, R_OK) != 0) {
-        fprintf(stderr, "randygpt bench: cannot read --data %s: %s\n", o->data, strerror(errno));
+    if (o->run.data && access(o->run.data, R_OK) != 0) {
+        fprintf(stderr, CMD ": cannot read --data %s: %s\n", o->run.data, strerror(errno));
         return 2;
     }
     return 0;
@@ -234,36 +204,9 @@ static int child_main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--child")) continue;
         int r = rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err);
-        if (r < 0) {
-            fprintf(stderr, "randygpt bench: %s\n", err);
-            return 2;
-        }
-        if (r > 0) continue;
-        const char *flag = argv[i], *v = NULL;
-        int bad = 0;
-        if (flag_value("--preset", argc, argv, &i, &v)) {
-            bad = !v;
-            cc.preset = v;
-        } else if (flag_value("--steps", argc, argv, &i, &v)) {
-            bad = parse_int(v, 1, INT_MAX / (2 * RG_BENCH_MAX_REPEAT), &cc.steps) != 0;
-        } else if (flag_value("--warmup", argc, argv, &i, &v)) {
-            bad = parse_int(v, 0, INT_MAX / 2, &cc.warmup) != 0;
-        } else if (flag_value("--repeat", argc, argv, &i, &v)) {
-            bad = parse_int(v, 1, RG_BENCH_MAX_REPEAT, &cc.repeat) != 0;
-        } else if (flag_value("--seed", argc, argv, &i, &v)) {
-            bad = !v;
-            cc.seed = v ? strtoull(v, NULL, 10) : 0;
-        } else if (flag_value("--data", argc, argv, &i, &v)) {
-            bad = !v;
-            cc.data = v;
-        } else {
-            fprintf(stderr, "randygpt bench --child: unknown option '%s'\n", flag);
-            return 2;
-        }
-        if (bad) {
-            fprintf(stderr, "randygpt bench --child: bad or missing value for %s\n", flag);
-            return 2;
-        }
+        if (r == 0) r = take_run_option(&cc, argc, argv, &i, err, sizeof err);
+        if (r == 0) snprintf(err, sizeof err, "unknown option '%s'", argv[i]);
+        if (r <= 0) return rg_cli_usage_error(CMD, err);
     }
     return rg_bench_child(&ba, &cc, stdout);
 }
@@ -307,12 +250,12 @@ static int resolve_backends(const bench_opts *o, backend_list *l) {
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (!strcmp(tok, "all")) {
             int before = l->n;
-            rg_plugin_list(o->backend_dir, collect_plugin, l);
+            rg_plugin_list(o->ba.backend_dir, collect_plugin, l);
             if (l->n > before) continue;
             fprintf(stderr,
                     "randygpt bench: no backend plugins found (searched %s, $%s and %s); pass "
                     "--backend-dir or --backends\n",
-                    o->backend_dir ? o->backend_dir : "no --backend-dir", RG_BACKEND_PATH_ENV,
+                    o->ba.backend_dir ? o->ba.backend_dir : "no --backend-dir", RG_BACKEND_PATH_ENV,
                     rg_plugin_default_dir()[0] ? rg_plugin_default_dir() : "the executable's folder");
             free(buf);
             return -1;
@@ -383,10 +326,10 @@ static void run_child(const bench_opts *o, const char *exe, const bench_backend 
                       const char *log_path, rg_bench_result *r) {
     char tbuf[16], sbuf[16], wbuf[16], rbuf[16], seedbuf[32];
     snprintf(tbuf, sizeof tbuf, "%d", threads);
-    snprintf(sbuf, sizeof sbuf, "%d", o->steps);
-    snprintf(wbuf, sizeof wbuf, "%d", o->warmup);
-    snprintf(rbuf, sizeof rbuf, "%d", o->repeat);
-    snprintf(seedbuf, sizeof seedbuf, "%llu", o->seed);
+    snprintf(sbuf, sizeof sbuf, "%d", o->run.steps);
+    snprintf(wbuf, sizeof wbuf, "%d", o->run.warmup);
+    snprintf(rbuf, sizeof rbuf, "%d", o->run.repeat);
+    snprintf(seedbuf, sizeof seedbuf, "%llu", o->run.seed);
     char *argv[32 + 2 * RG_MAX_BACKEND_OPTS];
     int n = 0;
     argv[n++] = (char *)exe;
@@ -397,7 +340,7 @@ static void run_child(const bench_opts *o, const char *exe, const bench_backend 
     argv[n++] = "--threads";
     argv[n++] = tbuf;
     argv[n++] = "--preset";
-    argv[n++] = (char *)o->preset;
+    argv[n++] = (char *)o->run.preset;
     argv[n++] = "--steps";
     argv[n++] = sbuf;
     argv[n++] = "--warmup";
@@ -406,17 +349,20 @@ static void run_child(const bench_opts *o, const char *exe, const bench_backend 
     argv[n++] = rbuf;
     argv[n++] = "--seed";
     argv[n++] = seedbuf;
-    if (o->data) {
+    if (o->run.data) {
         argv[n++] = "--data";
-        argv[n++] = (char *)o->data;
+        argv[n++] = (char *)o->run.data;
     }
-    if (o->backend_dir) {
+    if (o->ba.backend_dir) {
         argv[n++] = "--backend-dir";
-        argv[n++] = (char *)o->backend_dir;
+        argv[n++] = (char *)o->ba.backend_dir;
     }
-    for (int k = 0; k < o->num_backend_opts; k++) {
+    char opts[RG_MAX_BACKEND_OPTS][RG_BACKEND_OPT_LEN];
+    for (int k = 0; k < o->ba.num_options; k++) {
+        const char *key = o->ba.option_text[k]; /* KEY\0VALUE */
+        snprintf(opts[k], sizeof opts[k], "%s=%s", key, key + strlen(key) + 1);
         argv[n++] = "--backend-opt";
-        argv[n++] = (char *)o->backend_opts[k];
+        argv[n++] = opts[k];
     }
     argv[n] = NULL;
 
@@ -496,7 +442,7 @@ static int write_csv(const char *path, const bench_opts *o, const rg_preset *ps,
         fprintf(f, ",%d,%s,", r->threads, r->ok ? "ok" : "failed");
         csv_field(f, r->ok ? "" : r->reason);
         fputc(',', f);
-        csv_field(f, o->preset);
+        csv_field(f, o->run.preset);
         fprintf(f, ",%d,%d,", ps->B, ps->T);
         const double nan = NAN;
         const double v[] = {r->step_ms_median, r->step_ms_min, r->step_ms_max, r->tok_per_s,
@@ -562,16 +508,16 @@ static int write_json(const char *path, const bench_context *c, const rg_bench_r
     fputs("  },\n", f);
 
     fputs("  \"config\": {\n", f);
-    write_kv_str(f, "    ", "preset", o->preset, 0);
+    write_kv_str(f, "    ", "preset", o->run.preset, 0);
     fprintf(f, "    \"B\": %d, \"T\": %d, \"C\": %d, \"NH\": %d, \"L\": %d, \"V\": %d,\n", c->ps->B,
             c->ps->T, c->mc.C, c->mc.NH, c->mc.L, c->mc.V);
     fprintf(f, "    \"num_params\": %zu,\n", rg_model_num_params(&c->mc));
     fputs("    \"step_flops\": ", f);
     rg_json_write_number(f, rg_model_step_flops(&c->mc, c->ps->B, c->ps->T));
-    fprintf(f, ",\n    \"steps\": %d, \"warmup\": %d, \"repeat\": %d,\n", o->steps, o->warmup,
-            o->repeat);
-    write_kv_str(f, "    ", "data", o->data ? o->data : "synthetic", 0);
-    fprintf(f, "    \"seed\": %llu,\n    \"timeout_s\": ", o->seed);
+    fprintf(f, ",\n    \"steps\": %d, \"warmup\": %d, \"repeat\": %d,\n", o->run.steps, o->run.warmup,
+            o->run.repeat);
+    write_kv_str(f, "    ", "data", o->run.data ? o->run.data : "synthetic", 0);
+    fprintf(f, "    \"seed\": %llu,\n    \"timeout_s\": ", o->run.seed);
     rg_json_write_number(f, o->timeout_s);
     fputs("\n  },\n", f);
 
@@ -641,14 +587,14 @@ int rg_cmd_bench(int argc, char **argv) {
     static bench_context c; /* large; one per process */
     memset(&c, 0, sizeof c);
     c.o = &o;
-    c.ps = rg_preset_find(o.preset);
+    c.ps = rg_preset_find(o.run.preset);
     c.mc = (rg_model_config){.V = RG_BENCH_SYNTHETIC_V, .maxT = c.ps->T, .C = c.ps->C, .NH = c.ps->NH,
                              .L = c.ps->L};
-    if (o.data) {
+    if (o.run.data) {
         /* FLOPs depend on V: the corpus's vocabulary, as the children will build it. */
         rg_data d;
         char err[512];
-        if (rg_data_load_file(&d, o.data, err, sizeof err) != 0) {
+        if (rg_data_load_file(&d, o.run.data, err, sizeof err) != 0) {
             fprintf(stderr, "randygpt bench: %s\n", err);
             return 2;
         }
@@ -656,7 +602,7 @@ int rg_cmd_bench(int argc, char **argv) {
         int short_corpus = rg_data_check_block(&d, c.ps->T, err, sizeof err) != 0;
         rg_data_free(&d);
         if (short_corpus) {
-            fprintf(stderr, "randygpt bench: %s: %s\n", o.data, err);
+            fprintf(stderr, "randygpt bench: %s: %s\n", o.run.data, err);
             return 2;
         }
     }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "app/backend_args.h"
+#include "app/cmdline.h"
 #include "commands.h"
 #include "randygpt/conformance.h"
 #include "randygpt/model.h"
@@ -44,6 +45,8 @@ static void usage(FILE *f) {
                "loaded, 2 on bad usage.\n");
 }
 
+#define CMD "randygpt check"
+
 int rg_cmd_check(int argc, char **argv) {
     char err[512];
     rg_backend_args ba;
@@ -51,55 +54,44 @@ int rg_cmd_check(int argc, char **argv) {
     const char *default_backend = ba.backend; /* --backend NAME also names PLUGIN */
     const char *plugin_name = NULL, *presets = NULL;
     for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
         int r = rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err);
-        if (r < 0) {
-            fprintf(stderr, "randygpt check: %s\n", err);
-            return 2;
-        }
+        if (r < 0) return rg_cli_usage_error(CMD, err);
         if (r > 0) continue;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
         }
-        if (!strcmp(argv[i], "--preset") || !strncmp(argv[i], "--preset=", 9)) {
-            presets = argv[i][8] == '=' ? argv[i] + 9 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!presets || !*presets) {
-                fprintf(stderr, "randygpt check: --preset needs a preset name\n");
-                return 2;
+        if (rg_cli_flag("--preset", argc, argv, &i, &v)) {
+            if (!v || !*v) {
+                rg_cli_missing(a, err, sizeof err);
+                return rg_cli_usage_error(CMD, err);
             }
+            presets = v;
             continue;
         }
-        if (argv[i][0] == '-') {
-            fprintf(stderr, "randygpt check: unknown option '%s' (try 'randygpt check --help')\n",
-                    argv[i]);
-            return 2;
+        if (a[0] == '-') {
+            snprintf(err, sizeof err, "unknown option '%s'", a);
+            return rg_cli_usage_error(CMD, err);
         }
         if (plugin_name) {
-            fprintf(stderr, "randygpt check: one PLUGIN only, got '%s' and '%s'\n", plugin_name,
-                    argv[i]);
-            return 2;
+            snprintf(err, sizeof err, "one PLUGIN only, got '%s' and '%s'", plugin_name, a);
+            return rg_cli_usage_error(CMD, err);
         }
-        plugin_name = argv[i];
+        plugin_name = a;
     }
-    if (!plugin_name && ba.backend != default_backend) plugin_name = ba.backend;
-    if (!plugin_name) {
-        fprintf(stderr, "randygpt check: no PLUGIN given (try 'randygpt check --help')\n");
-        return 2;
-    }
-    ba.backend = plugin_name;
-
-    /* The presets are checked before any plugin is loaded: a typo is a usage error. */
+    /* The presets are checked first, before the plugin: a typo is a usage error. */
     rg_conf_options opt = rg_conf_default_options();
     opt.presets = presets;
-    if (rg_conf_check_presets(presets, err, sizeof err) != 0) {
-        fprintf(stderr, "randygpt check: %s\n", err);
-        return 2;
-    }
+    if (rg_conf_check_presets(presets, err, sizeof err) != 0) return rg_cli_usage_error(CMD, err);
+    if (!plugin_name && ba.backend != default_backend) plugin_name = ba.backend;
+    if (!plugin_name) return rg_cli_usage_error(CMD, "no PLUGIN given");
+    ba.backend = plugin_name;
 
     rg_plugin plugin;
     rg_ops ops;
     if (rg_backend_args_open(&ba, &plugin, &ops, err, sizeof err) != 0) {
-        fprintf(stderr, "randygpt check: %s\n", err);
+        fprintf(stderr, CMD ": %s\n", err);
         return 1;
     }
     char desc[512], native[512];
@@ -123,7 +115,7 @@ int rg_cmd_check(int argc, char **argv) {
     int failed = rg_conformance_run(plugin.table, &opt, &report, err, sizeof err);
     rg_plugin_close(&plugin);
     if (failed < 0) {
-        fprintf(stderr, "randygpt check: %s\n", err);
+        fprintf(stderr, CMD ": %s\n", err);
         return 1;
     }
     printf("\n%d checks, %d failed: %s\n", tally.checks, failed, failed ? "FAIL" : "PASS");

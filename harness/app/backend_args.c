@@ -2,15 +2,12 @@
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include "app/backend_args.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* A thread count above this is a typo, not a machine. */
-#define RG_MAX_THREADS 4096
+#include "app/cmdline.h"
 
 int rg_default_threads(void) {
     cpu_set_t set;
@@ -29,40 +26,15 @@ void rg_backend_args_init(rg_backend_args *a) {
     a->threads = rg_default_threads();
 }
 
-/* Matches "--flag VALUE" and "--flag=VALUE". Returns 1 and sets *value (NULL when the value is
- * missing), or 0 if argv[*i] is another flag. */
-static int match_flag(const char *flag, int argc, char **argv, int *i, const char **value) {
-    const char *arg = argv[*i];
-    size_t len = strlen(flag);
-    if (strncmp(arg, flag, len) != 0) return 0;
-    if (arg[len] == '=') {
-        *value = arg + len + 1;
-        return 1;
-    }
-    if (arg[len] != '\0') return 0;
-    *value = (*i + 1 < argc) ? argv[++*i] : NULL;
-    return 1;
-}
-
-static int parse_threads(const char *s, int *out) {
-    if (!s || *s < '0' || *s > '9') return -1; /* no sign, no blanks */
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < 1 || v > RG_MAX_THREADS) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 int rg_backend_args_take(rg_backend_args *a, int argc, char **argv, int *i, char *err, size_t n) {
     const char *v = NULL;
     const char *flag = argv[*i];
-    if (match_flag("--backend-dir", argc, argv, i, &v)) {
+    if (rg_cli_flag("--backend-dir", argc, argv, i, &v)) {
         if (!v || !*v) goto missing;
         a->backend_dir = v;
         return 1;
     }
-    if (match_flag("--backend-opt", argc, argv, i, &v)) {
+    if (rg_cli_flag("--backend-opt", argc, argv, i, &v)) {
         if (!v) goto missing;
         const char *eq = strchr(v, '=');
         if (!eq || eq == v) {
@@ -83,25 +55,20 @@ int rg_backend_args_take(rg_backend_args *a, int argc, char **argv, int *i, char
         text[eq - v] = '\0';
         return 1;
     }
-    if (match_flag("--backend", argc, argv, i, &v)) {
+    if (rg_cli_flag("--backend", argc, argv, i, &v)) {
         if (!v || !*v) goto missing;
         a->backend = v;
         return 1;
     }
-    if (match_flag("--threads", argc, argv, i, &v)) {
+    if (rg_cli_flag("--threads", argc, argv, i, &v)) {
         if (!v) goto missing;
-        if (parse_threads(v, &a->threads) != 0) {
-            snprintf(err, n, "--threads must be an integer from 1 to %d, got '%s'", RG_MAX_THREADS,
-                     v);
-            return -1;
-        }
+        if (rg_cli_int("--threads", v, 1, RG_MAX_THREADS, &a->threads, err, n) != 0) return -1;
         a->threads_given = 1;
         return 1;
     }
     return 0;
 missing:
-    snprintf(err, n, "%.*s needs a value", (int)strcspn(flag, "="), flag);
-    return -1;
+    return rg_cli_missing(flag, err, n);
 }
 
 void rg_backend_args_config(const rg_backend_args *a, rg_backend_config *cfg, rg_option *opts) {

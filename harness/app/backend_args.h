@@ -5,7 +5,7 @@
  *   --threads N             threads of the instance (default: the CPUs this process may use, or 1
  *                           for a backend that refuses more)
  *   --backend-opt KEY=VALUE passed to the backend's create (repeatable)
- * Each flag also takes the --flag=VALUE form.
+ * Each flag also takes the --flag=VALUE form (app/cmdline.h parses them).
  *
  * Typical use in a command:
  *   rg_backend_args ba;
@@ -31,6 +31,8 @@
 #include "randygpt/ops.h"
 
 #define RG_MAX_BACKEND_OPTS 32
+/* The most threads any command accepts: a count above this is a typo, not a machine. */
+#define RG_MAX_THREADS 4096
 #define RG_BACKEND_OPT_LEN 256 /* longest KEY=VALUE, with its terminator */
 
 typedef struct rg_backend_args {
@@ -52,8 +54,8 @@ void rg_backend_args_init(rg_backend_args *a);
 
 /* If argv[*i] is one of the flags above, consumes it and its value (advancing *i past the value)
  * and returns 1. Returns 0 if argv[*i] is not one of them (nothing consumed), and -1 with one line
- * in err on a missing or bad value: --threads must be a positive integer, --backend-opt needs
- * KEY=VALUE with a non-empty KEY. */
+ * in err on a missing or bad value: --threads must be an integer from 1 to RG_MAX_THREADS,
+ * --backend-opt needs KEY=VALUE with a non-empty KEY. */
 int rg_backend_args_take(rg_backend_args *a, int argc, char **argv, int *i, char *err, size_t n);
 
 /* Fills cfg from a: cfg->options points at opts (RG_MAX_BACKEND_OPTS entries, filled here), whose

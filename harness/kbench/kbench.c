@@ -13,18 +13,19 @@
  * A backend instance (and so its thread pool) exists only while one of its benchmarks runs: each
  * timed loop creates it in setup and destroys it in teardown, outside the timing.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app/backend_args.h"
+#include "app/cmdline.h"
 #include "randygpt/loader.h"
 #include "randygpt/model.h"
 #include "randygpt/ops.h"
 #include "randygpt/rng.h"
 #include "rg_kbench.h"
 
+#define KB_CMD "randygpt-kbench"
 #define KB_MAX_LIST 32
 #define KB_DEFAULT_V 67 /* the GUIDE's vocabulary size, as `randygpt bench` uses for synthetic data */
 
@@ -260,15 +261,6 @@ static int kb_split(char *s, char **items, int max) {
     }
 }
 
-static int kb_parse_int(const char *s, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v <= 0 || v > 1 << 20) return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static void kb_usage(FILE *f) {
     fprintf(f,
             "usage: randygpt-kbench [--backends A,B,...] [--threads N,M,...] [--preset NAME]\n"
@@ -390,74 +382,47 @@ int main(int argc, char **argv) {
 
     rg_backend_args ba;
     rg_backend_args_init(&ba);
-    char *backends_arg = NULL, *threads_arg = NULL;
-    const char *preset_name = "small";
+    char *backends_arg = NULL;
+    const rg_preset *p = rg_preset_find("small");
     int V = KB_DEFAULT_V;
+    /* default: one thread and every usable CPU */
+    int threads[KB_MAX_LIST] = {1, rg_default_threads()};
+    int num_threads = threads[1] > 1 ? 2 : 1;
     char err[1024];
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v = NULL;
+        int r = 0;
         /* own flags first: --threads here takes a list, unlike the shared --threads */
-        const char *flags[] = {"--backends", "--threads", "--preset", "--vocab"};
-        int own = -1;
-        const char *val = NULL;
-        for (int f = 0; f < 4 && own < 0; f++) {
-            size_t len = strlen(flags[f]);
-            if (!strcmp(a, flags[f])) {
-                if (i + 1 >= argc) {
-                    fprintf(stderr, "randygpt-kbench: %s needs a value\n", a);
-                    return 2;
-                }
-                own = f, val = argv[++i];
-            } else if (!strncmp(a, flags[f], len) && a[len] == '=') {
-                own = f, val = a + len + 1;
-            }
+        if (rg_cli_flag("--backends", argc, argv, &i, &v)) {
+            backends_arg = (char *)v;
+            r = v ? 1 : rg_cli_missing(a, err, sizeof err);
+        } else if (rg_cli_flag("--threads", argc, argv, &i, &v)) {
+            r = !v ? rg_cli_missing(a, err, sizeof err)
+                   : rg_cli_int_list("--threads", v, 1, RG_MAX_THREADS, threads, KB_MAX_LIST,
+                                     &num_threads, err, sizeof err) == 0 ? 1 : -1;
+        } else if (rg_cli_flag("--preset", argc, argv, &i, &v)) {
+            r = !v ? rg_cli_missing(a, err, sizeof err)
+                   : rg_cli_preset(v, &p, err, sizeof err) == 0 ? 1 : -1;
+        } else if (rg_cli_flag("--vocab", argc, argv, &i, &v)) {
+            r = !v ? rg_cli_missing(a, err, sizeof err)
+                   : rg_cli_int("--vocab", v, 1, 1 << 20, &V, err, sizeof err) == 0 ? 1 : -1;
+        } else {
+            r = rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err);
         }
-        if (own == 0) backends_arg = (char *)val;
-        if (own == 1) threads_arg = (char *)val;
-        if (own == 2) preset_name = val;
-        if (own == 3 && kb_parse_int(val, &V) != 0) {
-            fprintf(stderr, "randygpt-kbench: --vocab must be a positive integer, not '%s'\n", val);
-            return 2;
-        }
-        if (own >= 0) continue;
-        int r = rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err);
-        if (r < 0) {
-            fprintf(stderr, "randygpt-kbench: %s\n", err);
-            return 2;
-        }
-        if (r == 0) {
-            fprintf(stderr, "randygpt-kbench: unknown option '%s' (try --help)\n", a);
-            return 2;
-        }
+        if (r == 0)
+            snprintf(err, sizeof err, a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'",
+                     a);
+        if (r <= 0) return rg_cli_usage_error(KB_CMD, err);
     }
 
-    const rg_preset *p = rg_preset_find(preset_name);
-    if (!p) {
-        fprintf(stderr, "randygpt-kbench: unknown preset '%s' (tiny, small, medium, large)\n",
-                preset_name);
-        return 2;
-    }
     char *names[KB_MAX_LIST];
     int num_backends = 1;
     names[0] = (char *)ba.backend;
     if (backends_arg && (num_backends = kb_split(backends_arg, names, KB_MAX_LIST)) < 0) {
-        fprintf(stderr, "randygpt-kbench: --backends needs a comma-separated list of at most %d "
-                        "non-empty names\n", KB_MAX_LIST);
-        return 2;
-    }
-    /* default: one thread and every usable CPU */
-    int threads[KB_MAX_LIST] = {1, rg_default_threads()};
-    int num_threads = threads[1] > 1 ? 2 : 1;
-    if (threads_arg) {
-        char *items[KB_MAX_LIST];
-        num_threads = kb_split(threads_arg, items, KB_MAX_LIST);
-        for (int t = 0; t < num_threads; t++)
-            if (kb_parse_int(items[t], &threads[t]) != 0) num_threads = -1;
-        if (num_threads < 0) {
-            fprintf(stderr, "randygpt-kbench: --threads needs a comma-separated list of positive "
-                            "integers\n");
-            return 2;
-        }
+        snprintf(err, sizeof err,
+                 "--backends must be a comma-separated list of at most %d non-empty names",
+                 KB_MAX_LIST);
+        return rg_cli_usage_error(KB_CMD, err);
     }
 
     char text[64];
