@@ -334,26 +334,39 @@ def section_scaling(runs):
     return "\n".join(out)
 
 
+def rss_growth(runs, run):
+    """Peak RSS of run minus that of the same backend at 1 thread, in MiB ("—" without both)."""
+    one = find_run(runs, run["backend"], 1)
+    if run["threads"] == 1 or one is None or not ok(one):
+        return "—"
+    a, b = run.get("peak_rss_bytes"), one.get("peak_rss_bytes")
+    if a is None or b is None:
+        return "—"
+    return "%+.1f" % ((a - b) / 1048576.0)
+
+
 def section_runs(runs):
     out = ["## All runs: throughput, MFU and memory", "",
            "MFU: GFLOP/s over the fp32 FMA peak measured in the same bench run at the same thread "
            "count. Peak RSS: the maximum resident set of the run's process (for PyTorch it "
-           "includes the Python interpreter and the torch library).", ""]
+           "includes the Python interpreter and the torch library); RSS growth: its difference "
+           "from the same backend at 1 thread, what the extra threads cost in memory (their "
+           "stacks and per-thread workspace).", ""]
     rows = []
     for r in runs:
         if not ok(r):
             rows.append([r["backend"], r["threads"], failure(r)] + ["—"] * 5
-                        + [mib(r.get("peak_rss_bytes"))])
+                        + [mib(r.get("peak_rss_bytes")), "—"])
             continue
         s = r["step_ms"]
         rows.append([r["backend"], r["threads"], "ok",
                      "%s (%s–%s)" % (ms(s["median"]), ms(s["min"]), ms(s["max"])),
                      fmt(r.get("tok_per_s"), ".0f"), gflops(r.get("gflops")),
                      gflops(r.get("peak_gflops")), pct(r.get("mfu")),
-                     mib(r.get("peak_rss_bytes"))])
+                     mib(r.get("peak_rss_bytes")), rss_growth(runs, r)])
     out.append(table(["backend", "threads", "status", "step ms median (min–max)", "tok/s",
-                      "GFLOP/s", "peak GFLOP/s", "MFU", "peak RSS MiB"], rows,
-                     ["---", "--:", "---", "--:", "--:", "--:", "--:", "--:", "--:"]))
+                      "GFLOP/s", "peak GFLOP/s", "MFU", "peak RSS MiB", "RSS growth MiB"], rows,
+                     ["---", "--:", "---", "--:", "--:", "--:", "--:", "--:", "--:", "--:"]))
     return "\n".join(out)
 
 

@@ -103,6 +103,11 @@ class FullReport(unittest.TestCase):
                 continue
             mfu = run["gflops"] / peaks[run["threads"]]
             self.assertAlmostEqual(float(row[7].rstrip("%")), 100 * mfu, delta=0.05)
+            one = next(r for r in rows if r[0] == run["backend"] and r[1] == "1")
+            if run["threads"] == 1 or one[2] != "ok":
+                self.assertEqual(row[9], "—")
+            else:
+                self.assertAlmostEqual(float(row[9]), float(row[8]) - float(one[8]), delta=0.051)
 
     def test_scaling_is_against_own_one_thread_run(self):
         rows = {r[0]: r for r in table_rows(self.md, "Thread scaling")}
