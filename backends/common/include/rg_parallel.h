@@ -34,12 +34,16 @@ typedef void (*rg_range_fn)(void *arg, int64_t begin, int64_t end, int tid);
 typedef struct rg_par rg_par;
 struct rg_par {
     int num_threads;
-    /* Splits [0, n) into nchunks contiguous chunks (1 <= nchunks <= num_threads), chunk i being
+    /* The most chunks rg_par_for gives one job: num_threads for OpenMP (one chunk per thread), a
+     * few per thread for the pthread pool, whose threads share out the chunks as they go. */
+    int max_chunks;
+    /* Splits [0, n) into nchunks contiguous chunks (1 <= nchunks <= max_chunks), chunk i being
      * [n*i/nchunks, n*(i+1)/nchunks), runs fn once on each and returns when all are done. The
-     * calling thread works too. OpenMP runs chunk i on thread i; in the pthread pool thread i
-     * first takes chunk i, then any free thread takes a chunk nobody has started (so a worker slow
-     * to wake delays nothing), and a thread may then run two chunks one after the other. Never
-     * called concurrently on one rg_par. */
+     * calling thread works too. OpenMP runs chunk i on thread i; in the pthread pool thread t
+     * first takes the chunks of its own share (t's contiguous part of the range), then any free
+     * thread takes a chunk nobody has started (so a worker slow to wake, or slower, delays
+     * nothing), and a thread may then run several chunks one after the other. Never called
+     * concurrently on one rg_par. */
     void (*run)(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *arg);
     void (*destroy)(rg_par *par);
 };
@@ -49,7 +53,7 @@ rg_par *rg_par_openmp_create(int num_threads, char *err, size_t err_len);  /* in
 rg_par *rg_par_pthreads_create(int num_threads, char *err, size_t err_len);
 
 /* Runs fn over [0, n) in chunks of at least grain items (so tiny ops stay on one thread, without
- * any threading overhead), at most one chunk per thread. */
+ * any threading overhead), at most par->max_chunks of them. */
 void rg_par_for(rg_par *par, int64_t n, int64_t grain, rg_range_fn fn, void *arg);
 
 /* The first member of every parallel backend's context. */

@@ -13,8 +13,8 @@ void rg_par_for(rg_par *par, int64_t n, int64_t grain, rg_range_fn fn, void *arg
         grain = 1;
     }
     int64_t chunks = n / grain;
-    if (chunks > par->num_threads) {
-        chunks = par->num_threads;
+    if (chunks > par->max_chunks) {
+        chunks = par->max_chunks;
     }
     if (chunks <= 1) {
         fn(arg, 0, n, 0); /* too small to pay for a wake-up */

@@ -11,6 +11,29 @@
 /* The backend part of a context: every rg_par_op_* receives a ctx that starts with it. */
 static inline rg_par_backend *rg_par_of(rg_backend_ctx *ctx) { return (rg_par_backend *)ctx; }
 
+/* Chunks per thread that a driver sharing out chunks dynamically gives one job (rg_par.max_chunks
+ * = threads x this): threads that run at different speeds (another process on a core, a worker
+ * that woke late) then even out by taking more or fewer chunks, instead of the faster one waiting
+ * for the slower one at the end of every op. */
+#define RG_PAR_CHUNKS_PER_THREAD 4
+
+/* The k-th chunk (0 <= k < nchunks) that thread tid tries to take when nthreads threads share
+ * nchunks chunks: first those of its own share, [tid*c/T, (tid+1)*c/T) (the part of the range it
+ * ran in the previous ops too, as a static split would give it), in order; then the others
+ * backwards from its share's start, wrapping around, so that it takes the last chunks of another
+ * thread's share while that thread works on the first ones. A thread past nthreads has no share. */
+static inline int rg_par_chunk_order(int tid, int nthreads, int nchunks, int k) {
+    int first = 0, own = 0;
+    if (nthreads > nchunks) {
+        nthreads = nchunks;
+    }
+    if (tid < nthreads) {
+        first = (int)((int64_t)tid * nchunks / nthreads);
+        own = (int)((int64_t)(tid + 1) * nchunks / nthreads) - first;
+    }
+    return k < own ? first + k : (first - 1 - (k - own) + 2 * nchunks) % nchunks;
+}
+
 /* Floats per cache line; workspace parts are rounded up to it so threads never share a line. */
 #define RG_PAR_LINE_FLOATS 16
 

@@ -3,17 +3,19 @@
  * joined on destroy, so no op ever creates a thread. The calling thread works too.
  *
  * Hand-off: the caller writes the job, opens its chunks (one flag per chunk) and bumps the
- * generation counter `gen`; workers spin on `gen` for a short while (a few hundred microseconds,
- * enough to bridge the host's gap between two ops) and then sleep on it with a futex. Thread t
- * first takes chunk t, as OpenMP would, so that a thread keeps working on the rows it wrote in the
- * previous op (they are in its cache); then it takes any chunk nobody has started, with a
- * compare-and-swap on that chunk's flag. So a worker that is slow to wake up, or descheduled on a
- * busy machine, delays nothing: the others run its chunk. The caller spins, then sleeps, until
- * `done` counts every chunk. All shared state is C11 atomics, so the happens-before edges (job
- * written -> chunk opened -> chunk claimed -> job read; chunk run -> done counted -> next job
- * written) are visible to ThreadSanitizer; the futex only saves CPU while nothing happens. Which
- * thread runs a chunk never changes what the kernels compute (tid only selects workspace), so
- * results stay deterministic.
+ * generation counter `gen`; workers spin on `gen` for a while (about a millisecond, enough to
+ * bridge the host's serial work between two ops) and then sleep on it with a futex. A job has up
+ * to RG_PAR_CHUNKS_PER_THREAD chunks per thread. Thread t first takes the chunks of its own share
+ * (t's contiguous part of the range, as OpenMP's static split would give it), so that a thread
+ * keeps working on the rows it wrote in the previous op (they are in its cache); then it takes any
+ * chunk nobody has started, with a compare-and-swap on that chunk's flag. So a worker that is slow
+ * to wake up, runs slower, or is descheduled on a busy machine, delays nothing: the others run its
+ * remaining chunks, and the threads end an op at most about one chunk apart. The caller spins,
+ * then sleeps, until `done` counts every chunk. All shared state is C11 atomics, so the
+ * happens-before edges (job written -> chunk opened -> chunk claimed -> job read; chunk run ->
+ * done counted -> next job written) are visible to ThreadSanitizer; the futex only saves CPU while
+ * nothing happens. Which thread runs a chunk never changes what the kernels compute (tid only
+ * selects workspace), so results stay deterministic.
  */
 #define _GNU_SOURCE
 #include <limits.h>
@@ -30,10 +32,12 @@
 #include <unistd.h>
 #endif
 
-#include "rg_parallel.h"
+#include "rg_par_internal.h"
 
-/* Spin iterations before sleeping: each is one pause instruction (tens of cycles). */
-#define RG_POOL_SPIN 8192
+/* Spin iterations before sleeping: each is one pause instruction (tens of cycles), so about a
+ * millisecond in all: longer than the host's serial work between two ops of a training step
+ * (zeroing a gradient, the loss), so a worker is awake for the next op. */
+#define RG_POOL_SPIN 65536
 
 typedef struct rg_pool rg_pool;
 
@@ -52,7 +56,7 @@ struct rg_pool {
     rg_par base; /* first member: the rg_par the kernels see */
     pthread_t *threads;   /* (num_threads - 1) workers */
     rg_worker *workers;   /* (num_threads - 1) thread arguments */
-    rg_chunk_flag *flags; /* (num_threads) */
+    rg_chunk_flag *flags; /* (max_chunks) */
     int started;          /* workers actually started */
     unsigned last_gen;    /* the caller's count of jobs posted */
     /* the current job: written by the caller before it opens the chunks, read by a thread only
@@ -111,13 +115,14 @@ static int wait_for_job(rg_pool *pool, int seen) {
     return atomic_load_explicit(&pool->gen, memory_order_acquire);
 }
 
-/* Takes and runs the open chunks on thread tid: chunk tid first, then the others in turn. A
- * thread that still holds the chunk count of an older job can only take chunks of the current one
- * (flags past the current count stay taken), and then reads the current job. */
+/* Takes and runs the open chunks on thread tid, in the order of rg_par_chunk_order: its own share
+ * first, then what the others have not started. A thread that still holds the chunk count of an
+ * older job can only take chunks of the current one (flags past the current count stay taken),
+ * and then reads the current job. */
 static void run_chunks(rg_pool *pool, int tid) {
     int seen = atomic_load_explicit(&pool->nchunks, memory_order_acquire);
     for (int k = 0; k < seen; k++) {
-        int i = (tid + k) % seen, open = 0;
+        int i = rg_par_chunk_order(tid, pool->base.num_threads, seen, k), open = 0;
         if (!atomic_compare_exchange_strong_explicit(&pool->flags[i].taken, &open, 1,
                                                      memory_order_acq_rel,
                                                      memory_order_relaxed)) {
@@ -215,7 +220,8 @@ rg_par *rg_par_pthreads_create(int num_threads, char *err, size_t err_len) {
     if (pool) {
         pool->threads = calloc((size_t)num_threads, sizeof(*pool->threads));
         pool->workers = calloc((size_t)num_threads, sizeof(*pool->workers));
-        pool->flags = aligned_alloc(64, (size_t)num_threads * sizeof(*pool->flags));
+        pool->flags = aligned_alloc(64, (size_t)num_threads * RG_PAR_CHUNKS_PER_THREAD *
+                                            sizeof(*pool->flags));
     }
     if (!pool || !pool->threads || !pool->workers || !pool->flags) {
         snprintf(err, err_len, "out of memory for a pool of %d threads", num_threads);
@@ -228,9 +234,10 @@ rg_par *rg_par_pthreads_create(int num_threads, char *err, size_t err_len) {
         return NULL;
     }
     pool->base.num_threads = num_threads;
+    pool->base.max_chunks = num_threads > 1 ? num_threads * RG_PAR_CHUNKS_PER_THREAD : 1;
     pool->base.run = pool_run;
     pool->base.destroy = pool_destroy;
-    for (int i = 0; i < num_threads; i++) {
+    for (int i = 0; i < pool->base.max_chunks; i++) {
         atomic_init(&pool->flags[i].taken, 1); /* no chunk open until a job opens it */
     }
     atomic_init(&pool->nchunks, 0);

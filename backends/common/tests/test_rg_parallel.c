@@ -73,7 +73,7 @@ static void visit(void *arg, int64_t begin, int64_t end, int tid) {
     }
 }
 
-/* Every item runs exactly once, in as many chunks as the grain allows (min(threads, n / grain),
+/* Every item runs exactly once, in as many chunks as the grain allows (min(max_chunks, n / grain),
  * at least 1), each [n*i/chunks, n*(i+1)/chunks), each on a valid thread. */
 static void test_chunking(void **state) {
     const int64_t sizes[] = {1, 2, 5, 64, 1000, 4099};
@@ -84,7 +84,9 @@ static void test_chunking(void **state) {
             for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
                 for (size_t gi = 0; gi < sizeof grains / sizeof *grains; gi++) {
                     int64_t n = sizes[si], grain = grains[gi];
-                    int64_t chunks = n / grain < threads ? n / grain : threads;
+                    int max_chunks = ctx->pb.par->max_chunks;
+                    assert_true(max_chunks >= threads);
+                    int64_t chunks = n / grain < max_chunks ? n / grain : max_chunks;
                     chunks = chunks < 1 ? 1 : chunks;
                     visit_args a = {n, (int)chunks, calloc(n, sizeof(int)),
                                     malloc(chunks * sizeof(int64_t)), malloc(chunks * sizeof(int))};
