@@ -472,34 +472,37 @@ void rg_model_backward(rg_model *m, rg_ops *ops) {
         dla.residual = dres_in;
         layer_params lw = layer_weights(&m->params, cfg, l);
         layer_params dlw = layer_weights(&m->grads, cfg, l);
-        /* dla.residual3 was zeroed and filled as the next layer's input gradient (or by the head) */
+        /* dla.residual3 was zeroed and filled as the next layer's input gradient (or by the head).
+         * The others are zeroed each right before the op that first adds into it, so that the
+         * zeroed lines are still in cache when that op reads them (a layer's slab is several times
+         * the L2). */
         zero_floats(dla.residual2, N * C);
         zero_floats(dla.fcproj, N * C);
-        zero_floats(dla.fch_act, N * 4 * C);
-        zero_floats(dla.fch, N * 4 * C);
-        zero_floats(dla.ln2, N * C);
-        zero_floats(dla.residual, N * C);
-        zero_floats(dla.attproj, N * C);
-        zero_floats(dla.atty, N * C);
-        zero_floats(dla.qkv, N * 3 * C);
-        zero_floats(dla.ln1, N * C);
         /* MLP block, in reverse */
         RG_OP(ops, RG_OP_RESIDUAL_BACKWARD, residual_backward, dla.residual2, dla.fcproj,
               dla.residual3, N * C);
+        zero_floats(dla.fch_act, N * 4 * C);
         RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dla.fch_act, dlw.w2, dla.fcproj,
               la.fch_act, lw.w2, (int)N, 4 * C, C);
+        zero_floats(dla.fch, N * 4 * C);
         RG_OP(ops, RG_OP_SQRELU_BACKWARD, sqrelu_backward, dla.fch, dla.fch_act, la.fch, N * 4 * C);
+        zero_floats(dla.ln2, N * C);
         RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dla.ln2, dlw.w1, dla.fch, la.ln2, lw.w1,
               (int)N, C, 4 * C);
         RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, dla.residual2, dla.ln2, la.residual2,
               la.ln2_rstd, (int)N, C);
         /* attention block, in reverse */
+        zero_floats(dla.residual, N * C);
+        zero_floats(dla.attproj, N * C);
         RG_OP(ops, RG_OP_RESIDUAL_BACKWARD, residual_backward, dla.residual, dla.attproj,
               dla.residual2, N * C);
+        zero_floats(dla.atty, N * C);
         RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dla.atty, dlw.wo, dla.attproj, la.atty,
               lw.wo, (int)N, C, C);
+        zero_floats(dla.qkv, N * 3 * C);
         RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, dla.qkv, dla.atty, la.qkv, la.att,
               B, T, C, NH);
+        zero_floats(dla.ln1, N * C);
         RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dla.ln1, dlw.wqkv, dla.qkv, la.ln1,
               lw.wqkv, (int)N, C, 3 * C);
         RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, dla.residual, dla.ln1, la.residual,
