@@ -109,19 +109,59 @@ static void micro_kernel(int kc, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
     }
 }
 
-/* Packs panels [begin, end) of B: panel p is (K, NR), columns p*NR.., zero past NC. */
+/* Packs panels [begin, end) of B: panel p is (K, NR), columns p*NR.., zero past NC. Three cases:
+ * rows of B contiguous (both backward products: a row of a panel is NR consecutive floats, copied
+ * as two vectors), columns contiguous (the forward's W^T: a transpose, done in PT x PT blocks so
+ * that both the reads of W and the writes of the panel stay within a few cache lines), and any
+ * other stride (element by element). */
+#define PT 16 /* side of the transpose blocks */
 static void pack_b_range(void *arg, int64_t begin, int64_t end, int tid) {
     const gemm_args *g = arg;
+    const ptrdiff_t rs = g->B.rs, cs = g->B.cs;
     for (int64_t p = begin; p < end; p++) {
         float *dst = g->Bp + (size_t)p * g->K * NR;
         int j0 = (int)p * NR;
         int nr = g->NC - j0 < NR ? g->NC - j0 : NR;
+        if (cs == 1 && nr == NR) {
+            for (int k = 0; k < g->K; k++) {
+                const float *src = g->B.p + k * rs + j0;
+                vf *d = (vf *)(dst + (size_t)k * NR);
+                d[0] = *(const vfu *)src;
+                d[1] = *(const vfu *)(src + VL);
+            }
+            continue;
+        }
+        if (rs == 1 && nr == NR) {
+            /* d[k][j] = B.p[(j0 + j) * cs + k] */
+            int k = 0;
+            for (; k + PT <= g->K; k += PT) {
+                for (int jb = 0; jb < NR; jb += PT) {
+                    float blk[PT][PT];
+                    for (int j = 0; j < PT; j++) {
+                        const float *src = g->B.p + (j0 + jb + j) * cs + k;
+                        for (int kk = 0; kk < PT; kk++) {
+                            blk[kk][j] = src[kk];
+                        }
+                    }
+                    for (int kk = 0; kk < PT; kk++) {
+                        memcpy(dst + (size_t)(k + kk) * NR + jb, blk[kk], sizeof(blk[kk]));
+                    }
+                }
+            }
+            for (; k < g->K; k++) {
+                float *d = dst + (size_t)k * NR;
+                for (int j = 0; j < NR; j++) {
+                    d[j] = g->B.p[(j0 + j) * cs + k];
+                }
+            }
+            continue;
+        }
         for (int k = 0; k < g->K; k++) {
-            const float *src = g->B.p + k * g->B.rs + j0 * g->B.cs;
+            const float *src = g->B.p + k * rs + j0 * cs;
             float *d = dst + (size_t)k * NR;
             int j = 0;
             for (; j < nr; j++) {
-                d[j] = src[j * g->B.cs];
+                d[j] = src[j * cs];
             }
             for (; j < NR; j++) {
                 d[j] = 0.0f;
