@@ -141,19 +141,6 @@ int rg_blas_probe(const char *lib, const rg_blas_env *env, int n, rg_blas_name_f
     .destroy = rg_blas_destroy,                               \
     .matmul_forward = rg_blas_matmul_forward,                 \
     .matmul_backward = rg_blas_matmul_backward,               \
-    .attention_forward = rg_par_op_attention_forward,         \
-    .attention_backward = rg_par_op_attention_backward,       \
-    .adamw_step = rg_par_op_adamw_step,                       \
-    .rmsnorm_forward = rg_par_op_rmsnorm_forward,             \
-    .rmsnorm_backward = rg_par_op_rmsnorm_backward,           \
-    .sqrelu_forward = rg_par_op_sqrelu_forward,               \
-    .sqrelu_backward = rg_par_op_sqrelu_backward,             \
-    .residual_forward = rg_par_op_residual_forward,           \
-    .residual_backward = rg_par_op_residual_backward,         \
-    .embedding_forward = rg_par_op_embedding_forward,         \
-    .embedding_backward = rg_par_op_embedding_backward,       \
-    .crossentropy_forward = rg_par_op_crossentropy_forward,   \
-    .crossentropy_backward = rg_par_op_crossentropy_backward, \
-    .sum_squares = rg_par_op_sum_squares
+    RG_PAR_OPS_NON_MATMUL
 
 #endif /* RG_BLAS_H */

@@ -110,10 +110,14 @@ void rg_par_op_crossentropy_backward(rg_backend_ctx *ctx, float *dlogits, const 
                                      const int32_t *targets, int N, int V, float dloss);
 double rg_par_op_sum_squares(rg_backend_ctx *ctx, const float *x, size_t n);
 
-/* Designated initializers of every op of an rg_backend table with the rg_par_op_* kernels. */
-#define RG_PAR_OPS_ALL                                        \
+/* Designated initializers of an rg_backend table's ops with the rg_par_op_* kernels: the matmuls,
+ * every other op, or all of them. */
+#define RG_PAR_OPS_MATMUL                                     \
     .matmul_forward = rg_par_op_matmul_forward,               \
-    .matmul_backward = rg_par_op_matmul_backward,             \
+    .matmul_backward = rg_par_op_matmul_backward
+
+/* Every op but the matmuls: what a backend that brings its own matmuls (the BLAS ones) takes. */
+#define RG_PAR_OPS_NON_MATMUL                                 \
     .attention_forward = rg_par_op_attention_forward,         \
     .attention_backward = rg_par_op_attention_backward,       \
     .adamw_step = rg_par_op_adamw_step,                       \
@@ -128,5 +132,7 @@ double rg_par_op_sum_squares(rg_backend_ctx *ctx, const float *x, size_t n);
     .crossentropy_forward = rg_par_op_crossentropy_forward,   \
     .crossentropy_backward = rg_par_op_crossentropy_backward, \
     .sum_squares = rg_par_op_sum_squares
+
+#define RG_PAR_OPS_ALL RG_PAR_OPS_MATMUL, RG_PAR_OPS_NON_MATMUL
 
 #endif /* RG_PARALLEL_H */
