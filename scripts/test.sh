@@ -18,9 +18,11 @@ case "$sanitize" in
   *) echo "test.sh: unknown sanitizer set '$sanitize' (address,undefined or thread)" >&2; exit 2 ;;
 esac
 
+# --with-torch: the tests run the PyTorch baseline script too.
 if [ -n "$sanitize" ]; then
-  scripts/setup.sh --build-dir "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRANDYGPT_SANITIZE="$sanitize"
+  scripts/setup.sh --with-torch --build-dir "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DRANDYGPT_SANITIZE="$sanitize"
 else
-  scripts/setup.sh --build-dir "$build_dir"
+  scripts/setup.sh --with-torch --build-dir "$build_dir"
 fi
 ctest --test-dir "$build_dir" --output-on-failure "$@"
