@@ -88,6 +88,20 @@ static void fill(conf *c, float *x, size_t n, float lo, float hi) {
 }
 
 /* tokens is (n): uniform in [0, V); with n > V tokens repeat, which exercises colliding rows. */
+/* Forward outputs start as different garbage on the two sides, so an output the backend never
+ * writes (a masked attention entry, say) shows as an error. */
+static void fill_outputs(conf *c, float *x, float *x_ref, size_t n) {
+    fill(c, x, n, -9.0f, 9.0f);
+    fill(c, x_ref, n, -9.0f, 9.0f);
+}
+
+/* Accumulated gradients start as the same random values on both sides, so a backward that
+ * overwrites instead of adding shows as an error. */
+static void fill_grads(conf *c, float *x, float *x_ref, size_t n) {
+    fill(c, x, n, -1.0f, 1.0f);
+    memcpy(x_ref, x, n * sizeof(float));
+}
+
 static void fill_tokens(conf *c, int32_t *tokens, size_t n, int V) {
     for (size_t i = 0; i < n; i++) tokens[i] = (int32_t)rg_rng_below(&c->rng, (uint64_t)V);
 }
@@ -161,17 +175,14 @@ static void check_matmul(conf *c, const char *label, int N, int C, int OC) {
 
     fill(c, inp, nin, -1.0f, 1.0f);
     fill(c, w, nw, -1.0f, 1.0f);
-    fill(c, out, nout, -9.0f, 9.0f);
-    fill(c, out_ref, nout, -9.0f, 9.0f);
+    fill_outputs(c, out, out_ref, nout);
     c->be->k.matmul_forward(c->be->ctx, out, inp, w, N, C, OC);
     rg_ref_matmul_forward(NULL, out_ref, inp, w, N, C, OC);
     emit_op(c, RG_OP_MATMUL_FORWARD, "out", shape, norm_err(out, out_ref, nout), tol_sum(C));
 
     fill(c, dout, nout, -1.0f, 1.0f);
-    fill(c, dinp, nin, -1.0f, 1.0f);
-    fill(c, dw, nw, -1.0f, 1.0f);
-    memcpy(dinp_ref, dinp, nin * sizeof(float));
-    memcpy(dw_ref, dw, nw * sizeof(float));
+    fill_grads(c, dinp, dinp_ref, nin);
+    fill_grads(c, dw, dw_ref, nw);
     c->be->k.matmul_backward(c->be->ctx, dinp, dw, dout, inp, w, N, C, OC);
     rg_ref_matmul_backward(NULL, dinp_ref, dw_ref, dout, inp, w, N, C, OC);
     emit_op(c, RG_OP_MATMUL_BACKWARD, "dinp", shape, norm_err(dinp, dinp_ref, nin), tol_sum(OC));
@@ -193,10 +204,8 @@ static void check_attention(conf *c, const conf_shape *s) {
 
     /* [-2, 2] makes q.k/sqrt(hs) spread over about +-1.5, so the softmax rows are not flat. */
     fill(c, qkv, nqkv, -2.0f, 2.0f);
-    fill(c, out, nout, -9.0f, 9.0f);
-    fill(c, out_ref, nout, -9.0f, 9.0f);
-    fill(c, att, natt, -9.0f, 9.0f); /* the masked t2 > t entries must be written as 0 */
-    fill(c, att_ref, natt, -9.0f, 9.0f);
+    fill_outputs(c, out, out_ref, nout);
+    fill_outputs(c, att, att_ref, natt); /* the masked t2 > t entries must be written as 0 */
     c->be->k.attention_forward(c->be->ctx, out, att, qkv, B, T, C, NH);
     rg_ref_attention_forward(NULL, out_ref, att_ref, qkv, B, T, C, NH);
     emit_op(c, RG_OP_ATTENTION_FORWARD, "out", shape, norm_err(out, out_ref, nout), TOL_SOFTMAX);
@@ -204,8 +213,7 @@ static void check_attention(conf *c, const conf_shape *s) {
 
     /* Both sides get the reference's att, so the backward is judged on its own. */
     fill(c, dout, nout, -1.0f, 1.0f);
-    fill(c, dqkv, nqkv, -1.0f, 1.0f);
-    memcpy(dqkv_ref, dqkv, nqkv * sizeof(float));
+    fill_grads(c, dqkv, dqkv_ref, nqkv);
     c->be->k.attention_backward(c->be->ctx, dqkv, dout, qkv, att_ref, B, T, C, NH);
     rg_ref_attention_backward(NULL, dqkv_ref, dout, qkv, att_ref, B, T, C, NH);
     /* dq and dk are much smaller than dv; judged apart so that dv does not hide them. */
@@ -257,10 +265,8 @@ static void check_rmsnorm(conf *c, const char *label, int N, int C) {
     if (c->oom) goto done;
 
     fill(c, inp, n, -1.0f, 1.0f);
-    fill(c, out, n, -9.0f, 9.0f);
-    fill(c, out_ref, n, -9.0f, 9.0f);
-    fill(c, rstd, (size_t)N, -9.0f, 9.0f);
-    fill(c, rstd_ref, (size_t)N, -9.0f, 9.0f);
+    fill_outputs(c, out, out_ref, n);
+    fill_outputs(c, rstd, rstd_ref, (size_t)N);
     c->be->k.rmsnorm_forward(c->be->ctx, out, rstd, inp, N, C);
     rg_ref_rmsnorm_forward(NULL, out_ref, rstd_ref, inp, N, C);
     emit_op(c, RG_OP_RMSNORM_FORWARD, "out", shape, norm_err(out, out_ref, n), TOL_RMSNORM);
@@ -268,8 +274,7 @@ static void check_rmsnorm(conf *c, const char *label, int N, int C) {
             TOL_RMSNORM);
 
     fill(c, dout, n, -1.0f, 1.0f);
-    fill(c, dinp, n, -1.0f, 1.0f);
-    memcpy(dinp_ref, dinp, n * sizeof(float));
+    fill_grads(c, dinp, dinp_ref, n);
     c->be->k.rmsnorm_backward(c->be->ctx, dinp, dout, inp, rstd_ref, N, C);
     rg_ref_rmsnorm_backward(NULL, dinp_ref, dout, inp, rstd_ref, N, C);
     emit_op(c, RG_OP_RMSNORM_BACKWARD, "dinp", shape, norm_err(dinp, dinp_ref, n), TOL_RMSNORM);
@@ -286,15 +291,13 @@ static void check_sqrelu(conf *c, const char *label, size_t n) {
     if (c->oom) goto done;
 
     fill(c, inp, n, -1.0f, 1.0f);
-    fill(c, out, n, -9.0f, 9.0f);
-    fill(c, out_ref, n, -9.0f, 9.0f);
+    fill_outputs(c, out, out_ref, n);
     c->be->k.sqrelu_forward(c->be->ctx, out, inp, n);
     rg_ref_sqrelu_forward(NULL, out_ref, inp, n);
     emit_op(c, RG_OP_SQRELU_FORWARD, "out", shape, norm_err(out, out_ref, n), TOL_ELEMENTWISE);
 
     fill(c, dout, n, -1.0f, 1.0f);
-    fill(c, dinp, n, -1.0f, 1.0f);
-    memcpy(dinp_ref, dinp, n * sizeof(float));
+    fill_grads(c, dinp, dinp_ref, n);
     c->be->k.sqrelu_backward(c->be->ctx, dinp, dout, inp, n);
     rg_ref_sqrelu_backward(NULL, dinp_ref, dout, inp, n);
     emit_op(c, RG_OP_SQRELU_BACKWARD, "dinp", shape, norm_err(dinp, dinp_ref, n), TOL_ELEMENTWISE);
@@ -313,8 +316,7 @@ static void check_residual(conf *c, const char *label, size_t n) {
 
     fill(c, a, n, -1.0f, 1.0f);
     fill(c, b, n, -1.0f, 1.0f);
-    fill(c, out, n, -9.0f, 9.0f);
-    fill(c, out_ref, n, -9.0f, 9.0f);
+    fill_outputs(c, out, out_ref, n);
     c->be->k.residual_forward(c->be->ctx, out, a, b, n);
     rg_ref_residual_forward(NULL, out_ref, a, b, n);
     emit_op(c, RG_OP_RESIDUAL_FORWARD, "out", shape, norm_err(out, out_ref, n), TOL_ELEMENTWISE);
@@ -325,10 +327,8 @@ static void check_residual(conf *c, const char *label, size_t n) {
             TOL_ELEMENTWISE);
 
     fill(c, dout, n, -1.0f, 1.0f);
-    fill(c, d1, n, -1.0f, 1.0f);
-    fill(c, d2, n, -1.0f, 1.0f);
-    memcpy(d1_ref, d1, n * sizeof(float));
-    memcpy(d2_ref, d2, n * sizeof(float));
+    fill_grads(c, d1, d1_ref, n);
+    fill_grads(c, d2, d2_ref, n);
     c->be->k.residual_backward(c->be->ctx, d1, d2, dout, n);
     rg_ref_residual_backward(NULL, d1_ref, d2_ref, dout, n);
     emit_op(c, RG_OP_RESIDUAL_BACKWARD, "dinp1", shape, norm_err(d1, d1_ref, n), TOL_ELEMENTWISE);
@@ -353,18 +353,15 @@ static void check_embedding(conf *c, const conf_shape *s) {
     fill_tokens(c, tokens, (size_t)B * T, V);
     fill(c, wte, nte, -1.0f, 1.0f);
     fill(c, wpe, npe, -1.0f, 1.0f);
-    fill(c, out, nout, -9.0f, 9.0f);
-    fill(c, out_ref, nout, -9.0f, 9.0f);
+    fill_outputs(c, out, out_ref, nout);
     c->be->k.embedding_forward(c->be->ctx, out, tokens, wte, wpe, B, T, C);
     rg_ref_embedding_forward(NULL, out_ref, tokens, wte, wpe, B, T, C);
     emit_op(c, RG_OP_EMBEDDING_FORWARD, "out", shape, norm_err(out, out_ref, nout),
             TOL_ELEMENTWISE);
 
     fill(c, dout, nout, -1.0f, 1.0f);
-    fill(c, dwte, nte, -1.0f, 1.0f);
-    fill(c, dwpe, npe, -1.0f, 1.0f);
-    memcpy(dwte_ref, dwte, nte * sizeof(float));
-    memcpy(dwpe_ref, dwpe, npe * sizeof(float));
+    fill_grads(c, dwte, dwte_ref, nte);
+    fill_grads(c, dwpe, dwpe_ref, npe);
     c->be->k.embedding_backward(c->be->ctx, dwte, dwpe, dout, tokens, B, T, C);
     rg_ref_embedding_backward(NULL, dwte_ref, dwpe_ref, dout, tokens, B, T, C);
     /* dwte rows sum about B*T/V rows of dout, dwpe rows sum B: sums in any order. */
@@ -388,10 +385,8 @@ static void check_crossentropy(conf *c, const char *label, int N, int V) {
 
     fill_tokens(c, targets, (size_t)N, V);
     fill(c, logits, n, -4.0f, 4.0f);
-    fill(c, probs, n, -9.0f, 9.0f);
-    fill(c, probs_ref, n, -9.0f, 9.0f);
-    fill(c, losses, (size_t)N, -9.0f, 9.0f);
-    fill(c, losses_ref, (size_t)N, -9.0f, 9.0f);
+    fill_outputs(c, probs, probs_ref, n);
+    fill_outputs(c, losses, losses_ref, (size_t)N);
     c->be->k.crossentropy_forward(c->be->ctx, losses, probs, logits, targets, N, V);
     rg_ref_crossentropy_forward(NULL, losses_ref, probs_ref, logits, targets, N, V);
     emit_op(c, RG_OP_CROSSENTROPY_FORWARD, "losses", shape,
