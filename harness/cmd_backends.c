@@ -45,7 +45,7 @@ static void collect(const char *name, const char *path, void *user) {
 }
 
 /* The ABI version a plugin declares, even one the loader refuses, so the table can show "999"
- * beside "expected 1". The first two fields of rg_backend are fixed across ABI versions. Returns 0,
+ * beside the version this build expects. The first two fields of rg_backend are fixed across ABI versions. Returns 0,
  * or -1 if the file has no usable entry point. */
 static int peek_abi_version(const char *path, uint32_t *version) {
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);

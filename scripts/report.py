@@ -26,10 +26,12 @@ SPEEDUP_ROWS = [
     ("openblas", "with openblas"),
     ("blis", "with blis"),
 ]
+# The op kinds of the current backend ABI, in rg_op_kind order. Results of an older ABI may list
+# others (residual_backward, before version 2): op_kinds() adds them.
 OP_KINDS = ["matmul_forward", "matmul_backward", "attention_forward", "attention_backward",
             "adamw_step", "rmsnorm_forward", "rmsnorm_backward", "sqrelu_forward",
-            "sqrelu_backward", "residual_forward", "residual_backward", "embedding_forward",
-            "embedding_backward", "crossentropy_forward", "crossentropy_backward", "sum_squares"]
+            "sqrelu_backward", "residual_forward", "embedding_forward", "embedding_backward",
+            "crossentropy_forward", "crossentropy_backward", "sum_squares"]
 
 
 class ReportError(Exception):
@@ -142,6 +144,21 @@ def table(header, rows, align=None):
 
 # ---- the runs, as one list of bench and PyTorch rows ----
 
+def op_kinds(runs):
+    """OP_KINDS plus any other op kind that the runs list (in their per-op timings or native ops),
+    each put right after the kind it follows in the run's own list, so that results of an older
+    ABI keep their order."""
+    kinds = list(OP_KINDS)
+    for r in runs:
+        for names in ([o.get("op") for o in r.get("ops") or []], r.get("native_ops") or []):
+            prev = None
+            for name in names:
+                if name not in kinds:
+                    kinds.insert(kinds.index(prev) + 1 if prev in kinds else len(kinds), name)
+                prev = name
+    return kinds
+
+
 def ok(run):
     return run is not None and run.get("status") == "ok"
 
@@ -253,9 +270,10 @@ def section_machine(bench, runs, torch_doc):
             brows.append([r["backend"], r["threads"], failure(r, detail=True), "—"])
             continue
         native = r.get("native_ops") or []
-        missing = [op for op in OP_KINDS if op not in native]
-        nat = "all %d" % len(OP_KINDS) if not missing else "%d of %d; reference: %s" % (
-            len(OP_KINDS) - len(missing), len(OP_KINDS), ", ".join(missing))
+        kinds = op_kinds([r])
+        missing = [op for op in kinds if op not in native]
+        nat = "all %d" % len(kinds) if not missing else "%d of %d; reference: %s" % (
+            len(kinds) - len(missing), len(kinds), ", ".join(missing))
         brows.append([r["backend"], r["threads"], r.get("describe") or "—", nat])
     out.append(table(["backend", "threads", "describe", "native ops"], brows,
                      ["---", "--:", "---", "---"]))
@@ -394,7 +412,7 @@ def section_ops(runs):
         out.append("No successful run with per-op timings.")
         return "\n".join(out)
     rows = []
-    for op in OP_KINDS:
+    for op in op_kinds(cols):
         row = [op]
         for r in cols:
             e = next((o for o in r["ops"] if o["op"] == op), None)
@@ -513,7 +531,7 @@ def plots(out_dir, runs, logs):
         labels = ["%s\n%d thr" % (r["backend"], r["threads"]) for r in cols]
         bottom = [0.0] * len(cols)
         colors = plt.get_cmap("tab20").colors
-        for i, op in enumerate(OP_KINDS + ["other"]):
+        for i, op in enumerate(op_kinds(cols) + ["other"]):
             vals = []
             for r in cols:
                 if op == "other":

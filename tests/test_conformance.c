@@ -67,8 +67,8 @@ static void test_backend(void **state) {
     if (failed < 0) fail_msg("%s at %d threads: %s", bc->name, bc->threads, err);
     assert_int_equal(failed, t.failed);
     assert_int_equal(failed, 0);
-    /* 16 ops at 2 presets and 3 odd shapes, plus the step and train checks. */
-    assert_true(t.checks > 5 * 16 + 10);
+    /* every op kind at 2 presets and 3 odd shapes, plus the step and train checks */
+    assert_true(t.checks > 5 * RG_OP_COUNT + 10);
 }
 
 /* ---- wrong tables: the suite must catch each ---- */
@@ -80,13 +80,74 @@ static void bad_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp
     out[(size_t)N * OC - 1] += 1e-3f;
 }
 
-/* matmul_backward that overwrites dinp and dweight instead of accumulating. */
-static void bad_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight,
-                                const float *dout, const float *inp, const float *weight, int N,
-                                int C, int OC) {
-    memset(dinp, 0, (size_t)N * C * sizeof(float));
+/* Adds what x held before an op (saved in before, n floats) back into x: turns an overwritten
+ * output into an accumulated one. Frees before. */
+static void add_back(float *x, float *before, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += before[i];
+    free(before);
+}
+
+static float *saved(const float *x, size_t n) {
+    float *p = malloc(n * sizeof(float));
+    assert_non_null(p);
+    memcpy(p, x, n * sizeof(float));
+    return p;
+}
+
+/* Activation gradients that accumulate instead of overwriting (the contract of ABI version 1). */
+static void accumulating_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight,
+                                         const float *dout, const float *inp, const float *weight,
+                                         int N, int C, int OC) {
+    float *before = saved(dinp, (size_t)N * C);
+    rg_ref_matmul_backward(ctx, dinp, dweight, dout, inp, weight, N, C, OC);
+    add_back(dinp, before, (size_t)N * C);
+}
+
+static void accumulating_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float *dout,
+                                            const float *qkv, const float *att, int B, int T,
+                                            int C, int NH) {
+    float *before = saved(dqkv, (size_t)B * T * 3 * C);
+    rg_ref_attention_backward(ctx, dqkv, dout, qkv, att, B, T, C, NH);
+    add_back(dqkv, before, (size_t)B * T * 3 * C);
+}
+
+static void accumulating_sqrelu_backward(rg_backend_ctx *ctx, float *dinp, const float *dout,
+                                         const float *inp, size_t n) {
+    float *before = saved(dinp, n);
+    rg_ref_sqrelu_backward(ctx, dinp, dout, inp, n);
+    add_back(dinp, before, n);
+}
+
+static void accumulating_crossentropy_backward(rg_backend_ctx *ctx, float *dlogits,
+                                               const float *probs, const int32_t *targets, int N,
+                                               int V, float dloss) {
+    float *before = saved(dlogits, (size_t)N * V);
+    rg_ref_crossentropy_backward(ctx, dlogits, probs, targets, N, V, dloss);
+    add_back(dlogits, before, (size_t)N * V);
+}
+
+/* Gradients that overwrite instead of accumulating: dweight, dwte and dwpe, rmsnorm's dinp. */
+static void overwriting_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight,
+                                        const float *dout, const float *inp, const float *weight,
+                                        int N, int C, int OC) {
     memset(dweight, 0, (size_t)OC * C * sizeof(float));
     rg_ref_matmul_backward(ctx, dinp, dweight, dout, inp, weight, N, C, OC);
+}
+
+static void overwriting_embedding_backward(rg_backend_ctx *ctx, float *dwte, float *dwpe,
+                                           const float *dout, const int32_t *tokens, int B, int T,
+                                           int C) {
+    int V = 0;
+    for (int i = 0; i < B * T; i++) V = tokens[i] >= V ? tokens[i] + 1 : V;
+    memset(dwte, 0, (size_t)V * C * sizeof(float));
+    memset(dwpe, 0, (size_t)T * C * sizeof(float));
+    rg_ref_embedding_backward(ctx, dwte, dwpe, dout, tokens, B, T, C);
+}
+
+static void overwriting_rmsnorm_backward(rg_backend_ctx *ctx, float *dinp, const float *dout,
+                                         const float *inp, const float *rstd, int N, int C) {
+    memset(dinp, 0, (size_t)N * C * sizeof(float));
+    rg_ref_rmsnorm_backward(ctx, dinp, dout, inp, rstd, N, C);
 }
 
 /* attention_forward that leaves the masked (t2 > t) entries of att unwritten. */
@@ -135,32 +196,47 @@ static void expect_caught(const rg_backend *table, const char *op) {
     assert_int_equal(t.failed_other, 0); /* and pinned on the right op */
 }
 
+/* The reference table with op `member` replaced by fn must fail on that op (an op's name in the
+ * results is its member's name). */
+#define EXPECT_CAUGHT(member, fn)                  \
+    do {                                           \
+        rg_backend bad_ = rg_reference_backend;    \
+        bad_.member = fn;                          \
+        expect_caught(&bad_, #member);             \
+    } while (0)
+
 static void test_wrong_matmul_forward_caught(void **state) {
     (void)state;
-    rg_backend bad = rg_reference_backend;
-    bad.matmul_forward = bad_matmul_forward;
-    expect_caught(&bad, "matmul_forward");
+    EXPECT_CAUGHT(matmul_forward, bad_matmul_forward);
 }
 
-static void test_overwriting_backward_caught(void **state) {
+/* An activation gradient that accumulates instead of overwriting fails, for each op that writes
+ * one. */
+static void test_accumulating_activation_gradient_caught(void **state) {
     (void)state;
-    rg_backend bad = rg_reference_backend;
-    bad.matmul_backward = bad_matmul_backward;
-    expect_caught(&bad, "matmul_backward");
+    EXPECT_CAUGHT(matmul_backward, accumulating_matmul_backward);
+    EXPECT_CAUGHT(attention_backward, accumulating_attention_backward);
+    EXPECT_CAUGHT(sqrelu_backward, accumulating_sqrelu_backward);
+    EXPECT_CAUGHT(crossentropy_backward, accumulating_crossentropy_backward);
+}
+
+/* A gradient that must accumulate but is overwritten fails: weight gradients, and rmsnorm's dinp
+ * (the residual stream's gradient). */
+static void test_overwriting_accumulated_gradient_caught(void **state) {
+    (void)state;
+    EXPECT_CAUGHT(matmul_backward, overwriting_matmul_backward);
+    EXPECT_CAUGHT(embedding_backward, overwriting_embedding_backward);
+    EXPECT_CAUGHT(rmsnorm_backward, overwriting_rmsnorm_backward);
 }
 
 static void test_unwritten_mask_caught(void **state) {
     (void)state;
-    rg_backend bad = rg_reference_backend;
-    bad.attention_forward = bad_attention_forward;
-    expect_caught(&bad, "attention_forward");
+    EXPECT_CAUGHT(attention_forward, bad_attention_forward);
 }
 
 static void test_colliding_rows_caught(void **state) {
     (void)state;
-    rg_backend bad = rg_reference_backend;
-    bad.embedding_backward = bad_embedding_backward;
-    expect_caught(&bad, "embedding_backward");
+    EXPECT_CAUGHT(embedding_backward, bad_embedding_backward);
 }
 
 /* crossentropy_backward that ignores dloss (uses 1 instead of 1/N). */
@@ -253,7 +329,8 @@ int main(int argc, char **argv) {
     enum { NCASES = sizeof cases / sizeof cases[0] };
     const struct CMUnitTest fixed[] = {
         cmocka_unit_test(test_wrong_matmul_forward_caught),
-        cmocka_unit_test(test_overwriting_backward_caught),
+        cmocka_unit_test(test_accumulating_activation_gradient_caught),
+        cmocka_unit_test(test_overwriting_accumulated_gradient_caught),
         cmocka_unit_test(test_unwritten_mask_caught),
         cmocka_unit_test(test_colliding_rows_caught),
         cmocka_unit_test(test_wrong_kernel_fails_model_checks),

@@ -260,6 +260,67 @@ static void test_presets_and_param_count(void **state) {
     rg_model_free(&m);
 }
 
+/* Activation gradients: one layer's worth, B*T*(15C + V) floats in rg_grad_acts order (the sizes
+ * docs/model.md gives), and rg_model_train_bytes counts exactly what is allocated. */
+static void test_activation_gradient_sizes(void **state) {
+    rg_model_config cfg = {.V = 67, .maxT = 64, .C = 128, .NH = 8, .L = 4};
+    size_t BT = 32 * 64, C = 128, V = 67;
+    char err[256];
+    rg_model m;
+    assert_int_equal(rg_model_init(&m, &cfg, 1, err, sizeof err), 0);
+    assert_int_equal(rg_model_set_batch(&m, 32, 64, err, sizeof err), 0);
+    const rg_grad_acts *g = &m.grad_acts;
+    assert_ptr_equal(g->dres, m.grad_acts_memory);
+    assert_ptr_equal(g->dln1, g->dres + BT * C);
+    assert_ptr_equal(g->dqkv, g->dln1 + BT * C);
+    assert_ptr_equal(g->datty, g->dqkv + BT * 3 * C);
+    assert_ptr_equal(g->dln2, g->datty + BT * C);
+    assert_ptr_equal(g->dfch, g->dln2 + BT * C);
+    assert_ptr_equal(g->dfch_act, g->dfch + BT * 4 * C);
+    assert_ptr_equal(g->dlogits, g->dfch_act + BT * 4 * C);
+    size_t n_grad = BT * (15 * C + V);
+    assert_int_equal(n_grad, 2048 * 1987); /* 15.5 MiB, as docs/model.md says */
+    double expect = 4.0 * (4.0 * m.num_params + m.num_acts + n_grad + BT) + 8.0 * BT;
+    assert_true(rg_model_train_bytes(&cfg, 32, 64) == expect);
+    rg_model_free(&m);
+}
+
+/* The backward never reads an activation gradient before an op has written it (each op overwrites
+ * its own): NaN left in every one of them from before changes no parameter gradient. */
+static void test_backward_ignores_stale_activation_gradients(void **state) {
+    rg_model_config cfg = {.V = 9, .maxT = 8, .C = 8, .NH = 2, .L = 2};
+    char err[256];
+    rg_model m;
+    assert_int_equal(rg_model_init(&m, &cfg, 13, err, sizeof err), 0);
+    assert_int_equal(rg_model_set_batch(&m, 2, 8, err, sizeof err), 0);
+    rg_ops ops = make_ops();
+    int32_t tok[16], tgt[16];
+    for (int i = 0; i < 16; i++) {
+        tok[i] = (i * 4 + 1) % 9;
+        tgt[i] = (i * 7 + 3) % 9;
+    }
+    float *clean = malloc(m.num_params * sizeof(float));
+    assert_non_null(clean);
+    size_t n_grad = (size_t)2 * 8 * (15 * 8 + 9);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            for (size_t i = 0; i < n_grad; i++) {
+                m.grad_acts_memory[i] = NAN;
+            }
+        }
+        rg_model_zero_grad(&m);
+        rg_model_forward(&m, &ops, tok, tgt, 2, 8);
+        rg_model_backward(&m, &ops);
+        if (pass == 0) {
+            memcpy(clean, m.grads_memory, m.num_params * sizeof(float));
+        }
+    }
+    assert_memory_equal(m.grads_memory, clean, m.num_params * sizeof(float));
+    free(clean);
+    rg_ops_destroy(&ops);
+    rg_model_free(&m);
+}
+
 static void test_step_flops(void **state) {
     rg_model_config cfg = {.V = 67, .maxT = 64, .C = 128, .NH = 8, .L = 4};
     /* small preset at B=32, T=64: matrices 4 layers x 12 C^2 plus the V x C head; attention per
@@ -410,6 +471,8 @@ static void test_short_forward_matches_prefix(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presets_and_param_count),
+        cmocka_unit_test(test_activation_gradient_sizes),
+        cmocka_unit_test(test_backward_ignores_stale_activation_gradients),
         cmocka_unit_test(test_step_flops),
         cmocka_unit_test(test_lr_schedule),
         cmocka_unit_test(test_bad_configs_are_refused),

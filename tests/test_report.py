@@ -35,10 +35,10 @@ def read(path, mode="r"):
         return f.read()
 
 
-def table_rows(md, heading):
-    """The rows (lists of cells) of the first table after a '## heading' line."""
+def table_rows(md, heading, level="##"):
+    """The rows (lists of cells) of the first table after a '## heading' line (or another level)."""
     lines = md.splitlines()
-    start = lines.index("## " + heading)
+    start = lines.index(level + " " + heading)
     rows = []
     for line in lines[start + 1:]:
         if line.startswith("## "):
@@ -161,6 +161,45 @@ class OptionalInputs(unittest.TestCase):
         self.assertEqual(sorted(os.listdir(run_dir)), ["bench.json", "report.md"])
         rows = {r[1]: r for r in table_rows(md, "Speedup against single-thread `single`")}
         self.assertEqual(rows["pytorch"][3], "not run")
+
+
+class AbiVersions(unittest.TestCase):
+    """The fixture holds results of backend ABI version 1, whose 16 op kinds include
+    residual_backward; version 2 has 15. Both give a report, each counting its own ops."""
+
+    def report(self, name, doc):
+        run_dir = os.path.join(TMP, name)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        os.makedirs(run_dir)
+        with open(os.path.join(run_dir, "bench.json"), "w") as f:
+            json.dump(doc, f)
+        proc = run_report(run_dir, "--no-plots")
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        md = read(os.path.join(run_dir, "report.md"))
+        native = {(r[0], r[1]): r[3] for r in table_rows(md, "Backends", level="###")}
+        ops = [r[0] for r in table_rows(md, "Op breakdown")]
+        return native, ops
+
+    def test_version_1_results(self):
+        doc = json.loads(read(os.path.join(FIXTURE, "bench.json")))
+        native, ops = self.report("abi1", doc)
+        self.assertEqual(native[("single", "1")], "all 16")
+        self.assertEqual(native[("openblas", "2")], "15 of 16; reference: sum_squares")
+        # the older kind keeps its place, after residual_forward
+        self.assertEqual(ops[ops.index("residual_forward") + 1], "residual_backward")
+
+    def test_version_2_results(self):
+        doc = json.loads(read(os.path.join(FIXTURE, "bench.json")))
+        for run in doc["runs"]:
+            if run.get("native_ops"):
+                run["native_ops"].remove("residual_backward")
+            if run.get("ops"):
+                run["ops"] = [o for o in run["ops"] if o["op"] != "residual_backward"]
+        native, ops = self.report("abi2", doc)
+        self.assertEqual(native[("single", "1")], "all 15")
+        self.assertEqual(native[("openblas", "2")], "14 of 15; reference: sum_squares")
+        self.assertNotIn("residual_backward", ops)
+        self.assertIn("residual_forward", ops)
 
 
 def has_torch():

@@ -66,9 +66,10 @@ void rg_blas_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp, c
 
 void rg_blas_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
                              const float *inp, const float *weight, int N, int C, int OC) {
-    /* dinp (N,C) += dout (N,OC) @ weight (OC,C) */
+    /* dinp (N,C) = dout (N,OC) @ weight (OC,C), overwritten: beta 0, and the blocks of
+     * rg_blas_gemm_run cover every element of dinp */
     rg_blas_gemm gi = {.M = N, .N = C, .K = OC, .trans_a = 0, .trans_b = 0, .a = dout, .lda = OC,
-                       .b = weight, .ldb = C, .beta = 1.0f, .c = dinp, .ldc = C};
+                       .b = weight, .ldb = C, .beta = 0.0f, .c = dinp, .ldc = C};
     rg_blas_gemm_run(ctx->pb.par, ctx->gemm, &gi);
     /* dweight (OC,C) += dout^T @ inp (N,C), dout stored (N,OC) */
     rg_blas_gemm gw = {.M = OC, .N = C, .K = N, .trans_a = 1, .trans_b = 0, .a = dout, .lda = OC,

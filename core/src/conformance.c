@@ -28,7 +28,7 @@ static double tol_sum(int K) { return 2e-6 * sqrt((double)K); }
  * double makes a relative 1e-7 difference in the bias corrections. */
 #define TOL_ADAMW 1e-6
 /* Whole-model gradients: the rounding differences of every op compound through the layers and
- * the loss; 1e-4 leaves room for that while a real bug (a lost +=, a wrong row) shows at 1e-2. */
+ * the loss; 1e-4 leaves room for that while a real bug (a lost term, a wrong row) shows at 1e-2. */
 #define TOL_MODEL_GRAD 1e-4
 /* The loss of one step: a mean of B*T cross-entropies of nearly identical logits. */
 #define TOL_MODEL_LOSS 1e-5
@@ -87,21 +87,23 @@ static void fill(conf *c, float *x, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * rg_rng_uniform(&c->rng);
 }
 
-/* tokens is (n): uniform in [0, V); with n > V tokens repeat, which exercises colliding rows. */
-/* Forward outputs start as different garbage on the two sides, so an output the backend never
- * writes (a masked attention entry, say) shows as an error. */
+/* Outputs the contract overwrites (forward outputs and activation gradients) start as different
+ * garbage on the two sides, so an element the backend never writes (a masked attention entry, say)
+ * or adds into instead of overwriting shows as an error. */
 static void fill_outputs(conf *c, float *x, float *x_ref, size_t n) {
     fill(c, x, n, -9.0f, 9.0f);
     fill(c, x_ref, n, -9.0f, 9.0f);
 }
 
-/* Accumulated gradients start as the same random values on both sides, so a backward that
- * overwrites instead of adding shows as an error. */
-static void fill_grads(conf *c, float *x, float *x_ref, size_t n) {
+/* Gradients the contract accumulates into (of parameters, and rmsnorm's dinp) start as the same
+ * random values on both sides, so a backward that overwrites instead of adding shows as an
+ * error. */
+static void fill_accumulated(conf *c, float *x, float *x_ref, size_t n) {
     fill(c, x, n, -1.0f, 1.0f);
     memcpy(x_ref, x, n * sizeof(float));
 }
 
+/* tokens is (n): uniform in [0, V); with n > V tokens repeat, which exercises colliding rows. */
 static void fill_tokens(conf *c, int32_t *tokens, size_t n, int V) {
     for (size_t i = 0; i < n; i++) tokens[i] = (int32_t)rg_rng_below(&c->rng, (uint64_t)V);
 }
@@ -159,9 +161,8 @@ static void emit_op(conf *c, rg_op_kind op, const char *output, const char *shap
 }
 
 /* ---- op checks: one function per op pair, backend against rg_ref_* on identical inputs ----
- * Forward outputs are pre-filled with different garbage on each side, so an output element the
- * backend never writes shows up; gradient buffers are pre-filled with the same random values on
- * both sides, so a backward that overwrites instead of accumulating shows up. */
+ * Overwritten outputs are pre-filled by fill_outputs, accumulated gradients by fill_accumulated
+ * (see there). */
 
 /* out is (N,OC), inp is (N,C), weight is (OC,C). */
 static void check_matmul(conf *c, const char *label, int N, int C, int OC) {
@@ -181,8 +182,8 @@ static void check_matmul(conf *c, const char *label, int N, int C, int OC) {
     emit_op(c, RG_OP_MATMUL_FORWARD, "out", shape, norm_err(out, out_ref, nout), tol_sum(C));
 
     fill(c, dout, nout, -1.0f, 1.0f);
-    fill_grads(c, dinp, dinp_ref, nin);
-    fill_grads(c, dw, dw_ref, nw);
+    fill_outputs(c, dinp, dinp_ref, nin);
+    fill_accumulated(c, dw, dw_ref, nw);
     c->be->k.matmul_backward(c->be->ctx, dinp, dw, dout, inp, w, N, C, OC);
     rg_ref_matmul_backward(NULL, dinp_ref, dw_ref, dout, inp, w, N, C, OC);
     emit_op(c, RG_OP_MATMUL_BACKWARD, "dinp", shape, norm_err(dinp, dinp_ref, nin), tol_sum(OC));
@@ -213,7 +214,7 @@ static void check_attention(conf *c, const conf_shape *s) {
 
     /* Both sides get the reference's att, so the backward is judged on its own. */
     fill(c, dout, nout, -1.0f, 1.0f);
-    fill_grads(c, dqkv, dqkv_ref, nqkv);
+    fill_outputs(c, dqkv, dqkv_ref, nqkv);
     c->be->k.attention_backward(c->be->ctx, dqkv, dout, qkv, att_ref, B, T, C, NH);
     rg_ref_attention_backward(NULL, dqkv_ref, dout, qkv, att_ref, B, T, C, NH);
     /* dq and dk are much smaller than dv; judged apart so that dv does not hide them. */
@@ -274,7 +275,7 @@ static void check_rmsnorm(conf *c, const char *label, int N, int C) {
             TOL_RMSNORM);
 
     fill(c, dout, n, -1.0f, 1.0f);
-    fill_grads(c, dinp, dinp_ref, n);
+    fill_accumulated(c, dinp, dinp_ref, n);
     c->be->k.rmsnorm_backward(c->be->ctx, dinp, dout, inp, rstd_ref, N, C);
     rg_ref_rmsnorm_backward(NULL, dinp_ref, dout, inp, rstd_ref, N, C);
     emit_op(c, RG_OP_RMSNORM_BACKWARD, "dinp", shape, norm_err(dinp, dinp_ref, n), TOL_RMSNORM);
@@ -297,7 +298,7 @@ static void check_sqrelu(conf *c, const char *label, size_t n) {
     emit_op(c, RG_OP_SQRELU_FORWARD, "out", shape, norm_err(out, out_ref, n), TOL_ELEMENTWISE);
 
     fill(c, dout, n, -1.0f, 1.0f);
-    fill_grads(c, dinp, dinp_ref, n);
+    fill_outputs(c, dinp, dinp_ref, n);
     c->be->k.sqrelu_backward(c->be->ctx, dinp, dout, inp, n);
     rg_ref_sqrelu_backward(NULL, dinp_ref, dout, inp, n);
     emit_op(c, RG_OP_SQRELU_BACKWARD, "dinp", shape, norm_err(dinp, dinp_ref, n), TOL_ELEMENTWISE);
@@ -305,13 +306,11 @@ done:
     release(c);
 }
 
-/* out, inp1, inp2, dinp1, dinp2, dout are (n). */
+/* out, inp1, inp2 are (n). */
 static void check_residual(conf *c, const char *label, size_t n) {
     char shape[80];
     snprintf(shape, sizeof shape, "%s n=%zu", label, n);
     float *a = takef(c, n), *b = takef(c, n), *out = takef(c, n), *out_ref = takef(c, n);
-    float *dout = takef(c, n), *d1 = takef(c, n), *d2 = takef(c, n);
-    float *d1_ref = takef(c, n), *d2_ref = takef(c, n);
     if (c->oom) goto done;
 
     fill(c, a, n, -1.0f, 1.0f);
@@ -325,14 +324,6 @@ static void check_residual(conf *c, const char *label, size_t n) {
     c->be->k.residual_forward(c->be->ctx, out, out, b, n);
     emit_op(c, RG_OP_RESIDUAL_FORWARD, "out=inp1", shape, norm_err(out, out_ref, n),
             TOL_ELEMENTWISE);
-
-    fill(c, dout, n, -1.0f, 1.0f);
-    fill_grads(c, d1, d1_ref, n);
-    fill_grads(c, d2, d2_ref, n);
-    c->be->k.residual_backward(c->be->ctx, d1, d2, dout, n);
-    rg_ref_residual_backward(NULL, d1_ref, d2_ref, dout, n);
-    emit_op(c, RG_OP_RESIDUAL_BACKWARD, "dinp1", shape, norm_err(d1, d1_ref, n), TOL_ELEMENTWISE);
-    emit_op(c, RG_OP_RESIDUAL_BACKWARD, "dinp2", shape, norm_err(d2, d2_ref, n), TOL_ELEMENTWISE);
 done:
     release(c);
 }
@@ -360,8 +351,8 @@ static void check_embedding(conf *c, const conf_shape *s) {
             TOL_ELEMENTWISE);
 
     fill(c, dout, nout, -1.0f, 1.0f);
-    fill_grads(c, dwte, dwte_ref, nte);
-    fill_grads(c, dwpe, dwpe_ref, npe);
+    fill_accumulated(c, dwte, dwte_ref, nte);
+    fill_accumulated(c, dwpe, dwpe_ref, npe);
     c->be->k.embedding_backward(c->be->ctx, dwte, dwpe, dout, tokens, B, T, C);
     rg_ref_embedding_backward(NULL, dwte_ref, dwpe_ref, dout, tokens, B, T, C);
     /* dwte rows sum about B*T/V rows of dout, dwpe rows sum B: sums in any order. */
@@ -394,10 +385,8 @@ static void check_crossentropy(conf *c, const char *label, int N, int V) {
     emit_op(c, RG_OP_CROSSENTROPY_FORWARD, "probs", shape, norm_err(probs, probs_ref, n),
             TOL_SOFTMAX);
 
-    /* The increments are about dloss = 1/N, so the pre-fill is drawn at that scale. */
     const float dloss = 1.0f / (float)N;
-    fill(c, dlogits, n, -dloss, dloss);
-    memcpy(dlogits_ref, dlogits, n * sizeof(float));
+    fill_outputs(c, dlogits, dlogits_ref, n);
     c->be->k.crossentropy_backward(c->be->ctx, dlogits, probs_ref, targets, N, V, dloss);
     rg_ref_crossentropy_backward(NULL, dlogits_ref, probs_ref, targets, N, V, dloss);
     emit_op(c, RG_OP_CROSSENTROPY_BACKWARD, "dlogits", shape, norm_err(dlogits, dlogits_ref, n),

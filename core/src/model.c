@@ -145,29 +145,33 @@ static void act_sizes(const rg_model_config *cfg, int B, int T, size_t sizes[RG_
     sizes[15] = BT * V;                  /* probs */
 }
 
-/* Activation gradients are needed for one layer at a time, so they hold one layer's tensors (the
- * layer slab is reused from the last layer down to the first), the residual stream's gradient
- * twice (the layer's output and input, swapped per layer: encoded and residual3 slots) and the
- * logits'. The backward never writes gradients of att, the rstds or probs, so those are empty. */
+/* Activation gradients are needed for one layer at a time, and the residual stream's gradient is
+ * one buffer (rg_model_backward), so they hold one layer's worth, in rg_grad_acts order. */
 static void grad_act_sizes(const rg_model_config *cfg, int B, int T,
-                           size_t sizes[RG_NUM_ACT_TENSORS]) {
-    rg_model_config one_layer = *cfg;
-    one_layer.L = 1;
-    act_sizes(&one_layer, B, T, sizes);
-    sizes[2] = sizes[5] = sizes[9] = sizes[15] = 0; /* ln1_rstd, att, ln2_rstd, probs */
+                           size_t sizes[RG_NUM_GRAD_ACT_TENSORS]) {
+    size_t BT = (size_t)B * T, C = (size_t)cfg->C, V = (size_t)cfg->V;
+    sizes[0] = BT * C;     /* dres */
+    sizes[1] = BT * C;     /* dln1 */
+    sizes[2] = BT * 3 * C; /* dqkv */
+    sizes[3] = BT * C;     /* datty */
+    sizes[4] = BT * C;     /* dln2 */
+    sizes[5] = BT * 4 * C; /* dfch */
+    sizes[6] = BT * 4 * C; /* dfch_act */
+    sizes[7] = BT * V;     /* dlogits */
 }
 
-static size_t sum_sizes(const size_t sizes[RG_NUM_ACT_TENSORS]) {
+static size_t sum_sizes(const size_t *sizes, int count) {
     size_t n = 0;
-    for (int i = 0; i < RG_NUM_ACT_TENSORS; i++) n += sizes[i];
+    for (int i = 0; i < count; i++) n += sizes[i];
     return n;
 }
 
 double rg_model_train_bytes(const rg_model_config *cfg, int B, int T) {
-    size_t sizes[RG_NUM_ACT_TENSORS], grad_sizes[RG_NUM_ACT_TENSORS];
+    size_t sizes[RG_NUM_ACT_TENSORS], grad_sizes[RG_NUM_GRAD_ACT_TENSORS];
     act_sizes(cfg, B, T, sizes);
     grad_act_sizes(cfg, B, T, grad_sizes);
-    double acts = (double)sum_sizes(sizes) + (double)sum_sizes(grad_sizes);
+    double acts = (double)sum_sizes(sizes, RG_NUM_ACT_TENSORS) +
+                  (double)sum_sizes(grad_sizes, RG_NUM_GRAD_ACT_TENSORS);
     double BT = (double)B * T;
     /* params, grads, m, v; acts and grad acts; losses; inputs and targets */
     return 4.0 * (4.0 * (double)rg_model_num_params(cfg) + acts + BT) + 8.0 * BT;
@@ -180,6 +184,17 @@ static void slice_acts(rg_acts *a, float *memory, const size_t sizes[RG_NUM_ACT_
         &a->attproj, &a->residual2, &a->ln2, &a->ln2_rstd, &a->fch,  &a->fch_act,
         &a->fcproj,  &a->residual3, &a->logits, &a->probs};
     for (int i = 0; i < RG_NUM_ACT_TENSORS; i++) {
+        *ptrs[i] = memory;
+        memory += sizes[i];
+    }
+}
+
+/* The same for the activation gradients, in rg_grad_acts order. */
+static void slice_grad_acts(rg_grad_acts *g, float *memory,
+                            const size_t sizes[RG_NUM_GRAD_ACT_TENSORS]) {
+    float **ptrs[RG_NUM_GRAD_ACT_TENSORS] = {&g->dres, &g->dln1, &g->dqkv,     &g->datty,
+                                             &g->dln2, &g->dfch, &g->dfch_act, &g->dlogits};
+    for (int i = 0; i < RG_NUM_GRAD_ACT_TENSORS; i++) {
         *ptrs[i] = memory;
         memory += sizes[i];
     }
@@ -254,10 +269,11 @@ int rg_model_set_batch(rg_model *m, int B, int T, char *err, size_t err_len) {
         return 0;
     }
     free_acts(m);
-    size_t sizes[RG_NUM_ACT_TENSORS], grad_sizes[RG_NUM_ACT_TENSORS];
+    size_t sizes[RG_NUM_ACT_TENSORS], grad_sizes[RG_NUM_GRAD_ACT_TENSORS];
     act_sizes(&m->cfg, B, T, sizes);
     grad_act_sizes(&m->cfg, B, T, grad_sizes);
-    size_t n = sum_sizes(sizes), n_grad = sum_sizes(grad_sizes);
+    size_t n = sum_sizes(sizes, RG_NUM_ACT_TENSORS);
+    size_t n_grad = sum_sizes(grad_sizes, RG_NUM_GRAD_ACT_TENSORS);
     size_t BT = (size_t)B * T;
     m->acts_memory = alloc_floats(n);
     m->grad_acts_memory = alloc_floats(n_grad);
@@ -271,7 +287,7 @@ int rg_model_set_batch(rg_model *m, int B, int T, char *err, size_t err_len) {
         return -1;
     }
     slice_acts(&m->acts, m->acts_memory, sizes);
-    slice_acts(&m->grad_acts, m->grad_acts_memory, grad_sizes);
+    slice_grad_acts(&m->grad_acts, m->grad_acts_memory, grad_sizes);
     m->num_acts = n;
     m->B = B;
     m->T = T;
@@ -317,8 +333,8 @@ static void op_end(rg_ops *ops, rg_op_kind kind, double t0) {
 /* ---------------------------------------------------------------------------------------------- */
 /* forward / backward */
 
-/* Per-layer slices of the activations (or of their gradients) at shape (B,T): a layer's tensors
- * are packed at the front of each region, so a smaller forward than the allocated one fits. */
+/* Per-layer slices of the activations at shape (B,T): a layer's tensors are packed at the front of
+ * each region, so a smaller forward than the allocated one fits. */
 typedef struct layer_acts {
     float *ln1, *ln1_rstd, *qkv, *atty, *att, *attproj, *residual2;
     float *ln2, *ln2_rstd, *fch, *fch_act, *fcproj, *residual3;
@@ -430,8 +446,6 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
     }
 }
 
-static void zero_floats(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
-
 void rg_model_zero_grad(rg_model *m) {
     if (m->grads_memory) {
         memset(m->grads_memory, 0, m->num_params * sizeof(float));
@@ -447,71 +461,45 @@ void rg_model_backward(rg_model *m, rg_ops *ops) {
         return;
     }
     size_t N = (size_t)B * T;
-    /* Every backward op accumulates, so each activation gradient is zeroed right before the first op
-     * that adds into it (while it is about to be touched anyway), at this pass's (B,T), and only
-     * those the ops use. Parameter gradients accumulate across passes until rg_model_zero_grad. */
-
+    /* Each op overwrites the activation gradient it produces, so none is zeroed; parameter
+     * gradients accumulate across passes until rg_model_zero_grad. g->dres is the residual
+     * stream's gradient: a skip connection passes it on unchanged, so one buffer serves every
+     * layer, and the rmsnorm_backward at the start of each branch adds the branch's part into it. */
     rg_acts *a = &m->acts;
-    rg_acts *g = &m->grad_acts;
+    rg_grad_acts *g = &m->grad_acts;
     /* loss = mean over the N positions, so each position's loss has weight 1/N */
-    zero_floats(g->logits, N * V);
-    RG_OP(ops, RG_OP_CROSSENTROPY_BACKWARD, crossentropy_backward, g->logits, a->probs, m->targets,
-          (int)N, V, 1.0f / (float)N);
+    RG_OP(ops, RG_OP_CROSSENTROPY_BACKWARD, crossentropy_backward, g->dlogits, a->probs,
+          m->targets, (int)N, V, 1.0f / (float)N);
     float *final = layer_slice(a, cfg, L - 1, B, T).residual3;
-    /* one layer's gradient slab, reused by every layer; dres_out is the gradient of the current
-     * layer's output, dres_in that of its input, swapped after each layer */
-    layer_acts dla = layer_slice(g, cfg, 0, B, T);
-    float *dres_out = dla.residual3, *dres_in = dla.residual;
-    zero_floats(dres_out, N * C);
-    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dres_out, m->grads.wlm, g->logits, final,
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dres, m->grads.wlm, g->dlogits, final,
           m->params.wlm, (int)N, C, V);
 
     for (int l = L - 1; l >= 0; l--) {
         layer_acts la = layer_slice(a, cfg, l, B, T);
-        dla.residual3 = dres_out;
-        dla.residual = dres_in;
         layer_params lw = layer_weights(&m->params, cfg, l);
         layer_params dlw = layer_weights(&m->grads, cfg, l);
-        /* dla.residual3 was zeroed and filled as the next layer's input gradient (or by the head).
-         * The others are zeroed each right before the op that first adds into it, so that the
-         * zeroed lines are still in cache when that op reads them (a layer's slab is several times
-         * the L2). */
-        zero_floats(dla.residual2, N * C);
-        zero_floats(dla.fcproj, N * C);
-        /* MLP block, in reverse */
-        RG_OP(ops, RG_OP_RESIDUAL_BACKWARD, residual_backward, dla.residual2, dla.fcproj,
-              dla.residual3, N * C);
-        zero_floats(dla.fch_act, N * 4 * C);
-        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dla.fch_act, dlw.w2, dla.fcproj,
+        /* MLP block, in reverse. dres holds the gradient of residual3, which is also that of
+         * fcproj and (through the skip connection) of residual2. */
+        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dfch_act, dlw.w2, g->dres,
               la.fch_act, lw.w2, (int)N, 4 * C, C);
-        zero_floats(dla.fch, N * 4 * C);
-        RG_OP(ops, RG_OP_SQRELU_BACKWARD, sqrelu_backward, dla.fch, dla.fch_act, la.fch, N * 4 * C);
-        zero_floats(dla.ln2, N * C);
-        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dla.ln2, dlw.w1, dla.fch, la.ln2, lw.w1,
+        RG_OP(ops, RG_OP_SQRELU_BACKWARD, sqrelu_backward, g->dfch, g->dfch_act, la.fch, N * 4 * C);
+        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dln2, dlw.w1, g->dfch, la.ln2, lw.w1,
               (int)N, C, 4 * C);
-        RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, dla.residual2, dla.ln2, la.residual2,
+        RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, g->dln2, la.residual2,
               la.ln2_rstd, (int)N, C);
-        /* attention block, in reverse */
-        zero_floats(dla.residual, N * C);
-        zero_floats(dla.attproj, N * C);
-        RG_OP(ops, RG_OP_RESIDUAL_BACKWARD, residual_backward, dla.residual, dla.attproj,
-              dla.residual2, N * C);
-        zero_floats(dla.atty, N * C);
-        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dla.atty, dlw.wo, dla.attproj, la.atty,
+        /* attention block, in reverse: dres now holds the gradient of residual2, which is also
+         * that of attproj and of the layer's input */
+        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->datty, dlw.wo, g->dres, la.atty,
               lw.wo, (int)N, C, C);
-        zero_floats(dla.qkv, N * 3 * C);
-        RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, dla.qkv, dla.atty, la.qkv, la.att,
+        RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, g->dqkv, g->datty, la.qkv, la.att,
               B, T, C, NH);
-        zero_floats(dla.ln1, N * C);
-        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dla.ln1, dlw.wqkv, dla.qkv, la.ln1,
+        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dln1, dlw.wqkv, g->dqkv, la.ln1,
               lw.wqkv, (int)N, C, 3 * C);
-        RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, dla.residual, dla.ln1, la.residual,
+        RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, g->dln1, la.residual,
               la.ln1_rstd, (int)N, C);
-        float *t = dres_out;
-        dres_out = dres_in;
-        dres_in = t;
+        /* dres now holds the gradient of the layer's input: the previous layer's residual3 */
     }
-    RG_OP(ops, RG_OP_EMBEDDING_BACKWARD, embedding_backward, m->grads.wte, m->grads.wpe, dres_out,
+    RG_OP(ops, RG_OP_EMBEDDING_BACKWARD, embedding_backward, m->grads.wte, m->grads.wpe, g->dres,
           m->inputs, B, T, C);
 }
 

@@ -35,7 +35,6 @@ static const op_desc op_descs[RG_OP_COUNT] = {
     [RG_OP_SQRELU_FORWARD] = OP(sqrelu_forward, 0),
     [RG_OP_SQRELU_BACKWARD] = OP(sqrelu_backward, 0),
     [RG_OP_RESIDUAL_FORWARD] = OP(residual_forward, 0),
-    [RG_OP_RESIDUAL_BACKWARD] = OP(residual_backward, 0),
     [RG_OP_EMBEDDING_FORWARD] = OP(embedding_forward, 0),
     [RG_OP_EMBEDDING_BACKWARD] = OP(embedding_backward, 0),
     [RG_OP_CROSSENTROPY_FORWARD] = OP(crossentropy_forward, 0),

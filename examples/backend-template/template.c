@@ -51,11 +51,13 @@ static void template_matmul_forward(rg_backend_ctx *ctx, float *out, const float
         }
 }
 
-/* dinp is (N,C), dweight is (OC,C), dout is (N,OC): dinp += dout @ weight; dweight += dout^T @ inp.
+/* dinp is (N,C), dweight is (OC,C), dout is (N,OC), inp is (N,C), weight is (OC,C):
+ * dinp = dout @ weight (overwritten, so zeroed first); dweight += dout^T @ inp (accumulated).
  * The i-k-j order keeps the innermost loop contiguous in both operands. */
 static void template_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight,
                                      const float *dout, const float *inp, const float *weight,
                                      int N, int C, int OC) {
+    memset(dinp, 0, (size_t)N * C * sizeof *dinp);
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             float d = dout[(size_t)n * OC + o];
@@ -102,12 +104,14 @@ static void template_attention_forward(rg_backend_ctx *ctx, float *out, float *a
             }
 }
 
-/* dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C), att is (B,NH,T,T): dqkv += d attention. */
+/* dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C), att is (B,NH,T,T): dqkv = d attention
+ * (overwritten, so zeroed first: each position's dk and dv gather terms from every later query). */
 static void template_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float *dout,
                                         const float *qkv, const float *att, int B, int T, int C,
                                         int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
+    memset(dqkv, 0, (size_t)B * T * 3 * C * sizeof *dqkv);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++)
             for (int t = 0; t < T; t++) {

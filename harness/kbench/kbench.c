@@ -107,8 +107,7 @@ static void kb_buffer_sizes(const kb_case *c, size_t sz[6], size_t *ntok) {
         break;
     case RG_OP_SQRELU_FORWARD:
     case RG_OP_SQRELU_BACKWARD:
-    case RG_OP_RESIDUAL_FORWARD:
-    case RG_OP_RESIDUAL_BACKWARD: /* three vectors of n */
+    case RG_OP_RESIDUAL_FORWARD: /* three vectors of n */
         sz[0] = sz[1] = sz[2] = c->n;
         break;
     case RG_OP_EMBEDDING_FORWARD:  /* out, wte, wpe */
@@ -195,7 +194,6 @@ static void kb_run(void *user, int64_t iters) {
         case RG_OP_SQRELU_FORWARD: k->sqrelu_forward(x, b[0], b[1], c->n); break;
         case RG_OP_SQRELU_BACKWARD: k->sqrelu_backward(x, b[0], b[1], b[2], c->n); break;
         case RG_OP_RESIDUAL_FORWARD: k->residual_forward(x, b[0], b[1], b[2], c->n); break;
-        case RG_OP_RESIDUAL_BACKWARD: k->residual_backward(x, b[0], b[1], b[2], c->n); break;
         case RG_OP_EMBEDDING_FORWARD:
             k->embedding_forward(x, b[0], c->tok, b[1], b[2], c->B, c->T, c->C);
             break;
@@ -228,7 +226,8 @@ static double kb_flops(const kb_case *c) {
 }
 
 /* Bytes each memory-bound op must move per call: every float read plus every float written (a +=
- * output counts twice), and the int32 tokens. 0 for the compute-bound ops. */
+ * output counts twice, an overwritten one once), and the int32 tokens. 0 for the compute-bound
+ * ops. */
 static double kb_bytes(const kb_case *c) {
     const double N = (double)c->B * c->T, C = c->C, V = c->V, n = (double)c->n;
     switch (c->op) {
@@ -236,13 +235,12 @@ static double kb_bytes(const kb_case *c) {
     case RG_OP_RMSNORM_FORWARD: return 4.0 * (2.0 * N * C + N);
     case RG_OP_RMSNORM_BACKWARD: return 4.0 * (4.0 * N * C + N);
     case RG_OP_SQRELU_FORWARD: return 4.0 * 2.0 * n;
-    case RG_OP_SQRELU_BACKWARD: return 4.0 * 4.0 * n;
+    case RG_OP_SQRELU_BACKWARD: return 4.0 * 3.0 * n;
     case RG_OP_RESIDUAL_FORWARD: return 4.0 * 3.0 * n;
-    case RG_OP_RESIDUAL_BACKWARD: return 4.0 * 5.0 * n;
     case RG_OP_EMBEDDING_FORWARD: return 4.0 * (3.0 * N * C + N);
     case RG_OP_EMBEDDING_BACKWARD: return 4.0 * (5.0 * N * C + N);
     case RG_OP_CROSSENTROPY_FORWARD: return 4.0 * (2.0 * N * V + 2.0 * N);
-    case RG_OP_CROSSENTROPY_BACKWARD: return 4.0 * (3.0 * N * V + N);
+    case RG_OP_CROSSENTROPY_BACKWARD: return 4.0 * (2.0 * N * V + N);
     case RG_OP_SUM_SQUARES: return 4.0 * n;
     default: return 0.0;
     }
@@ -347,7 +345,7 @@ static int kb_register_pair(kb_list *list, const rg_plugin *plugin, const rg_bac
             /* element counts as in one training step: the MLP hidden for sqrelu, the residual
              * stream for residual, every parameter for adamw and the gradient norm */
             if (op == RG_OP_SQRELU_FORWARD || op == RG_OP_SQRELU_BACKWARD) c->n = N * 4 * p->C;
-            if (op == RG_OP_RESIDUAL_FORWARD || op == RG_OP_RESIDUAL_BACKWARD) c->n = N * p->C;
+            if (op == RG_OP_RESIDUAL_FORWARD) c->n = N * p->C;
             if (op == RG_OP_ADAMW || op == RG_OP_SUM_SQUARES) c->n = num_params;
 
             int is_native = (native_mask >> op) & 1u;

@@ -13,8 +13,8 @@ import unittest
 
 OPS = ["matmul_forward", "matmul_backward", "attention_forward", "attention_backward",
        "adamw_step", "rmsnorm_forward", "rmsnorm_backward", "sqrelu_forward", "sqrelu_backward",
-       "residual_forward", "residual_backward", "embedding_forward", "embedding_backward",
-       "crossentropy_forward", "crossentropy_backward", "sum_squares"]
+       "residual_forward", "embedding_forward", "embedding_backward", "crossentropy_forward",
+       "crossentropy_backward", "sum_squares"]
 SHAPES = ["qkv", "attproj", "fc", "fcproj", "lmhead"]
 # tiny preset (GUIDE section 2) and the default vocabulary
 B, T, C, NH, L, V = 16, 32, 64, 4, 2, 67
@@ -44,7 +44,7 @@ class KbenchJson(unittest.TestCase):
             else:
                 expected.add("single/t1/%s/real_time" % op)
         self.assertEqual(set(self.bench), expected)
-        self.assertEqual(len(self.doc["benchmarks"]), 16 + 2 * 4)
+        self.assertEqual(len(self.doc["benchmarks"]), len(OPS) + 2 * 4)
 
     def test_context(self):
         ctx = self.doc["context"]
@@ -77,7 +77,10 @@ class KbenchJson(unittest.TestCase):
         self.check_work("single/t1/adamw_step/real_time", "bytes", 4 * 7 * params)
         self.check_work("single/t1/sum_squares/real_time", "bytes", 4 * params)
         self.check_work("single/t1/sqrelu_forward/real_time", "bytes", 4 * 2 * N * 4 * C)
-        self.check_work("single/t1/residual_backward/real_time", "bytes", 4 * 5 * N * C)
+        self.check_work("single/t1/residual_forward/real_time", "bytes", 4 * 3 * N * C)
+        # overwritten gradients: read dout and the forward's input, write dinp once
+        self.check_work("single/t1/sqrelu_backward/real_time", "bytes", 4 * 3 * N * 4 * C)
+        self.check_work("single/t1/crossentropy_backward/real_time", "bytes", 4 * (2 * N * V + N))
         self.check_work("single/t1/crossentropy_forward/real_time", "bytes",
                         4 * (2 * N * V + 2 * N))
         self.assertNotIn("flops", self.bench["single/t1/adamw_step/real_time"])

@@ -77,7 +77,7 @@ void rg_blas_describe(const rg_backend_ctx *ctx, const char *library, const char
 void rg_blas_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp, const float *weight,
                             int N, int C, int OC);
 /* dinp is (N,C), dweight is (OC,C), dout is (N,OC), inp is (N,C), weight is (OC,C):
- * dinp += dout @ weight; dweight += dout^T @ inp. */
+ * dinp = dout @ weight (overwritten); dweight += dout^T @ inp (accumulated). */
 void rg_blas_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
                              const float *inp, const float *weight, int N, int C, int OC);
 

@@ -77,7 +77,9 @@ int rg_par_config_threads(const rg_backend_config *cfg, const char *backend, cha
 /* The vector instruction set the kernels were compiled for: "AVX-512", "AVX2" or "generic". */
 const char *rg_par_kernel_isa(void);
 
-/* ---- ops with the exact rg_backend signatures (ctx must start with rg_par_backend) ---- */
+/* ---- ops with the exact rg_backend signatures and contracts (ctx must start with
+ * rg_par_backend): activation gradients overwritten, parameter gradients and rmsnorm's dinp
+ * accumulated, as backend.h says ---- */
 void rg_par_op_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,
                               const float *weight, int N, int C, int OC);
 void rg_par_op_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
@@ -98,8 +100,6 @@ void rg_par_op_sqrelu_backward(rg_backend_ctx *ctx, float *dinp, const float *do
                                const float *inp, size_t n);
 void rg_par_op_residual_forward(rg_backend_ctx *ctx, float *out, const float *inp1,
                                 const float *inp2, size_t n);
-void rg_par_op_residual_backward(rg_backend_ctx *ctx, float *dinp1, float *dinp2,
-                                 const float *dout, size_t n);
 void rg_par_op_embedding_forward(rg_backend_ctx *ctx, float *out, const int32_t *tokens,
                                  const float *wte, const float *wpe, int B, int T, int C);
 void rg_par_op_embedding_backward(rg_backend_ctx *ctx, float *dwte, float *dwpe,
@@ -126,7 +126,6 @@ double rg_par_op_sum_squares(rg_backend_ctx *ctx, const float *x, size_t n);
     .sqrelu_forward = rg_par_op_sqrelu_forward,               \
     .sqrelu_backward = rg_par_op_sqrelu_backward,             \
     .residual_forward = rg_par_op_residual_forward,           \
-    .residual_backward = rg_par_op_residual_backward,         \
     .embedding_forward = rg_par_op_embedding_forward,         \
     .embedding_backward = rg_par_op_embedding_backward,       \
     .crossentropy_forward = rg_par_op_crossentropy_forward,   \

@@ -28,10 +28,10 @@ typedef struct attn_args {
 
 static int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-/* For r < RB and j < w (w <= VL): out[r][j] (+)= sum_k<K a[r][k*lda] * b[k*ldb + j].
+/* For r < RB and j < w (w <= VL): out[r][j] = sum_k<K a[r][k*lda] * b[k*ldb + j].
  * a[r] are row pointers (duplicates allowed), out[r] distinct row pointers. */
 static void rows8(int K, const float *const a[RB], size_t lda, const float *b, size_t ldb,
-                  float *const out[RB], int w, int accumulate) {
+                  float *const out[RB], int w) {
     if (w == VL) {
         rg_vf acc[RB];
         for (int r = 0; r < RB; r++) {
@@ -45,8 +45,7 @@ static void rows8(int K, const float *const a[RB], size_t lda, const float *b, s
             }
         }
         for (int r = 0; r < RB; r++) {
-            rg_vfu *o = (rg_vfu *)out[r];
-            *o = accumulate ? *o + acc[r] : acc[r];
+            *(rg_vfu *)out[r] = acc[r];
         }
         return;
     }
@@ -56,7 +55,7 @@ static void rows8(int K, const float *const a[RB], size_t lda, const float *b, s
             for (int k = 0; k < K; k++) {
                 acc += a[r][k * lda] * b[k * ldb + j];
             }
-            out[r][j] = accumulate ? out[r][j] + acc : acc;
+            out[r][j] = acc;
         }
     }
 }
@@ -76,12 +75,12 @@ static void block_rows(const float *rows_in[RB], float *rows_out[RB], const floa
     }
 }
 
-/* out (RB rows from r0, row stride ld_out, n columns) (+)= a (rows r0.., K) @ b (K, n), with the
+/* out (RB rows from r0, row stride ld_out, n columns) = a (rows r0.., K) @ b (K, n), with the
  * columns of b at stride 1 and its rows at stride ldb; a row r at a_base + r*lda_row, its k-th
  * element at stride lda. Rows past nrows go to sink. */
 static void block_product(float *out, size_t ld_out, const float *a_base, size_t lda_row,
                           size_t lda, const float *b, size_t ldb, int K, int r0, int nrows,
-                          int ncols, int accumulate, float *sink) {
+                          int ncols, float *sink) {
     const float *a[RB];
     float *o[RB];
     block_rows(a, o, a_base, lda_row, out, ld_out, r0, nrows, sink);
@@ -91,7 +90,7 @@ static void block_product(float *out, size_t ld_out, const float *a_base, size_t
             oj[r] = o[r] == sink ? sink : o[r] + j;
         }
         int w = ncols - j < VL ? ncols - j : VL;
-        rows8(K, a, lda, b + j, ldb, oj, w, accumulate);
+        rows8(K, a, lda, b + j, ldb, oj, w);
     }
 }
 
@@ -117,6 +116,90 @@ static size_t attn_workspace(int T, int hs) {
     return (size_t)hs * Tp + (size_t)T * Tp + VL;
 }
 
+/* Lanes [0, n - (nv-1)*VL) of the last of the nv = ceil(n/VL) vectors that cover n floats. */
+static rg_vi last_vector_lanes(int n, int nv) {
+    rg_vi lane;
+    for (int i = 0; i < VL; i++) {
+        lane[i] = i;
+    }
+    return lane < n - (nv - 1) * VL;
+}
+
+/* s is one row of scores (Tp = round_up(T, VL) floats, whole vectors, aligned), arow its row of
+ * att (T floats), n = t + 1 the keys the row sees: arow[0, n) = softmax(scale s[0, n)),
+ * arow[n, T) = 0 (the causal mask). s is overwritten. Whole vectors throughout, the last one
+ * masked: per-element loops over a row of variable length cost more than the exps. */
+static void softmax_row(float *s, float *arow, int n, int T, float scale) {
+    int nv = (n + VL - 1) / VL;
+    rg_vi valid = last_vector_lanes(n, nv);
+    rg_vf *sv = (rg_vf *)s;
+    rg_vf mx = rg_par_splat(-INFINITY);
+    for (int v = 0; v < nv; v++) {
+        rg_vf x = sv[v] * scale;
+        if (v == nv - 1) {
+            x = rg_par_select(valid, x, rg_par_splat(-INFINITY));
+        }
+        sv[v] = x;
+        mx = rg_par_vmax(mx, x);
+    }
+    float m = rg_par_hmax(mx);
+    rg_vf sum = {0};
+    for (int v = 0; v < nv; v++) {
+        rg_vf e = rg_par_expv(sv[v] - m);
+        if (v == nv - 1) {
+            e = rg_par_select(valid, e, (rg_vf){0});
+        }
+        sv[v] = e;
+        sum += e;
+    }
+    rg_vf inv = rg_par_splat(1.0f / rg_par_hsum(sum));
+    if (T % VL == 0) { /* rows of att are whole vectors: lanes past n are already 0 */
+        for (int v = 0; v < nv; v++) {
+            *(rg_vfu *)(arow + v * VL) = sv[v] * inv;
+        }
+        for (int v = nv; v < T / VL; v++) {
+            *(rg_vfu *)(arow + v * VL) = (rg_vf){0};
+        }
+        return;
+    }
+    for (int v = 0; v < nv; v++) {
+        sv[v] *= inv;
+    }
+    memcpy(arow, s, (size_t)n * sizeof(float));
+    memset(arow + n, 0, (size_t)(T - n) * sizeof(float));
+}
+
+/* ds is one row of datt (Tp floats, whole vectors, aligned, computed over at least the first
+ * ceil(n/VL) vectors), arow its row of att (T floats, 0 past n): ds[0, n) = scale arow (ds -
+ * arow . ds), ds[n, Tp) = 0. */
+static void softmax_backward_row(float *ds, const float *arow, int n, int T, float scale) {
+    int Tp = round_up(T, VL);
+    if (T % VL != 0) { /* rows of att are not whole vectors: element by element */
+        float dot = rg_par_dot(arow, ds, n);
+        for (int t2 = 0; t2 < n; t2++) {
+            ds[t2] = arow[t2] * (ds[t2] - dot) * scale;
+        }
+        memset(ds + n, 0, (size_t)(Tp - n) * sizeof(float));
+        return;
+    }
+    int nv = (n + VL - 1) / VL;
+    rg_vi valid = last_vector_lanes(n, nv);
+    rg_vf *dv = (rg_vf *)ds;
+    const rg_vfu *av = (const rg_vfu *)arow;
+    rg_vf acc = {0};
+    for (int v = 0; v < nv; v++) {
+        acc += av[v] * dv[v]; /* att is 0 past n */
+    }
+    float dot = rg_par_hsum(acc);
+    for (int v = 0; v < nv; v++) {
+        rg_vf d = av[v] * (dv[v] - dot) * scale;
+        dv[v] = v == nv - 1 ? rg_par_select(valid, d, (rg_vf){0}) : d;
+    }
+    for (int v = nv; v < Tp / VL; v++) {
+        dv[v] = (rg_vf){0};
+    }
+}
+
 /* Pairs [begin, end) of the (B, NH) grid. out is (B,T,C), att is (B,NH,T,T), qkv is (B,T,3C). */
 static void attention_forward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const attn_args *a = arg;
@@ -136,24 +219,12 @@ static void attention_forward_range(void *arg, int64_t begin, int64_t end, int t
         for (int t0 = 0; t0 < T; t0 += RB) {
             int tlast = t0 + RB < T ? t0 + RB : T; /* rows [t0, tlast) see keys [0, tlast) */
             /* S rows = q . k over the keys the block can see, in whole vectors */
-            block_product(S, Tp, q0, C3, 1, kt, Tp, hs, t0, T, round_up(tlast, VL), 0, sink);
+            block_product(S, Tp, q0, C3, 1, kt, Tp, hs, t0, T, round_up(tlast, VL), sink);
             for (int t = t0; t < tlast; t++) {
-                float *s = S + (size_t)t * Tp;
-                float *arow = att + (size_t)t * T;
-                int n = t + 1, np = round_up(n, VL);
-                /* -inf past t, so max and exp run on whole vectors: e^-inf comes out as the
-                 * clamp's 1.6e-38, which leaves a sum >= 1 (the maximum's term) bit-identical */
-                for (int t2 = 0; t2 < np; t2++) {
-                    s[t2] = t2 < n ? s[t2] * scale : -INFINITY;
-                }
-                float inv = 1.0f / rg_par_exp_sum(s, np, rg_par_max(s, np));
-                for (int t2 = 0; t2 < n; t2++) {
-                    arow[t2] = s[t2] * inv;
-                }
-                memset(arow + n, 0, (size_t)(T - n) * sizeof(float)); /* causal mask */
+                softmax_row(S + (size_t)t * Tp, att + (size_t)t * T, t + 1, T, scale);
             }
             /* out rows = att rows @ V over keys [0, tlast) */
-            block_product(out, C, att, T, 1, v0, C3, tlast, t0, T, hs, 0, sink);
+            block_product(out, C, att, T, 1, v0, C3, tlast, t0, T, hs, sink);
         }
     }
 }
@@ -185,7 +256,9 @@ void rg_par_op_attention_forward(rg_backend_ctx *ctx, float *out, float *att, co
 
 /* Pairs [begin, end). dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C), att is (B,NH,T,T).
  * With datt[t][t2] = dout[t] . v[t2] and dS[t][t2] = scale att (datt - sum_t3 att datt[t][t3]):
- * dq += dS k, dk += dS^T q, dv += att^T dout (dS and att are zero past the diagonal). */
+ * dq = dS k, dk = dS^T q, dv = att^T dout (dS and att are zero past the diagonal). Each block of
+ * rows of dq, dk and dv is one product over all its terms, written directly: the pair's slice of
+ * dqkv is overwritten without being zeroed first. */
 static void attention_backward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const attn_args *a = arg;
     int T = a->T, C = a->C, NH = a->NH, hs = C / NH, C3 = 3 * C, Tp = round_up(T, VL);
@@ -207,27 +280,20 @@ static void attention_backward_range(void *arg, int64_t begin, int64_t end, int 
         for (int t0 = 0; t0 < T; t0 += RB) {
             int tlast = t0 + RB < T ? t0 + RB : T;
             /* datt rows = dout . v over the visible keys, then dS in place */
-            block_product(dS, Tp, dy0, C, 1, vt, Tp, hs, t0, T, round_up(tlast, VL), 0, sink);
+            block_product(dS, Tp, dy0, C, 1, vt, Tp, hs, t0, T, round_up(tlast, VL), sink);
             for (int t = t0; t < tlast; t++) {
-                const float *arow = att + (size_t)t * T;
-                float *ds = dS + (size_t)t * Tp;
-                int n = t + 1;
-                float dot = rg_par_dot(arow, ds, n);
-                for (int t2 = 0; t2 < n; t2++) {
-                    ds[t2] = arow[t2] * (ds[t2] - dot) * scale;
-                }
-                memset(ds + n, 0, (size_t)(Tp - n) * sizeof(float));
+                softmax_backward_row(dS + (size_t)t * Tp, att + (size_t)t * T, t + 1, T, scale);
             }
-            /* dq rows += dS rows @ K over keys [0, tlast) */
-            block_product(dq0, C3, dS, Tp, 1, k0, C3, tlast, t0, T, hs, 1, sink);
+            /* dq rows = dS rows @ K over keys [0, tlast) */
+            block_product(dq0, C3, dS, Tp, 1, k0, C3, tlast, t0, T, hs, sink);
         }
-        /* dk and dv rows t2 in blocks from t0: dk[t2] += sum_t dS[t][t2] q[t] and
-         * dv[t2] += sum_t att[t][t2] dout[t], over queries t >= t0 (the terms t < t2 are zero) */
+        /* dk and dv rows t2 in blocks from t0: dk[t2] = sum_t dS[t][t2] q[t] and
+         * dv[t2] = sum_t att[t][t2] dout[t], over queries t >= t0 (the terms t < t2 are zero) */
         for (int t0 = 0; t0 < T; t0 += RB) {
             block_product(dk0, C3, dS + (size_t)t0 * Tp, 1, Tp, q0 + (size_t)t0 * C3, C3, T - t0,
-                          t0, T, hs, 1, sink);
+                          t0, T, hs, sink);
             block_product(dv0, C3, att + (size_t)t0 * T, 1, T, dy0 + (size_t)t0 * C, C, T - t0,
-                          t0, T, hs, 1, sink);
+                          t0, T, hs, sink);
         }
     }
 }

@@ -46,7 +46,7 @@ void rg_par_op_rmsnorm_forward(rg_backend_ctx *ctx, float *out, float *rstd, con
 }
 
 /* dinp is (N,C), dout is (N,C), inp is (N,C), rstd is (N). With y = x r:
- * dinp += r (dy - y mean(dy * y)). */
+ * dinp += r (dy - y mean(dy * y)) (accumulated into the residual stream's gradient). */
 static void rmsnorm_backward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const rows_args *a = arg;
     int C = a->C;
@@ -71,7 +71,7 @@ void rg_par_op_rmsnorm_backward(rg_backend_ctx *ctx, float *dinp, const float *d
 /* ---- element-wise: squared ReLU and residual ---- */
 
 typedef struct elem_args {
-    float *out, *out2;
+    float *out;
     const float *inp1, *inp2;
 } elem_args;
 
@@ -89,12 +89,12 @@ void rg_par_op_sqrelu_forward(rg_backend_ctx *ctx, float *out, const float *inp,
     rg_par_for(rg_par_of(ctx)->par, (int64_t)n, GRAIN_FLOATS, sqrelu_forward_range, &a);
 }
 
-/* dinp, dout, inp are (n): dinp += dout * 2 max(inp, 0). */
+/* dinp, dout, inp are (n): dinp = dout * 2 max(inp, 0) (overwritten). */
 static void sqrelu_backward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const elem_args *a = arg;
     for (int64_t i = begin; i < end; i++) {
         float r = a->inp2[i] > 0.0f ? a->inp2[i] : 0.0f;
-        a->out[i] += a->inp1[i] * 2.0f * r;
+        a->out[i] = a->inp1[i] * 2.0f * r;
     }
 }
 
@@ -116,21 +116,6 @@ void rg_par_op_residual_forward(rg_backend_ctx *ctx, float *out, const float *in
                                 const float *inp2, size_t n) {
     elem_args a = {.out = out, .inp1 = inp1, .inp2 = inp2};
     rg_par_for(rg_par_of(ctx)->par, (int64_t)n, GRAIN_FLOATS, residual_forward_range, &a);
-}
-
-/* dinp1, dinp2, dout are (n): dinp1 += dout; dinp2 += dout. */
-static void residual_backward_range(void *arg, int64_t begin, int64_t end, int tid) {
-    const elem_args *a = arg;
-    for (int64_t i = begin; i < end; i++) {
-        a->out[i] += a->inp1[i];
-        a->out2[i] += a->inp1[i];
-    }
-}
-
-void rg_par_op_residual_backward(rg_backend_ctx *ctx, float *dinp1, float *dinp2,
-                                 const float *dout, size_t n) {
-    elem_args a = {.out = dinp1, .out2 = dinp2, .inp1 = dout};
-    rg_par_for(rg_par_of(ctx)->par, (int64_t)n, GRAIN_FLOATS, residual_backward_range, &a);
 }
 
 /* ---- embedding ---- */
@@ -159,7 +144,8 @@ void rg_par_op_embedding_forward(rg_backend_ctx *ctx, float *out, const int32_t 
 
 /* Channel blocks [begin, end): every row of dout, but only these channels, so two threads never
  * write the same dwte or dwpe element (repeated tokens need no atomics) and every element sums its
- * rows in order. dwte is (V,C), dwpe is (maxT,C), dout is (B,T,C), tokens is (B,T). */
+ * rows in order. dwte is (V,C), dwpe is (maxT,C), dout is (B,T,C), tokens is (B,T):
+ * dwte[tok] += dout, dwpe[t] += dout (accumulated). */
 static void embedding_backward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const rows_args *a = arg;
     int C = a->C;
@@ -216,7 +202,7 @@ void rg_par_op_crossentropy_forward(rg_backend_ctx *ctx, float *losses, float *p
 }
 
 /* Rows [begin, end). dlogits is (N,V), probs is (N,V), targets is (N):
- * dlogits[i,j] += dloss * (probs[i,j] - (j == targets[i])). */
+ * dlogits[i,j] = dloss * (probs[i,j] - (j == targets[i])) (overwritten). */
 static void crossentropy_backward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const rows_args *a = arg;
     int V = a->V;
@@ -227,7 +213,7 @@ static void crossentropy_backward_range(void *arg, int64_t begin, int64_t end, i
         int target = a->idx[n];
         for (int j = 0; j < V; j++) {
             float indicator = j == target ? 1.0f : 0.0f;
-            dz[j] += dloss * (p[j] - indicator);
+            dz[j] = dloss * (p[j] - indicator);
         }
     }
 }

@@ -191,6 +191,16 @@ static float *copy_floats(const float *x, size_t n) {
     return p;
 }
 
+/* n floats of garbage in [-9, 9), unlike random_floats' values: an output that starts as it on one
+ * side and as random_floats on the other must be overwritten to compare equal. */
+static float *garbage_floats(size_t n) {
+    float *p = random_floats(n);
+    for (size_t i = 0; i < n; i++) {
+        p[i] *= 9.0f;
+    }
+    return p;
+}
+
 /* max |a - b| / max |b| */
 static double rel_err(const float *a, const float *b, size_t n) {
     double m = 0.0, mb = 0.0;
@@ -205,7 +215,8 @@ static double rel_err(const float *a, const float *b, size_t n) {
  * block in both directions), then edges of the tiles (1 row, sizes not multiples of the vector
  * width or of the blocks), with 1, 2 and 3 threads: all close to the reference, and every thread
  * count gives the same bits. The tolerance is that of the float reference itself, whose sums over
- * K in the thousands carry about 1e-6 of rounding. */
+ * K in the thousands carry about 1e-6 of rounding. dinp starts as different garbage here and in
+ * the reference (it is overwritten), dweight as the same values (it is accumulated). */
 static void test_matmul(void **state) {
     const int shapes[][3] = {{600, 128, 384}, {520, 512, 128}, {2048, 128, 67}, {1, 1, 1},
                              {1, 700, 33},     {37, 19, 45},     {300, 257, 9},  {9, 3, 130}};
@@ -215,6 +226,7 @@ static void test_matmul(void **state) {
         rg_rng_seed(&rng, 11 + s);
         float *inp = random_floats(n_inp), *w = random_floats(n_w), *dout = random_floats(n_out);
         float *dinp0 = random_floats(n_inp), *dw0 = random_floats(n_w);
+        float *dinp_garbage = garbage_floats(n_inp);
         /* reference results side by side: out, dinp, dw */
         float *ref = malloc((n_out + n_inp + n_w) * sizeof(float));
         memcpy(ref + n_out, dinp0, n_inp * sizeof(float));
@@ -226,7 +238,7 @@ static void test_matmul(void **state) {
             for (int threads = 1; threads <= 3; threads++) {
                 rg_backend_ctx *ctx = make_ctx((driver)d, threads);
                 float *res = malloc((n_out + n_inp + n_w) * sizeof(float));
-                memcpy(res + n_out, dinp0, n_inp * sizeof(float));
+                memcpy(res + n_out, dinp_garbage, n_inp * sizeof(float));
                 memcpy(res + n_out + n_inp, dw0, n_w * sizeof(float));
                 rg_par_op_matmul_forward(ctx, res, inp, w, N, C, OC);
                 rg_par_op_matmul_backward(ctx, res + n_out, res + n_out + n_inp, dout, inp, w, N,
@@ -250,6 +262,7 @@ static void test_matmul(void **state) {
             }
         }
         free(first); free(ref); free(inp); free(w); free(dout); free(dinp0); free(dw0);
+        free(dinp_garbage);
     }
 }
 
@@ -261,6 +274,7 @@ static void test_attention(void **state) {
         size_t nq = (size_t)B * T * 3 * C, no = (size_t)B * T * C, na = (size_t)B * NH * T * T;
         rg_rng_seed(&rng, 7 + s);
         float *qkv = random_floats(nq), *dout = random_floats(no), *dqkv0 = random_floats(nq);
+        float *dqkv_garbage = garbage_floats(nq); /* dqkv is overwritten: another start here */
         for (size_t i = 0; i < nq; i++) {
             qkv[i] *= 3.0f; /* peaked softmax rows too */
         }
@@ -275,7 +289,7 @@ static void test_attention(void **state) {
                 rg_backend_ctx *ctx = make_ctx((driver)d, threads);
                 float *res = malloc(total * sizeof(float));
                 float *out = res, *att = res + no, *dqkv = att + na;
-                memcpy(dqkv, dqkv0, nq * sizeof(float));
+                memcpy(dqkv, dqkv_garbage, nq * sizeof(float));
                 rg_par_op_attention_forward(ctx, out, att, qkv, B, T, C, NH);
                 rg_par_op_attention_backward(ctx, dqkv, dout, qkv, att, B, T, C, NH);
                 free_ctx(ctx);
@@ -298,7 +312,7 @@ static void test_attention(void **state) {
                 }
             }
         }
-        free(first); free(qkv); free(dout); free(dqkv0);
+        free(first); free(qkv); free(dout); free(dqkv0); free(dqkv_garbage);
         free(ref_out); free(ref_att); free(ref_dqkv);
     }
 }

@@ -14,8 +14,18 @@
  * may be used concurrently from different threads (kernels are re-entrant per instance).
  *
  * Conventions (llm.c style): arguments are outputs first, then inputs, then weights, then sizes.
- * Shapes are written in the comment of each op. Forward ops overwrite their outputs; backward ops
- * ACCUMULATE (+=) into every gradient they write, so the host zeroes gradients once per step.
+ * Shapes are written in the comment of each op, and whether each output is overwritten (=) or
+ * added into (+=):
+ *  - forward ops OVERWRITE (=) their outputs;
+ *  - gradients of PARAMETERS ACCUMULATE (+=): dweight of matmul_backward, dwte and dwpe of
+ *    embedding_backward. The host zeroes them once per step (so several backward passes can add up);
+ *  - gradients of ACTIVATIONS are OVERWRITTEN (=): every element of dinp of matmul_backward, dqkv of
+ *    attention_backward, dinp of sqrelu_backward and dlogits of crossentropy_backward is written,
+ *    whatever the buffer held before, so the host never zeroes them;
+ *  - one exception: rmsnorm_backward ADDS (+=) into dinp, the residual stream's gradient, which
+ *    already holds the gradient that the skip connection passes through unchanged.
+ * Version 2 introduced this split (version 1 accumulated into every gradient) and removed
+ * residual_backward: the residual stream's gradient is one buffer that the model passes on as is.
  *
  * Size names: B batch, T sequence length, C channels, NH heads (C % NH == 0), hs = C/NH,
  * N = B*T rows, OC output channels, V vocabulary size.
@@ -32,7 +42,7 @@ extern "C" {
 
 /* Bump on any change to rg_backend or to the contract of an op. A plugin built for another version
  * is refused by the loader with a message that names both versions. */
-#define RG_BACKEND_ABI_VERSION 1
+#define RG_BACKEND_ABI_VERSION 2
 
 #define RG_BACKEND_ENTRY_SYMBOL "randygpt_backend_entry"
 
@@ -84,7 +94,7 @@ typedef struct rg_backend {
     void (*matmul_forward)(rg_backend_ctx *ctx, float *out, const float *inp, const float *weight,
                            int N, int C, int OC);
     /* dinp is (N,C), dweight is (OC,C), dout is (N,OC), inp is (N,C), weight is (OC,C):
-     * dinp += dout @ weight; dweight += dout^T @ inp. */
+     * dinp = dout @ weight (overwritten); dweight += dout^T @ inp (accumulated). */
     void (*matmul_backward)(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
                             const float *inp, const float *weight, int N, int C, int OC);
     /* Causal multi-head self-attention.
@@ -94,7 +104,7 @@ typedef struct rg_backend {
     void (*attention_forward)(rg_backend_ctx *ctx, float *out, float *att, const float *qkv,
                               int B, int T, int C, int NH);
     /* dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C), att is (B,NH,T,T) from the forward:
-     * dqkv += gradient of out with respect to qkv. */
+     * dqkv = gradient of out with respect to qkv (overwritten, every element). */
     void (*attention_backward)(rg_backend_ctx *ctx, float *dqkv, const float *dout,
                                const float *qkv, const float *att, int B, int T, int C, int NH);
     /* AdamW on n parameters, in place. params, m, v are (n), grads is (n).
@@ -112,25 +122,23 @@ typedef struct rg_backend {
      * No learnable gain. */
     void (*rmsnorm_forward)(rg_backend_ctx *ctx, float *out, float *rstd, const float *inp,
                             int N, int C);
-    /* dinp is (N,C), dout is (N,C), inp is (N,C), rstd is (N): dinp += d rmsnorm. */
+    /* dinp is (N,C), dout is (N,C), inp is (N,C), rstd is (N): dinp += d rmsnorm (accumulated,
+     * unlike the other activation gradients: dinp is the residual stream's gradient, see above). */
     void (*rmsnorm_backward)(rg_backend_ctx *ctx, float *dinp, const float *dout, const float *inp,
                              const float *rstd, int N, int C);
     /* out, inp are (n): out = max(inp, 0)^2. */
     void (*sqrelu_forward)(rg_backend_ctx *ctx, float *out, const float *inp, size_t n);
-    /* dinp, dout, inp are (n): dinp += dout * 2 max(inp, 0). */
+    /* dinp, dout, inp are (n): dinp = dout * 2 max(inp, 0) (overwritten). */
     void (*sqrelu_backward)(rg_backend_ctx *ctx, float *dinp, const float *dout, const float *inp,
                             size_t n);
     /* out, inp1, inp2 are (n): out = inp1 + inp2 (out may alias inp1). */
     void (*residual_forward)(rg_backend_ctx *ctx, float *out, const float *inp1, const float *inp2,
                              size_t n);
-    /* dinp1, dinp2, dout are (n): dinp1 += dout; dinp2 += dout. */
-    void (*residual_backward)(rg_backend_ctx *ctx, float *dinp1, float *dinp2, const float *dout,
-                              size_t n);
     /* out is (B,T,C), tokens is (B,T), wte is (V,C), wpe is (maxT,C): out = wte[tok] + wpe[t]. */
     void (*embedding_forward)(rg_backend_ctx *ctx, float *out, const int32_t *tokens,
                               const float *wte, const float *wpe, int B, int T, int C);
     /* dwte is (V,C), dwpe is (maxT,C), dout is (B,T,C), tokens is (B,T): dwte[tok] += dout,
-     * dwpe[t] += dout. Several rows of dout may hit the same dwte row. */
+     * dwpe[t] += dout (accumulated). Several rows of dout may hit the same dwte row. */
     void (*embedding_backward)(rg_backend_ctx *ctx, float *dwte, float *dwpe, const float *dout,
                                const int32_t *tokens, int B, int T, int C);
     /* Fused softmax + cross-entropy. losses is (N), probs is (N,V), logits is (N,V), targets is (N):
@@ -138,7 +146,8 @@ typedef struct rg_backend {
     void (*crossentropy_forward)(rg_backend_ctx *ctx, float *losses, float *probs,
                                  const float *logits, const int32_t *targets, int N, int V);
     /* dlogits is (N,V), probs is (N,V), targets is (N): gradient of dloss * sum(losses):
-     * dlogits[i,j] += dloss * (probs[i,j] - (j == targets[i])). The host passes dloss = 1/N. */
+     * dlogits[i,j] = dloss * (probs[i,j] - (j == targets[i])) (overwritten). The host passes
+     * dloss = 1/N. */
     void (*crossentropy_backward)(rg_backend_ctx *ctx, float *dlogits, const float *probs,
                                   const int32_t *targets, int N, int V, float dloss);
     /* x is (n): returns sum(x^2), accumulated in double (used for gradient clipping). */

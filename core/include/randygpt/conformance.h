@@ -3,11 +3,14 @@
  * One implementation, used by `randygpt check` and by tests/test_conformance.c.
  *
  * Three parts, each a list of checks with a measured error, a tolerance and a verdict:
- *  - op:    every op kind (the 16 of rg_op_kind) through rg_ops, so an optional op the plugin does
- *           not provide runs the reference and is marked not native; compared with rg_ref_* on the
- *           same seeded random inputs at the shapes of the chosen presets and at odd shapes.
- *           Error = max|x - ref| / max(1e-6, max|ref|) over one output buffer; backward ops get
- *           their gradient buffers pre-filled with random values, which checks += semantics.
+ *  - op:    every op kind (the RG_OP_COUNT of rg_op_kind) through rg_ops, so an optional op the
+ *           plugin does not provide runs the reference and is marked not native; compared with
+ *           rg_ref_* on the same seeded random inputs at the shapes of the chosen presets and at odd
+ *           shapes. Error = max|x - ref| / max(1e-6, max|ref|) over one output buffer. Outputs that
+ *           the contract overwrites (forward outputs, activation gradients) start as different
+ *           garbage on the two sides, so an element left unwritten or added into fails; gradients it
+ *           accumulates (dweight, dwte, dwpe, rmsnorm's dinp) start as the same random values on
+ *           both sides, so one overwritten instead of added into fails.
  *  - step:  one training step of the tiny preset on a fixed batch: loss, every parameter gradient
  *           tensor, and the parameters after the AdamW update, against the reference model.
  *  - train: RG_CONF_TRAIN_STEPS steps of the tiny preset on fixed synthetic batches: the losses

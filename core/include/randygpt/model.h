@@ -68,6 +68,21 @@ typedef struct rg_acts {
     /* losses (B, T) are kept separately below */
 } rg_acts;
 
+/* Gradients of the activations that a backward pass at (B,T) uses, one allocation. Every op
+ * overwrites the gradient it produces (backend.h), so none of them is ever zeroed; the layer ones
+ * are reused by every layer, from the last down. */
+#define RG_NUM_GRAD_ACT_TENSORS 8
+typedef struct rg_grad_acts {
+    float *dres;      /* (B, T, C) the residual stream's gradient, one buffer for the whole pass */
+    float *dln1;      /* (B, T, C) */
+    float *dqkv;      /* (B, T, 3C) */
+    float *datty;     /* (B, T, C) */
+    float *dln2;      /* (B, T, C) */
+    float *dfch;      /* (B, T, 4C) */
+    float *dfch_act;  /* (B, T, 4C) */
+    float *dlogits;   /* (B, T, V) */
+} rg_grad_acts;
+
 typedef struct rg_optim_config {
     float lr;            /* peak learning rate, 3e-4 */
     float min_lr_frac;   /* cosine decays to lr * min_lr_frac, 0.1 */
@@ -99,10 +114,8 @@ typedef struct rg_model {
     size_t num_acts;
     float *acts_memory;
     rg_acts acts;
-    float *grad_acts_memory;  /* gradients of one layer's activations (reused by every layer),
-                               * of the residual stream (encoded and residual3 slots, swapped per
-                               * layer) and of the logits; att, rstds and probs slots are empty */
-    rg_acts grad_acts;
+    float *grad_acts_memory;
+    rg_grad_acts grad_acts;   /* slices of grad_acts_memory */
     float *losses;            /* (B, T) */
     int32_t *inputs;          /* (B, T) copy of the last forward's inputs */
     int32_t *targets;         /* (B, T) copy of the last forward's targets */
@@ -130,7 +143,8 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
                       int B, int T);
 /* Zeroes the parameter gradients (activation gradients belong to each backward pass). */
 void rg_model_zero_grad(rg_model *m);
-/* Backward of the last forward (which must have had targets): accumulates into grads. */
+/* Backward of the last forward (which must have had targets): accumulates into grads, overwrites
+ * the activation gradients. */
 void rg_model_backward(rg_model *m, rg_ops *ops);
 /* Clips by global norm, then one AdamW step at learning rate lr. Returns the gradient norm before
  * clipping. */

@@ -25,7 +25,6 @@ typedef enum rg_op_kind {
     RG_OP_SQRELU_FORWARD,
     RG_OP_SQRELU_BACKWARD,
     RG_OP_RESIDUAL_FORWARD,
-    RG_OP_RESIDUAL_BACKWARD,
     RG_OP_EMBEDDING_FORWARD,
     RG_OP_EMBEDDING_BACKWARD,
     RG_OP_CROSSENTROPY_FORWARD,
@@ -85,8 +84,6 @@ void rg_ref_sqrelu_backward(rg_backend_ctx *ctx, float *dinp, const float *dout,
                             size_t n);
 void rg_ref_residual_forward(rg_backend_ctx *ctx, float *out, const float *inp1,
                              const float *inp2, size_t n);
-void rg_ref_residual_backward(rg_backend_ctx *ctx, float *dinp1, float *dinp2, const float *dout,
-                              size_t n);
 void rg_ref_embedding_forward(rg_backend_ctx *ctx, float *out, const int32_t *tokens,
                               const float *wte, const float *wpe, int B, int T, int C);
 void rg_ref_embedding_backward(rg_backend_ctx *ctx, float *dwte, float *dwpe, const float *dout,

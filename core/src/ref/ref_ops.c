@@ -1,8 +1,9 @@
 /*
  * Reference kernels: plain, single-threaded C, written for clarity rather than speed. They are the
  * ground truth every backend is tested against, so each follows its contract in backend.h to the
- * letter: forward ops overwrite their outputs, backward ops accumulate (+=) into every gradient.
- * The ctx argument is ignored throughout.
+ * letter: forward ops overwrite their outputs; backward ops overwrite (=) activation gradients and
+ * accumulate (+=) into parameter gradients and into rmsnorm's dinp. The ctx argument is ignored
+ * throughout.
  */
 #include <math.h>
 #include <stdio.h>
@@ -31,13 +32,16 @@ void rg_ref_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp, co
 }
 
 /* dinp is (N,C), dweight is (OC,C), dout is (N,OC), inp is (N,C), weight is (OC,C):
- * dinp += dout @ weight; dweight += dout^T @ inp. */
+ * dinp = dout @ weight (overwritten); dweight += dout^T @ inp (accumulated). */
 void rg_ref_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
                             const float *inp, const float *weight, int N, int C, int OC) {
     for (int n = 0; n < N; n++) {
         const float *dy = dout + (size_t)n * OC;
         const float *x = inp + (size_t)n * C;
         float *dx = dinp + (size_t)n * C;
+        for (int c = 0; c < C; c++) {
+            dx[c] = 0.0f;
+        }
         for (int o = 0; o < OC; o++) {
             const float *w = weight + (size_t)o * C;
             float *dw = dweight + (size_t)o * C;
@@ -109,8 +113,8 @@ void rg_ref_attention_forward(rg_backend_ctx *ctx, float *out, float *att, const
 }
 
 /* dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C), att is (B,NH,T,T) from the forward:
- * dqkv += gradient of out with respect to qkv.
- * Per row t of a head, with datt[t2] = v[t2] . dout[t]:
+ * dqkv = gradient of out with respect to qkv (overwritten: zeroed first, then every row t of a
+ * head adds its terms). Per row t of a head, with datt[t2] = v[t2] . dout[t]:
  *   dv[t2] += att[t2] dout[t];  dscore[t2] = att[t2] (datt[t2] - sum_t3 att[t3] datt[t3]);
  *   dq[t] += scale sum_t2 dscore[t2] k[t2];  dk[t2] += scale dscore[t2] q[t].
  * datt is recomputed in a second pass instead of stored, so the kernel needs no workspace. */
@@ -119,6 +123,7 @@ void rg_ref_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float *do
     int hs = C / NH;
     int C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
+    memset(dqkv, 0, (size_t)B * T * C3 * sizeof(float));
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             for (int t = 0; t < T; t++) {
@@ -203,7 +208,7 @@ void rg_ref_rmsnorm_forward(rg_backend_ctx *ctx, float *out, float *rstd, const 
 }
 
 /* dinp is (N,C), dout is (N,C), inp is (N,C), rstd is (N). With y = x r:
- * dx = r (dy - y mean(dy * y)). */
+ * dinp += r (dy - y mean(dy * y)) (accumulated: dinp is the residual stream's gradient). */
 void rg_ref_rmsnorm_backward(rg_backend_ctx *ctx, float *dinp, const float *dout, const float *inp,
                              const float *rstd, int N, int C) {
     for (int n = 0; n < N; n++) {
@@ -233,12 +238,12 @@ void rg_ref_sqrelu_forward(rg_backend_ctx *ctx, float *out, const float *inp, si
     }
 }
 
-/* dinp, dout, inp are (n): dinp += dout * 2 max(inp, 0). */
+/* dinp, dout, inp are (n): dinp = dout * 2 max(inp, 0) (overwritten). */
 void rg_ref_sqrelu_backward(rg_backend_ctx *ctx, float *dinp, const float *dout, const float *inp,
                             size_t n) {
     for (size_t i = 0; i < n; i++) {
         float r = inp[i] > 0.0f ? inp[i] : 0.0f;
-        dinp[i] += dout[i] * 2.0f * r;
+        dinp[i] = dout[i] * 2.0f * r;
     }
 }
 
@@ -250,15 +255,6 @@ void rg_ref_residual_forward(rg_backend_ctx *ctx, float *out, const float *inp1,
                              const float *inp2, size_t n) {
     for (size_t i = 0; i < n; i++) {
         out[i] = inp1[i] + inp2[i];
-    }
-}
-
-/* dinp1, dinp2, dout are (n): dinp1 += dout; dinp2 += dout. */
-void rg_ref_residual_backward(rg_backend_ctx *ctx, float *dinp1, float *dinp2, const float *dout,
-                              size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        dinp1[i] += dout[i];
-        dinp2[i] += dout[i];
     }
 }
 
@@ -281,7 +277,7 @@ void rg_ref_embedding_forward(rg_backend_ctx *ctx, float *out, const int32_t *to
 }
 
 /* dwte is (V,C), dwpe is (maxT,C), dout is (B,T,C), tokens is (B,T):
- * dwte[tok] += dout, dwpe[t] += dout (repeated tokens accumulate into one row). */
+ * dwte[tok] += dout, dwpe[t] += dout (accumulated; repeated tokens add into one row). */
 void rg_ref_embedding_backward(rg_backend_ctx *ctx, float *dwte, float *dwpe, const float *dout,
                                const int32_t *tokens, int B, int T, int C) {
     for (int b = 0; b < B; b++) {
@@ -327,7 +323,7 @@ void rg_ref_crossentropy_forward(rg_backend_ctx *ctx, float *losses, float *prob
 }
 
 /* dlogits is (N,V), probs is (N,V), targets is (N):
- * dlogits[i,j] += dloss * (probs[i,j] - (j == targets[i])). */
+ * dlogits[i,j] = dloss * (probs[i,j] - (j == targets[i])) (overwritten). */
 void rg_ref_crossentropy_backward(rg_backend_ctx *ctx, float *dlogits, const float *probs,
                                   const int32_t *targets, int N, int V, float dloss) {
     for (int n = 0; n < N; n++) {
@@ -336,7 +332,7 @@ void rg_ref_crossentropy_backward(rg_backend_ctx *ctx, float *dlogits, const flo
         int target = targets[n];
         for (int j = 0; j < V; j++) {
             float indicator = j == target ? 1.0f : 0.0f;
-            dz[j] += dloss * (p[j] - indicator);
+            dz[j] = dloss * (p[j] - indicator);
         }
     }
 }
@@ -402,7 +398,6 @@ const rg_backend rg_reference_backend = {
     .sqrelu_forward = rg_ref_sqrelu_forward,
     .sqrelu_backward = rg_ref_sqrelu_backward,
     .residual_forward = rg_ref_residual_forward,
-    .residual_backward = rg_ref_residual_backward,
     .embedding_forward = rg_ref_embedding_forward,
     .embedding_backward = rg_ref_embedding_backward,
     .crossentropy_forward = rg_ref_crossentropy_forward,
