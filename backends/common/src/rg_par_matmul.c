@@ -5,14 +5,17 @@
  *   C(M,NC) (+)= A(M,K) @ B(K,NC), A and B given by row and column strides, so the three products
  *   of a linear layer are one routine with different strides:
  *     forward  out(N,OC)   = inp(N,C) @ W(OC,C)^T      A = inp,    B = W^T   (M=N,  K=C)
- *     backward dinp(N,C)  += dout(N,OC) @ W(OC,C)      A = dout,   B = W     (M=N,  K=OC)
+ *     backward dinp(N,C)   = dout(N,OC) @ W(OC,C)      A = dout,   B = W     (M=N,  K=OC)
  *     backward dW(OC,C)   += dout(N,OC)^T @ inp(N,C)   A = dout^T, B = inp   (M=OC, K=N)
  *
  * Blocking (GotoBLAS/BLIS order): B is packed once per call into NR-column panels [K][NR] (shared,
  * packed in parallel); each thread owns a contiguous range of MR-row tiles of C (so dW is split over
- * its output rows: no atomics, no reduction), packs its A block (MC rows x KC) into [KC][MR] tiles
- * in its own workspace, and runs the MR x NR micro-kernel over every panel. A KC x NR slice of a B
- * panel (32 KiB at KC=256 with 512-bit vectors) stays in L1 while the A tiles stream from L2.
+ * its output rows: no atomics, no reduction) and runs the MR x NR micro-kernel over every panel, a
+ * block of MC rows and KC columns of A at a time. A KC x NR slice of a B panel (32 KiB at KC=256
+ * with 512-bit vectors) stays in L1 while the A tiles stream from L2. A is read in place when its
+ * rows are contiguous (forward and dinp: MR row streams); dW's dout^T has contiguous columns, so a
+ * tile would touch a new cache line at every k: each thread packs that block into [KC][MR] tiles in
+ * its own workspace first.
  *
  * Why vector extensions and not plain loops: the micro-kernel keeps MR x 2 vector accumulators in
  * registers for the whole K loop; with plain loops GCC either spills the accumulator array or
@@ -55,7 +58,10 @@ typedef struct gemm_args {
     float *Cm;        /* (M, NC), row stride ldc */
     int ldc;
     int accumulate;   /* 1: C += A B, 0: C = A B */
-    float *Bp;        /* packed B: (panels, K, NR) */
+    float *ws;        /* workspace: packed B (panels, K, NR), shared, then per thread a packed A
+                         block (MC, KC) when pack_a */
+    size_t bp_floats, ap_floats;
+    int pack_a;
 } gemm_args;
 
 /* c is (mr, nr) with row stride ldc, a is (mr, kc) with element (i, k) at a[i*rsa + k*csa], bp is
@@ -109,6 +115,29 @@ static void micro_kernel(int kc, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
     }
 }
 
+/* Packs rows [m0, m0+mc) and columns [k0, k0+kc) of an A whose columns are contiguous (dout^T of
+ * the weight gradient: a tile's MR rows at one k are MR consecutive floats, but consecutive k are
+ * OC floats apart) into MR-row tiles of (kc, MR), so that the micro-kernel reads one stream instead
+ * of kc cache lines. Rows past M repeat row M-1, as the micro-kernel does. */
+static void pack_a_cols(float *restrict dst, mat_view A, int M, int m0, int mc, int k0, int kc) {
+    for (int t = 0; t < mc; t += MR) {
+        float *d = dst + (size_t)t * kc;
+        const float *src = A.p + (m0 + t) * A.rs + k0 * A.cs;
+        if (m0 + t + MR <= M) {
+            for (int k = 0; k < kc; k++) {
+                memcpy(d + (size_t)k * MR, src + k * A.cs, MR * sizeof(float));
+            }
+            continue;
+        }
+        int mr = M - m0 - t;
+        for (int k = 0; k < kc; k++) {
+            for (int i = 0; i < MR; i++) {
+                d[(size_t)k * MR + i] = src[k * A.cs + (i < mr ? i : mr - 1) * A.rs];
+            }
+        }
+    }
+}
+
 /* Packs panels [begin, end) of B: panel p is (K, NR), columns p*NR.., zero past NC. Three cases:
  * rows of B contiguous (both backward products: a row of a panel is NR consecutive floats, copied
  * as two vectors), columns contiguous (the forward's W^T: a transpose, done in PT x PT blocks so
@@ -119,7 +148,7 @@ static void pack_b_range(void *arg, int64_t begin, int64_t end, int tid) {
     const gemm_args *g = arg;
     const ptrdiff_t rs = g->B.rs, cs = g->B.cs;
     for (int64_t p = begin; p < end; p++) {
-        float *dst = g->Bp + (size_t)p * g->K * NR;
+        float *dst = g->ws + (size_t)p * g->K * NR;
         int j0 = (int)p * NR;
         int nr = g->NC - j0 < NR ? g->NC - j0 : NR;
         if (cs == 1 && nr == NR) {
@@ -177,19 +206,27 @@ static void gemm_range(void *arg, int64_t begin, int64_t end, int tid) {
     const gemm_args *g = arg;
     int m_end = end * MR < g->M ? (int)end * MR : g->M;
     int panels = (g->NC + NR - 1) / NR;
+    float *ap = g->pack_a ? g->ws + rg_par_thread_offset(g->bp_floats, g->ap_floats, tid) : NULL;
     for (int k0 = 0; k0 < g->K; k0 += KC) {
         int kc = g->K - k0 < KC ? g->K - k0 : KC;
         int acc = g->accumulate || k0 > 0;
         for (int m0 = (int)begin * MR; m0 < m_end; m0 += MC) {
             int mc = m_end - m0 < MC ? m_end - m0 : MC;
+            if (ap) {
+                pack_a_cols(ap, g->A, g->M, m0, mc, k0, kc);
+            }
             for (int p = 0; p < panels; p++) {
-                const float *bp = g->Bp + ((size_t)p * g->K + k0) * NR;
+                const float *bp = g->ws + ((size_t)p * g->K + k0) * NR;
                 int nr = g->NC - p * NR < NR ? g->NC - p * NR : NR;
                 for (int t = 0; t < mc; t += MR) {
                     int mr = mc - t < MR ? mc - t : MR;
-                    const float *a = g->A.p + (m0 + t) * g->A.rs + k0 * g->A.cs;
-                    micro_kernel(kc, a, g->A.rs, g->A.cs, bp,
-                                 g->Cm + (size_t)(m0 + t) * g->ldc + p * NR, g->ldc, mr, nr, acc);
+                    float *c = g->Cm + (size_t)(m0 + t) * g->ldc + p * NR;
+                    if (ap) {
+                        micro_kernel(kc, ap + (size_t)t * kc, 1, MR, bp, c, g->ldc, mr, nr, acc);
+                    } else {
+                        const float *a = g->A.p + (m0 + t) * g->A.rs + k0 * g->A.cs;
+                        micro_kernel(kc, a, g->A.rs, g->A.cs, bp, c, g->ldc, mr, nr, acc);
+                    }
                 }
             }
         }
@@ -215,7 +252,10 @@ static void gemm(rg_par_backend *pb, float *Cm, int ldc, mat_view A, mat_view B,
     int panels = (NC + NR - 1) / NR;
     gemm_args g = {.M = M, .NC = NC, .K = K, .A = A, .B = B, .Cm = Cm, .ldc = ldc,
                    .accumulate = accumulate};
-    g.Bp = rg_par_workspace(pb, (size_t)panels * K * NR, 0);
+    g.pack_a = A.cs != 1;
+    g.bp_floats = (size_t)panels * K * NR;
+    g.ap_floats = g.pack_a ? (size_t)MC * KC : 0;
+    g.ws = rg_par_workspace(pb, g.bp_floats, g.ap_floats);
 
     int64_t pack_grain = 1 + (1 << 16) / ((int64_t)K * NR); /* >= 64 Ki floats per chunk */
     rg_par_for(pb->par, panels, pack_grain, pack_b_range, &g);
@@ -234,13 +274,13 @@ void rg_par_op_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,
 }
 
 /* dinp is (N,C), dweight is (OC,C), dout is (N,OC), inp is (N,C), weight is (OC,C):
- * dinp += dout @ weight; dweight += dout^T @ inp. */
+ * dinp = dout @ weight (overwritten); dweight += dout^T @ inp. */
 void rg_par_op_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
                                const float *inp, const float *weight, int N, int C, int OC) {
     rg_par_backend *pb = rg_par_of(ctx);
     mat_view dy = {dout, OC, 1};
     mat_view w = {weight, C, 1};
-    gemm(pb, dinp, C, dy, w, N, C, OC, 1);
+    gemm(pb, dinp, C, dy, w, N, C, OC, 0);
     mat_view dyt = {dout, 1, OC}; /* dout^T: element (oc, n) = dout[n*OC + oc] */
     mat_view x = {inp, C, 1};
     gemm(pb, dweight, C, dyt, x, OC, C, N, 1);
