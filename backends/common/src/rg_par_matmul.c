@@ -260,9 +260,16 @@ static void gemm(rg_par_backend *pb, float *Cm, int ldc, mat_view A, mat_view B,
     int64_t pack_grain = 1 + (1 << 16) / ((int64_t)K * NR); /* >= 64 Ki floats per chunk */
     rg_par_for(pb->par, panels, pack_grain, pack_b_range, &g);
 
+    /* A chunk reads all of packed B once per MC rows it holds, so chunks of fewer than MC rows
+     * multiply B's traffic: the weight gradient has only M = OC (128 to 512) rows and a B of N rows.
+     * Chunks are whole MC-row blocks, as many per thread as there are, at least one per thread. */
     int64_t tiles = (M + MR - 1) / MR;
-    int64_t tile_flops = 2LL * MR * NC * K;
-    rg_par_for(pb->par, tiles, 1 + GEMM_GRAIN_FLOPS / tile_flops, gemm_range, &g);
+    int64_t threads = pb->par->num_threads;
+    int64_t chunks = tiles / (MC / MR) / threads * threads;
+    chunks = chunks > threads ? chunks : threads;
+    int64_t grain = (tiles + chunks - 1) / chunks;
+    int64_t min_grain = 1 + GEMM_GRAIN_FLOPS / (2LL * MR * NC * K);
+    rg_par_for(pb->par, tiles, grain > min_grain ? grain : min_grain, gemm_range, &g);
 }
 
 /* out is (N,OC), inp is (N,C), weight is (OC,C): out = inp @ weight^T. */
