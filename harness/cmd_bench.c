@@ -58,16 +58,18 @@ static void usage(FILE *f) {
             "usage: randygpt bench [OPTIONS]\n"
             "\n"
             "Times whole training steps (forward, backward, AdamW) of each backend at each thread\n"
-            "count, each pair in its own process, and writes OUT/MACHINE/TIMESTAMP/bench.json and\n"
-            "bench.csv (see docs/bench-format.md), then runs scripts/report.py on them if present.\n"
+            "count, each repeat in a process of its own (warm-up, then the timed steps), the repeats\n"
+            "round by round over every pair so that a slow phase of the machine falls on all pairs\n"
+            "alike, and writes OUT/MACHINE/TIMESTAMP/bench.json and bench.csv (see\n"
+            "docs/bench-format.md), then runs scripts/report.py on them if present.\n"
             "\n"
             "options:\n"
             "  --backends all|A,B,PATH  backends by name or .so path; all: every plugin found (default)\n"
             "  --threads N,M,...        thread counts (default 1 and the CPUs this process may use)\n"
             "  --preset P               model preset: tiny, small, medium, large (default small)\n"
             "  --steps N                timed steps per repeat (default 20)\n"
-            "  --warmup W               untimed steps first (default 3)\n"
-            "  --repeat R               timed repeats; step time is their median (default 3)\n"
+            "  --warmup W               untimed steps before each repeat (default 3)\n"
+            "  --repeat R               timed repeats (rounds); step time is their median (default 3)\n"
             "  --out DIR                results folder (default results)\n"
             "  --backend-dir DIR        searched first for a backend NAME\n"
             "  --backend-opt KEY=VALUE  passed to every backend's create (repeatable)\n"
@@ -328,7 +330,7 @@ static void run_child(const bench_opts *o, const char *exe, const bench_backend 
     snprintf(tbuf, sizeof tbuf, "%d", threads);
     snprintf(sbuf, sizeof sbuf, "%d", o->run.steps);
     snprintf(wbuf, sizeof wbuf, "%d", o->run.warmup);
-    snprintf(rbuf, sizeof rbuf, "%d", o->run.repeat);
+    snprintf(rbuf, sizeof rbuf, "%d", 1); /* one repeat per child: the parent runs the rounds */
     snprintf(seedbuf, sizeof seedbuf, "%llu", o->run.seed);
     char *argv[32 + 2 * RG_MAX_BACKEND_OPTS];
     int n = 0;
@@ -644,42 +646,63 @@ int rg_cmd_bench(int argc, char **argv) {
                 c.peak[k]);
     }
 
-    const int total = backends.n * o.num_threads;
+    /* Each repeat is a child of its own, and the repeats go round by round over every (backend,
+     * threads) pair: on a shared machine a slow phase then falls on every pair alike instead of on
+     * the one that happened to run then, so the pairs' ratios hold. */
+    const int total = backends.n * o.num_threads, rounds = o.run.repeat;
     rg_bench_result *runs = calloc((size_t)total, sizeof *runs);
     if (!runs) {
         fprintf(stderr, "randygpt bench: out of memory\n");
         return 1;
     }
-    int done = 0, failed = 0, refused = 0;
+    int children = 0;
     double spent_s = 0.0;
-    for (int b = 0; b < backends.n; b++) {
-        for (int k = 0; k < o.num_threads; k++, done++) {
-            const bench_backend *be = &backends.items[b];
+    for (int round = 0; round < rounds; round++) {
+        for (int i = 0; i < total; i++) {
+            const bench_backend *be = &backends.items[i / o.num_threads];
+            const int threads = o.threads[i % o.num_threads];
+            rg_bench_result *r = &runs[i];
+            if (round > 0 && !r->ok) continue; /* failed or refused: once is enough */
             char safe[256], log_path[4800];
             snprintf(safe, sizeof safe, "%s", be->label);
             for (char *p = safe; *p; p++)
                 if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.')) *p = '_';
-            snprintf(log_path, sizeof log_path, "%s/%s-t%d.log", logs, safe, o.threads[k]);
-            fprintf(stderr, "bench: [%d/%d] %s, %d thread%s", done + 1, total, be->label,
-                    o.threads[k], o.threads[k] > 1 ? "s" : "");
-            if (done > 0) fprintf(stderr, " (about %.0f s left)", spent_s / done * (total - done));
+            if (round == 0)
+                snprintf(log_path, sizeof log_path, "%s/%s-t%d.log", logs, safe, threads);
+            else
+                snprintf(log_path, sizeof log_path, "%s/%s-t%d-r%d.log", logs, safe, threads, round + 1);
+            fprintf(stderr, "bench: [round %d/%d, %d/%d] %s, %d thread%s", round + 1, rounds, i + 1,
+                    total, be->label, threads, threads > 1 ? "s" : "");
+            if (children > 0) {
+                /* the children still to run, at the mean time of those run so far */
+                int left = (rounds - round) * total - i;
+                fprintf(stderr, " (about %.0f s left)", spent_s / children * left);
+            }
             fputs("...\n", stderr);
 
-            rg_bench_result *r = &runs[done];
-            run_child(&o, exe, be, o.threads[k], log_path, r);
-            spent_s += r->wall_s;
-            r->peak_gflops = c.peak[k] > 0 ? c.peak[k] : NAN;
-            r->mfu = r->ok ? r->gflops / r->peak_gflops : NAN;
-            if (r->ok)
-                fprintf(stderr, "bench:   %.3f ms/step, %.2f GFLOP/s, MFU %.1f%%, %.1f s\n",
-                        r->step_ms_median, r->gflops, 100.0 * r->mfu, r->wall_s);
-            else if (!strcmp(r->reason, "refused")) {
-                refused++;
-                fprintf(stderr, "bench:   refused: %s\n", r->error);
-            } else {
-                failed++;
-                fprintf(stderr, "bench:   FAILED (%s): %s\n", r->reason, r->error);
-            }
+            rg_bench_result one;
+            run_child(&o, exe, be, threads, log_path, &one);
+            spent_s += one.wall_s;
+            children++;
+            rg_bench_result_add_round(r, &one, round);
+            if (one.ok)
+                fprintf(stderr, "bench:   %.3f ms/step, %.1f s\n", one.step_ms_median, one.wall_s);
+            else if (!strcmp(one.reason, "refused"))
+                fprintf(stderr, "bench:   refused: %s\n", one.error);
+            else
+                fprintf(stderr, "bench:   FAILED (%s): %s\n", one.reason, one.error);
+        }
+    }
+    int failed = 0, refused = 0;
+    for (int i = 0; i < total; i++) {
+        rg_bench_result *r = &runs[i];
+        rg_bench_result_finish_rounds(r);
+        const double peak = c.peak[i % o.num_threads];
+        r->peak_gflops = peak > 0 ? peak : NAN;
+        r->mfu = r->ok ? r->gflops / r->peak_gflops : NAN;
+        if (!r->ok) {
+            if (strcmp(r->reason, "refused")) failed++;
+            else refused++;
         }
     }
 

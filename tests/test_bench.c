@@ -88,7 +88,8 @@ static void assert_positive(const rg_json *j, const char *key) {
     if (!(v > 0.0 && isfinite(v))) fail_msg("%s is %g, expected a positive number", key, v);
 }
 
-/* single succeeds, crash dies of SIGSEGV, hang is killed at the time limit; everything written. */
+/* single succeeds, crash dies of SIGSEGV, hang is killed at the time limit; everything written.
+ * Two rounds: single runs twice, the failed ones only once. */
 static void test_bench_run_with_failing_plugins(void **state) {
     char *out = make_tmpdir("bench");
     char log[4200], crash[4200], hang[4200], backends[9000];
@@ -97,7 +98,7 @@ static void test_bench_run_with_failing_plugins(void **state) {
     snprintf(hang, sizeof hang, "%s/hang.so", RG_TEST_FIXTURE_DIR);
     snprintf(backends, sizeof backends, "single,%s,%s", crash, hang);
     int rc = run_randygpt(log, 120.0, "bench", "--preset", "tiny", "--steps", "2", "--warmup", "1",
-                          "--repeat", "1", "--threads", "1", "--backend-dir", RG_TEST_PLUGIN_DIR,
+                          "--repeat", "2", "--threads", "1", "--backend-dir", RG_TEST_PLUGIN_DIR,
                           "--backends", backends, "--timeout", "20", "--machine", "testbox",
                           "--report-script", "/nonexistent/report.py", "--out", out, NULL);
     /* Some runs failed: exit 1, but the results are written. */
@@ -149,7 +150,12 @@ static void test_bench_run_with_failing_plugins(void **state) {
     assert_positive(step, "median");
     assert_true(rg_json_num(rg_json_get(step, "min"), NAN) <= rg_json_num(rg_json_get(step, "median"), NAN));
     assert_true(rg_json_num(rg_json_get(step, "max"), NAN) >= rg_json_num(rg_json_get(step, "median"), NAN));
-    assert_int_equal(rg_json_get(single, "repeat_step_ms")->count, 1);
+    const rg_json *reps = rg_json_get(single, "repeat_step_ms");
+    assert_int_equal(reps->count, 2);
+    double r0 = rg_json_num(rg_json_at(reps, 0), NAN), r1 = rg_json_num(rg_json_at(reps, 1), NAN);
+    assert_float_equal(rg_json_num(rg_json_get(step, "median"), NAN), (r0 + r1) / 2, 1e-9);
+    assert_float_equal(rg_json_num(rg_json_get(step, "min"), NAN), fmin(r0, r1), 1e-9);
+    assert_float_equal(rg_json_num(rg_json_get(step, "max"), NAN), fmax(r0, r1), 1e-9);
     assert_positive(single, "tok_per_s");
     assert_positive(single, "gflops");
     assert_positive(single, "peak_gflops");
@@ -209,12 +215,18 @@ static void test_bench_run_with_failing_plugins(void **state) {
     fclose(f);
     assert_int_equal(rows, 3);
 
-    /* One stderr log per child. */
+    /* One stderr log per child: single's second round has its own; the failed runs had none. */
     struct stat st;
     snprintf(path, sizeof path, "%s/logs/single-t1.log", dir);
     assert_int_equal(stat(path, &st), 0);
+    snprintf(path, sizeof path, "%s/logs/single-t1-r2.log", dir);
+    assert_int_equal(stat(path, &st), 0);
     snprintf(path, sizeof path, "%s/logs/hang-t1.log", dir);
     assert_int_equal(stat(path, &st), 0);
+    snprintf(path, sizeof path, "%s/logs/crash-t1-r2.log", dir);
+    assert_int_not_equal(stat(path, &st), 0);
+    snprintf(path, sizeof path, "%s/logs/hang-t1-r2.log", dir);
+    assert_int_not_equal(stat(path, &st), 0);
     free(out);
 }
 

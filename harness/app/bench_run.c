@@ -36,6 +36,54 @@ double rg_median(const double *x, int n) {
     return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
 }
 
+void rg_bench_result_add_round(rg_bench_result *r, const rg_bench_result *one, int round) {
+    if (round == 0) {
+        *r = *one;
+        r->rounds = 1;
+        return;
+    }
+    if (!r->ok) return; /* failed or refused in an earlier round: not run again */
+    double wall_s = r->wall_s + one->wall_s;
+    long long rss = r->peak_rss_bytes > one->peak_rss_bytes ? r->peak_rss_bytes : one->peak_rss_bytes;
+    if (!one->ok) {
+        *r = *one;
+    } else {
+        for (int i = 0; i < one->nrepeat && r->nrepeat < RG_BENCH_MAX_REPEAT; i++)
+            r->repeat_step_ms[r->nrepeat++] = one->repeat_step_ms[i];
+        for (int k = 0; k < RG_OP_COUNT; k++) {
+            r->ops[k].calls_per_step += one->ops[k].calls_per_step;
+            r->ops[k].ms_per_step += one->ops[k].ms_per_step;
+        }
+        r->other_ms_per_step += one->other_ms_per_step;
+        r->rounds++;
+    }
+    r->wall_s = wall_s;
+    r->peak_rss_bytes = rss;
+}
+
+void rg_bench_result_finish_rounds(rg_bench_result *r) {
+    if (!r->ok || r->nrepeat < 1) return;
+    /* GFLOP/s and tok/s are per-step constants over the step time: rescale the first round's */
+    double flops_ms = r->gflops * r->step_ms_median, tok_ms = r->tok_per_s * r->step_ms_median;
+    double sum = 0.0;
+    r->step_ms_min = r->step_ms_max = r->repeat_step_ms[0];
+    for (int i = 0; i < r->nrepeat; i++) {
+        sum += r->repeat_step_ms[i];
+        r->step_ms_min = fmin(r->step_ms_min, r->repeat_step_ms[i]);
+        r->step_ms_max = fmax(r->step_ms_max, r->repeat_step_ms[i]);
+    }
+    r->step_ms_median = rg_median(r->repeat_step_ms, r->nrepeat);
+    r->gflops = flops_ms / r->step_ms_median;
+    r->tok_per_s = tok_ms / r->step_ms_median;
+    const double n = r->rounds, mean_step_ms = sum / r->nrepeat;
+    for (int k = 0; k < RG_OP_COUNT; k++) {
+        r->ops[k].calls_per_step /= n;
+        r->ops[k].ms_per_step /= n;
+        r->ops[k].fraction = r->ops[k].ms_per_step / mean_step_ms;
+    }
+    r->other_ms_per_step /= n;
+}
+
 void rg_bench_result_fail(rg_bench_result *r, const char *reason, const char *fmt, ...) {
     r->ok = 0;
     r->reason = reason;

@@ -1,8 +1,9 @@
 /*
- * One `bench` run: a backend at one thread count, measured in a child process of its own.
- * The child (rg_bench_child) trains for warm-up + repeat x steps steps and prints its measurements
- * as one JSON line; the parent reads them back (rg_bench_result_parse), adds what only it knows
- * (exit status, peak RSS, the FMA peak, MFU) and writes the RUN entry of bench.json
+ * One `bench` run: a backend at one thread count, measured in child processes of its own, one per
+ * repeat. A child (rg_bench_child) trains for warm-up + repeat x steps steps (the parent asks for
+ * one repeat) and prints its measurements as one JSON line; the parent reads them back
+ * (rg_bench_result_parse), folds the repeats together (rg_bench_result_add_round), adds what only
+ * it knows (exit status, peak RSS, the FMA peak, MFU) and writes the RUN entry of bench.json
  * (docs/bench-format.md).
  */
 #ifndef RANDYGPT_BENCH_RUN_H
@@ -34,7 +35,8 @@ typedef struct rg_bench_result {
     char error[1024];         /* one line when !ok */
     int exit_code;            /* -1 when the child died of a signal or was killed */
     char signal[32];          /* "" unless it died of a signal */
-    double wall_s;
+    double wall_s;            /* of all its children */
+    int rounds;               /* children folded into this result (rg_bench_result_add_round) */
     long long peak_rss_bytes;
     double peak_gflops;       /* at threads, from the same bench run */
     double mfu;
@@ -77,6 +79,15 @@ int rg_bench_result_parse(rg_bench_result *r, const char *line, char *err, size_
 /* Writes r as a JSON object. child_only: only the child's fields, on one line (the protocol);
  * otherwise every RUN field, one per line, each line starting with indent. */
 void rg_bench_result_write(FILE *f, const rg_bench_result *r, int child_only, const char *indent);
+
+/* Folds the result `one` of one more round's child (one repeat of the same backend and thread
+ * count) into r, which holds the rounds before it: a failure in any round fails the run; otherwise
+ * its repeat is appended, op times summed, peak RSS and wall time combined. round 0 copies. */
+void rg_bench_result_add_round(rg_bench_result *r, const rg_bench_result *one, int round);
+
+/* After the last round: step time median/min/max over the repeats, tok/s and GFLOP/s at the
+ * median, op times per step averaged over the repeats. */
+void rg_bench_result_finish_rounds(rg_bench_result *r);
 
 /* Median of n values (sorted copy; the mean of the middle two when n is even). */
 double rg_median(const double *x, int n);
