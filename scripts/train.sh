@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec build/bin/randygpt train --backend openblas "$@"
+exec build/bin/randygpt train --backend openmp "$@"
