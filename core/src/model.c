@@ -5,12 +5,16 @@
  * into named tensors.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime in strict C11 */
+#define _DEFAULT_SOURCE         /* madvise and MADV_HUGEPAGE */
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "randygpt/model.h"
 #include "randygpt/rng.h"
@@ -104,9 +108,24 @@ int rg_model_config_check(const rg_model_config *cfg, char *err, size_t err_len)
     return 0;
 }
 
-/* n floats, 64-byte aligned (a cache line, and a whole AVX-512 vector), zeroed. */
+/* n floats, 64-byte aligned (a cache line, and a whole AVX-512 vector), zeroed. Tensors of 2 MiB
+ * and more are aligned to 2 MiB and asked for transparent huge pages (Linux's default is to give
+ * them only on request): the kernels stream through tens of MiB of activations per op, and with
+ * 4 KiB pages that is a TLB miss every 4 KiB. */
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
 static float *alloc_floats(size_t n) {
     size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    if (bytes >= HUGE_PAGE_BYTES) {
+        bytes = (bytes + HUGE_PAGE_BYTES - 1) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
+        float *p = aligned_alloc(HUGE_PAGE_BYTES, bytes);
+        if (p) {
+#if defined(MADV_HUGEPAGE)
+            madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it the pages are just small */
+#endif
+            memset(p, 0, bytes);
+        }
+        return p;
+    }
     float *p = aligned_alloc(64, bytes > 0 ? bytes : 64);
     if (p) {
         memset(p, 0, bytes);
