@@ -114,22 +114,21 @@ int rg_model_config_check(const rg_model_config *cfg, char *err, size_t err_len)
  * 4 KiB pages that is a TLB miss every 4 KiB. */
 #define HUGE_PAGE_BYTES ((size_t)2 << 20)
 static float *alloc_floats(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64, align = 64;
     if (bytes >= HUGE_PAGE_BYTES) {
+        align = HUGE_PAGE_BYTES;
         bytes = (bytes + HUGE_PAGE_BYTES - 1) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
-        float *p = aligned_alloc(HUGE_PAGE_BYTES, bytes);
-        if (p) {
+    }
+    float *p = aligned_alloc(align, bytes > 0 ? bytes : 64);
+    if (!p) {
+        return NULL;
+    }
 #if defined(MADV_HUGEPAGE)
-            madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it the pages are just small */
+    if (align == HUGE_PAGE_BYTES) {
+        madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it the pages are just small */
+    }
 #endif
-            memset(p, 0, bytes);
-        }
-        return p;
-    }
-    float *p = aligned_alloc(64, bytes > 0 ? bytes : 64);
-    if (p) {
-        memset(p, 0, bytes);
-    }
+    memset(p, 0, bytes);
     return p;
 }
 
