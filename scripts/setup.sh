@@ -18,7 +18,8 @@ done
 
 packages=(build-essential cmake pkg-config
           libopenblas-dev libblis-dev libblis-openmp-dev
-          libbenchmark-dev libcmocka-dev
+          libbenchmark-dev libcmocka-dev libjansson-dev
+          libopenmpi-dev openmpi-bin clang libclang-rt-14-dev
           fortunes python3-matplotlib)
 [ "$with_torch" = 1 ] && packages+=(python3-torch)
 
