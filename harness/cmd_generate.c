@@ -29,7 +29,8 @@ static void usage(FILE *f) {
             "                           vocabulary (default: a newline, or the first byte of the\n"
             "                           vocabulary when it has none)\n"
             "  --tokens N               bytes to generate (default 200)\n"
-            "  --temperature T          sampling temperature, T > 0 (default %.2g)\n"
+            "  --temperature T          sampling temperature, 0 <= T <= 100; 0 is greedy decoding\n"
+            "                           (always the most likely byte) (default %.2g)\n"
             "  --top-p P                nucleus: sample among the most likely bytes whose\n"
             "                           probability reaches P, 0 < P <= 1 (default %.2g)\n"
             "  --seed S                 seed of the sampling (default 1337)\n",
@@ -67,7 +68,7 @@ static int parse_args(gen_opts *o, int argc, char **argv) {
             if (rg_cli_int("--tokens", v, 1, 100000000L, &o->tokens, err, sizeof err)) goto bad;
         } else if (rg_cli_flag("--temperature", argc, argv, &i, &v)) {
             if (!v) goto missing;
-            if (rg_cli_float("--temperature", v, 0, 1, 100, &o->temperature, err, sizeof err)) goto bad;
+            if (rg_cli_float("--temperature", v, 0, 0, 100, &o->temperature, err, sizeof err)) goto bad;
         } else if (rg_cli_flag("--top-p", argc, argv, &i, &v)) {
             if (!v) goto missing;
             if (rg_cli_float("--top-p", v, 0, 1, 1, &o->top_p, err, sizeof err)) goto bad;

@@ -208,6 +208,12 @@ int rg_cmd_train(int argc, char **argv) {
             fprintf(stderr, CMD ": %s\n", err);
             goto done;
         }
+        if (st.weights_only) {
+            fprintf(stderr, CMD ": %s is a weights-only export (no optimizer state): resume from "
+                    "the checkpoint it was exported from\n", o.resume);
+            status = 2;
+            goto done;
+        }
         /* resume takes the checkpoint's config; an option that contradicts it is a usage error */
         const char *clash = NULL;
         char what[128] = "";

@@ -6,6 +6,7 @@
 
 int rg_cmd_train(int argc, char **argv);     /* cmd_train.c */
 int rg_cmd_generate(int argc, char **argv);  /* cmd_generate.c */
+int rg_cmd_export(int argc, char **argv);    /* cmd_export.c */
 int rg_cmd_backends(int argc, char **argv);  /* cmd_backends.c */
 int rg_cmd_check(int argc, char **argv);     /* cmd_check.c */
 int rg_cmd_bench(int argc, char **argv);     /* cmd_bench.c */

@@ -11,6 +11,7 @@ static const struct {
 } commands[] = {
     {"train", rg_cmd_train, "train a model with a backend, save checkpoints"},
     {"generate", rg_cmd_generate, "generate text from a checkpoint"},
+    {"export", rg_cmd_export, "write the weights-only file of a checkpoint, for generate"},
     {"backends", rg_cmd_backends, "list the backend plugins found, and whether each loads"},
     {"check", rg_cmd_check, "run the conformance suite on a backend plugin"},
     {"bench", rg_cmd_bench, "time backends against one another and write a report"},

@@ -249,7 +249,12 @@ static void test_bad_options_one_line_exit_2(void **state) {
         "train " COMMON " --resume " DIR "/a.ckpt --batch 8",
         "train " COMMON " --resume " DIR "/a.ckpt --iters 5",
         "generate",
-        "generate --checkpoint " DIR "/a.ckpt --temperature 0",
+        "generate --checkpoint " DIR "/a.ckpt --temperature -1",
+        "export",
+        "export " DIR "/a.ckpt",
+        "export " DIR "/a.ckpt " DIR "/a.ckpt",
+        "export " DIR "/a.ckpt " DIR "/x.weights extra",
+        "export --bogus " DIR "/a.ckpt " DIR "/x.weights",
         "generate --checkpoint " DIR "/a.ckpt --top-p 1.5",
         "generate --checkpoint " DIR "/a.ckpt --tokens -1",
         "generate --checkpoint " DIR "/a.ckpt --backend-dir " RG_TEST_PLUGIN_DIR " --prompt 'cat~'",
@@ -322,6 +327,73 @@ static void test_generate_continues_prompt(void **state) {
     free(b);
 }
 
+#define GEN "generate --backend-dir " RG_TEST_PLUGIN_DIR " --prompt 'the cat' --tokens 60 "
+
+/* An export is a third of the checkpoint and gives the same text; it cannot resume. */
+static void test_export_round_trip(void **state) {
+    (void)state;
+    assert_int_equal(run("export " DIR "/full.ckpt " DIR "/full.weights"), 0);
+    struct stat sc, sw;
+    assert_int_equal(stat(DIR "/full.ckpt", &sc), 0);
+    assert_int_equal(stat(DIR "/full.weights", &sw), 0);
+    assert_true(sw.st_size < sc.st_size / 2);
+    assert_int_equal(run(GEN "--seed 9 --checkpoint " DIR "/full.ckpt"), 0);
+    char *a = read_text(OUT);
+    assert_int_equal(run(GEN "--seed 9 --checkpoint " DIR "/full.weights"), 0);
+    char *b = read_text(OUT);
+    assert_int_equal(strlen(a), 7 + 60 + 1);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+
+    rg_model m;
+    rg_vocab v;
+    rg_train_state st;
+    char err[512];
+    assert_int_equal(rg_checkpoint_load(DIR "/full.weights", &m, &v, &st, err, sizeof err), 0);
+    assert_int_equal(st.weights_only, 1);
+    assert_int_equal(st.step, 20);
+    rg_model_free(&m);
+
+    assert_int_equal(run("train " COMMON " --resume " DIR "/full.weights --iters 30"), 2);
+    char *e = read_text(ERR);
+    assert_int_equal(count_lines(e), 1);
+    assert_non_null(strstr(e, "weights-only export"));
+    free(e);
+    /* a flipped byte in an export is caught by its checksum like in a checkpoint */
+    char *w = read_text(DIR "/full.weights");
+    w[sw.st_size / 2] ^= 1;
+    FILE *f = fopen(DIR "/bad.weights", "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(w, 1, (size_t)sw.st_size, f), (size_t)sw.st_size);
+    fclose(f);
+    free(w);
+    assert_int_equal(run(GEN "--checkpoint " DIR "/bad.weights"), 1);
+    e = read_text(ERR);
+    assert_non_null(strstr(e, "checksum mismatch"));
+    free(e);
+}
+
+/* --temperature 0 is greedy: the same text whatever the seed. */
+static void test_greedy_decoding(void **state) {
+    (void)state;
+    assert_int_equal(run(GEN "--temperature 0 --seed 1 --checkpoint " DIR "/full.ckpt"), 0);
+    char *a = read_text(OUT);
+    assert_int_equal(run(GEN "--temperature 0 --seed 2 --checkpoint " DIR "/full.ckpt"), 0);
+    char *b = read_text(OUT);
+    assert_string_equal(a, b);
+    /* sampling with those two seeds differs, so the equality above is the greedy rule's */
+    assert_int_equal(run(GEN "--temperature 1 --seed 1 --checkpoint " DIR "/full.ckpt"), 0);
+    char *c = read_text(OUT);
+    assert_int_equal(run(GEN "--temperature 1 --seed 2 --checkpoint " DIR "/full.ckpt"), 0);
+    char *d = read_text(OUT);
+    assert_string_not_equal(c, d);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_seed_same_losses),
@@ -330,6 +402,8 @@ int main(void) {
         cmocka_unit_test(test_bad_options_one_line_exit_2),
         cmocka_unit_test(test_bad_data_one_line),
         cmocka_unit_test(test_generate_continues_prompt),
+        cmocka_unit_test(test_export_round_trip),
+        cmocka_unit_test(test_greedy_decoding),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

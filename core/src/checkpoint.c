@@ -51,11 +51,13 @@ static uint32_t get_u32(cursor *c) { uint32_t v; get(c, &v, 4); return v; }
 static uint64_t get_u64(cursor *c) { uint64_t v; get(c, &v, 8); return v; }
 static float get_f32(cursor *c) { float v; get(c, &v, 4); return v; }
 
-/* hdr is (HEADER_BYTES): magic, version, config, training state, adam_t. */
-static void header_write(uint8_t *hdr, const rg_model *m, const rg_train_state *st) {
+/* hdr is (HEADER_BYTES): magic, version, config, training state, adam_t. A weights-only file has
+ * its own magic and the same header, so one reader serves both. */
+static void header_write(uint8_t *hdr, const rg_model *m, const rg_train_state *st,
+                         int weights_only) {
     cursor c = {hdr};
     memset(hdr, 0, HEADER_BYTES);
-    put(&c, RG_CKPT_MAGIC, 8);
+    put(&c, weights_only ? RG_WEIGHTS_MAGIC : RG_CKPT_MAGIC, 8);
     put_u32(&c, RG_CKPT_VERSION);
     put_i32(&c, m->cfg.V);
     put_i32(&c, m->cfg.maxT);
@@ -106,10 +108,12 @@ static int sync_dir_of(const char *path) {
     return rc;
 }
 
-int rg_checkpoint_save(const char *path, const rg_model *m, const rg_vocab *vocab,
-                       const rg_train_state *st, char *err, size_t err_len) {
+/* Writes a checkpoint, or with weights_only the same file without the AdamW moments. */
+static int save_file(const char *path, const rg_model *m, const rg_vocab *vocab,
+                     const rg_train_state *st, int weights_only, char *err, size_t err_len) {
+    const char *what = weights_only ? "weights" : "checkpoint";
     if (vocab->V != m->cfg.V) {
-        snprintf(err, err_len, "cannot save checkpoint %s: vocabulary has %d bytes, model V is %d",
+        snprintf(err, err_len, "cannot save %s %s: vocabulary has %d bytes, model V is %d", what,
                  path, vocab->V, m->cfg.V);
         return -1;
     }
@@ -117,18 +121,19 @@ int rg_checkpoint_save(const char *path, const rg_model *m, const rg_vocab *voca
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        snprintf(err, err_len, "cannot save checkpoint %s: cannot create %s: %s", path, tmp,
+        snprintf(err, err_len, "cannot save %s %s: cannot create %s: %s", what, path, tmp,
                  strerror(errno));
         return -1;
     }
     uint8_t hdr[HEADER_BYTES];
-    header_write(hdr, m, st);
+    header_write(hdr, m, st, weights_only);
     uint64_t np = (uint64_t)m->num_params;
     uint64_t h = RG_FNV1A64_INIT;
     size_t n = m->num_params * sizeof(float);
     int bad = write_all(f, hdr, sizeof hdr, &h) || write_all(f, vocab->bytes, (size_t)vocab->V, &h) ||
               write_all(f, &np, 8, &h) || write_all(f, m->params_memory, n, &h) ||
-              write_all(f, m->m_memory, n, &h) || write_all(f, m->v_memory, n, &h) ||
+              (!weights_only &&
+               (write_all(f, m->m_memory, n, &h) || write_all(f, m->v_memory, n, &h))) ||
               fwrite(&h, 1, 8, f) != 8;
     int saved_errno = errno;
     if (!bad && (fflush(f) != 0 || fsync(fileno(f)) != 0)) bad = 1, saved_errno = errno;
@@ -136,16 +141,26 @@ int rg_checkpoint_save(const char *path, const rg_model *m, const rg_vocab *voca
     if (!bad && rename(tmp, path) != 0) bad = 1, saved_errno = errno;
     if (bad) {
         unlink(tmp);
-        snprintf(err, err_len, "cannot save checkpoint %s: %s", path,
+        snprintf(err, err_len, "cannot save %s %s: %s", what, path,
                  saved_errno ? strerror(saved_errno) : "write failed");
         return -1;
     }
     if (sync_dir_of(path) != 0) {
-        snprintf(err, err_len, "checkpoint %s written, but syncing its directory failed: %s", path,
+        snprintf(err, err_len, "%s %s written, but syncing its directory failed: %s", what, path,
                  strerror(errno));
         return -1;
     }
     return 0;
+}
+
+int rg_checkpoint_save(const char *path, const rg_model *m, const rg_vocab *vocab,
+                       const rg_train_state *st, char *err, size_t err_len) {
+    return save_file(path, m, vocab, st, 0, err, err_len);
+}
+
+int rg_checkpoint_export(const char *path, const rg_model *m, const rg_vocab *vocab,
+                         const rg_train_state *st, char *err, size_t err_len) {
+    return save_file(path, m, vocab, st, 1, err, err_len);
 }
 
 /* ---- loading ---- */
@@ -173,12 +188,13 @@ int rg_checkpoint_load(const char *path, rg_model *m, rg_vocab *vocab, rg_train_
     uint64_t size = (uint64_t)sb.st_size;
     uint8_t hdr[HEADER_BYTES];
     size_t got = fread(hdr, 1, sizeof hdr, f);
+    int weights_only = got >= 8 && memcmp(hdr, RG_WEIGHTS_MAGIC, 8) == 0;
     if (got < 8 && memcmp(hdr, RG_CKPT_MAGIC, got) == 0) {
         snprintf(err, err_len, "checkpoint %s is truncated: %llu bytes", path,
                  (unsigned long long)size);
         goto fail;
     }
-    if (memcmp(hdr, RG_CKPT_MAGIC, 8) != 0) {
+    if (!weights_only && memcmp(hdr, RG_CKPT_MAGIC, 8) != 0) {
         snprintf(err, err_len, "%s is not a randyGPT checkpoint (bad magic)", path);
         goto fail;
     }
@@ -239,7 +255,8 @@ int rg_checkpoint_load(const char *path, rg_model *m, rg_vocab *vocab, rg_train_
         goto fail;
     }
     uint64_t np = (uint64_t)rg_model_num_params(&cfg);
-    uint64_t expect = HEADER_BYTES + (uint64_t)cfg.V + 8 + 3 * 4 * np + 8;
+    uint64_t arrays = weights_only ? 1 : 3;  /* params, and the two moments in a checkpoint */
+    uint64_t expect = HEADER_BYTES + (uint64_t)cfg.V + 8 + arrays * 4 * np + 8;
     if (size < expect) {
         snprintf(err, err_len, "checkpoint %s is truncated: %llu bytes, expected %llu", path,
                  (unsigned long long)size, (unsigned long long)expect);
@@ -274,8 +291,10 @@ int rg_checkpoint_load(const char *path, rg_model *m, rg_vocab *vocab, rg_train_
     }
     size_t n = (size_t)np * sizeof(float);
     uint64_t stored = 0;
-    if (read_hashed(f, m->params_memory, n, &h) != 0 || read_hashed(f, m->m_memory, n, &h) != 0 ||
-        read_hashed(f, m->v_memory, n, &h) != 0 || fread(&stored, 1, 8, f) != 8) {
+    if (read_hashed(f, m->params_memory, n, &h) != 0 ||
+        (!weights_only &&
+         (read_hashed(f, m->m_memory, n, &h) != 0 || read_hashed(f, m->v_memory, n, &h) != 0)) ||
+        fread(&stored, 1, 8, f) != 8) {
         snprintf(err, err_len, "checkpoint %s is truncated", path);
         goto fail;
     }
@@ -285,6 +304,7 @@ int rg_checkpoint_load(const char *path, rg_model *m, rg_vocab *vocab, rg_train_
         goto fail;
     }
     m->adam_t = adam_t;
+    st->weights_only = weights_only;
     fclose(f);
     return 0;
 fail:

@@ -35,8 +35,10 @@ static int by_prob_desc(const void *a, const void *b) {
 
 int rg_sample_token(const float *logits, int V, float temperature, float top_p, rg_rng *rng) {
     ranked r[256];
-    double mx = logits[0];
-    for (int i = 1; i < V; i++) mx = logits[i] > mx ? logits[i] : mx;
+    int best = 0;
+    for (int i = 1; i < V; i++) best = logits[i] > logits[best] ? i : best;
+    if (temperature == 0) return best;  /* greedy: the first most likely token, no draw */
+    double mx = logits[best];
     double sum = 0;
     for (int i = 0; i < V; i++) {
         r[i].p = exp((logits[i] - mx) / temperature);

@@ -22,7 +22,8 @@
 int rg_encode(const rg_vocab *vocab, const uint8_t *text, size_t n, int32_t *tokens, char *err,
               size_t err_len);
 
-/* Draws a token from logits (V) at temperature (> 0), keeping the smallest set of most likely
+/* Draws a token from logits (V) at temperature (0: greedy, the most likely token with the lowest
+ * index among ties, rng untouched), keeping the smallest set of most likely
  * tokens whose probability reaches top_p (0 < top_p <= 1). */
 int rg_sample_token(const float *logits, int V, float temperature, float top_p, rg_rng *rng);
 

@@ -21,6 +21,7 @@ extern "C" {
 #endif
 
 #define RG_CKPT_MAGIC "RGPTCKPT"  /* 8 bytes, no terminator in the file */
+#define RG_WEIGHTS_MAGIC "RGPTWGHT" /* a weights-only export: no AdamW moments */
 #define RG_CKPT_VERSION 1u
 #define RG_CKPT_PRESET_LEN 16     /* preset name field, NUL-padded */
 
@@ -34,6 +35,7 @@ typedef struct rg_train_state {
     int64_t step;                     /* training steps completed */
     uint64_t rng_data;                /* rg_rng state drawing the training windows */
     uint64_t rng_sample;              /* rg_rng state sampling text */
+    int weights_only;                 /* set by the loader: the file is an export (no moments) */
 } rg_train_state;
 
 /* Writes m (config, weights, moments, adam_t), vocab and st to path, atomically. Returns 0, or -1
@@ -41,8 +43,15 @@ typedef struct rg_train_state {
 int rg_checkpoint_save(const char *path, const rg_model *m, const rg_vocab *vocab,
                        const rg_train_state *st, char *err, size_t err_len);
 
-/* Reads path: initialises m from the file's config (free it with rg_model_free; no activations
- * yet), fills its weights, moments and adam_t, and vocab and st. Returns 0, or -1 with one line in
+/* Writes the weights-only export of m to path, atomically: the checkpoint without the AdamW moments
+ * (magic RG_WEIGHTS_MAGIC), enough for generation but not to resume. Returns 0, or -1 with one line
+ * in err. */
+int rg_checkpoint_export(const char *path, const rg_model *m, const rg_vocab *vocab,
+                         const rg_train_state *st, char *err, size_t err_len);
+
+/* Reads path, a checkpoint or a weights-only export: initialises m from the file's config (free it with rg_model_free; no activations
+ * yet), fills its weights, moments (zero in an export) and adam_t, and vocab and st (st->weights_only
+ * says which kind the file was). Returns 0, or -1 with one line in
  * err (missing, truncated, not a checkpoint, other format version, inconsistent sizes, checksum
  * mismatch); on failure m is left freed. */
 int rg_checkpoint_load(const char *path, rg_model *m, rg_vocab *vocab, rg_train_state *st,
