@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include "app/backend_args.h"
+#include "app/bench_bandwidth.h"
+#include "app/bench_contend.h"
 #include "app/bench_json.h"
 #include "app/bench_machine.h"
 #include "app/bench_peak.h"
@@ -28,9 +30,12 @@
 
 #define BENCH_MAX_BACKENDS 64
 #define BENCH_MAX_THREADS 64
-/* The FMA peak: each thread count is measured this many times for about this long; best kept. */
+/* The FMA peak: each thread count is measured this many times for about this long, before the
+ * first round, between rounds and after the last; the best of all counts. */
 #define PEAK_TRY_MS 200
-#define PEAK_TRIES 5
+#define PEAK_TRIES 3
+/* Passes of the bandwidth triad at each thread count; the best counts. */
+#define BANDWIDTH_PASSES 3
 /* A report script that runs longer than this is stopped. */
 #define REPORT_TIMEOUT_S 300.0
 /* The most of a child's stdout kept: its result line is a few KiB. */
@@ -51,6 +56,8 @@ typedef struct bench_opts {
     double timeout_s;
     const char *machine;      /* overrides the slug */
     const char *report_script;
+    int contend;              /* busy processes during the rounds (--contend) */
+    int bandwidth_mib;        /* size of each triad array; 0: rg_bandwidth_array_bytes() */
 } bench_opts;
 
 static void usage(FILE *f) {
@@ -78,6 +85,9 @@ static void usage(FILE *f) {
             "  --seed S                 seed of the weights and the tokens (default %d)\n"
             "  --machine NAME           name of the machine folder (default: from the CPU model)\n"
             "  --report-script PATH     report generator (default SOURCE/scripts/report.py)\n"
+            "  --contend N              run N busy processes during the rounds (default 0)\n"
+            "  --bandwidth-mib M        MiB of each bandwidth triad array (default: twice the\n"
+            "                           last-level cache, 64 to 1024)\n"
             "  --help                   this help\n"
             "\n"
             "Exit status: 0 when every run succeeded or was refused by its backend (e.g. a\n"
@@ -161,6 +171,14 @@ static int parse_options(int argc, char **argv, bench_opts *o) {
         } else if (rg_cli_flag("--timeout", argc, argv, &i, &v)) {
             if (!v) goto missing;
             if (rg_cli_double("--timeout", v, 0.0, 1, 1e6, &o->timeout_s, err, sizeof err) != 0)
+                return rg_cli_usage_error(CMD, err);
+        } else if (rg_cli_flag("--contend", argc, argv, &i, &v)) {
+            if (!v) goto missing;
+            if (rg_cli_int("--contend", v, 0, RG_CONTEND_MAX, &o->contend, err, sizeof err) != 0)
+                return rg_cli_usage_error(CMD, err);
+        } else if (rg_cli_flag("--bandwidth-mib", argc, argv, &i, &v)) {
+            if (!v) goto missing;
+            if (rg_cli_int("--bandwidth-mib", v, 1, 16384, &o->bandwidth_mib, err, sizeof err) != 0)
                 return rg_cli_usage_error(CMD, err);
         } else if (rg_cli_flag("--machine", argc, argv, &i, &v)) {
             if (!v || !*v) goto missing;
@@ -472,8 +490,59 @@ typedef struct bench_context {
     char commit[64];
     char created[32];         /* ISO 8601 UTC */
     char command[4096];
-    double peak[BENCH_MAX_THREADS];  /* GFLOP/s at o->threads[k] */
+    /* the FMA peak and the triad bandwidth at each thread count of o->threads, in that order, and
+     * then at 1 thread if the list lacks it (the reference of the scaling check) */
+    int npeak;
+    rg_peak_series peak[BENCH_MAX_THREADS + 1];
+    double bandwidth_gbps[BENCH_MAX_THREADS + 1];
+    size_t bandwidth_bytes;   /* of each triad array */
+    /* why the run's MFU figures cannot be trusted: one sentence each */
+    int nproblems;
+    char problems[BENCH_MAX_THREADS * 64 + 8][320];
 } bench_context;
+
+/* The best FMA peak so far at threads, or NAN if it was never measured. */
+static double peak_at(const bench_context *c, int threads) {
+    for (int k = 0; k < c->npeak; k++)
+        if (c->peak[k].threads == threads && c->peak[k].best > 0) return c->peak[k].best;
+    return NAN;
+}
+
+/* One more measurement of the FMA peak at every thread count; when names the moment. */
+static void measure_peaks(bench_context *c, const char *when) {
+    for (int k = 0; k < c->npeak; k++) {
+        const int t = c->peak[k].threads;
+        double g = rg_peak_gflops(t, PEAK_TRY_MS, PEAK_TRIES);
+        if (g > 0) rg_peak_series_add(&c->peak[k], g);
+        fprintf(stderr, "bench: fp32 FMA peak %s (%s, %d-bit), %d thread%s: %.1f GFLOP/s (best %.1f)\n",
+                when, rg_peak_isa(), rg_peak_vector_bits(), t, t > 1 ? "s" : "", g,
+                c->peak[k].best);
+    }
+}
+
+static void add_problem(bench_context *c, const char *text) {
+    const int max = (int)(sizeof c->problems / sizeof c->problems[0]);
+    if (c->nproblems < max) snprintf(c->problems[c->nproblems++], sizeof c->problems[0], "%s", text);
+}
+
+/* After the last round: the checks that make a run unreliable (docs/bench-format.md). */
+static void check_reliability(bench_context *c, const rg_bench_result *runs, int total) {
+    char why[320];
+    const double one = peak_at(c, 1);
+    for (int k = 0; k < c->npeak; k++)
+        if (!rg_peak_scaling_ok(c->peak[k].threads, c->peak[k].best, one, why, sizeof why))
+            add_problem(c, why);
+    for (int i = 0; i < total; i++) {
+        const rg_bench_result *r = &runs[i];
+        if (r->ok && r->mfu > 1.0) {
+            snprintf(why, sizeof why,
+                     "%s at %d thread%s: MFU %.1f%% exceeds 100%%: the peak it is measured "
+                     "against is too low",
+                     r->backend, r->threads, r->threads > 1 ? "s" : "", 100.0 * r->mfu);
+            add_problem(c, why);
+        }
+    }
+}
 
 static void write_kv_str(FILE *f, const char *indent, const char *k, const char *v, int last) {
     fprintf(f, "%s\"%s\": ", indent, k);
@@ -521,21 +590,46 @@ static int write_json(const char *path, const bench_context *c, const rg_bench_r
     write_kv_str(f, "    ", "data", o->run.data ? o->run.data : "synthetic", 0);
     fprintf(f, "    \"seed\": %llu,\n    \"timeout_s\": ", o->run.seed);
     rg_json_write_number(f, o->timeout_s);
-    fputs("\n  },\n", f);
+    fprintf(f, ",\n    \"contend\": %d\n  },\n", o->contend);
 
     fputs("  \"peak\": {\n", f);
     write_kv_str(f, "    ", "isa", rg_peak_isa(), 0);
     fprintf(f, "    \"vector_bits\": %d,\n    \"chains\": %d,\n", rg_peak_vector_bits(), rg_peak_chains());
     fprintf(f, "    \"try_ms\": %d,\n    \"tries\": %d,\n    \"by_threads\": [\n", PEAK_TRY_MS,
             PEAK_TRIES);
-    for (int k = 0; k < o->num_threads; k++) {
-        fprintf(f, "      {\"threads\": %d, \"gflops\": ", o->threads[k]);
-        rg_json_write_number(f, c->peak[k] > 0 ? c->peak[k] : NAN);
+    for (int k = 0; k < c->npeak; k++) {
+        const rg_peak_series *p = &c->peak[k];
+        fprintf(f, "      {\"threads\": %d, \"gflops\": ", p->threads);
+        rg_json_write_number(f, p->best > 0 ? p->best : NAN);
         fputs(", \"gflops_per_thread\": ", f);
-        rg_json_write_number(f, c->peak[k] > 0 ? c->peak[k] / o->threads[k] : NAN);
-        fputs(k + 1 < o->num_threads ? "},\n" : "}\n", f);
+        rg_json_write_number(f, p->best > 0 ? p->best / p->threads : NAN);
+        fputs(", \"samples\": [", f);
+        for (int s = 0; s < p->n; s++) {
+            if (s) fputs(", ", f);
+            rg_json_write_number(f, p->samples[s]);
+        }
+        fputs(k + 1 < c->npeak ? "]},\n" : "]}\n", f);
     }
     fputs("    ]\n  },\n", f);
+
+    fputs("  \"bandwidth\": {\n", f);
+    write_kv_str(f, "    ", "kernel", "triad", 0);
+    fprintf(f, "    \"array_bytes\": %zu,\n    \"passes\": %d,\n    \"by_threads\": [\n",
+            c->bandwidth_bytes, BANDWIDTH_PASSES);
+    for (int k = 0; k < c->npeak; k++) {
+        fprintf(f, "      {\"threads\": %d, \"gbps\": ", c->peak[k].threads);
+        rg_json_write_number(f, c->bandwidth_gbps[k] > 0 ? c->bandwidth_gbps[k] : NAN);
+        fputs(k + 1 < c->npeak ? "},\n" : "}\n", f);
+    }
+    fputs("    ]\n  },\n", f);
+
+    fprintf(f, "  \"reliability\": {\n    \"reliable\": %s,\n    \"problems\": [",
+            c->nproblems ? "false" : "true");
+    for (int k = 0; k < c->nproblems; k++) {
+        fputs(k ? ",\n      " : "\n      ", f);
+        rg_json_write_string(f, c->problems[k]);
+    }
+    fputs(c->nproblems ? "\n    ]\n  },\n" : "]\n  },\n", f);
 
     fputs("  \"runs\": [", f);
     for (int i = 0; i < n; i++) {
@@ -638,12 +732,21 @@ int rg_cmd_bench(int argc, char **argv) {
         return 1;
     }
 
-    /* The peak first, while nothing else of ours runs. */
+    /* The peak and the bandwidth first, while nothing else of ours runs. */
+    int has_one = 0;
     for (int k = 0; k < o.num_threads; k++) {
-        c.peak[k] = rg_peak_gflops(o.threads[k], PEAK_TRY_MS, PEAK_TRIES);
-        fprintf(stderr, "bench: fp32 FMA peak (%s, %d-bit), %d thread%s: %.1f GFLOP/s\n",
-                rg_peak_isa(), rg_peak_vector_bits(), o.threads[k], o.threads[k] > 1 ? "s" : "",
-                c.peak[k]);
+        c.peak[c.npeak++].threads = o.threads[k];
+        has_one |= o.threads[k] == 1;
+    }
+    if (!has_one) c.peak[c.npeak++].threads = 1;
+    measure_peaks(&c, "before the rounds");
+    c.bandwidth_bytes = o.bandwidth_mib ? (size_t)o.bandwidth_mib << 20 : rg_bandwidth_array_bytes();
+    for (int k = 0; k < c.npeak; k++) {
+        c.bandwidth_gbps[k] = rg_bandwidth_triad_gbps(c.peak[k].threads, c.bandwidth_bytes,
+                                                      BANDWIDTH_PASSES);
+        fprintf(stderr, "bench: memory bandwidth (triad, 3 x %zu MiB), %d thread%s: %.1f GB/s\n",
+                c.bandwidth_bytes >> 20, c.peak[k].threads, c.peak[k].threads > 1 ? "s" : "",
+                c.bandwidth_gbps[k]);
     }
 
     /* Each repeat is a child of its own, and the repeats go round by round over every (backend,
@@ -658,6 +761,13 @@ int rg_cmd_bench(int argc, char **argv) {
     int children = 0;
     double spent_s = 0.0;
     for (int round = 0; round < rounds; round++) {
+        rg_contend busy = {0};
+        char err[512];
+        if (rg_contend_start(&busy, o.contend, err, sizeof err) != 0)
+            fprintf(stderr, "randygpt bench: warning: %s\n", err);
+        else if (o.contend)
+            fprintf(stderr, "bench: %d busy process%s running\n", o.contend,
+                    o.contend > 1 ? "es" : "");
         for (int i = 0; i < total; i++) {
             const bench_backend *be = &backends.items[i / o.num_threads];
             const int threads = o.threads[i % o.num_threads];
@@ -692,19 +802,22 @@ int rg_cmd_bench(int argc, char **argv) {
             else
                 fprintf(stderr, "bench:   FAILED (%s): %s\n", one.reason, one.error);
         }
+        rg_contend_stop(&busy);
+        measure_peaks(&c, round + 1 < rounds ? "between rounds" : "after the rounds");
     }
     int failed = 0, refused = 0;
     for (int i = 0; i < total; i++) {
         rg_bench_result *r = &runs[i];
         rg_bench_result_finish_rounds(r);
-        const double peak = c.peak[i % o.num_threads];
-        r->peak_gflops = peak > 0 ? peak : NAN;
+        r->peak_gflops = peak_at(&c, r->threads);
         r->mfu = r->ok ? r->gflops / r->peak_gflops : NAN;
         if (!r->ok) {
             if (strcmp(r->reason, "refused")) failed++;
             else refused++;
         }
     }
+
+    check_reliability(&c, runs, total);
 
     char json_path[4500], csv_path[4500];
     snprintf(json_path, sizeof json_path, "%s/bench.json", dir);
@@ -725,6 +838,8 @@ int rg_cmd_bench(int argc, char **argv) {
                 printf("%-16s %7d %8s   %s\n", r->backend, r->threads,
                        strcmp(r->reason, "refused") ? "failed" : "refused", r->error);
         }
+        for (int k = 0; k < c.nproblems; k++)
+            printf("UNRELIABLE: %s\n", c.problems[k]);
         printf("results: %s\n", dir);
         fflush(stdout);
         run_report(&o, c.src_dir, dir);

@@ -4,6 +4,8 @@
  * and are positive. */
 #define _GNU_SOURCE /* mkdtemp */
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -18,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "app/bench_bandwidth.h"
+#include "app/bench_contend.h"
 #include "app/bench_json.h"
 #include "app/bench_peak.h"
 #include "app/bench_proc.h"
@@ -100,7 +104,8 @@ static void test_bench_run_with_failing_plugins(void **state) {
     int rc = run_randygpt(log, 120.0, "bench", "--preset", "tiny", "--steps", "2", "--warmup", "1",
                           "--repeat", "2", "--threads", "1", "--backend-dir", RG_TEST_PLUGIN_DIR,
                           "--backends", backends, "--timeout", "20", "--machine", "testbox",
-                          "--report-script", "/nonexistent/report.py", "--out", out, NULL);
+                          "--bandwidth-mib", "8", "--report-script", "/nonexistent/report.py",
+                          "--out", out, NULL);
     /* Some runs failed: exit 1, but the results are written. */
     assert_int_equal(rc, 1);
 
@@ -129,6 +134,17 @@ static void test_bench_run_with_failing_plugins(void **state) {
     assert_int_equal(by->count, 1);
     assert_int_equal((int)rg_json_num(rg_json_get(rg_json_at(by, 0), "threads"), 0), 1);
     assert_positive(rg_json_at(by, 0), "gflops");
+    /* measured before the rounds, between them and after: repeat + 1 samples; the best counts */
+    const rg_json *samples = rg_json_get(rg_json_at(by, 0), "samples");
+    assert_int_equal(samples->count, 3);
+    double best = 0.0;
+    for (int k = 0; k < samples->count; k++) best = fmax(best, rg_json_num(rg_json_at(samples, k), 0));
+    assert_float_equal(best, rg_json_num(rg_json_get(rg_json_at(by, 0), "gflops"), 0), 0.0);
+    assert_int_equal((int)rg_json_num(rg_json_get(config, "contend"), -1), 0);
+    const rg_json *bw = rg_json_get(j, "bandwidth");
+    assert_int_equal((int)rg_json_num(rg_json_get(bw, "array_bytes"), 0), 8 << 20);
+    assert_int_equal(rg_json_get(bw, "by_threads")->count, 1);
+    assert_positive(rg_json_at(rg_json_get(bw, "by_threads"), 0), "gbps");
 
     /* One run per (backend, threads), in the order given. */
     const rg_json *runs = rg_json_get(j, "runs");
@@ -241,6 +257,9 @@ static void test_bench_bad_input(void **state) {
     assert_int_equal(run_randygpt(log, 30.0, "bench", "--steps", "-3", "--out", out, NULL), 2);
     assert_int_equal(run_randygpt(log, 30.0, "bench", "--timeout", "0", "--out", out, NULL), 2);
     assert_int_equal(run_randygpt(log, 30.0, "bench", "--frobnicate", "--out", out, NULL), 2);
+    assert_int_equal(run_randygpt(log, 30.0, "bench", "--contend", "-1", "--out", out, NULL), 2);
+    assert_int_equal(run_randygpt(log, 30.0, "bench", "--contend", "many", "--out", out, NULL), 2);
+    assert_int_equal(run_randygpt(log, 30.0, "bench", "--bandwidth-mib", "0", "--out", out, NULL), 2);
     assert_int_equal(run_randygpt(log, 30.0, "bench", "--data", "/nonexistent/corpus.txt", NULL), 2);
     assert_int_equal(run_randygpt(log, 30.0, "bench", "--help", NULL), 0);
 
@@ -271,6 +290,7 @@ static void test_bench_refused_thread_count(void **state) {
     assert_int_equal(run_randygpt(log, 60.0, "bench", "--preset", "tiny", "--steps", "1", "--warmup",
                                   "0", "--repeat", "1", "--threads", "1,2", "--backends", "single",
                                   "--backend-dir", RG_TEST_PLUGIN_DIR, "--machine", "testbox",
+                                  "--contend", "1", "--bandwidth-mib", "8",
                                   "--report-script", "/nonexistent/report.py", "--out", out, NULL),
                      0);
     char dir[4400], path[4500], err[512];
@@ -286,8 +306,17 @@ static void test_bench_refused_thread_count(void **state) {
     assert_string_equal(rg_json_str(rg_json_get(r, "status")), "failed");
     assert_string_equal(rg_json_str(rg_json_get(r, "reason")), "refused");
     assert_int_equal((int)rg_json_num(rg_json_get(r, "exit_code"), 0), RG_BENCH_EXIT_REFUSED);
-    /* Two thread counts, two peaks. */
+    /* Two thread counts, two peaks and two bandwidths. */
     assert_int_equal(rg_json_get(rg_json_get(j, "peak"), "by_threads")->count, 2);
+    assert_int_equal(rg_json_get(rg_json_get(j, "bandwidth"), "by_threads")->count, 2);
+    assert_int_equal((int)rg_json_num(rg_json_get(rg_json_get(j, "config"), "contend"), -1), 1);
+    /* unreliable exactly when there are problems (which depends on the machine's load) */
+    const rg_json *rel = rg_json_get(j, "reliability");
+    const rg_json *problems = rg_json_get(rel, "problems");
+    assert_non_null(problems);
+    const rg_json *reliable = rg_json_get(rel, "reliable");
+    assert_int_equal(reliable->type, RG_JSON_BOOL);
+    assert_int_equal(reliable->boolean, problems->count == 0);
     rg_json_free(j);
     free(out);
 }
@@ -383,6 +412,52 @@ static void test_median_and_peak(void **state) {
     assert_true(rg_peak_gflops(0, 20, 1) < 0.0);
 }
 
+static void test_peak_checks(void **state) {
+    char why[320] = "";
+    /* the case: 2 threads measured at the 1-thread peak */
+    assert_int_equal(rg_peak_scaling_ok(2, 117.0, 117.0, why, sizeof why), 0);
+    assert_non_null(strstr(why, "2-thread"));
+    assert_int_equal(rg_peak_scaling_ok(2, 234.0, 117.0, why, sizeof why), 1);
+    assert_int_equal(rg_peak_scaling_ok(2, 1.6 * 117.0, 117.0, why, sizeof why), 1);
+    assert_int_equal(rg_peak_scaling_ok(4, 319.0, 100.0, why, sizeof why), 0);
+    assert_int_equal(rg_peak_scaling_ok(1, 50.0, 117.0, why, sizeof why), 1);
+    assert_int_equal(rg_peak_scaling_ok(2, 50.0, NAN, why, sizeof why), 1);
+    rg_peak_series s = {.threads = 2};
+    rg_peak_series_add(&s, 100.0);
+    rg_peak_series_add(&s, 180.0);
+    rg_peak_series_add(&s, 150.0);
+    assert_int_equal(s.n, 3);
+    assert_float_equal(s.best, 180.0, 0.0);
+    assert_float_equal(s.samples[2], 150.0, 0.0);
+}
+
+static void test_bandwidth(void **state) {
+    double g = rg_bandwidth_triad_gbps(2, 4 << 20, 2);
+    assert_true(g > 0.0 && isfinite(g));
+    assert_true(rg_bandwidth_triad_gbps(0, 4 << 20, 1) < 0.0);
+    size_t b = rg_bandwidth_array_bytes();
+    assert_true(b >= ((size_t)64 << 20) && b <= ((size_t)1024 << 20));
+}
+
+static void test_contend(void **state) {
+    rg_contend c;
+    char err[256];
+    assert_int_equal(rg_contend_start(&c, 2, err, sizeof err), 0);
+    assert_int_equal(c.n, 2);
+    pid_t pids[2] = {c.pids[0], c.pids[1]};
+    for (int i = 0; i < 2; i++) assert_int_equal(kill(pids[i], 0), 0); /* running */
+    rg_contend_stop(&c);
+    assert_int_equal(c.n, 0);
+    for (int i = 0; i < 2; i++) { /* killed and reaped: the pid is gone */
+        assert_int_equal(kill(pids[i], 0), -1);
+        assert_int_equal(errno, ESRCH);
+    }
+    assert_int_equal(rg_contend_start(&c, -1, err, sizeof err), -1);
+    assert_non_null(strstr(err, "--contend"));
+    assert_int_equal(rg_contend_start(&c, 0, err, sizeof err), 0);
+    assert_int_equal(c.n, 0);
+}
+
 int main(void) {
     /* In a sanitizer build, let the crash fixture die of its signal as in a release build instead
      * of the sanitizer catching it and exiting 1. */
@@ -394,6 +469,9 @@ int main(void) {
         cmocka_unit_test(test_json_reader),
         cmocka_unit_test(test_proc_limits),
         cmocka_unit_test(test_median_and_peak),
+        cmocka_unit_test(test_peak_checks),
+        cmocka_unit_test(test_bandwidth),
+        cmocka_unit_test(test_contend),
         cmocka_unit_test(test_bench_bad_input),
         cmocka_unit_test(test_bench_refused_thread_count),
         cmocka_unit_test(test_bench_run_with_failing_plugins),

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -121,4 +122,24 @@ double rg_peak_gflops(int threads, int try_ms, int tries) {
         if (g > best) best = g;
     }
     return best;
+}
+
+void rg_peak_burn(void) {
+    for (;;) fma_chains(1L << 20);
+}
+
+void rg_peak_series_add(rg_peak_series *s, double gflops) {
+    if (s->n < RG_PEAK_MAX_SAMPLES) s->samples[s->n++] = gflops;
+    if (gflops > s->best) s->best = gflops;
+}
+
+int rg_peak_scaling_ok(int threads, double peak_n, double peak_1, char *why, size_t why_len) {
+    if (threads <= 1 || !(peak_1 > 0)) return 1;
+    const double want = RG_PEAK_MIN_SCALING * threads * peak_1;
+    if (peak_n >= want) return 1;
+    snprintf(why, why_len,
+             "the %d-thread FMA peak (%.1f GFLOP/s) is under %.1f x %d x the 1-thread peak "
+             "(%.1f GFLOP/s): the cores were not all free while it was measured",
+             threads, peak_n, RG_PEAK_MIN_SCALING, threads, peak_1);
+    return 0;
 }
