@@ -6,7 +6,9 @@ Usage: report.py RUN_DIR [--out DIR] [--logs FILE ...] [--no-plots]
 Reads RUN_DIR/bench.json (docs/bench-format.md) and, when present, RUN_DIR/kbench.json (Google
 Benchmark JSON from randygpt-kbench) and RUN_DIR/torch.json (scripts/torch_baseline.py). --logs
 takes `randygpt train --log` JSON-lines files for the loss-curve plot. Writes, into --out (default
-RUN_DIR): report.md, speedup.png, ops.png and, with --logs, loss.png.
+RUN_DIR): report.md, which opens with the verdict (the fastest backend at each thread count, by how
+much, and the op that decides it), speedup.png, ops.png and, with --logs, loss.png. The plots are
+drawn by scripts/rgplot.py, which scripts/plot.py uses too.
 
 The output depends only on the inputs: no clock, no host lookups, fixed ordering and number
 formats, PNGs without a software stamp.
@@ -16,22 +18,30 @@ import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rgplot  # noqa: E402
+
 PROG = "report.py"
 NOTE = "randyGPT's multi-core design note"
 BASELINE = "single"
-# The speedup table's rows after the reference: (backend, what it is).
-SPEEDUP_ROWS = [
-    ("openmp", "with openmp"),
-    ("pthreads", "with pthreads"),
-    ("openblas", "with openblas"),
-    ("blis", "with blis"),
-]
 # The op kinds of the current backend ABI, in rg_op_kind order. Results of an older ABI may list
 # others (residual_backward, before version 2): op_kinds() adds them.
 OP_KINDS = ["matmul_forward", "matmul_backward", "attention_forward", "attention_backward",
             "adamw_step", "rmsnorm_forward", "rmsnorm_backward", "sqrelu_forward",
             "sqrelu_backward", "residual_forward", "embedding_forward", "embedding_backward",
             "crossentropy_forward", "crossentropy_backward", "sum_squares"]
+# The op kinds stacked in ops.png, in few enough groups that each gets a colour of its own; an op
+# kind of no group (results of an older ABI) joins the memory-bound group.
+OP_GROUPS = [("matmul forward", ["matmul_forward"]), ("matmul backward", ["matmul_backward"]),
+             ("attention forward", ["attention_forward"]),
+             ("attention backward", ["attention_backward"]), ("AdamW", ["adamw_step"]),
+             ("rmsnorm, squared ReLU, residual", ["rmsnorm_forward", "rmsnorm_backward",
+                                                  "sqrelu_forward", "sqrelu_backward",
+                                                  "residual_forward"]),
+             ("embedding, cross-entropy, grad norm, other",
+              ["embedding_forward", "embedding_backward", "crossentropy_forward",
+               "crossentropy_backward", "sum_squares"]),
+             ("host glue between ops", [])]
 
 
 class ReportError(Exception):
@@ -80,28 +90,6 @@ def load_kbench(run_dir):
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
         raise ReportError("%s: not a Google Benchmark JSON file" % path)
     return doc
-
-
-def load_log(path):
-    """A `randygpt train --log` file: one JSON object per line with step and loss, some with
-    val_loss."""
-    points = []
-    try:
-        with open(path) as f:
-            for no, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                    points.append((int(rec["step"]), rec["loss"], rec.get("val_loss")))
-                except (ValueError, KeyError, TypeError):
-                    raise ReportError("%s:%d: not a train log line (JSON with step and loss)"
-                                      % (path, no))
-    except OSError as e:
-        raise ReportError("cannot read train log %s: %s" % (path, e.strerror))
-    if not points:
-        raise ReportError("train log %s has no steps" % path)
-    return points
 
 
 # ---- number formats (one per quantity, used everywhere) ----
@@ -203,15 +191,130 @@ def failure(run, detail=False):
                         ": ".join(str(x) for x in (reason, why) if x and x != "refused") or "?")
 
 
+def backends_in_order(runs, with_torch=True):
+    """Every backend that has a run, in the order of the runs (bench's order, PyTorch last)."""
+    names = []
+    for r in runs:
+        if r["backend"] not in names and (with_torch or r["backend"] != "pytorch"):
+            names.append(r["backend"])
+    return names
+
+
+def torch_label(run):
+    """A PyTorch run's name in the text: its setting (torch.json's optional "setting" of a run,
+    e.g. the best one found) or, without one, "as shipped"."""
+    return "PyTorch %s" % (run.get("setting") or "as shipped")
+
+
+def fastest(runs, backend=None, threads=None, max_threads=None):
+    """The successful run with the lowest median step among those of backend (any, PyTorch
+    excluded, when None) at threads (or at most max_threads), or None."""
+    cands = [r for r in runs if ok(r)
+             and (r["backend"] == backend if backend else r["backend"] != "pytorch")
+             and (threads is None or r["threads"] == threads)
+             and (max_threads is None or r["threads"] <= max_threads)]
+    return min(cands, key=step_ms) if cands else None
+
+
+def op_times(run):
+    """op kind -> ms per step, and the host's glue, scaled so that they add up to the run's median
+    step: bench measures the ops' shares over all repeats (their mean), the tables quote medians."""
+    ops = {o["op"]: o["ms_per_step"] for o in run.get("ops") or []}
+    other = run.get("other_ms_per_step") or 0.0
+    total = sum(ops.values()) + other
+    scale = step_ms(run) / total if total > 0 else 0.0
+    return {k: v * scale for k, v in ops.items()}, other * scale
+
+
+def threads_text(n):
+    return plural(n, "thread")
+
+
 # ---- sections ----
 
 def plural(n, word):
     return "%d %s%s" % (n, word, "" if n == 1 else "s")
 
 
+def faster_than(win_ms, other_ms):
+    """"2.50x faster than" or, when win is the slower, "1.20x slower than"."""
+    r = ratio(other_ms, win_ms)
+    return "%s faster than" % speedup(r) if r >= 1 else "%s slower than" % speedup(1 / r)
+
+
+def deciding_op(win, other):
+    """The op kind in which win saves the most time per step over other, with both times, or
+    None without per-op timings."""
+    a, b = op_times(win)[0], op_times(other)[0]
+    common = [k for k in a if k in b]
+    if not common:
+        return None
+    op = max(common, key=lambda k: b[k] - a[k])
+    return op, a[op], b[op]
+
+
+def verdict_at(runs, t, best_one):
+    """The verdict's sentence for thread count t (best_one: the fastest 1-thread run)."""
+    win = fastest(runs, threads=t)
+    s = "At %s, **%s** is fastest: %s ms per step" % (threads_text(t), win["backend"],
+                                                      ms(step_ms(win)))
+    cmp = []
+    if t == 1:
+        ref = find_run(runs, BASELINE, 1)
+        if ok(ref) and ref is not win:
+            cmp.append("%s the reference `%s` (%s ms)" % (
+                faster_than(step_ms(win), step_ms(ref)), BASELINE, ms(step_ms(ref))))
+    elif best_one is not None:
+        cmp.append("%s the best single-thread backend (`%s`, %s ms)" % (
+            faster_than(step_ms(win), step_ms(best_one)), best_one["backend"],
+            ms(step_ms(best_one))))
+    torch = fastest(runs, backend="pytorch", max_threads=t)
+    if torch is not None:
+        cmp.append("%s %s at %s (%s ms%s)" % (
+            faster_than(step_ms(win), step_ms(torch)), torch_label(torch),
+            threads_text(torch["threads"]), ms(step_ms(torch)),
+            "" if t == 1 else "; its fastest at up to %s" % threads_text(t)))
+    if cmp:
+        s += ", " + " and ".join(cmp)
+    rest = [r for r in runs if ok(r) and r["threads"] == t and r is not win
+            and r["backend"] != "pytorch"]
+    if rest:
+        second = min(rest, key=step_ms)
+        s += "; the runner-up `%s` takes %s ms" % (second["backend"], ms(step_ms(second)))
+        d = deciding_op(win, second)
+        if d:
+            s += ", and most of the difference is in %s (%s against %s ms per step)" % (
+                d[0], ms(d[1]), ms(d[2]))
+        if win["step_ms"]["max"] >= second["step_ms"]["min"]:
+            s += "; their repeats overlap (%s–%s against %s–%s ms), so this order is within " \
+                 "the machine's noise" % (ms(win["step_ms"]["min"]), ms(win["step_ms"]["max"]),
+                                       ms(second["step_ms"]["min"]), ms(second["step_ms"]["max"]))
+    return s + "."
+
+
+def section_verdict(runs):
+    """The report's opening paragraph: the answer, with the figures it rests on."""
+    threads = sorted({r["threads"] for r in runs if ok(r) and r["backend"] != "pytorch"})
+    if not threads:
+        return "**Verdict.** No backend ran successfully: there is nothing to compare."
+    parts = ["**Verdict** (median step times)."]
+    parts += [verdict_at(runs, t, fastest(runs, threads=1)) for t in threads]
+    top = fastest(runs, threads=threads[-1])
+    ops, other = op_times(top)
+    if ops:
+        mm = sum(v for k, v in ops.items() if k.startswith("matmul"))
+        att = sum(v for k, v in ops.items() if k.startswith("attention"))
+        parts.append("In `%s`'s step at %s, the matmuls take %s ms (%s of it), attention "
+                     "%s ms (%s), everything else %s ms." % (
+                         top["backend"], threads_text(top["threads"]), ms(mm),
+                         pct(mm / step_ms(top)), ms(att), pct(att / step_ms(top)),
+                         ms(step_ms(top) - mm - att)))
+    return " ".join(parts)
+
+
 def section_header(bench, torch_doc):
     cfg = bench["config"]
-    lines = ["# randyGPT-C benchmark report", ""]
+    lines = []
     lines.append("Run `%s`, started %s." % (bench.get("command", "randygpt bench"),
                                              bench.get("created_utc", "at an unknown time")))
     lines.append("")
@@ -292,6 +395,24 @@ def predictions(cores):
             "pytorch": "no prediction (the note names PyTorch only as a BLAS user)"}
 
 
+def speedup_rows(runs, cores):
+    """The speedup table's runs after the reference: every backend that has a run, at `cores`
+    threads or else at the most threads it has a run for, fastest first and failed runs after
+    them; then every PyTorch run at `cores` (one per setting)."""
+    rows = []
+    for b in backends_in_order(runs):
+        if b == BASELINE:
+            continue
+        mine = [r for r in runs if r["backend"] == b]
+        at = [r for r in mine if r["threads"] == cores]
+        if b == "pytorch":
+            rows += at
+        else:
+            rows.append(at[0] if at else max(mine, key=lambda r: r["threads"]))
+    rows.sort(key=lambda r: (r["backend"] == "pytorch", not ok(r), step_ms(r) or 0.0))
+    return rows
+
+
 def section_speedup(bench, runs):
     base = find_run(runs, BASELINE, 1)
     base_ms = step_ms(base)
@@ -308,17 +429,15 @@ def section_speedup(bench, runs):
                "counterpart in this design." % (ms(base_ms), NOTE))
     out.append("")
     rows = [["1 core, reference", BASELINE, 1, ms(base_ms), speedup(1.0), pred["single"]]]
-    label = "%d core%s" % (cores, "" if cores == 1 else "s")
-    for backend, what in SPEEDUP_ROWS + [("pytorch", "PyTorch")]:
-        run = find_run(runs, backend, cores)
-        name = "%s %s" % (label, what) if backend != "pytorch" else "%s, %s" % (label, what)
-        if run is None:
-            rows.append([name, backend, cores, "not run", "—", pred[backend]])
-        elif not ok(run):
-            rows.append([name, backend, cores, failure(run), "—", pred[backend]])
+    for run in speedup_rows(runs, cores):
+        b, t = run["backend"], run["threads"]
+        label = "%d core%s" % (t, "" if t == 1 else "s")
+        name = "%s, %s" % (label, torch_label(run)) if b == "pytorch" else "%s with %s" % (label, b)
+        p = pred.get(b, "no prediction (not a backend of the note)")
+        if not ok(run):
+            rows.append([name, b, t, failure(run), "—", p])
         else:
-            rows.append([name, backend, cores, ms(step_ms(run)),
-                         speedup(ratio(base_ms, step_ms(run))), pred[backend]])
+            rows.append([name, b, t, ms(step_ms(run)), speedup(ratio(base_ms, step_ms(run))), p])
     out.append(table(["configuration", "backend", "threads", "step ms", "measured speedup",
                       "predicted by " + NOTE], rows, ["---", "---", "--:", "--:", "--:", "---"]))
     return "\n".join(out)
@@ -406,20 +525,21 @@ def section_ops(runs):
     cols = breakdown_runs(runs)
     out = ["## Op breakdown", "",
            "Milliseconds per training step spent in each op kind, at each backend's largest "
-           "thread count. *ref* marks an op the backend does not run natively: the core's "
-           "reference kernel ran it.", ""]
+           "thread count: each op's share of the time over all repeats, times the median step, "
+           "so that a column adds up to the median quoted everywhere else. *ref* marks an op the "
+           "backend does not run natively: the core's reference kernel ran it.", ""]
     if not cols:
         out.append("No successful run with per-op timings.")
         return "\n".join(out)
+    times = [op_times(r) for r in cols]
     rows = []
     for op in op_kinds(cols):
         row = [op]
-        for r in cols:
+        for r, (t, _) in zip(cols, times):
             e = next((o for o in r["ops"] if o["op"] == op), None)
-            row.append("—" if e is None else ms(e["ms_per_step"]) + ("" if e["native"]
-                                                                   else " *ref*"))
+            row.append("—" if e is None else ms(t[op]) + ("" if e["native"] else " *ref*"))
         rows.append(row)
-    rows.append(["other (model glue)"] + [ms(r.get("other_ms_per_step")) for r in cols])
+    rows.append(["other (model glue)"] + [ms(other) for _, other in times])
     rows.append(["**step (median)**"] + ["**%s**" % ms(step_ms(r)) for r in cols])
     out.append(table(["op"] + ["%s, %d thr" % (r["backend"], r["threads"]) for r in cols], rows,
                      ["---"] + ["--:"] * len(cols)))
@@ -493,81 +613,56 @@ def section_kbench(doc):
 
 # ---- plots ----
 
-def plots(out_dir, runs, logs):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    meta = {"Software": None}  # no version stamp: the same input gives the same bytes
-    written = []
-
-    base_ms = step_ms(find_run(runs, BASELINE, 1))
-    if base_ms is not None:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        backends = []
+def plot_speedup(out_dir, runs):
+    series = []
+    for b in backends_in_order(runs):
+        pts = {}
         for r in runs:
-            if r["backend"] not in backends:
-                backends.append(r["backend"])
-        threads = sorted({r["threads"] for r in runs})
-        for b in backends:
-            pts = [(r["threads"], base_ms / step_ms(r)) for r in runs
-                   if r["backend"] == b and ok(r)]
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=b)
-        ax.plot(threads, threads, linestyle=":", color="grey", label="linear")
-        ax.set_xlabel("threads")
-        ax.set_ylabel("speedup over single-thread single")
-        ax.set_xticks(threads)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, "speedup.png"), dpi=100, metadata=meta)
-        plt.close(fig)
-        written.append(("speedup.png", "Speedup over single-thread single, by thread count"))
+            if r["backend"] == b and ok(r) and (r["threads"] not in pts
+                                                 or step_ms(r) < pts[r["threads"]]):
+                pts[r["threads"]] = step_ms(r)  # PyTorch: its best setting at each count
+        if pts:
+            series.append((b, sorted(pts.items())))
+    if not series:
+        return None
+    rgplot.plot_scaling(series, os.path.join(out_dir, "speedup.png"),
+                        "Thread scaling: median step time and speedup over each backend's own "
+                        "1-thread run")
+    return "speedup.png", "Thread scaling of every backend against its own 1-thread run"
 
+
+def plot_ops(out_dir, runs):
     cols = breakdown_runs(runs)
-    if cols:
-        fig, ax = plt.subplots(figsize=(7.5, 4.8))
-        labels = ["%s\n%d thr" % (r["backend"], r["threads"]) for r in cols]
-        bottom = [0.0] * len(cols)
-        colors = plt.get_cmap("tab20").colors
-        for i, op in enumerate(op_kinds(cols) + ["other"]):
-            vals = []
-            for r in cols:
-                if op == "other":
-                    vals.append(r.get("other_ms_per_step") or 0.0)
-                else:
-                    e = next((o for o in r["ops"] if o["op"] == op), None)
-                    vals.append(e["ms_per_step"] if e else 0.0)
-            ax.bar(labels, vals, bottom=bottom, label=op, color=colors[i % len(colors)])
-            bottom = [b + v for b, v in zip(bottom, vals)]
-        ax.set_ylabel("ms per step")
-        ax.legend(fontsize="x-small", ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, "ops.png"), dpi=100, metadata=meta)
-        plt.close(fig)
-        written.append(("ops.png", "Time per op kind per backend (ms per step)"))
+    if not cols:
+        return None
+    columns = []
+    for r in cols:
+        t, other = op_times(r)
+        v = {g: sum(t.get(k, 0.0) for k in kinds) for g, kinds in OP_GROUPS}
+        v[OP_GROUPS[-2][0]] += sum(x for k, x in t.items()
+                                   if not any(k in kinds for _, kinds in OP_GROUPS))
+        v[OP_GROUPS[-1][0]] = other
+        columns.append(("%s\n%s" % (r["backend"], threads_text(r["threads"])), v))
+    separate = ["%s\n%s" % (r["backend"], threads_text(r["threads"])) for r in cols
+                if r["backend"] == BASELINE]
+    rgplot.plot_ops(columns, [g for g, _ in OP_GROUPS], os.path.join(out_dir, "ops.png"),
+                    "Where a training step's time goes (the reference on its own scale)",
+                    separate)
+    return "ops.png", "Time per op kind per backend, ms per median step"
 
-    if logs:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for i, (path, points) in enumerate(logs):
-            name = os.path.splitext(os.path.basename(path))[0]
-            color = "C%d" % (i % 10)
-            ax.plot([p[0] for p in points], [p[1] for p in points], color=color, linewidth=1,
-                    label=name + " train")
-            val = [(p[0], p[2]) for p in points if p[2] is not None]
-            if val:
-                ax.plot([v[0] for v in val], [v[1] for v in val], color=color, marker="o",
-                        linestyle="--", label=name + " val")
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, "loss.png"), dpi=100, metadata=meta)
-        plt.close(fig)
-        written.append(("loss.png", "Loss curves"))
-    return written
+
+def plot_logs(out_dir, logs):
+    if not logs:
+        return None
+    rgplot.plot_loss([(rgplot.log_label(p), pts) for p, pts in logs],
+                     os.path.join(out_dir, "loss.png"), "Training loss (`randygpt train --log`)")
+    return "loss.png", "Loss curves by step and by training time"
+
+
+def plots(out_dir, runs, logs):
+    """Writes the plots; returns [(file name, title)] of those written."""
+    return [w for w in (plot_speedup(out_dir, runs), plot_ops(out_dir, runs),
+                        plot_logs(out_dir, logs)) if w]
 
 
 # ---- main ----
@@ -576,13 +671,13 @@ def build_report(run_dir, log_paths, out_dir, with_plots):
     bench = load_bench(run_dir)
     torch_doc = load_torch(run_dir)
     kbench = load_kbench(run_dir)
-    logs = [(p, load_log(p)) for p in log_paths]
+    logs = [(p, rgplot.load_log(p)) for p in log_paths]
     runs = list(bench["runs"]) + torch_runs(torch_doc, bench)
     for r in runs:
         if "backend" not in r or "threads" not in r or "status" not in r:
             raise ReportError("bench.json: a run lacks backend, threads or status")
 
-    parts = [section_header(bench, torch_doc), section_machine(bench, runs, torch_doc),
+    parts = ["# randyGPT-C benchmark report", section_verdict(runs), section_header(bench, torch_doc), section_machine(bench, runs, torch_doc),
              section_speedup(bench, runs), section_scaling(runs), section_runs(runs),
              section_ops(runs)]
     if kbench:
@@ -610,7 +705,7 @@ def main():
             raise ReportError("%s is not a directory" % args.run_dir)
         os.makedirs(out_dir, exist_ok=True)
         build_report(args.run_dir, args.logs, out_dir, not args.no_plots)
-    except ReportError as e:
+    except (ReportError, rgplot.PlotError) as e:
         print("%s: %s" % (PROG, e), file=sys.stderr)
         return 1
     except (KeyError, TypeError) as e:
