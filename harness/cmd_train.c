@@ -190,6 +190,11 @@ int rg_cmd_train(int argc, char **argv) {
         fprintf(stderr, CMD ": %s\n", err);
         return 1;
     }
+    if (rg_checkpoint_check_path(o.checkpoint, o.data, err, sizeof err) != 0) {
+        fprintf(stderr, CMD ": %s\n", err);
+        rg_data_free(&data);
+        return 2;
+    }
 
     rg_model model;
     memset(&model, 0, sizeof model);

@@ -1,6 +1,7 @@
 /* Tests of checkpoints: an exact round trip, the refusal of damaged or foreign files with one clear
  * line each, and saves that fail without touching the previous checkpoint. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -252,6 +254,161 @@ static void test_failed_save_keeps_previous(void **state) {
     fx->st.step = 17;
 }
 
+/* ---- hostile headers: fields patched, checksum recomputed so only the field checks stand ---- */
+
+/* Header offsets (docs/checkpoint-format.md). */
+enum { OFF_V = 12, OFF_MAXT = 16, OFF_C = 20, OFF_NH = 24, OFF_L = 28, OFF_B = 48, OFF_LR = 60,
+       OFF_WARMUP = 68, OFF_BETA2 = 76, OFF_EPS = 80, OFF_STEP = 100, OFF_ADAM_T = 124 };
+
+static void put32(uint8_t *buf, size_t off, const void *v) { memcpy(buf + off, v, 4); }
+
+/* Rewrites the trailing checksum of a checkpoint image of n bytes. */
+static void reseal(uint8_t *buf, size_t n) {
+    uint64_t h = rg_fnv1a64(RG_FNV1A64_INIT, buf, n - 8);
+    memcpy(buf + n - 8, &h, 8);
+}
+
+/* The saved checkpoint with one 4-byte field at off set to *v and a correct checksum: refused with
+ * want, and the load does not crash or allocate from the bad value. */
+static void assert_field_refused(fixture *fx, size_t off, const void *v, const char *want) {
+    save_ok(fx);
+    size_t n;
+    uint8_t *buf = read_all(fx->path, &n);
+    put32(buf, off, v);
+    reseal(buf, n);
+    write_all(fx->path, buf, n);
+    assert_refused(fx->path, want);
+    free(buf);
+}
+
+/* The crafted header of the report: V=1, maxT=262143, C=65536, L=89478485. The bytes of its
+ * weights and moments (12 x the parameter count) wrap around 2^64 to 768 KiB; the file is built with
+ * exactly the size that wrapped sum implies and a correct checksum, so only the bounds and the
+ * overflow checks can refuse it (the old reader allocated 256 KiB and wrote far past it). */
+static void test_wrapping_header_refused(void **state) {
+    fixture *fx = *state;
+    save_ok(fx);
+    size_t n0;
+    uint8_t *orig = read_all(fx->path, &n0);
+    const uint64_t V = 1, maxT = 262143, C = 65536, L = 89478485;
+    uint64_t np = 2 * V * C + maxT * C + 12 * L * C * C;
+    uint64_t body = 12 * np; /* unsigned: wraps, as the old reader's size check did */
+    assert_true(body < (1u << 20)); /* it really wraps to a small size */
+    size_t n = 128 + (size_t)V + 8 + (size_t)body + 8;
+    uint8_t *buf = calloc(1, n);
+    assert_non_null(buf);
+    memcpy(buf, orig, 128);
+    int32_t f[5] = {(int32_t)V, (int32_t)maxT, (int32_t)C, 1, (int32_t)L};
+    for (int i = 0; i < 5; i++) put32(buf, OFF_V + 4 * (size_t)i, &f[i]);
+    buf[128] = 'a';
+    memcpy(buf + 128 + V, &np, 8);
+    reseal(buf, n);
+    write_all(fx->path, buf, n);
+    assert_refused(fx->path, "over its limit");
+    free(buf);
+    free(orig);
+}
+
+static void test_size_fields_bounded(void **state) {
+    fixture *fx = *state;
+    int32_t big = 1 << 30, neg = -1;
+    assert_field_refused(fx, OFF_MAXT, &big, "over its limit");
+    assert_field_refused(fx, OFF_C, &big, "over its limit");
+    assert_field_refused(fx, OFF_L, &big, "over its limit");
+    assert_field_refused(fx, OFF_NH, &neg, "must be positive");
+    int32_t v257 = 257;
+    assert_field_refused(fx, OFF_V, &v257, "over its limit");
+    assert_field_refused(fx, OFF_B, &big, "bad training state");
+}
+
+/* adam_t = INT_MAX and warmup = INT_MIN were signed overflows on resume; lr = -1 was accepted. */
+static void test_optimizer_fields_validated(void **state) {
+    fixture *fx = *state;
+    int32_t imax = INT32_MAX, imin = INT32_MIN;
+    assert_field_refused(fx, OFF_ADAM_T, &imax, "AdamW step");
+    assert_field_refused(fx, OFF_WARMUP, &imin, "warmup_iters out of range");
+    float lr = -1.0f, one = 1.0f, zero = 0.0f, nan = NAN;
+    assert_field_refused(fx, OFF_LR, &lr, "lr must be in (0, 10]");
+    assert_field_refused(fx, OFF_LR, &nan, "lr must be in (0, 10]");
+    assert_field_refused(fx, OFF_BETA2, &one, "beta2 must be in [0, 1)");
+    assert_field_refused(fx, OFF_EPS, &zero, "eps must be in (0, 1]");
+    /* a step far beyond the schedule (int64) */
+    save_ok(fx);
+    size_t n;
+    uint8_t *buf = read_all(fx->path, &n);
+    int64_t step = INT64_MAX;
+    memcpy(buf + OFF_STEP, &step, 8);
+    reseal(buf, n);
+    write_all(fx->path, buf, n);
+    assert_refused(fx->path, "bad training state");
+    free(buf);
+}
+
+/* A FIFO without a writer used to block the open forever. */
+static void test_fifo_refused(void **state) {
+    fixture *fx = *state;
+    unlink(fx->path);
+    assert_int_equal(mkfifo(fx->path, 0600), 0);
+    alarm(10); /* a regression hangs: end it as a failure instead of at ctest's timeout */
+    assert_refused(fx->path, "is a FIFO, not a regular file");
+    assert_refused("/dev/zero", "is a character device, not a regular file");
+    assert_refused(RG_TEST_TMPDIR, "is a directory, not a regular file");
+    alarm(0);
+}
+
+/* A checkpoint is never written over a FIFO, a device, a directory or the corpus. */
+static void test_save_refuses_non_regular(void **state) {
+    fixture *fx = *state;
+    char err[512] = "";
+    unlink(fx->path);
+    assert_int_equal(mkfifo(fx->path, 0600), 0);
+    assert_int_equal(rg_checkpoint_save(fx->path, &fx->model, &fx->vocab, &fx->st, err, sizeof err), -1);
+    assert_non_null(strstr(err, "is a FIFO, not a regular file: refusing to replace it"));
+    struct stat sb;
+    assert_int_equal(lstat(fx->path, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode)); /* still the FIFO */
+    unlink(fx->path);
+    assert_int_equal(rg_checkpoint_save("/dev/null", &fx->model, &fx->vocab, &fx->st, err, sizeof err),
+                     -1);
+    assert_non_null(strstr(err, "is a character device"));
+    assert_int_equal(rg_checkpoint_save(RG_TEST_TMPDIR, &fx->model, &fx->vocab, &fx->st, err,
+                                        sizeof err), -1);
+    assert_non_null(strstr(err, "is a directory"));
+
+    /* the corpus, by its own name and through a hard link */
+    char corpus[600], link_path[700];
+    snprintf(corpus, sizeof corpus, "%s/corpus-%ld.txt", RG_TEST_TMPDIR, (long)getpid());
+    snprintf(link_path, sizeof link_path, "%s.link", corpus);
+    write_all(corpus, (const uint8_t *)"text\n", 5);
+    unlink(link_path);
+    assert_int_equal(link(corpus, link_path), 0);
+    assert_int_equal(rg_checkpoint_check_path(link_path, corpus, err, sizeof err), -1);
+    assert_non_null(strstr(err, "is the training corpus"));
+    assert_int_equal(rg_checkpoint_check_path(corpus, corpus, err, sizeof err), -1);
+    assert_int_equal(rg_checkpoint_check_path(fx->path, corpus, err, sizeof err), 0); /* absent */
+    unlink(link_path);
+    unlink(corpus);
+}
+
+/* A save killed before its rename leaves PATH.tmp.PID; the next save of PATH removes it when that
+ * process is gone, and leaves a live process's file alone. */
+static void test_stale_tmp_removed(void **state) {
+    fixture *fx = *state;
+    pid_t dead = fork();
+    assert_true(dead >= 0);
+    if (dead == 0) _exit(0);
+    assert_int_equal(waitpid(dead, NULL, 0), dead);
+    char stale[600], live[600];
+    snprintf(stale, sizeof stale, "%s.tmp.%ld", fx->path, (long)dead);
+    snprintf(live, sizeof live, "%s.tmp.%ld", fx->path, (long)getppid());
+    write_all(stale, (const uint8_t *)"half a checkpoint", 17);
+    write_all(live, (const uint8_t *)"a save in progress", 18);
+    save_ok(fx);
+    assert_int_equal(access(stale, F_OK), -1);
+    assert_int_equal(access(live, F_OK), 0);
+    unlink(live);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip_exact, setup, teardown),
@@ -262,6 +419,12 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_other_version_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inconsistent_sizes_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_save_keeps_previous, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrapping_header_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_fields_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_optimizer_fields_validated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fifo_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_refuses_non_regular, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_tmp_removed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -167,6 +167,40 @@ static void test_missing_and_empty_file(void **state) {
     rg_data_free(&d);
 }
 
+/* Anything but a regular file, and a file over RG_DATA_MAX_BYTES, is refused before it is read:
+ * /dev/zero used to be read until memory ran out, a FIFO blocked forever. */
+static void test_unbounded_files_refused(void **state) {
+    (void)state;
+    rg_data d;
+    char err[512] = "";
+    alarm(10); /* a regression reads or blocks forever: fail instead of waiting for ctest */
+    assert_int_equal(rg_data_load_file(&d, "/dev/zero", err, sizeof err), -1);
+    assert_non_null(strstr(err, "data file /dev/zero is a character device, not a regular file"));
+    assert_null(strchr(err, '\n'));
+    char fifo[256];
+    snprintf(fifo, sizeof fifo, "%s/data-fifo-%ld", RG_TEST_TMPDIR, (long)getpid());
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(rg_data_load_file(&d, fifo, err, sizeof err), -1);
+    assert_non_null(strstr(err, "is a FIFO, not a regular file"));
+    unlink(fifo);
+    assert_int_equal(rg_data_load_file(&d, RG_TEST_TMPDIR, err, sizeof err), -1);
+    assert_non_null(strstr(err, "is a directory"));
+
+    /* one byte over the limit, as a sparse file: refused from its size, nothing read */
+    char big[256];
+    snprintf(big, sizeof big, "%s/data-big-%ld.txt", RG_TEST_TMPDIR, (long)getpid());
+    FILE *f = fopen(big, "wb");
+    assert_non_null(f);
+    assert_int_equal(ftruncate(fileno(f), (off_t)RG_DATA_MAX_BYTES + 1), 0);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(rg_data_load_file(&d, big, err, sizeof err), -1);
+    assert_non_null(strstr(err, "is too large"));
+    assert_non_null(strstr(err, "the limit is 1024 MiB"));
+    unlink(big);
+    alarm(0);
+}
+
 static void test_fortunes_reader(void **state) {
     (void)state;
     char dir[512], path[600];
@@ -222,6 +256,7 @@ int main(void) {
         cmocka_unit_test(test_val_windows_fixed_and_spread),
         cmocka_unit_test(test_block_too_long_refused),
         cmocka_unit_test(test_missing_and_empty_file),
+        cmocka_unit_test(test_unbounded_files_refused),
         cmocka_unit_test(test_fortunes_reader),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,12 @@
 /* Checkpoint writing and reading; the layout is in docs/checkpoint-format.md. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* strndup, dirfd, fstatat */
 #include "randygpt/checkpoint.h"
 
+#include "file_util.h"
+
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +51,6 @@ static void get(cursor *c, void *v, size_t n) {
     c->p += n;
 }
 static int32_t get_i32(cursor *c) { int32_t v; get(c, &v, 4); return v; }
-static uint32_t get_u32(cursor *c) { uint32_t v; get(c, &v, 4); return v; }
 static uint64_t get_u64(cursor *c) { uint64_t v; get(c, &v, 8); return v; }
 static float get_f32(cursor *c) { float v; get(c, &v, 4); return v; }
 
@@ -108,6 +111,49 @@ static int sync_dir_of(const char *path) {
     return rc;
 }
 
+int rg_checkpoint_check_path(const char *path, const char *protect, char *err, size_t err_len) {
+    struct stat sp, sx;
+    if (lstat(path, &sp) != 0) return 0; /* a new file (or one we cannot see: the save will say) */
+    if (S_ISLNK(sp.st_mode) && stat(path, &sp) != 0) return 0; /* a dangling link: the save makes it */
+    if (!S_ISREG(sp.st_mode)) {
+        snprintf(err, err_len, "checkpoint %s is %s, not a regular file: refusing to replace it",
+                 path, rg_file_kind(sp.st_mode));
+        return -1;
+    }
+    if (protect && stat(protect, &sx) == 0 && sx.st_dev == sp.st_dev && sx.st_ino == sp.st_ino) {
+        snprintf(err, err_len, "checkpoint %s is the training corpus %s: refusing to overwrite it",
+                 path, protect);
+        return -1;
+    }
+    return 0;
+}
+
+/* Removes the temporary files "BASE.tmp.PID" that a save of path killed before its rename left
+ * behind: only regular files, and only when no process PID exists any more. */
+static void remove_stale_tmps(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dlen = slash ? (size_t)(slash - path) + 1 : 0, blen = strlen(base);
+    char *dir = strndup(slash ? path : "./", slash ? dlen : 2);
+    if (!dir) return;
+    DIR *dp = opendir(dir);
+    struct dirent *e;
+    while (dp && (e = readdir(dp)) != NULL) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp.", 5) != 0) continue;
+        char *end;
+        errno = 0;
+        long pid = strtol(n + blen + 5, &end, 10);
+        if (errno || *end || end == n + blen + 5 || pid <= 0 || pid == (long)getpid()) continue;
+        struct stat st;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+        if (fstatat(dirfd(dp), n, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            unlinkat(dirfd(dp), n, 0);
+    }
+    if (dp) closedir(dp);
+    free(dir);
+}
+
 /* Writes a checkpoint, or with weights_only the same file without the AdamW moments. */
 static int save_file(const char *path, const rg_model *m, const rg_vocab *vocab,
                      const rg_train_state *st, int weights_only, char *err, size_t err_len) {
@@ -117,12 +163,20 @@ static int save_file(const char *path, const rg_model *m, const rg_vocab *vocab,
                  path, vocab->V, m->cfg.V);
         return -1;
     }
+    if (rg_checkpoint_check_path(path, NULL, err, err_len) != 0) return -1;
+    remove_stale_tmps(path);
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
+        snprintf(err, err_len, "cannot save %s %.200s...: path too long", what, path);
+        return -1;
+    }
+    /* never through a link, never onto anything but a new or truncated regular file */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
         snprintf(err, err_len, "cannot save %s %s: cannot create %s: %s", what, path, tmp,
                  strerror(errno));
+        if (fd >= 0) close(fd);
         return -1;
     }
     uint8_t hdr[HEADER_BYTES];
@@ -171,56 +225,49 @@ static int read_hashed(FILE *f, void *p, size_t n, uint64_t *h) {
     return 0;
 }
 
-int rg_checkpoint_load(const char *path, rg_model *m, rg_vocab *vocab, rg_train_state *st,
-                       char *err, size_t err_len) {
-    memset(m, 0, sizeof *m);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_len, "cannot open checkpoint %s: %s", path, strerror(errno));
-        return -1;
-    }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        snprintf(err, err_len, "checkpoint %s is not a regular file", path);
-        fclose(f);
-        return -1;
-    }
-    uint64_t size = (uint64_t)sb.st_size;
-    uint8_t hdr[HEADER_BYTES];
-    size_t got = fread(hdr, 1, sizeof hdr, f);
-    int weights_only = got >= 8 && memcmp(hdr, RG_WEIGHTS_MAGIC, 8) == 0;
+/* Reads the fixed header into hdr and checks its magic (a checkpoint, or a weights-only export:
+ * *weights_only), version and length. Returns 0 or -1. */
+static int read_header(FILE *f, const char *path, uint64_t size, uint8_t hdr[HEADER_BYTES],
+                       int *weights_only, char *err, size_t err_len) {
+    size_t got = fread(hdr, 1, HEADER_BYTES, f);
+    *weights_only = got >= 8 && memcmp(hdr, RG_WEIGHTS_MAGIC, 8) == 0;
     if (got < 8 && memcmp(hdr, RG_CKPT_MAGIC, got) == 0) {
         snprintf(err, err_len, "checkpoint %s is truncated: %llu bytes", path,
                  (unsigned long long)size);
-        goto fail;
+        return -1;
     }
-    if (!weights_only && memcmp(hdr, RG_CKPT_MAGIC, 8) != 0) {
+    if (!*weights_only && memcmp(hdr, RG_CKPT_MAGIC, 8) != 0) {
         snprintf(err, err_len, "%s is not a randyGPT checkpoint (bad magic)", path);
-        goto fail;
+        return -1;
     }
     if (got < 12) {
         snprintf(err, err_len, "checkpoint %s is truncated: %llu bytes", path,
                  (unsigned long long)size);
-        goto fail;
+        return -1;
     }
-    cursor c = {hdr + 8};
-    uint32_t version = get_u32(&c);
+    uint32_t version;
+    memcpy(&version, hdr + 8, 4);
     if (version != RG_CKPT_VERSION) {
         snprintf(err, err_len, "checkpoint %s has format version %u; this build reads version %u",
                  path, version, RG_CKPT_VERSION);
-        goto fail;
+        return -1;
     }
-    if (got < sizeof hdr) {
+    if (got < HEADER_BYTES) {
         snprintf(err, err_len, "checkpoint %s is truncated: %llu bytes", path,
                  (unsigned long long)size);
-        goto fail;
+        return -1;
     }
-    rg_model_config cfg;
-    cfg.V = get_i32(&c);
-    cfg.maxT = get_i32(&c);
-    cfg.C = get_i32(&c);
-    cfg.NH = get_i32(&c);
-    cfg.L = get_i32(&c);
+    return 0;
+}
+
+/* The inverse of header_write, after the magic and version: fills cfg, st and *adam_t. */
+static void header_parse(const uint8_t *hdr, rg_model_config *cfg, rg_train_state *st, int *adam_t) {
+    cursor c = {(uint8_t *)hdr + 12};
+    cfg->V = get_i32(&c);
+    cfg->maxT = get_i32(&c);
+    cfg->C = get_i32(&c);
+    cfg->NH = get_i32(&c);
+    cfg->L = get_i32(&c);
     memset(st, 0, sizeof *st);
     get(&c, st->preset, RG_CKPT_PRESET_LEN);
     st->preset[RG_CKPT_PRESET_LEN - 1] = '\0';
@@ -239,77 +286,138 @@ int rg_checkpoint_load(const char *path, rg_model *m, rg_vocab *vocab, rg_train_
     st->step = (int64_t)get_u64(&c);
     st->rng_data = get_u64(&c);
     st->rng_sample = get_u64(&c);
-    int adam_t = get_i32(&c);
+    *adam_t = get_i32(&c);
+}
 
-    char cerr[256];
-    if (cfg.V < 1 || cfg.V > 256 || rg_model_config_check(&cfg, cerr, sizeof cerr) != 0) {
-        snprintf(err, err_len, "checkpoint %s has inconsistent sizes: bad model config (V=%d maxT=%d "
-                 "C=%d NH=%d L=%d)", path, cfg.V, cfg.maxT, cfg.C, cfg.NH, cfg.L);
-        goto fail;
+int rg_train_state_check(const rg_train_state *st, const rg_model_config *cfg, int adam_t,
+                         char *err, size_t err_len) {
+    char why[256];
+    if (rg_model_config_check(cfg, why, sizeof why) != 0) {
+        snprintf(err, err_len, "%s", why);
+        return -1;
     }
-    if (st->B < 1 || st->T < 1 || st->T > cfg.maxT || st->max_steps < 1 || st->step < 0 ||
-        adam_t < 0) {
-        snprintf(err, err_len, "checkpoint %s has inconsistent sizes: batch %d, T %d (maxT %d), "
-                 "steps %lld of %d", path, st->B, st->T, cfg.maxT, (long long)st->step,
-                 st->max_steps);
-        goto fail;
+    if (st->B < 1 || st->B > RG_MAX_BATCH || st->T < 1 || st->T > cfg->maxT || st->max_steps < 1 ||
+        st->max_steps > RG_MAX_STEPS || st->step < 0 || st->step > st->max_steps || adam_t < 0 ||
+        adam_t > st->step) {
+        snprintf(err, err_len, "bad training state: batch %d (1..%d), T %d (1..maxT %d), step %lld "
+                 "of %d (at most %d), AdamW step %d (0..step)", st->B, RG_MAX_BATCH, st->T,
+                 cfg->maxT, (long long)st->step, st->max_steps, RG_MAX_STEPS, adam_t);
+        return -1;
     }
-    uint64_t np = (uint64_t)rg_model_num_params(&cfg);
-    uint64_t arrays = weights_only ? 1 : 3;  /* params, and the two moments in a checkpoint */
-    uint64_t expect = HEADER_BYTES + (uint64_t)cfg.V + 8 + arrays * 4 * np + 8;
-    if (size < expect) {
-        snprintf(err, err_len, "checkpoint %s is truncated: %llu bytes, expected %llu", path,
+    return rg_optim_check(&st->optim, err, err_len);
+}
+
+/* Bytes of a file of np parameters and V vocabulary bytes, overflow-checked: header, vocabulary,
+ * parameter count, the arrays (weights, and both moments in a checkpoint: 3 x 4 x np), checksum. */
+static int expected_size(size_t np, int V, int weights_only, uint64_t *out) {
+    uint64_t body;
+    return __builtin_mul_overflow((uint64_t)np, (uint64_t)(weights_only ? 4 : 12), &body) ||
+                   __builtin_add_overflow(body, (uint64_t)HEADER_BYTES + (uint64_t)V + 16, out)
+               ? -1
+               : 0;
+}
+
+/* Checks the header's fields and the file's size against each other. Sets *np. Returns 0 or -1. */
+static int check_header(const char *path, uint64_t size, const rg_model_config *cfg,
+                        const rg_train_state *st, int adam_t, int weights_only, size_t *np,
+                        char *err, size_t err_len) {
+    char why[512];
+    if (rg_train_state_check(st, cfg, adam_t, why, sizeof why) != 0) {
+        snprintf(err, err_len, "checkpoint %s has inconsistent sizes: %s", path, why);
+        return -1;
+    }
+    *np = rg_model_num_params(cfg);
+    uint64_t expect;
+    if (expected_size(*np, cfg->V, weights_only, &expect) != 0) {
+        snprintf(err, err_len, "checkpoint %s has inconsistent sizes: %zu parameters overflow the "
+                 "file size", path, *np);
+        return -1;
+    }
+    if (size != expect) {
+        snprintf(err, err_len, "checkpoint %s %s: %llu bytes, expected %llu", path,
+                 size < expect ? "is truncated" : "has inconsistent sizes",
                  (unsigned long long)size, (unsigned long long)expect);
-        goto fail;
+        return -1;
     }
-    if (size > expect) {
-        snprintf(err, err_len, "checkpoint %s has inconsistent sizes: %llu bytes, expected %llu",
-                 path, (unsigned long long)size, (unsigned long long)expect);
-        goto fail;
-    }
+    return 0;
+}
 
-    uint64_t h = rg_fnv1a64(RG_FNV1A64_INIT, hdr, sizeof hdr);
-    vocab->V = cfg.V;
+/* Reads everything after the header into vocab and a new m (config cfg), checking the checksum
+ * that h has begun over the header; an export has no moments (they stay zero). Returns 0 or -1 (m
+ * may then need rg_model_free). */
+static int read_body(FILE *f, const char *path, const rg_model_config *cfg, size_t np, uint64_t seed,
+                     int weights_only, uint64_t h, rg_model *m, rg_vocab *vocab, char *err,
+                     size_t err_len) {
+    vocab->V = cfg->V;
     uint64_t file_np = 0;
-    if (read_hashed(f, vocab->bytes, (size_t)cfg.V, &h) != 0 || read_hashed(f, &file_np, 8, &h) != 0) {
+    if (read_hashed(f, vocab->bytes, (size_t)cfg->V, &h) != 0 || read_hashed(f, &file_np, 8, &h) != 0) {
         snprintf(err, err_len, "checkpoint %s is truncated", path);
-        goto fail;
+        return -1;
     }
     if (rg_vocab_index(vocab) != 0) {
         snprintf(err, err_len, "checkpoint %s has a corrupt vocabulary (bytes not strictly "
                  "increasing)", path);
-        goto fail;
+        return -1;
     }
-    if (file_np != np) {
+    if (file_np != (uint64_t)np) {
         snprintf(err, err_len, "checkpoint %s has inconsistent sizes: %llu parameters, the config "
-                 "has %llu", path, (unsigned long long)file_np, (unsigned long long)np);
-        goto fail;
+                 "has %zu", path, (unsigned long long)file_np, np);
+        return -1;
     }
-    if (rg_model_init(m, &cfg, st->seed, cerr, sizeof cerr) != 0) {
-        snprintf(err, err_len, "cannot load checkpoint %s: %s", path, cerr);
-        goto fail;
+    char why[256];
+    if (rg_model_init(m, cfg, seed, why, sizeof why) != 0) {
+        snprintf(err, err_len, "cannot load checkpoint %s: %s", path, why);
+        return -1;
     }
-    size_t n = (size_t)np * sizeof(float);
+    size_t n = np * sizeof(float); /* no overflow: expected_size computed 4 * np */
     uint64_t stored = 0;
     if (read_hashed(f, m->params_memory, n, &h) != 0 ||
         (!weights_only &&
          (read_hashed(f, m->m_memory, n, &h) != 0 || read_hashed(f, m->v_memory, n, &h) != 0)) ||
         fread(&stored, 1, 8, f) != 8) {
         snprintf(err, err_len, "checkpoint %s is truncated", path);
-        goto fail;
+        return -1;
     }
     if (stored != h) {
         snprintf(err, err_len, "checkpoint %s is corrupt: checksum mismatch (stored %016llx, "
                  "computed %016llx)", path, (unsigned long long)stored, (unsigned long long)h);
-        goto fail;
+        return -1;
+    }
+    return 0;
+}
+
+int rg_checkpoint_load(const char *path, rg_model *m, rg_vocab *vocab, rg_train_state *st,
+                       char *err, size_t err_len) {
+    memset(m, 0, sizeof *m);
+    struct stat sb;
+    int fd = rg_open_regular(path, "checkpoint", &sb, err, err_len);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        snprintf(err, err_len, "cannot open checkpoint %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    uint8_t hdr[HEADER_BYTES];
+    rg_model_config cfg;
+    int adam_t = 0, weights_only = 0;
+    size_t np = 0;
+    int rc = read_header(f, path, size, hdr, &weights_only, err, err_len);
+    if (rc == 0) {
+        header_parse(hdr, &cfg, st, &adam_t);
+        rc = check_header(path, size, &cfg, st, adam_t, weights_only, &np, err, err_len);
+    }
+    if (rc == 0)
+        rc = read_body(f, path, &cfg, np, st->seed, weights_only,
+                       rg_fnv1a64(RG_FNV1A64_INIT, hdr, sizeof hdr), m, vocab, err, err_len);
+    fclose(f);
+    if (rc != 0) {
+        rg_model_free(m);
+        memset(m, 0, sizeof *m);
+        return -1;
     }
     m->adam_t = adam_t;
     st->weights_only = weights_only;
-    fclose(f);
     return 0;
-fail:
-    fclose(f);
-    rg_model_free(m);
-    memset(m, 0, sizeof *m);
-    return -1;
 }

@@ -7,7 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "file_util.h"
 
 void rg_vocab_build(rg_vocab *vocab, const uint8_t *text, size_t n) {
     int seen[256] = {0};
@@ -59,50 +63,59 @@ static int data_adopt(rg_data *d, uint8_t *text, size_t len, const char *what, c
     return 0;
 }
 
-/* Appends the whole file at path to *buf (size *len, capacity *cap). Returns 0 or -1 with err. */
+/* Appends the whole file at path to *buf (size *len, capacity *cap), refusing anything but a
+ * regular file and a total over RG_DATA_MAX_BYTES before reading. Returns 0 or -1 with err. */
 static int append_file(const char *path, uint8_t **buf, size_t *len, size_t *cap, char *err,
                        size_t err_len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_len, "cannot open data file %s: %s", path, strerror(errno));
+    struct stat st;
+    int fd = rg_open_regular(path, "data file", &st, err, err_len);
+    if (fd < 0) return -1;
+    uint64_t size = (uint64_t)st.st_size;
+    if (size > RG_DATA_MAX_BYTES - *len) {
+        snprintf(err, err_len, "data file %s is too large: %llu bytes%s, the limit is %d MiB", path,
+                 (unsigned long long)size, *len ? " after the files before it" : "",
+                 RG_DATA_MAX_BYTES >> 20);
+        close(fd);
         return -1;
     }
-    for (;;) {
-        if (*cap - *len < 65536) {
-            size_t ncap = *cap ? *cap * 2 : 1 << 20;
-            uint8_t *nb = realloc(*buf, ncap);
-            if (!nb) {
-                snprintf(err, err_len, "out of memory reading %s", path);
-                fclose(f);
-                return -1;
-            }
-            *buf = nb;
-            *cap = ncap;
+    /* room for the whole file and one byte more, to notice a file that grows while read */
+    size_t need = *len + (size_t)size + 1;
+    if (*cap < need) {
+        size_t ncap = *cap ? *cap : 1 << 20;
+        while (ncap < need) ncap *= 2;
+        uint8_t *nb = realloc(*buf, ncap);
+        if (!nb) {
+            snprintf(err, err_len, "out of memory reading %s", path);
+            close(fd);
+            return -1;
         }
-        size_t got = fread(*buf + *len, 1, *cap - *len, f);
-        *len += got;
-        if (got == 0) break;
+        *buf = nb;
+        *cap = ncap;
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        snprintf(err, err_len, "cannot read data file %s", path);
-        return -1;
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = read(fd, *buf + *len + got, need - *len - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            snprintf(err, err_len, "cannot read data file %s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (r == 0) break;
+        got += (size_t)r;
+        if (got > size) {
+            snprintf(err, err_len, "data file %s grew while it was read", path);
+            close(fd);
+            return -1;
+        }
     }
+    close(fd);
+    *len += got;
     return 0;
 }
 
 int rg_data_load_file(rg_data *d, const char *path, char *err, size_t err_len) {
     memset(d, 0, sizeof *d);
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        snprintf(err, err_len, "cannot open data file %s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        snprintf(err, err_len, "data file %s is a directory", path);
-        return -1;
-    }
     uint8_t *buf = NULL;
     size_t len = 0, cap = 0;
     if (append_file(path, &buf, &len, &cap, err, err_len) != 0) {

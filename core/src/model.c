@@ -73,20 +73,25 @@ float rg_lr_at(const rg_optim_config *oc, int step, int max_steps) {
 /* ---------------------------------------------------------------------------------------------- */
 /* sizes and allocation */
 
-static void param_sizes(const rg_model_config *cfg, size_t sizes[RG_NUM_PARAM_TENSORS]) {
-    size_t V = (size_t)cfg->V, C = (size_t)cfg->C, L = (size_t)cfg->L;
-    sizes[0] = V * C;              /* wte */
-    sizes[1] = (size_t)cfg->maxT * C; /* wpe */
-    sizes[2] = L * 3 * C * C;      /* wqkv */
-    sizes[3] = L * C * C;          /* wo */
-    sizes[4] = L * 4 * C * C;      /* w1 */
-    sizes[5] = L * C * 4 * C;      /* w2 */
-    sizes[6] = V * C;              /* wlm */
+/* Sizes of the parameter tensors, in rg_params order. Returns -1 when a size or their sum does not
+ * fit in size_t (a config the bounds of rg_model_config_check let through never does that on 64-bit
+ * hosts, but a crafted one must not wrap to a small allocation). */
+static int param_sizes(const rg_model_config *cfg, size_t sizes[RG_NUM_PARAM_TENSORS]) {
+    size_t V = (size_t)cfg->V, C = (size_t)cfg->C, L = (size_t)cfg->L, CC, LCC;
+    const size_t per_layer[4] = {3, 1, 4, 4}; /* wqkv, wo, w1, w2: multiples of L*C*C */
+    int ovf = __builtin_mul_overflow(C, C, &CC) | __builtin_mul_overflow(L, CC, &LCC) |
+              __builtin_mul_overflow(V, C, &sizes[0]) |
+              __builtin_mul_overflow((size_t)cfg->maxT, C, &sizes[1]);
+    for (int i = 0; i < 4; i++) ovf |= __builtin_mul_overflow(per_layer[i], LCC, &sizes[2 + i]);
+    sizes[6] = sizes[0]; /* wlm is (V, C) like wte */
+    size_t total = 0;
+    for (int i = 0; i < RG_NUM_PARAM_TENSORS; i++) ovf |= __builtin_add_overflow(total, sizes[i], &total);
+    return ovf ? -1 : 0;
 }
 
 size_t rg_model_num_params(const rg_model_config *cfg) {
     size_t sizes[RG_NUM_PARAM_TENSORS];
-    param_sizes(cfg, sizes);
+    if (param_sizes(cfg, sizes) != 0) return SIZE_MAX;
     size_t n = 0;
     for (int i = 0; i < RG_NUM_PARAM_TENSORS; i++) {
         n += sizes[i];
@@ -101,11 +106,45 @@ int rg_model_config_check(const rg_model_config *cfg, char *err, size_t err_len)
                  cfg->V, cfg->maxT, cfg->C, cfg->NH, cfg->L);
         return -1;
     }
+    if (cfg->V > RG_MAX_VOCAB || cfg->maxT > RG_MAX_BLOCK || cfg->C > RG_MAX_CHANNELS ||
+        cfg->L > RG_MAX_LAYERS) {
+        snprintf(err, err_len,
+                 "bad model config: a size is over its limit (V=%d of %d, maxT=%d of %d, C=%d of %d, "
+                 "L=%d of %d)", cfg->V, RG_MAX_VOCAB, cfg->maxT, RG_MAX_BLOCK, cfg->C,
+                 RG_MAX_CHANNELS, cfg->L, RG_MAX_LAYERS);
+        return -1;
+    }
     if (cfg->C % cfg->NH != 0) {
         snprintf(err, err_len, "bad model config: C=%d is not a multiple of NH=%d", cfg->C, cfg->NH);
         return -1;
     }
+    size_t sizes[RG_NUM_PARAM_TENSORS];
+    if (param_sizes(cfg, sizes) != 0) {
+        snprintf(err, err_len, "bad model config: the parameter count does not fit in memory "
+                 "(C=%d L=%d)", cfg->C, cfg->L);
+        return -1;
+    }
     return 0;
+}
+
+/* 1 when x lies in [lo, hi]; NaN never does. */
+static int in_range(float x, float lo, float hi) { return x >= lo && x <= hi; }
+
+int rg_optim_check(const rg_optim_config *oc, char *err, size_t err_len) {
+    const char *bad = NULL;
+    if (!in_range(oc->lr, 1e-30f, 10.0f)) bad = "lr must be in (0, 10]";
+    else if (!in_range(oc->min_lr_frac, 0.0f, 1.0f)) bad = "min_lr_frac must be in [0, 1]";
+    else if (oc->warmup_iters < 0 || oc->warmup_iters > RG_MAX_STEPS) bad = "warmup_iters out of range";
+    else if (!in_range(oc->beta1, 0.0f, 0.99999994f)) bad = "beta1 must be in [0, 1)";
+    else if (!in_range(oc->beta2, 0.0f, 0.99999994f)) bad = "beta2 must be in [0, 1)";
+    else if (!in_range(oc->eps, 1e-30f, 1.0f)) bad = "eps must be in (0, 1]";
+    else if (!in_range(oc->weight_decay, 0.0f, 10.0f)) bad = "weight_decay must be in [0, 10]";
+    else if (!in_range(oc->grad_clip, -1e30f, 1e30f)) bad = "grad_clip must be finite";
+    if (!bad) return 0;
+    snprintf(err, err_len, "bad optimizer settings: %s (lr %g, min_lr_frac %g, warmup %d, betas %g "
+             "%g, eps %g, weight decay %g, clip %g)", bad, oc->lr, oc->min_lr_frac, oc->warmup_iters,
+             oc->beta1, oc->beta2, oc->eps, oc->weight_decay, oc->grad_clip);
+    return -1;
 }
 
 /* n floats, 64-byte aligned (a cache line, and a whole AVX-512 vector), zeroed. Tensors of 2 MiB
@@ -240,7 +279,7 @@ int rg_model_init(rg_model *m, const rg_model_config *cfg, uint64_t seed, char *
         return -1;
     }
     m->cfg = *cfg;
-    param_sizes(cfg, m->param_sizes);
+    param_sizes(cfg, m->param_sizes); /* cannot overflow: rg_model_config_check ran it */
     m->num_params = rg_model_num_params(cfg);
     m->num_decay_params = m->num_params - m->param_sizes[0] - m->param_sizes[1];
 
@@ -285,6 +324,12 @@ int rg_model_set_batch(rg_model *m, int B, int T, char *err, size_t err_len) {
     }
     if (m->acts_memory && m->B == B && m->T == T) {
         return 0;
+    }
+    /* the sizes below are products of up to five factors: refuse in floating point what could
+     * wrap in size_t, before computing them */
+    if (rg_model_train_bytes(&m->cfg, B, T) > (double)SIZE_MAX / 4) {
+        snprintf(err, err_len, "batch B=%d T=%d is too large for this model's memory", B, T);
+        return -1;
     }
     free_acts(m);
     size_t sizes[RG_NUM_ACT_TENSORS], grad_sizes[RG_NUM_GRAD_ACT_TENSORS];

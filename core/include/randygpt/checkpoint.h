@@ -5,7 +5,9 @@
  * docs/checkpoint-format.md.
  *
  * Saving is atomic: the file is written to a temporary file in the same directory, flushed, synced
- * and renamed over the old one, so a failed save leaves the previous checkpoint as it was.
+ * and renamed over the old one, so a failed save leaves the previous checkpoint as it was. The
+ * temporary file is "PATH.tmp.PID"; one left by a save that was killed (its PID gone) is removed by
+ * the next save of PATH.
  */
 #ifndef RANDYGPT_CHECKPOINT_H
 #define RANDYGPT_CHECKPOINT_H
@@ -38,8 +40,14 @@ typedef struct rg_train_state {
     int weights_only;                 /* set by the loader: the file is an export (no moments) */
 } rg_train_state;
 
-/* Writes m (config, weights, moments, adam_t), vocab and st to path, atomically. Returns 0, or -1
- * with one line in err; on failure any earlier file at path is untouched. */
+/* Whether path may be written as a checkpoint: it is absent or a regular file (a device, a FIFO or
+ * a directory is refused), and it is not the same file as protect (the corpus; NULL: none).
+ * Returns 0, or -1 with one line in err. */
+int rg_checkpoint_check_path(const char *path, const char *protect, char *err, size_t err_len);
+
+/* Writes m (config, weights, moments, adam_t), vocab and st to path, atomically, after
+ * rg_checkpoint_check_path(path, NULL). Returns 0, or -1 with one line in err; on failure any
+ * earlier file at path is untouched. */
 int rg_checkpoint_save(const char *path, const rg_model *m, const rg_vocab *vocab,
                        const rg_train_state *st, char *err, size_t err_len);
 
@@ -51,11 +59,20 @@ int rg_checkpoint_export(const char *path, const rg_model *m, const rg_vocab *vo
 
 /* Reads path, a checkpoint or a weights-only export: initialises m from the file's config (free it with rg_model_free; no activations
  * yet), fills its weights, moments (zero in an export) and adam_t, and vocab and st (st->weights_only
- * says which kind the file was). Returns 0, or -1 with one line in
- * err (missing, truncated, not a checkpoint, other format version, inconsistent sizes, checksum
- * mismatch); on failure m is left freed. */
+ * says which kind the file was). Returns 0, or -1 with one line in err (missing, not a regular
+ * file, truncated, not a checkpoint, other format version, inconsistent sizes or settings out of
+ * range, checksum mismatch); on failure m is left freed. It never blocks on a FIFO and never
+ * allocates from a size it has not bounded. */
 int rg_checkpoint_load(const char *path, rg_model *m, rg_vocab *vocab, rg_train_state *st,
                        char *err, size_t err_len);
+
+/* Validates a training state read from a checkpoint against its model config: the config itself
+ * (rg_model_config_check), batch 1..RG_MAX_BATCH, T 1..maxT, 0 <= step <= max_steps <= RG_MAX_STEPS,
+ * 0 <= adam_t <= step, and the optimizer (rg_optim_check). rg_checkpoint_load runs it, so every
+ * command that loads a checkpoint (train --resume, generate) is covered. Returns 0, or -1 with one
+ * line in err. */
+int rg_train_state_check(const rg_train_state *st, const rg_model_config *cfg, int adam_t,
+                         char *err, size_t err_len);
 
 /* FNV-1a 64 of n bytes, continuing from h (start with RG_FNV1A64_INIT). */
 #define RG_FNV1A64_INIT 0xcbf29ce484222325ULL

@@ -20,6 +20,9 @@ extern "C" {
 
 /* Where the default corpus (Debian's `fortunes` package) lives. */
 #define RG_FORTUNES_DIR "/usr/share/games/fortunes"
+/* The largest corpus read (the sum of the files, for the fortune folder): 1 GiB. Larger files, and
+ * anything but a regular file (a device such as /dev/zero, a FIFO), are refused before reading. */
+#define RG_DATA_MAX_BYTES (1 << 30)
 /* Validation loss is averaged over at most this many batches. */
 #define RG_VAL_MAX_BATCHES 8
 
@@ -46,7 +49,8 @@ typedef struct rg_data {
     size_t split;        /* training is tokens[0, split), validation tokens[split, len) */
 } rg_data;
 
-/* Reads a text file. Returns 0, or -1 with one line in err (missing, unreadable, empty). */
+/* Reads a text file. Returns 0, or -1 with one line in err (missing, not a regular file, over
+ * RG_DATA_MAX_BYTES, unreadable, empty). */
 int rg_data_load_file(rg_data *d, const char *path, char *err, size_t err_len);
 /* Reads the English fortune files of dir (RG_FORTUNES_DIR when NULL): the regular files without
  * an extension, in sorted name order, dropping the "%" separator lines. Returns 0, or -1 with one

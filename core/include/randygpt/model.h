@@ -25,6 +25,15 @@ extern const rg_preset rg_presets[];
 /* The preset of that name, or NULL. */
 const rg_preset *rg_preset_find(const char *name);
 
+/* Upper bounds of every size a config, a checkpoint or a command line may give: far above any
+ * model this project trains, low enough that no size computed from them can wrap around. */
+#define RG_MAX_VOCAB 256          /* byte-level */
+#define RG_MAX_BLOCK 65536        /* maxT and T */
+#define RG_MAX_CHANNELS 16384     /* C */
+#define RG_MAX_LAYERS 1024        /* L */
+#define RG_MAX_BATCH 1000000      /* B */
+#define RG_MAX_STEPS 1000000000   /* --iters, --warmup, a checkpoint's step */
+
 typedef struct rg_model_config {
     int V;     /* vocabulary size */
     int maxT;  /* block size: the longest sequence and the rows of wpe */
@@ -94,6 +103,10 @@ typedef struct rg_optim_config {
 
 /* The GUIDE defaults: lr 3e-4, min 0.1, warm-up 100, 0.9, 0.999, 1e-8, 0.1, clip 1.0. */
 rg_optim_config rg_optim_default(void);
+/* Validates a loaded or given optimizer config: lr in (0, 10], min_lr_frac in [0, 1], warm-up in
+ * 0..RG_MAX_STEPS, betas in [0, 1), eps in (0, 1], weight decay in [0, 10], a finite clip (<= 0
+ * disables). Returns 0, or -1 with one line in err. */
+int rg_optim_check(const rg_optim_config *oc, char *err, size_t err_len);
 /* Learning rate at step (0-based) of max_steps: linear warm-up then cosine to lr*min_lr_frac. */
 float rg_lr_at(const rg_optim_config *oc, int step, int max_steps);
 
@@ -123,12 +136,13 @@ typedef struct rg_model {
     int fwd_B, fwd_T;         /* shape of the last forward (<= B, T): the backward runs at it */
 } rg_model;
 
-/* Number of parameters of a configuration. */
+/* Number of parameters of a configuration (SIZE_MAX when it does not fit in size_t). */
 size_t rg_model_num_params(const rg_model_config *cfg);
 /* Bytes a training run allocates at (B,T): parameters, gradients, both moments, activations and
  * their gradients, losses and token buffers. A double, so absurd sizes cannot overflow. */
 double rg_model_train_bytes(const rg_model_config *cfg, int B, int T);
-/* Validates cfg (positive sizes, C % NH == 0). Returns 0, or -1 with one line in err. */
+/* Validates cfg (positive sizes within the RG_MAX_* bounds, C % NH == 0, a parameter count that
+ * fits in size_t). Returns 0, or -1 with one line in err. */
 int rg_model_config_check(const rg_model_config *cfg, char *err, size_t err_len);
 /* Allocates parameters, gradients and moments; initialises weights from seed (normal(0, 0.02),
  * wo and w2 scaled by 1/sqrt(2L)). Returns 0, or -1 with one line in err. */

@@ -1,0 +1,195 @@
+/* Hostile and careless inputs, run as a user would run the built program: each is refused with one
+ * clear line and a non-zero exit, never a crash or a hang, and no earlier file is damaged. Every
+ * command runs under timeout(1), so a regression that hangs fails here instead of at ctest's limit. */
+#define _POSIX_C_SOURCE 200809L
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "randygpt/checkpoint.h"
+
+#define DIR RG_TEST_TMPDIR "/hostile"
+#define CORPUS DIR "/corpus.txt"
+#define CKPT DIR "/model.ckpt"
+#define OUT DIR "/out.txt"
+#define ERR DIR "/err.txt"
+#define FIX RG_TEST_FIXTURE_DIR
+#define TRAIN "train --backend-dir " RG_TEST_PLUGIN_DIR " --threads 1 --preset tiny --batch 2 " \
+              "--sample-tokens 0 "
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return s;
+}
+
+static void write_file(const char *path, const void *buf, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Runs `randygpt ARGS` (at most 60 s) with stdout to out and stderr in ERR; returns its exit
+ * status, 124 when it had to be stopped. */
+static int run_to(const char *out, const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "timeout -s KILL 60 %s %s >%s 2>%s </dev/null", RG_TEST_BIN, args, out,
+             ERR);
+    int st = system(cmd);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+#define run(...) run_to(OUT, __VA_ARGS__)
+
+/* stderr was exactly one line, holding want. */
+static void assert_one_line(const char *want) {
+    char *err = read_file(ERR, NULL);
+    assert_non_null(err);
+    if (!strstr(err, want)) fail_msg("expected '%s' in stderr: %s", want, err);
+    char *nl = strchr(err, '\n');
+    if (!nl || nl[1] != '\0') fail_msg("expected one line on stderr, got: %s", err);
+    free(err);
+}
+
+static int setup(void **state) {
+    (void)state;
+    mkdir(DIR, 0755);
+    FILE *f = fopen(CORPUS, "wb");
+    if (!f) return -1;
+    for (int i = 0; i < 400; i++) fprintf(f, "line %d of a small corpus, with words to learn.\n", i);
+    if (fclose(f) != 0) return -1;
+    /* a real checkpoint that the later tests must never damage */
+    return run(TRAIN "--data " CORPUS " --iters 2 --eval-every 2 --checkpoint " CKPT) == 0 ? 0 : -1;
+}
+
+/* ---- data files ---- */
+
+static void test_data_not_regular(void **state) {
+    (void)state;
+    assert_int_equal(run(TRAIN "--data /dev/zero --checkpoint " DIR "/z.ckpt"), 1);
+    assert_one_line("data file /dev/zero is a character device, not a regular file");
+    const char *fifo = DIR "/data.fifo";
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(run(TRAIN "--data %s --checkpoint " DIR "/z.ckpt", fifo), 1);
+    assert_one_line("is a FIFO, not a regular file");
+    unlink(fifo);
+    assert_int_equal(access(DIR "/z.ckpt", F_OK), -1);
+}
+
+/* ---- checkpoints read ---- */
+
+static void test_checkpoint_fifo(void **state) {
+    (void)state;
+    const char *fifo = DIR "/ckpt.fifo";
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(run("generate --checkpoint %s --tokens 5", fifo), 1);
+    assert_one_line("checkpoint " DIR "/ckpt.fifo is a FIFO, not a regular file");
+    assert_int_equal(run(TRAIN "--data " CORPUS " --resume %s --checkpoint " DIR "/r.ckpt", fifo), 1);
+    assert_one_line("is a FIFO, not a regular file");
+    unlink(fifo);
+}
+
+/* The crafted header of the report (sizes whose byte count wraps around 2^64, correct checksum)
+ * under generate and train --resume. */
+static void test_checkpoint_wrapping_sizes(void **state) {
+    (void)state;
+    size_t n0;
+    char *orig = read_file(CKPT, &n0);
+    assert_non_null(orig);
+    const uint64_t V = 1, maxT = 262143, C = 65536, L = 89478485;
+    uint64_t np = 2 * V * C + maxT * C + 12 * L * C * C, body = 12 * np; /* wraps to 768 KiB */
+    size_t n = 128 + 1 + 8 + (size_t)body + 8;
+    uint8_t *buf = calloc(1, n);
+    assert_non_null(buf);
+    memcpy(buf, orig, 128);
+    int32_t f[5] = {(int32_t)V, (int32_t)maxT, (int32_t)C, 1, (int32_t)L};
+    memcpy(buf + 12, f, sizeof f);
+    buf[128] = '\n';
+    memcpy(buf + 129, &np, 8);
+    uint64_t h = rg_fnv1a64(RG_FNV1A64_INIT, buf, n - 8);
+    memcpy(buf + n - 8, &h, 8);
+    write_file(DIR "/wrap.ckpt", buf, n);
+    assert_int_equal(run("generate --checkpoint " DIR "/wrap.ckpt --tokens 5"), 1);
+    assert_one_line("has inconsistent sizes: bad model config: a size is over its limit");
+    assert_int_equal(run(TRAIN "--data " CORPUS " --resume " DIR "/wrap.ckpt"), 1);
+    assert_one_line("over its limit");
+    /* the crafted file was not rewritten */
+    size_t n1;
+    char *after = read_file(DIR "/wrap.ckpt", &n1);
+    assert_int_equal(n1, n);
+    assert_memory_equal(after, buf, n);
+    free(after);
+    free(buf);
+    free(orig);
+}
+
+/* ---- checkpoints written ---- */
+
+static void test_checkpoint_over_corpus_or_device(void **state) {
+    (void)state;
+    size_t n0;
+    char *before = read_file(CORPUS, &n0);
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " CORPUS), 2);
+    assert_one_line("is the training corpus");
+    const char *link_path = DIR "/corpus.link";
+    unlink(link_path);
+    assert_int_equal(link(CORPUS, link_path), 0);
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint %s", link_path), 2);
+    assert_one_line("is the training corpus");
+    unlink(link_path);
+    size_t n1;
+    char *after = read_file(CORPUS, &n1);
+    assert_int_equal(n0, n1);
+    assert_memory_equal(before, after, n0);
+    free(before);
+    free(after);
+
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint /dev/null"), 2);
+    assert_one_line("checkpoint /dev/null is a character device, not a regular file");
+    const char *fifo = DIR "/out.fifo";
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint %s", fifo), 2);
+    assert_one_line("is a FIFO, not a regular file: refusing to replace it");
+    struct stat sb;
+    assert_int_equal(lstat(fifo, &sb), 0);
+    assert_true(S_ISFIFO(sb.st_mode));
+    unlink(fifo);
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " DIR), 2);
+    assert_one_line("is a directory");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_data_not_regular),
+        cmocka_unit_test(test_checkpoint_fifo),
+        cmocka_unit_test(test_checkpoint_wrapping_sizes),
+        cmocka_unit_test(test_checkpoint_over_corpus_or_device),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
