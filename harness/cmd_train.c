@@ -13,18 +13,21 @@
 #include "app/backend_args.h"
 #include "app/cmdline.h"
 #include "app/textgen.h"
+#include "app/train_parts.h"
 #include "commands.h"
 #include "randygpt/checkpoint.h"
 #include "randygpt/data.h"
 #include "randygpt/model.h"
 
 #define CMD "randygpt train"
-#define PLAIN_EVERY 10  /* without a terminal, a progress line every this many steps */
+#define PLAIN_LINES 50       /* without a terminal, about this many progress lines in a run */
+#define BAR_WIDTH 24         /* characters of the progress bar on a terminal */
+#define EVAL_SAMPLE_BYTES 120 /* length of the sample at an evaluation */
 
 typedef struct train_opts {
     rg_backend_args ba;
     const char *preset, *data, *checkpoint, *resume, *log;
-    int iters, batch, warmup, eval_every, sample_tokens, stop_at;
+    int iters, batch, warmup, eval_every, sample_tokens, sample_every, stop_at;
     float lr;
     uint64_t seed;
     /* which options were given: a resumed run refuses ones that contradict its checkpoint */
@@ -46,16 +49,23 @@ static void usage(FILE *f) {
             "  --lr X                   peak learning rate (default 3e-4)\n"
             "  --warmup N               linear warm-up steps (default 100)\n"
             "  --seed S                 seed of the weights and the batches (default 1337)\n"
-            "  --eval-every N           validation loss and checkpoint every N steps (default 100)\n"
+            "  --eval-every N           evaluation and checkpoint every N steps (default 100): train\n"
+            "                           and validation loss, each the mean over the same number of\n"
+            "                           fixed batches (held training windows, validation windows)\n"
             "  --checkpoint FILE        checkpoint written at each evaluation and at the end\n"
-            "                           (default randygpt.ckpt, or the --resume FILE)\n"
+            "                           (default randygpt.ckpt, or the --resume FILE); the best\n"
+            "                           validation loss so far is kept beside it in X.best.ckpt\n"
+            "                           for X.ckpt (FILE.best for a name without .ckpt)\n"
             "  --resume FILE            continue the run saved in FILE: its config, optimizer state,\n"
             "                           step and data position (same losses as an unbroken run)\n"
             "  --stop-at STEP           stop after STEP steps with a checkpoint, the schedule still\n"
             "                           planned for --iters (split a run into parts)\n"
-            "  --log FILE               one JSON object per step: step, loss, val_loss (when\n"
-            "                           evaluated), lr, ms, tok_per_s\n"
+            "  --log FILE               one JSON object per step: step, loss, train_loss and\n"
+            "                           val_loss (when evaluated), lr, ms, tok_per_s, wall_s\n"
             "  --sample-tokens N        bytes of text generated at the end (default 200, 0: none)\n"
+            "  --sample-every N         a short sample at the evaluations every N steps (default:\n"
+            "                           at each evaluation when stdout is a terminal, else none;\n"
+            "                           0: none)\n"
             "  --help                   this help\n"
             "Ctrl-C finishes the current step, saves a checkpoint and exits with status 130.\n",
             RG_FORTUNES_DIR);
@@ -70,6 +80,7 @@ static int parse_args(train_opts *o, int argc, char **argv) {
     o->iters = 1000;
     o->eval_every = 100;
     o->sample_tokens = 200;
+    o->sample_every = -1;  /* chosen once we know whether stdout is a terminal */
     o->seed = 1337;
     rg_optim_config def = rg_optim_default();
     o->lr = def.lr;
@@ -117,6 +128,7 @@ static int parse_args(train_opts *o, int argc, char **argv) {
         INT_FLAG("--warmup", warmup, 0, 1000000000L, o->warmup_given = 1)
         INT_FLAG("--eval-every", eval_every, 1, 1000000000L, (void)0)
         INT_FLAG("--sample-tokens", sample_tokens, 0, 100000000L, (void)0)
+        INT_FLAG("--sample-every", sample_every, 0, 1000000000L, (void)0)
         INT_FLAG("--stop-at", stop_at, 1, 1000000000L, (void)0)
         if (rg_cli_flag("--lr", argc, argv, &i, &v)) {
             if (!v) goto missing;
@@ -158,23 +170,36 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Mean loss over the fixed validation batches. */
-static float val_loss(rg_model *m, rg_ops *ops, const rg_data *d, int B, int T, int32_t *in,
-                      int32_t *tg) {
-    int nb = rg_data_val_batches(d, B, T);
-    double sum = 0;
-    for (int k = 0; k < nb; k++) {
-        rg_data_val_batch(d, k, B, T, in, tg);
-        rg_model_forward(m, ops, in, tg, B, T);
-        sum += m->mean_loss;
-    }
-    return (float)(sum / nb);
+/* The validation loss of the best checkpoint a resumed run left at path, so that the resumed run
+ * replaces it only with a better one; INFINITY when there is none (or it is of another corpus). */
+static float best_val_of(const char *path, rg_ops *ops, const rg_data *d, int B, int T,
+                         int32_t *in, int32_t *tg) {
+    rg_model m;
+    rg_vocab v;
+    rg_train_state st;
+    char err[1024];
+    if (access(path, F_OK) != 0 || rg_checkpoint_load(path, &m, &v, &st, err, sizeof err) != 0)
+        return INFINITY;
+    float best = INFINITY;
+    if (rg_vocab_equal(&v, &d->vocab) && m.cfg.maxT >= T &&
+        rg_model_set_batch(&m, B, T, err, sizeof err) == 0)
+        best = rg_eval_run(&m, ops, d, B, T, in, tg).val;
+    rg_model_free(&m);
+    return best;
 }
 
-static void format_eta(double s, char *buf, size_t n) {
-    long t = (long)(s + 0.5);
-    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
-    else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+/* Prints a short sample at an evaluation, drawn from a stream of its own (the seed and the step):
+ * whether samples are shown changes nothing else in the run. */
+static int eval_sample(rg_model *m, rg_ops *ops, const rg_vocab *v, uint64_t seed, long step,
+                       char *err, size_t n) {
+    rg_rng rng;
+    rg_rng_seed(&rng, seed ^ 0x5eed5a3b1e000003ULL ^ ((uint64_t)step * 0x9e3779b97f4a7c15ULL));
+    int32_t start = v->token['\n'] >= 0 ? v->token['\n'] : 0;
+    printf("--- sample at step %ld ---\n", step);
+    int rc = rg_generate(m, ops, v, &start, 1, EVAL_SAMPLE_BYTES, RG_GEN_TEMPERATURE, RG_GEN_TOP_P,
+                         &rng, stdout, err, n);
+    printf("\n---\n");
+    return rc;
 }
 
 int rg_cmd_train(int argc, char **argv) {
@@ -315,10 +340,10 @@ int rg_cmd_train(int argc, char **argv) {
 
     char desc[512];
     ops.k.describe(ops.ctx, desc, sizeof desc);
-    printf("backend %s | threads %d | preset %s (C=%d NH=%d L=%d T=%d) batch %d | params %zu | "
-           "tokens %zu (train %zu, val %zu, vocab %d)\n",
+    printf("backend %s | threads %d | preset %s (C=%d NH=%d L=%d T=%d) batch %d | params %zu at "
+           "V=%d | tokens %zu (train %zu, val %zu)\n",
            desc, ops.num_threads, st.preset, model.cfg.C, model.cfg.NH, model.cfg.L, T, B,
-           model.num_params, data.len, data.split, data.len - data.split, data.vocab.V);
+           model.num_params, data.vocab.V, data.len, data.split, data.len - data.split);
     fflush(stdout);
 
     struct sigaction sa;
@@ -328,11 +353,26 @@ int rg_cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    int tty = isatty(fileno(stderr));
-    int live = 0;  /* a \r progress line is on the terminal */
+    int tty = isatty(fileno(stderr));  /* the progress bar goes to a terminal's stderr */
+    int sample_every = o.sample_every >= 0 ? o.sample_every
+                                           : (isatty(fileno(stdout)) ? o.eval_every : 0);
     int end = o.stop_at && o.stop_at < o.iters ? o.stop_at : o.iters;
-    double run_s = 0, loss_sum = 0;
-    long run_steps = 0, loss_n = 0;
+    int plain_every = o.iters / PLAIN_LINES > 1 ? o.iters / PLAIN_LINES : 1;
+    char best_path[4200];
+    if (rg_best_checkpoint_path(o.checkpoint, best_path, sizeof best_path) != 0) {
+        fprintf(stderr, CMD ": --checkpoint %s is too long\n", o.checkpoint);
+        status = 2;
+        goto done;
+    }
+    float best_val = o.resume ? best_val_of(best_path, &ops, &data, B, T, in, tg) : INFINITY;
+    long best_step = 0, start_step = (long)st.step;
+    double best_at_s = 0;
+    rg_eval_losses last = {NAN, NAN};
+    rg_eta eta;
+    /* an evaluation is 2 x nb forward passes; a step is about 3 forward passes of work */
+    rg_eta_init(&eta, 2.0 * rg_data_val_batches(&data, B, T) / 3.0);
+    double t_start = now_s(), train_s = 0, eval_s = 0;
+    int live = 0;  /* a \r progress line is on the terminal */
     status = 0;
     while (st.step < end) {
         int step = (int)st.step;
@@ -343,19 +383,18 @@ int rg_cmd_train(int argc, char **argv) {
         rg_model_forward(&model, &ops, in, tg, B, T);
         rg_model_backward(&model, &ops);
         rg_model_update(&model, &ops, &st.optim, lr);
-        double dt = now_s() - t0;
+        double t1 = now_s(), dt = t1 - t0;
         float loss = model.mean_loss;
         st.step++;
-        run_s += dt;
-        run_steps++;
-        loss_sum += loss;
-        loss_n++;
+        train_s += dt;
         int eval = st.step % o.eval_every == 0 || st.step == o.iters;
-        float vl = eval ? val_loss(&model, &ops, &data, B, T, in, tg) : 0;
-        if (!isfinite(loss) || !isfinite(vl)) {
+        rg_eval_losses ev = {0, 0};
+        if (eval) last = ev = rg_eval_run(&model, &ops, &data, B, T, in, tg);
+        if (!isfinite(loss) || !isfinite(ev.train) || !isfinite(ev.val)) {
             if (live) fputc('\n', stderr);
             fprintf(stderr, CMD ": %s is %f at step %lld: training diverged (try a lower --lr)\n",
-                    isfinite(loss) ? "validation loss" : "loss", isfinite(loss) ? vl : loss,
+                    isfinite(loss) ? "evaluation loss" : "loss",
+                    isfinite(loss) ? (isfinite(ev.val) ? ev.train : ev.val) : loss,
                     (long long)st.step);
             status = 1;
             break;
@@ -364,41 +403,61 @@ int rg_cmd_train(int argc, char **argv) {
         int stopping = st.step == end || stop_signal;
         if (log) {
             fprintf(log, "{\"step\":%lld,\"loss\":%.9g", (long long)st.step, loss);
-            if (eval) fprintf(log, ",\"val_loss\":%.9g", vl);
-            fprintf(log, ",\"lr\":%.9g,\"ms\":%.3f,\"tok_per_s\":%.1f}\n", lr, dt * 1e3, tok_s);
+            if (eval) fprintf(log, ",\"train_loss\":%.9g,\"val_loss\":%.9g", ev.train, ev.val);
+            fprintf(log, ",\"lr\":%.9g,\"ms\":%.3f,\"tok_per_s\":%.1f,\"wall_s\":%.3f}\n", lr,
+                    dt * 1e3, tok_s, now_s() - t_start);
             fflush(log);
         }
-        char eta[32];
-        format_eta(run_s / run_steps * (end - st.step), eta, sizeof eta);
-        double avg_tok_s = (double)B * T * run_steps / run_s;
+        double left = rg_eta_remaining(&eta, end - (long)st.step,
+                                       rg_evals_between((long)st.step, end, o.eval_every, o.iters));
+        double avg_tok_s = (double)B * T * (double)(st.step - start_step) / train_s;
+        char line[512];
         if (tty) {
-            fprintf(stderr, "\rstep %lld/%d | loss %.4f | %.0f tok/s | ETA %s   ", (long long)st.step,
-                    o.iters, loss, avg_tok_s, eta);
+            rg_progress_line(line, sizeof line, (long)st.step, o.iters, loss, avg_tok_s,
+                             now_s() - t_start, left, BAR_WIDTH);
+            fprintf(stderr, "\r%s\033[K", line);
             fflush(stderr);
             live = 1;
-        } else if (st.step % PLAIN_EVERY == 0 || st.step == 1 || stopping) {
-            printf("step %lld/%d | loss %.4f | %.0f tok/s | ETA %s\n", (long long)st.step, o.iters,
-                   loss, avg_tok_s, eta);
+        } else if (st.step % plain_every == 0 || st.step == start_step + 1 || stopping) {
+            rg_progress_line(line, sizeof line, (long)st.step, o.iters, loss, avg_tok_s,
+                             now_s() - t_start, left, 0);
+            printf("%s\n", line);
         }
         if (eval || stopping) {
             st.rng_data = rng_data.state;
             st.rng_sample = rng_sample.state;
             int saved = rg_checkpoint_save(o.checkpoint, &model, &data.vocab, &st, err, sizeof err);
+            int better = saved == 0 && eval && ev.val < best_val;
+            if (better) saved = rg_checkpoint_save(best_path, &model, &data.vocab, &st, err, sizeof err);
+            if (better && saved == 0) {
+                best_val = ev.val;
+                best_step = (long)st.step;
+                best_at_s = now_s() - t_start;
+            }
             if (live) fputc('\n', stderr), live = 0;
             if (eval)
-                printf("step %lld: train loss %.4f, val loss %.4f%s%s\n", (long long)st.step,
-                       loss_sum / loss_n, vl, saved == 0 ? ", saved " : "",
-                       saved == 0 ? o.checkpoint : "");
-            loss_sum = 0;
-            loss_n = 0;
+                printf("step %lld: train loss %.4f, val loss %.4f%s%s%s%s\n", (long long)st.step,
+                       ev.train, ev.val, saved == 0 ? " | saved " : "",
+                       saved == 0 ? o.checkpoint : "", better && saved == 0 ? ", best " : "",
+                       better && saved == 0 ? best_path : "");
             if (saved != 0) {
                 fprintf(stderr, CMD ": %s\n", err);
                 status = 1;
                 break;
             }
             if (!eval) printf("step %lld: saved %s\n", (long long)st.step, o.checkpoint);
+            if (eval && sample_every > 0 && st.step % sample_every == 0 &&
+                eval_sample(&model, &ops, &data.vocab, st.seed, (long)st.step, err, sizeof err)) {
+                fprintf(stderr, CMD ": %s\n", err);
+                status = 1;
+                break;
+            }
             fflush(stdout);
         }
+        /* all that an evaluation step did beyond the step itself is the evaluation's time */
+        double after = now_s() - t1;
+        if (eval) rg_eta_add_step(&eta, dt), rg_eta_add_eval(&eta, after), eval_s += after;
+        else rg_eta_add_step(&eta, dt + after);
         if (stop_signal) {
             printf("stopped by signal %d after step %lld; resume with --resume %s\n",
                    (int)stop_signal, (long long)st.step, o.checkpoint);
@@ -407,6 +466,22 @@ int rg_cmd_train(int argc, char **argv) {
         }
     }
     if (live) fputc('\n', stderr);
+    if (st.step > start_step) {
+        char wall[32], tr[32], evs[32], at[32];
+        rg_format_duration(now_s() - t_start, wall, sizeof wall);
+        rg_format_duration(train_s, tr, sizeof tr);
+        rg_format_duration(eval_s, evs, sizeof evs);
+        rg_format_duration(best_at_s, at, sizeof at);
+        printf("summary: %lld steps in %s (%s training, %s evaluating), %.0f tok/s\n",
+               (long long)st.step - start_step, wall, tr, evs,
+               (double)B * T * (double)(st.step - start_step) / train_s);
+        if (isfinite(last.val))
+            printf("summary: last train loss %.4f, val loss %.4f\n", last.train, last.val);
+        if (best_step)
+            printf("summary: best val loss %.4f at step %ld, %s into the run (%s)\n", best_val,
+                   best_step, at, best_path);
+        printf("summary: peak RSS %.1f MiB\n", rg_peak_rss_mib());
+    }
 
     if (status == 0 && st.step == o.iters && o.sample_tokens > 0) {
         /* the sample starts from a newline when the corpus has one, else from its first byte */

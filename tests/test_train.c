@@ -327,6 +327,53 @@ static void test_generate_continues_prompt(void **state) {
     free(b);
 }
 
+/* The best checkpoint holds the step of the lowest validation loss; the summary says so. */
+static void test_best_checkpoint_and_summary(void **state) {
+    (void)state;
+    assert_int_equal(run("train " COMMON " --iters 20 --lr 3e-3 --warmup 4 --eval-every 5 "
+                         "--seed 4 --checkpoint " DIR "/best-run.ckpt --log " DIR "/best-run.log"), 0);
+    char *log = read_text(DIR "/best-run.log");
+    long best_step = 0;
+    double best = 1e30;
+    for (char *v = strstr(log, "\"val_loss\":"); v; v = strstr(v + 1, "\"val_loss\":")) {
+        double x = strtod(v + 11, NULL);
+        char *line = v;
+        while (line > log && line[-1] != '\n') line--;
+        assert_non_null(strstr(line, "\"train_loss\":"));  /* both losses at each evaluation */
+        if (x < best) best = x, best_step = strtol(line + 8, NULL, 10);
+    }
+    free(log);
+    assert_true(best_step >= 5);
+    rg_model m;
+    rg_vocab v;
+    rg_train_state st;
+    char err[512];
+    assert_int_equal(rg_checkpoint_load(DIR "/best-run.best.ckpt", &m, &v, &st, err, sizeof err), 0);
+    assert_int_equal(st.step, best_step);
+    rg_model_free(&m);
+    char *out = read_text(OUT), want[128];
+    assert_non_null(strstr(out, "summary: 20 steps in "));
+    snprintf(want, sizeof want, "summary: best val loss %.4f at step %ld", best, best_step);
+    assert_non_null(strstr(out, want));
+    assert_non_null(strstr(out, "peak RSS"));
+    assert_null(strstr(out, "--- sample at step"));  /* not a terminal: no samples unless asked */
+    free(out);
+
+    /* asked for, samples appear at those evaluations and change no loss */
+    assert_int_equal(run("train " COMMON " --iters 20 --lr 3e-3 --warmup 4 --eval-every 5 "
+                         "--seed 4 --sample-every 10 --checkpoint " DIR "/sampled.ckpt --log " DIR
+                         "/sampled.log"), 0);
+    out = read_text(OUT);
+    assert_non_null(strstr(out, "--- sample at step 10 ---"));
+    assert_non_null(strstr(out, "--- sample at step 20 ---"));
+    assert_null(strstr(out, "--- sample at step 5 ---"));
+    free(out);
+    char *a = losses_of(DIR "/best-run.log"), *b = losses_of(DIR "/sampled.log");
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+}
+
 #define GEN "generate --backend-dir " RG_TEST_PLUGIN_DIR " --prompt 'the cat' --tokens 60 "
 
 /* An export is a third of the checkpoint and gives the same text; it cannot resume. */
@@ -403,6 +450,7 @@ int main(void) {
         cmocka_unit_test(test_bad_data_one_line),
         cmocka_unit_test(test_generate_continues_prompt),
         cmocka_unit_test(test_export_round_trip),
+        cmocka_unit_test(test_best_checkpoint_and_summary),
         cmocka_unit_test(test_greedy_decoding),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

@@ -273,13 +273,25 @@ int rg_data_val_batches(const rg_data *d, int B, int T) {
     return disjoint > RG_VAL_MAX_BATCHES ? RG_VAL_MAX_BATCHES : (int)disjoint;
 }
 
-void rg_data_val_batch(const rg_data *d, int index, int B, int T, int32_t *inputs,
-                       int32_t *targets) {
-    size_t last = d->len - d->split - (size_t)T - 1;  /* last start offset inside the split */
+/* Batch `index` of rg_data_val_batches(d, B, T) whose windows are evenly spaced over the bytes
+ * [start, start + len) of the corpus. */
+static void spaced_batch(const rg_data *d, size_t start, size_t len, int index, int B, int T,
+                         int32_t *inputs, int32_t *targets) {
+    size_t last = len - (size_t)T - 1;  /* last start offset inside the range */
     size_t total = (size_t)rg_data_val_batches(d, B, T) * (size_t)B;
     for (int b = 0; b < B; b++) {
         size_t i = (size_t)index * (size_t)B + (size_t)b;
         size_t off = total > 1 ? (size_t)((uint64_t)i * last / (total - 1)) : 0;
-        window(d, d->split + off, T, inputs + (size_t)b * T, targets + (size_t)b * T);
+        window(d, start + off, T, inputs + (size_t)b * T, targets + (size_t)b * T);
     }
+}
+
+void rg_data_val_batch(const rg_data *d, int index, int B, int T, int32_t *inputs,
+                       int32_t *targets) {
+    spaced_batch(d, d->split, d->len - d->split, index, B, T, inputs, targets);
+}
+
+void rg_data_held_train_batch(const rg_data *d, int index, int B, int T, int32_t *inputs,
+                              int32_t *targets) {
+    spaced_batch(d, 0, d->split, index, B, T, inputs, targets);
 }

@@ -74,6 +74,11 @@ int rg_data_val_batches(const rg_data *d, int B, int T);
  * windows are evenly spaced over the validation split. */
 void rg_data_val_batch(const rg_data *d, int index, int B, int T, int32_t *inputs,
                        int32_t *targets);
+/* inputs, targets are (B,T): batch `index` of the same count, its windows evenly spaced over the
+ * training split, so that a training loss is measured like the validation one (same number of
+ * fixed windows, drawn without touching the training stream). */
+void rg_data_held_train_batch(const rg_data *d, int index, int B, int T, int32_t *inputs,
+                              int32_t *targets);
 
 #ifdef __cplusplus
 }
