@@ -104,6 +104,21 @@ static const char *dl_cause(const char *path) {
     return msg;
 }
 
+/* An OpenMP runtime reads its wait policy once, when it is loaded with the first plugin that links
+ * it; the policy is set here, before that, to match rg_par_pool's bounded spin, unless the user set
+ * one. Left alone, GNU libgomp spins 300,000 pauses before sleeping (some milliseconds on CPUs with
+ * a long pause, such as recent Xeons) and LLVM's libomp 200 ms: on a machine shared with other
+ * work, a waiting thread then holds a core that the thread it waits for needs. */
+#define RG_GOMP_SPINCOUNT "10000"
+#define RG_KMP_BLOCKTIME "1" /* milliseconds */
+static void set_openmp_wait_policy(void) {
+    if (getenv("OMP_WAIT_POLICY")) {
+        return; /* the user's choice, and a spin count for it, stand */
+    }
+    setenv("GOMP_SPINCOUNT", RG_GOMP_SPINCOUNT, 0);
+    setenv("KMP_BLOCKTIME", RG_KMP_BLOCKTIME, 0);
+}
+
 /* Opens and checks one file; on failure p is left closed. */
 static int open_file(rg_plugin *p, const char *path, char *err, size_t err_len) {
     struct stat st;
@@ -125,6 +140,7 @@ static int open_file(rg_plugin *p, const char *path, char *err, size_t err_len) 
     /* RTLD_NODELETE: a plugin's runtime (an OpenMP team, a library's thread pool) may keep idle
      * threads inside its code after the instance is destroyed; unmapping it would pull the code from
      * under them. Refused plugins are unmapped as usual (their failed dlopen maps nothing). */
+    set_openmp_wait_policy();
     void *handle = dlopen(dlpath, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!handle) {
         const char *cause = dl_cause(dlpath);

@@ -3,8 +3,11 @@
  * joined on destroy, so no op ever creates a thread. The calling thread works too.
  *
  * Hand-off: the caller writes the job, opens its chunks (one flag per chunk) and bumps the
- * generation counter `gen`; workers spin on `gen` for a while (about a millisecond, enough to
- * bridge the host's serial work between two ops) and then sleep on it with a futex. A job has up
+ * generation counter `gen`; workers spin on `gen` for a while (RG_POOL_SPIN_S, enough to bridge
+ * the host's serial work between two ops) and then sleep on it with a futex. Spinning also ends
+ * as soon as the spinning thread notices that it lost its CPU (a gap between two clock reads):
+ * then the machine has more runnable threads than cores, and every further spin takes time from
+ * a thread with real work, perhaps the very one it waits for. A job has up
  * to RG_PAR_CHUNKS_PER_THREAD chunks per thread. Thread t first takes the chunks of its own share
  * (t's contiguous part of the range, as OpenMP's static split would give it), so that a thread
  * keeps working on the rows it wrote in the previous op (they are in its cache); then it takes any
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -34,10 +38,16 @@
 
 #include "rg_par_internal.h"
 
-/* Spin iterations before sleeping: each is one pause instruction (tens of cycles), so about a
- * millisecond in all: longer than the host's serial work between two ops of a training step
- * (zeroing a gradient, the loss), so a worker is awake for the next op. */
-#define RG_POOL_SPIN 65536
+/* Longest spin before sleeping, in seconds: longer than the host's serial work between most
+ * ops of a training step (a residual, the loss), so a worker is awake for the next op; a futex
+ * wake-up costs some microseconds. Bounded in time rather than in pause instructions, whose
+ * length differs tenfold between CPUs. */
+#define RG_POOL_SPIN_S 200e-6
+/* A gap this long between two clock reads of a spin (which are a few pause instructions apart)
+ * means the thread was descheduled: it stops spinning and sleeps. */
+#define RG_POOL_DESCHEDULED_S 50e-6
+/* Pause instructions between two clock reads. */
+#define RG_POOL_SPIN_CHECK 32
 
 typedef struct rg_pool rg_pool;
 
@@ -78,6 +88,36 @@ static void cpu_relax(void) {
 #endif
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The state of one bounded spin. */
+typedef struct spin {
+    double start, last; /* clock at the start and at the latest read */
+    int n;              /* pauses so far */
+} spin;
+
+static spin spin_begin(void) {
+    double t = now_s();
+    return (spin){t, t, 0};
+}
+
+/* One pause; returns 0 once the spin should give way to sleeping: its time is spent, or the
+ * thread was descheduled since the last clock read. */
+static int spin_more(spin *s) {
+    cpu_relax();
+    if (++s->n % RG_POOL_SPIN_CHECK) {
+        return 1;
+    }
+    double t = now_s();
+    int descheduled = t - s->last > RG_POOL_DESCHEDULED_S;
+    s->last = t;
+    return !descheduled && t - s->start < RG_POOL_SPIN_S;
+}
+
 /* Sleeps while *addr == val (may return spuriously). */
 static void wait_on(atomic_int *addr, int val) {
 #if defined(__linux__)
@@ -99,12 +139,11 @@ static void wake_all(atomic_int *addr) {
 
 /* Waits until pool->gen differs from seen and returns the new value. */
 static int wait_for_job(rg_pool *pool, int seen) {
-    for (int i = 0; i < RG_POOL_SPIN; i++) {
+    for (spin s = spin_begin(); spin_more(&s);) {
         int g = atomic_load_explicit(&pool->gen, memory_order_acquire);
         if (g != seen) {
             return g;
         }
-        cpu_relax();
     }
     /* seq_cst pairs with the caller's bump-then-check of sleepers: one of the two sees the other */
     atomic_fetch_add(&pool->sleepers, 1);
@@ -180,11 +219,10 @@ static void pool_run(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *
 
     run_chunks(pool, 0);
 
-    for (int i = 0; i < RG_POOL_SPIN; i++) {
+    for (spin s = spin_begin(); spin_more(&s);) {
         if (atomic_load_explicit(&pool->done, memory_order_acquire) == nchunks) {
             return;
         }
-        cpu_relax();
     }
     atomic_store(&pool->caller_sleeping, 1);
     int d;
