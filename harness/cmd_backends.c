@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "app/backend_args.h"
+#include "app/backend_auto.h"
 #include "app/cmdline.h"
 #include "commands.h"
 #include "randygpt/loader.h"
@@ -71,7 +72,8 @@ static void usage(FILE *f) {
             "Lists every backend plugin found (NAME.so in --backend-dir, then each folder of\n"
             "$%s, then the plugin folder of this program; the first of each\n"
             "name wins), whether it loads, what an instance created with N threads runs, and\n"
-            "which ops it runs natively. Exits 1 if none is found.\n\n"
+            "which ops it runs natively, and which one --backend auto (the default of train and\n"
+            "generate) picks, and why. Exits 1 if none is found.\n\n"
             "options:\n"
             "  --backend-dir DIR        folder searched first\n"
             "  --threads N              threads of each instance (default: %d, or 1 for a backend\n"
@@ -157,5 +159,16 @@ int rg_cmd_backends(int argc, char **argv) {
     }
     free(list.items);
     printf("%d plugin%s found, %d usable\n", found, found == 1 ? "" : "s", usable);
+    /* what --backend auto, the default of train and generate, opens with these options */
+    rg_plugin plugin;
+    rg_ops ops;
+    char why[4096];
+    if (rg_backend_auto_open(&ba, &plugin, &ops, why, sizeof why, err, sizeof err) == 0) {
+        printf("%s\n", why);
+        rg_ops_destroy(&ops);
+        rg_plugin_close(&plugin);
+    } else {
+        printf("%s\n", err);
+    }
     return 0;
 }

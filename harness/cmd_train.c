@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "app/backend_args.h"
+#include "app/backend_auto.h"
 #include "app/cmdline.h"
 #include "app/textgen.h"
 #include "app/train_parts.h"
@@ -322,11 +323,15 @@ int rg_cmd_train(int argc, char **argv) {
         fprintf(stderr, CMD ": %s\n", err);
         goto done;
     }
-    if (rg_backend_args_open(&o.ba, &plugin, &ops, err, sizeof err) != 0) {
+    char why[4096] = "";
+    int auto_pick = !strcmp(o.ba.backend, RG_BACKEND_AUTO);
+    if ((auto_pick ? rg_backend_auto_open(&o.ba, &plugin, &ops, why, sizeof why, err, sizeof err)
+                   : rg_backend_args_open(&o.ba, &plugin, &ops, err, sizeof err)) != 0) {
         fprintf(stderr, CMD ": %s\n", err);
         goto done;
     }
     ops_open = 1;
+    if (auto_pick) printf("backend: %s\n", why);
     in = malloc((size_t)B * T * sizeof *in);
     tg = malloc((size_t)B * T * sizeof *tg);
     if (!in || !tg || rg_model_set_batch(&model, B, T, err, sizeof err) != 0) {

@@ -374,6 +374,36 @@ static void test_best_checkpoint_and_summary(void **state) {
     free(b);
 }
 
+/* With no --backend, train picks a multi-core backend that loads and says which; a broken plugin
+ * of the first name is skipped with its reason. */
+static void test_backend_auto(void **state) {
+    (void)state;
+    const char *quick = "--preset tiny --batch 4 --data " CORPUS " --sample-tokens 0 --iters 2 "
+                        "--threads 2 --checkpoint " DIR "/auto.ckpt";
+    assert_int_equal(run("train --backend-dir " RG_TEST_PLUGIN_DIR " %s", quick), 0);
+    char *out = read_text(OUT);
+    assert_non_null(strstr(out, "backend: auto picked openmp: "));
+    assert_non_null(strstr(out, "| threads 2 |"));
+    free(out);
+
+    /* a folder searched first whose openmp.so is not a plugin */
+    mkdir(DIR "/broken", 0755);
+    FILE *f = fopen(DIR "/broken/openmp.so", "wb");
+    assert_non_null(f);
+    fputs("not a shared object\n", f);
+    fclose(f);
+    assert_int_equal(run("train --backend-dir " DIR "/broken %s", quick), 0);
+    out = read_text(OUT);
+    assert_non_null(strstr(out, "backend: auto picked pthreads: "));
+    assert_non_null(strstr(out, "skipped openmp ("));
+    assert_non_null(strstr(out, "| threads 2 |"));
+    free(out);
+    assert_int_equal(run("backends --backend-dir " DIR "/broken --threads 2"), 0);
+    out = read_text(OUT);
+    assert_non_null(strstr(out, "auto picked pthreads: "));
+    free(out);
+}
+
 #define GEN "generate --backend-dir " RG_TEST_PLUGIN_DIR " --prompt 'the cat' --tokens 60 "
 
 /* An export is a third of the checkpoint and gives the same text; it cannot resume. */
@@ -450,6 +480,7 @@ int main(void) {
         cmocka_unit_test(test_bad_data_one_line),
         cmocka_unit_test(test_generate_continues_prompt),
         cmocka_unit_test(test_export_round_trip),
+        cmocka_unit_test(test_backend_auto),
         cmocka_unit_test(test_best_checkpoint_and_summary),
         cmocka_unit_test(test_greedy_decoding),
     };

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app/backend_auto.h"
 #include "app/cmdline.h"
 
 int rg_default_threads(void) {
@@ -22,7 +23,7 @@ int rg_default_threads(void) {
 
 void rg_backend_args_init(rg_backend_args *a) {
     memset(a, 0, sizeof *a);
-    a->backend = "single";
+    a->backend = RG_BACKEND_AUTO;
     a->threads = rg_default_threads();
 }
 
@@ -101,6 +102,10 @@ int rg_backend_args_create(const rg_backend_args *a, const rg_plugin *p, rg_ops 
 
 int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, char *err, size_t n) {
     memset(ops, 0, sizeof *ops);
+    if (!strcmp(a->backend, RG_BACKEND_AUTO)) {
+        char why[4096];
+        return rg_backend_auto_open(a, p, ops, why, sizeof why, err, n);
+    }
     if (rg_plugin_open(p, a->backend, a->backend_dir, err, n) != 0) return -1;
     if (rg_backend_args_create(a, p, ops, err, n) != 0) {
         rg_plugin_close(p);
@@ -112,7 +117,8 @@ int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, ch
 void rg_backend_args_help(FILE *f) {
     fprintf(f,
             "  --backend NAME|PATH      backend plugin: a name (NAME.so in the search folders) or a\n"
-            "                           path to a .so (default: single)\n"
+            "                           path to a .so, or auto: the fastest that loads here\n"
+            "                           ('randygpt backends' shows which) (default: auto)\n"
             "  --backend-dir DIR        folder searched first for a NAME, before $%s\n"
             "                           (':'-separated) and the plugin folder of this program\n"
             "  --threads N              threads of the backend (default: the CPUs this process may\n"

@@ -1,6 +1,6 @@
 /*
  * The backend options shared by `train`, `check` and `bench`:
- *   --backend NAME|PATH     which plugin (default "single")
+ *   --backend NAME|PATH     which plugin (default "auto": see backend_auto.h)
  *   --backend-dir DIR       searched first for a NAME
  *   --threads N             threads of the instance (default: the CPUs this process may use, or 1
  *                           for a backend that refuses more)
@@ -49,7 +49,7 @@ typedef struct rg_backend_args {
  * CPUs (sysconf); at least 1. */
 int rg_default_threads(void);
 
-/* Sets the defaults: backend "single", no directory, rg_default_threads(), no options. */
+/* Sets the defaults: backend "auto", no directory, rg_default_threads(), no options. */
 void rg_backend_args_init(rg_backend_args *a);
 
 /* If argv[*i] is one of the flags above, consumes it and its value (advancing *i past the value)
@@ -70,7 +70,8 @@ void rg_backend_args_config(const rg_backend_args *a, rg_backend_config *cfg, rg
 int rg_backend_args_create(const rg_backend_args *a, const rg_plugin *p, rg_ops *ops, char *err,
                            size_t n);
 
-/* rg_plugin_open of a->backend, then rg_backend_args_create. Returns 0, or -1 with one line in err
+/* rg_plugin_open of a->backend, then rg_backend_args_create; "auto" opens the pick of
+ * rg_backend_auto_open. Returns 0, or -1 with one line in err
  * (p and ops are then left closed). */
 int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, char *err, size_t n);
 
