@@ -279,7 +279,7 @@ static int take(rg_backend_args *a, int argc, char **argv, int *i, char *err, si
 static void test_args_parse(void **state) {
     rg_backend_args a;
     rg_backend_args_init(&a);
-    assert_string_equal(a.backend, "single");
+    assert_string_equal(a.backend, "auto");
     assert_null(a.backend_dir);
     assert_int_equal(a.threads, rg_default_threads());
     assert_true(a.threads >= 1);
@@ -351,6 +351,7 @@ static void test_args_parse(void **state) {
 static void test_args_open(void **state) {
     rg_backend_args a;
     rg_backend_args_init(&a);
+    a.backend = "single";
     a.backend_dir = PLUGINS;
     char err[1024] = "";
     rg_plugin p;
