@@ -116,24 +116,22 @@ static int show_plugin(const plugin_entry *e, const rg_backend_args *ba) {
     return 1;
 }
 
+static const struct option options[] = {
+    RG_OPTION_BACKEND_DIR,
+    RG_OPTION_THREADS,
+    RG_CLI_HELP_OPTION,
+    RG_CLI_END,
+};
+
+static int take_option(rg_cli *c, int id, const char *v, void *user) {
+    return rg_backend_args_take(c, user, id, v);
+}
+
 int rg_cmd_backends(int argc, char **argv) {
     rg_backend_args ba;
     rg_backend_args_init(&ba);
-    char err[1024];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        /* Only the folder and thread options apply here; the shared parser checks their values. */
-        int ours = !strncmp(a, "--backend-dir", 13) || !strncmp(a, "--threads", 9);
-        int r = ours ? rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err) : 0;
-        if (r == 0)
-            snprintf(err, sizeof err, a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'",
-                     a);
-        if (r <= 0) return rg_cli_usage_error("randygpt backends", err);
-    }
+    int rc = rg_cli_parse("randygpt backends", options, argc, argv, take_option, &ba, usage);
+    if (rc) return rc == 1 ? 0 : rc;
 
     plugin_list list = {0};
     int found = rg_plugin_list(ba.backend_dir, collect, &list);

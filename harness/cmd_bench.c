@@ -98,44 +98,89 @@ static void usage(FILE *f) {
 
 #define CMD "randygpt bench"
 
-/* The options of what a child measures, taken alike by the parent and the child: --preset, --steps,
- * --warmup, --repeat, --seed and --data. Returns 1 when argv[*i] is one of them (consumed), 0 when
- * it is not, -1 with one line in err on a missing or bad value. */
-static int take_run_option(rg_bench_child_config *cc, int argc, char **argv, int *i, char *err,
-                           size_t n) {
-    const char *a = argv[*i], *v = NULL;
-    if (rg_cli_flag("--preset", argc, argv, i, &v)) {
-        const rg_preset *ps;
-        if (!v || !*v) return rg_cli_missing(a, err, n);
-        if (rg_cli_preset(v, &ps, err, n) != 0) return -1;
-        cc->preset = v;
-        return 1;
-    }
-    if (rg_cli_flag("--data", argc, argv, i, &v)) {
-        if (!v || !*v) return rg_cli_missing(a, err, n);
-        cc->data = v;
-        return 1;
-    }
-    if (rg_cli_flag("--seed", argc, argv, i, &v)) {
-        uint64_t seed;
-        if (!v) return rg_cli_missing(a, err, n);
-        if (rg_cli_u64("--seed", v, &seed, err, n) != 0) return -1;
-        cc->seed = seed;
-        return 1;
-    }
-    const char *name;
-    int *field;
-    long min, max;
-    if (rg_cli_flag(name = "--steps", argc, argv, i, &v))
-        field = &cc->steps, min = 1, max = INT_MAX / (2 * RG_BENCH_MAX_REPEAT);
-    else if (rg_cli_flag(name = "--warmup", argc, argv, i, &v))
-        field = &cc->warmup, min = 0, max = INT_MAX / 2;
-    else if (rg_cli_flag(name = "--repeat", argc, argv, i, &v))
-        field = &cc->repeat, min = 1, max = RG_BENCH_MAX_REPEAT;
-    else
+/* The options of what a child measures, taken alike by the parent and the child. */
+enum {
+    OPT_PRESET = RG_CLI_FIRST_ID, OPT_DATA, OPT_SEED, OPT_STEPS, OPT_WARMUP, OPT_REPEAT,
+    OPT_BACKENDS, OPT_THREAD_LIST, OPT_TIMEOUT, OPT_MACHINE, OPT_OUT, OPT_REPORT_SCRIPT, OPT_CHILD,
+    OPT_CONTEND, OPT_BANDWIDTH_MIB
+};
+#define RUN_OPTIONS                                            \
+    {"preset", required_argument, NULL, OPT_PRESET},           \
+    {"data", required_argument, NULL, OPT_DATA},               \
+    {"seed", required_argument, NULL, OPT_SEED},               \
+    {"steps", required_argument, NULL, OPT_STEPS},             \
+    {"warmup", required_argument, NULL, OPT_WARMUP},           \
+    {"repeat", required_argument, NULL, OPT_REPEAT}
+
+static const struct option parent_options[] = {
+    RUN_OPTIONS,
+    /* --backend-dir and --backend-opt as every command takes them (--threads here is a list) */
+    RG_OPTION_BACKEND_DIR,
+    RG_OPTION_BACKEND_OPT,
+    {"backends", required_argument, NULL, OPT_BACKENDS},
+    {"threads", required_argument, NULL, OPT_THREAD_LIST},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"machine", required_argument, NULL, OPT_MACHINE},
+    {"out", required_argument, NULL, OPT_OUT},
+    {"report-script", required_argument, NULL, OPT_REPORT_SCRIPT},
+    {"contend", required_argument, NULL, OPT_CONTEND},
+    {"bandwidth-mib", required_argument, NULL, OPT_BANDWIDTH_MIB},
+    RG_CLI_HELP_OPTION,
+    RG_CLI_END,
+};
+
+/* `bench --child`: one backend at one thread count (the parent passes these). */
+static const struct option child_options[] = {
+    RUN_OPTIONS,
+    RG_BACKEND_OPTIONS,
+    {"child", no_argument, NULL, OPT_CHILD},
+    RG_CLI_HELP_OPTION,
+    RG_CLI_END,
+};
+
+/* Returns 0, -1 after rg_cli_error, RG_CLI_NOT_MINE for an id that is not a run option. */
+static int take_run_option(rg_cli *c, rg_bench_child_config *cc, int id, const char *v) {
+    const rg_preset *ps;
+    switch (id) {
+    case OPT_PRESET:
+        if (rg_cli_preset(c, v, &ps) != 0) return -1;
+        cc->preset = ps->name;
         return 0;
-    if (!v) return rg_cli_missing(a, err, n);
-    return rg_cli_int(name, v, min, max, field, err, n) == 0 ? 1 : -1;
+    case OPT_DATA: return rg_cli_string(c, v, &cc->data);
+    case OPT_SEED: {
+        uint64_t seed;
+        if (rg_cli_u64(c, v, &seed) != 0) return -1;
+        cc->seed = seed;
+        return 0;
+    }
+    case OPT_STEPS: return rg_cli_int(c, v, 1, INT_MAX / (2 * RG_BENCH_MAX_REPEAT), &cc->steps);
+    case OPT_WARMUP: return rg_cli_int(c, v, 0, INT_MAX / 2, &cc->warmup);
+    case OPT_REPEAT: return rg_cli_int(c, v, 1, RG_BENCH_MAX_REPEAT, &cc->repeat);
+    default: return RG_CLI_NOT_MINE;
+    }
+}
+
+static int take_parent_option(rg_cli *c, int id, const char *v, void *user) {
+    bench_opts *o = user;
+    switch (id) {
+    case OPT_BACKENDS: return rg_cli_string(c, v, &o->backends);
+    case OPT_THREAD_LIST:
+        return rg_cli_int_list(c, v, 1, RG_MAX_THREADS, o->threads, BENCH_MAX_THREADS,
+                               &o->num_threads);
+    case OPT_TIMEOUT: return rg_cli_double(c, v, 0.0, 1, 1e6, &o->timeout_s);
+    case OPT_MACHINE:
+        if (rg_cli_string(c, v, &o->machine) != 0) return -1;
+        if (strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, ".."))
+            return rg_cli_error(c, "--machine must be a folder name (no '/', not . or ..), got '%s'", v);
+        return 0;
+    case OPT_OUT: return rg_cli_string(c, v, &o->out);
+    case OPT_REPORT_SCRIPT: return rg_cli_string(c, v, &o->report_script);
+    case OPT_CONTEND: return rg_cli_int(c, v, 0, RG_CONTEND_MAX, &o->contend);
+    case OPT_BANDWIDTH_MIB: return rg_cli_int(c, v, 1, 16384, &o->bandwidth_mib);
+    case RG_OPT_BACKEND_DIR:
+    case RG_OPT_BACKEND_OPT: return rg_backend_args_take(c, &o->ba, id, v);
+    default: return take_run_option(c, &o->run, id, v);
+    }
 }
 
 /* Returns 0 with o filled, 1 after --help, or 2 with one line printed. */
@@ -149,64 +194,8 @@ static int parse_options(int argc, char **argv, bench_opts *o) {
     o->threads[o->num_threads++] = 1;
     int cpus = rg_default_threads();
     if (cpus > 1) o->threads[o->num_threads++] = cpus;
-
-    char err[512];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 1;
-        }
-        int r = take_run_option(&o->run, argc, argv, &i, err, sizeof err);
-        /* --backend-dir and --backend-opt as every command takes them (--threads here is a list) */
-        if (r == 0 && (!strncmp(a, "--backend-dir", 13) || !strncmp(a, "--backend-opt", 13)))
-            r = rg_backend_args_take(&o->ba, argc, argv, &i, err, sizeof err);
-        if (r < 0) return rg_cli_usage_error(CMD, err);
-        if (r > 0) continue;
-        if (rg_cli_flag("--threads", argc, argv, &i, &v)) {
-            if (!v) goto missing;
-            if (rg_cli_int_list("--threads", v, 1, RG_MAX_THREADS, o->threads, BENCH_MAX_THREADS,
-                                &o->num_threads, err, sizeof err) != 0)
-                return rg_cli_usage_error(CMD, err);
-        } else if (rg_cli_flag("--timeout", argc, argv, &i, &v)) {
-            if (!v) goto missing;
-            if (rg_cli_double("--timeout", v, 0.0, 1, 1e6, &o->timeout_s, err, sizeof err) != 0)
-                return rg_cli_usage_error(CMD, err);
-        } else if (rg_cli_flag("--contend", argc, argv, &i, &v)) {
-            if (!v) goto missing;
-            if (rg_cli_int("--contend", v, 0, RG_CONTEND_MAX, &o->contend, err, sizeof err) != 0)
-                return rg_cli_usage_error(CMD, err);
-        } else if (rg_cli_flag("--bandwidth-mib", argc, argv, &i, &v)) {
-            if (!v) goto missing;
-            if (rg_cli_int("--bandwidth-mib", v, 1, 16384, &o->bandwidth_mib, err, sizeof err) != 0)
-                return rg_cli_usage_error(CMD, err);
-        } else if (rg_cli_flag("--machine", argc, argv, &i, &v)) {
-            if (!v || !*v) goto missing;
-            if (strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, "..")) {
-                snprintf(err, sizeof err, "--machine must be a folder name (no '/', not . or ..), "
-                                          "got '%s'", v);
-                return rg_cli_usage_error(CMD, err);
-            }
-            o->machine = v;
-        } else if (rg_cli_flag("--backends", argc, argv, &i, &v)) {
-            if (!v || !*v) goto missing;
-            o->backends = v;
-        } else if (rg_cli_flag("--out", argc, argv, &i, &v)) {
-            if (!v || !*v) goto missing;
-            o->out = v;
-        } else if (rg_cli_flag("--report-script", argc, argv, &i, &v)) {
-            if (!v || !*v) goto missing;
-            o->report_script = v;
-        } else {
-            snprintf(err, sizeof err, a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'",
-                     a);
-            return rg_cli_usage_error(CMD, err);
-        }
-        continue;
-    missing:
-        rg_cli_missing(a, err, sizeof err);
-        return rg_cli_usage_error(CMD, err);
-    }
+    int rc = rg_cli_parse(CMD, parent_options, argc, argv, take_parent_option, o, usage);
+    if (rc) return rc;
     if (o->run.data && access(o->run.data, R_OK) != 0) {
         fprintf(stderr, CMD ": cannot read --data %s: %s\n", o->run.data, strerror(errno));
         return 2;
@@ -216,19 +205,24 @@ static int parse_options(int argc, char **argv, bench_opts *o) {
 
 /* ---- the child: `randygpt bench --child ...` ---- */
 
-static int child_main(int argc, char **argv) {
+typedef struct child_opts {
     rg_backend_args ba;
-    rg_backend_args_init(&ba);
-    rg_bench_child_config cc = {"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL};
-    char err[512];
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--child")) continue;
-        int r = rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err);
-        if (r == 0) r = take_run_option(&cc, argc, argv, &i, err, sizeof err);
-        if (r == 0) snprintf(err, sizeof err, "unknown option '%s'", argv[i]);
-        if (r <= 0) return rg_cli_usage_error(CMD, err);
-    }
-    return rg_bench_child(&ba, &cc, stdout);
+    rg_bench_child_config cc;
+} child_opts;
+
+static int take_child_option(rg_cli *c, int id, const char *v, void *user) {
+    child_opts *o = user;
+    if (id == OPT_CHILD) return 0;
+    int r = take_run_option(c, &o->cc, id, v);
+    return r == RG_CLI_NOT_MINE ? rg_backend_args_take(c, &o->ba, id, v) : r;
+}
+
+static int child_main(int argc, char **argv) {
+    child_opts o = {.cc = {"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL}};
+    rg_backend_args_init(&o.ba);
+    int rc = rg_cli_parse(CMD, child_options, argc, argv, take_child_option, &o, usage);
+    if (rc) return rc == 1 ? 0 : rc;
+    return rg_bench_child(&o.ba, &o.cc, stdout);
 }
 
 /* ---- the parent ---- */
@@ -262,11 +256,12 @@ static void collect_plugin(const char *name, const char *path, void *user) {
                 BENCH_MAX_BACKENDS, name);
 }
 
-/* Each entry of --backends in order; "all" stands for every plugin found, in name order. */
+/* Each entry of --backends in order; "all" stands for every plugin found, in name order. Returns 0,
+ * or the exit status after one line: 2 for a NAME no search folder holds, 1 otherwise. */
 static int resolve_backends(const bench_opts *o, backend_list *l) {
     l->n = 0;
     char *buf = strdup(o->backends), *save = NULL;
-    if (!buf) return -1;
+    if (!buf) return 1;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (!strcmp(tok, "all")) {
             int before = l->n;
@@ -278,7 +273,14 @@ static int resolve_backends(const bench_opts *o, backend_list *l) {
                     o->ba.backend_dir ? o->ba.backend_dir : "no --backend-dir", RG_BACKEND_PATH_ENV,
                     rg_plugin_default_dir()[0] ? rg_plugin_default_dir() : "the executable's folder");
             free(buf);
-            return -1;
+            return 1;
+        }
+        char *hint = rg_backend_names_hint(tok, o->ba.backend_dir);
+        if (hint) {
+            fprintf(stderr, "randygpt bench: --backends: unknown backend '%s'; %s\n", tok, hint);
+            free(hint);
+            free(buf);
+            return 2;
         }
         char label[256];
         backend_label(tok, label, sizeof label);
@@ -286,13 +288,13 @@ static int resolve_backends(const bench_opts *o, backend_list *l) {
             fprintf(stderr, "randygpt bench: --backends: bad entry '%s' or more than %d backends\n",
                     tok, BENCH_MAX_BACKENDS);
             free(buf);
-            return -1;
+            return 1;
         }
     }
     free(buf);
     if (l->n == 0) {
         fprintf(stderr, "randygpt bench: --backends names no backend\n");
-        return -1;
+        return 1;
     }
     return 0;
 }
@@ -703,7 +705,7 @@ int rg_cmd_bench(int argc, char **argv) {
         }
     }
     static backend_list backends;
-    if (resolve_backends(&o, &backends) != 0) return 1;
+    if ((rc = resolve_backends(&o, &backends)) != 0) return rc;
 
     char exe[4096];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);

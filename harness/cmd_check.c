@@ -47,50 +47,50 @@ static void usage(FILE *f) {
 
 #define CMD "randygpt check"
 
-int rg_cmd_check(int argc, char **argv) {
-    char err[512];
+enum { OPT_PRESET = RG_CLI_FIRST_ID };
+static const struct option options[] = {
+    RG_BACKEND_OPTIONS,
+    {"preset", required_argument, NULL, OPT_PRESET},
+    RG_CLI_HELP_OPTION,
+    RG_CLI_END,
+};
+
+typedef struct check_opts {
     rg_backend_args ba;
-    rg_backend_args_init(&ba);
-    const char *default_backend = ba.backend; /* --backend NAME also names PLUGIN */
-    const char *plugin_name = NULL, *presets = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int r = rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err);
-        if (r < 0) return rg_cli_usage_error(CMD, err);
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (rg_cli_flag("--preset", argc, argv, &i, &v)) {
-            if (!v || !*v) {
-                rg_cli_missing(a, err, sizeof err);
-                return rg_cli_usage_error(CMD, err);
-            }
-            presets = v;
-            continue;
-        }
-        if (a[0] == '-') {
-            snprintf(err, sizeof err, "unknown option '%s'", a);
-            return rg_cli_usage_error(CMD, err);
-        }
-        if (plugin_name) {
-            snprintf(err, sizeof err, "one PLUGIN only, got '%s' and '%s'", plugin_name, a);
-            return rg_cli_usage_error(CMD, err);
-        }
-        plugin_name = a;
+    const char *plugin, *presets;
+} check_opts;
+
+static int take_option(rg_cli *c, int id, const char *v, void *user) {
+    check_opts *o = user;
+    switch (id) {
+    case OPT_PRESET: return rg_cli_string(c, v, &o->presets);
+    case RG_CLI_ARG:
+        if (o->plugin) return rg_cli_error(c, "one PLUGIN only, got '%s' and '%s'", o->plugin, v);
+        o->plugin = v;
+        return 0;
+    default: return rg_backend_args_take(c, &o->ba, id, v);
     }
+}
+
+int rg_cmd_check(int argc, char **argv) {
+    char err[1024];
+    check_opts o = {.plugin = NULL, .presets = NULL};
+    rg_backend_args_init(&o.ba);
+    const char *default_backend = o.ba.backend; /* --backend NAME also names PLUGIN */
+    int rc = rg_cli_parse(CMD, options, argc, argv, take_option, &o, usage);
+    if (rc) return rc == 1 ? 0 : rc;
+    const char *plugin_name = o.plugin, *presets = o.presets;
     /* The presets are checked first, before the plugin: a typo is a usage error. */
     rg_conf_options opt = rg_conf_default_options();
     opt.presets = presets;
     if (rg_conf_check_presets(presets, err, sizeof err) != 0) return rg_cli_usage_error(CMD, err);
-    if (!plugin_name && ba.backend != default_backend) plugin_name = ba.backend;
+    if (!plugin_name && o.ba.backend != default_backend) plugin_name = o.ba.backend;
     if (!plugin_name) return rg_cli_usage_error(CMD, "no PLUGIN given");
-    ba.backend = plugin_name;
+    o.ba.backend = plugin_name;
 
     rg_plugin plugin;
     rg_ops ops;
-    if (rg_backend_args_open(&ba, &plugin, &ops, err, sizeof err) != 0) {
+    if (rg_backend_args_open(&o.ba, &plugin, &ops, err, sizeof err) != 0) {
         fprintf(stderr, CMD ": %s\n", err);
         return 1;
     }
@@ -104,8 +104,8 @@ int rg_cmd_check(int argc, char **argv) {
     int threads = ops.num_threads;
     rg_ops_destroy(&ops);
 
-    rg_option options[RG_MAX_BACKEND_OPTS];
-    rg_backend_args_config(&ba, &opt.backend, options);
+    rg_option backend_opts[RG_MAX_BACKEND_OPTS];
+    rg_backend_args_config(&o.ba, &opt.backend, backend_opts);
     opt.backend.num_threads = threads;
     printf("threads: %d\n\n", threads);
 

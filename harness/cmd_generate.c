@@ -39,6 +39,32 @@ static void usage(FILE *f) {
     fprintf(f, "  --help                   this help\n");
 }
 
+enum { OPT_CHECKPOINT = RG_CLI_FIRST_ID, OPT_PROMPT, OPT_TOKENS, OPT_TEMPERATURE, OPT_TOP_P, OPT_SEED };
+static const struct option options[] = {
+    RG_BACKEND_OPTIONS,
+    {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+    {"prompt", required_argument, NULL, OPT_PROMPT},
+    {"tokens", required_argument, NULL, OPT_TOKENS},
+    {"temperature", required_argument, NULL, OPT_TEMPERATURE},
+    {"top-p", required_argument, NULL, OPT_TOP_P},
+    {"seed", required_argument, NULL, OPT_SEED},
+    RG_CLI_HELP_OPTION,
+    RG_CLI_END,
+};
+
+static int take_option(rg_cli *c, int id, const char *v, void *user) {
+    gen_opts *o = user;
+    switch (id) {
+    case OPT_CHECKPOINT: return rg_cli_string(c, v, &o->checkpoint);
+    case OPT_PROMPT: o->prompt = v; return 0; /* may be empty: no prompt */
+    case OPT_TOKENS: return rg_cli_int(c, v, 1, 100000000L, &o->tokens);
+    case OPT_TEMPERATURE: return rg_cli_float(c, v, 0, 0, 100, &o->temperature);
+    case OPT_TOP_P: return rg_cli_float(c, v, 0, 1, 1, &o->top_p);
+    case OPT_SEED: return rg_cli_u64(c, v, &o->seed);
+    default: return rg_backend_args_take(c, &o->ba, id, v);
+    }
+}
+
 /* Parses argv into o. Returns 0, 1 after --help, or 2 after printing one error line. */
 static int parse_args(gen_opts *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
@@ -47,52 +73,10 @@ static int parse_args(gen_opts *o, int argc, char **argv) {
     o->temperature = RG_GEN_TEMPERATURE;
     o->top_p = RG_GEN_TOP_P;
     o->seed = 1337;
-    char err[512] = "";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int r = rg_backend_args_take(&o->ba, argc, argv, &i, err, sizeof err);
-        if (r < 0) goto bad;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 1;
-        }
-        if (rg_cli_flag("--checkpoint", argc, argv, &i, &v)) {
-            if (!v || !*v) goto missing;
-            o->checkpoint = v;
-        } else if (rg_cli_flag("--prompt", argc, argv, &i, &v)) {
-            if (!v) goto missing;
-            o->prompt = v;
-        } else if (rg_cli_flag("--tokens", argc, argv, &i, &v)) {
-            if (!v) goto missing;
-            if (rg_cli_int("--tokens", v, 1, 100000000L, &o->tokens, err, sizeof err)) goto bad;
-        } else if (rg_cli_flag("--temperature", argc, argv, &i, &v)) {
-            if (!v) goto missing;
-            if (rg_cli_float("--temperature", v, 0, 0, 100, &o->temperature, err, sizeof err)) goto bad;
-        } else if (rg_cli_flag("--top-p", argc, argv, &i, &v)) {
-            if (!v) goto missing;
-            if (rg_cli_float("--top-p", v, 0, 1, 1, &o->top_p, err, sizeof err)) goto bad;
-        } else if (rg_cli_flag("--seed", argc, argv, &i, &v)) {
-            if (!v) goto missing;
-            if (rg_cli_u64("--seed", v, &o->seed, err, sizeof err)) goto bad;
-        } else {
-            snprintf(err, sizeof err,
-                     a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", a);
-            goto bad;
-        }
-        continue;
-    missing:
-        snprintf(err, sizeof err, "%.*s needs a value", (int)strcspn(a, "="), a);
-        goto bad;
-    }
-    if (!o->checkpoint) {
-        snprintf(err, sizeof err, "--checkpoint FILE is required");
-        goto bad;
-    }
+    int rc = rg_cli_parse(CMD, options, argc, argv, take_option, o, usage);
+    if (rc) return rc;
+    if (!o->checkpoint) return rg_cli_usage_error(CMD, "--checkpoint FILE is required");
     return 0;
-bad:
-    fprintf(stderr, CMD ": %s (see 'randygpt generate --help')\n", err);
-    return 2;
 }
 
 int rg_cmd_generate(int argc, char **argv) {

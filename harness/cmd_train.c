@@ -72,6 +72,57 @@ static void usage(FILE *f) {
             RG_FORTUNES_DIR);
 }
 
+enum {
+    OPT_PRESET = RG_CLI_FIRST_ID, OPT_DATA, OPT_ITERS, OPT_BATCH, OPT_LR, OPT_WARMUP, OPT_SEED,
+    OPT_EVAL_EVERY, OPT_CHECKPOINT, OPT_RESUME, OPT_STOP_AT, OPT_LOG, OPT_SAMPLE_TOKENS,
+    OPT_SAMPLE_EVERY
+};
+static const struct option options[] = {
+    RG_BACKEND_OPTIONS,
+    {"preset", required_argument, NULL, OPT_PRESET},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"iters", required_argument, NULL, OPT_ITERS},
+    {"batch", required_argument, NULL, OPT_BATCH},
+    {"lr", required_argument, NULL, OPT_LR},
+    {"warmup", required_argument, NULL, OPT_WARMUP},
+    {"seed", required_argument, NULL, OPT_SEED},
+    {"eval-every", required_argument, NULL, OPT_EVAL_EVERY},
+    {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+    {"resume", required_argument, NULL, OPT_RESUME},
+    {"stop-at", required_argument, NULL, OPT_STOP_AT},
+    {"log", required_argument, NULL, OPT_LOG},
+    {"sample-tokens", required_argument, NULL, OPT_SAMPLE_TOKENS},
+    {"sample-every", required_argument, NULL, OPT_SAMPLE_EVERY},
+    RG_CLI_HELP_OPTION,
+    RG_CLI_END,
+};
+
+static int take_option(rg_cli *c, int id, const char *v, void *user) {
+    train_opts *o = user;
+    const rg_preset *p;
+    switch (id) {
+    case OPT_PRESET:
+        o->preset_given = 1;
+        if (rg_cli_preset(c, v, &p) != 0) return -1;
+        o->preset = p->name;
+        return 0;
+    case OPT_DATA: return rg_cli_string(c, v, &o->data);
+    case OPT_ITERS: o->iters_given = 1; return rg_cli_int(c, v, 1, 1000000000L, &o->iters);
+    case OPT_BATCH: o->batch_given = 1; return rg_cli_int(c, v, 1, 1000000L, &o->batch);
+    case OPT_LR: o->lr_given = 1; return rg_cli_float(c, v, 0, 1, 10, &o->lr);
+    case OPT_WARMUP: o->warmup_given = 1; return rg_cli_int(c, v, 0, 1000000000L, &o->warmup);
+    case OPT_SEED: o->seed_given = 1; return rg_cli_u64(c, v, &o->seed);
+    case OPT_EVAL_EVERY: return rg_cli_int(c, v, 1, 1000000000L, &o->eval_every);
+    case OPT_CHECKPOINT: o->checkpoint_given = 1; return rg_cli_string(c, v, &o->checkpoint);
+    case OPT_RESUME: return rg_cli_string(c, v, &o->resume);
+    case OPT_STOP_AT: return rg_cli_int(c, v, 1, 1000000000L, &o->stop_at);
+    case OPT_LOG: return rg_cli_string(c, v, &o->log);
+    case OPT_SAMPLE_TOKENS: return rg_cli_int(c, v, 0, 100000000L, &o->sample_tokens);
+    case OPT_SAMPLE_EVERY: return rg_cli_int(c, v, 0, 1000000000L, &o->sample_every);
+    default: return rg_backend_args_take(c, &o->ba, id, v);
+    }
+}
+
 /* Parses argv into o. Returns 0, 1 after --help, or 2 after printing one error line. */
 static int parse_args(train_opts *o, int argc, char **argv) {
     memset(o, 0, sizeof *o);
@@ -86,75 +137,11 @@ static int parse_args(train_opts *o, int argc, char **argv) {
     rg_optim_config def = rg_optim_default();
     o->lr = def.lr;
     o->warmup = def.warmup_iters;
-    char err[512] = "";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int r = rg_backend_args_take(&o->ba, argc, argv, &i, err, sizeof err);
-        if (r < 0) goto bad;
-        if (r > 0) continue;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 1;
-        }
-#define STR_FLAG(name, field)              \
-    if (rg_cli_flag(name, argc, argv, &i, &v)) { \
-        if (!v || !*v) goto missing;       \
-        o->field = v;                      \
-        continue;                          \
-    }
-        if (!strcmp(a, "--checkpoint") || !strncmp(a, "--checkpoint=", 13)) o->checkpoint_given = 1;
-        STR_FLAG("--data", data)
-        STR_FLAG("--checkpoint", checkpoint)
-        STR_FLAG("--resume", resume)
-        STR_FLAG("--log", log)
-        if (rg_cli_flag("--preset", argc, argv, &i, &v)) {
-            if (!v || !*v) goto missing;
-            if (!rg_preset_find(v)) {
-                snprintf(err, sizeof err, "unknown preset '%s' (tiny, small, medium or large)", v);
-                goto bad;
-            }
-            o->preset = v;
-            o->preset_given = 1;
-            continue;
-        }
-#define INT_FLAG(name, field, min, max, given)                                         \
-    if (rg_cli_flag(name, argc, argv, &i, &v)) {                                           \
-        if (!v) goto missing;                                                              \
-        if (rg_cli_int(name, v, min, max, &o->field, err, sizeof err) != 0) goto bad;      \
-        given;                                                                             \
-        continue;                                                                          \
-    }
-        INT_FLAG("--iters", iters, 1, 1000000000L, o->iters_given = 1)
-        INT_FLAG("--batch", batch, 1, 1000000L, o->batch_given = 1)
-        INT_FLAG("--warmup", warmup, 0, 1000000000L, o->warmup_given = 1)
-        INT_FLAG("--eval-every", eval_every, 1, 1000000000L, (void)0)
-        INT_FLAG("--sample-tokens", sample_tokens, 0, 100000000L, (void)0)
-        INT_FLAG("--sample-every", sample_every, 0, 1000000000L, (void)0)
-        INT_FLAG("--stop-at", stop_at, 1, 1000000000L, (void)0)
-        if (rg_cli_flag("--lr", argc, argv, &i, &v)) {
-            if (!v) goto missing;
-            if (rg_cli_float("--lr", v, 0, 1, 10, &o->lr, err, sizeof err) != 0) goto bad;
-            o->lr_given = 1;
-            continue;
-        }
-        if (rg_cli_flag("--seed", argc, argv, &i, &v)) {
-            if (!v) goto missing;
-            if (rg_cli_u64("--seed", v, &o->seed, err, sizeof err) != 0) goto bad;
-            o->seed_given = 1;
-            continue;
-        }
-        snprintf(err, sizeof err, a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'", a);
-        goto bad;
-    missing:
-        snprintf(err, sizeof err, "%.*s needs a value", (int)strcspn(a, "="), a);
-        goto bad;
-    }
+    int rc = rg_cli_parse(CMD, options, argc, argv, take_option, o, usage);
+    if (rc) return rc;
     /* a resumed run goes on writing the checkpoint it came from */
     if (o->resume && !o->checkpoint_given) o->checkpoint = o->resume;
     return 0;
-bad:
-    fprintf(stderr, CMD ": %s (see 'randygpt train --help')\n", err);
-    return 2;
 }
 
 static double phys_bytes(void) {

@@ -2,7 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "app/cmdline.h"
 #include "commands.h"
+#include "randygpt/backend.h"
+#include "rg_git_commit.h" /* RG_GIT_COMMIT, written at build time */
 
 static const struct {
     const char *name;
@@ -16,12 +19,32 @@ static const struct {
     {"check", rg_cmd_check, "run the conformance suite on a backend plugin"},
     {"bench", rg_cmd_bench, "time backends against one another and write a report"},
 };
+#define NUM_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: randygpt COMMAND [OPTIONS]\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(f, "usage: randygpt COMMAND [OPTIONS]\n"
+               "       randygpt help COMMAND | --help | --version\n\ncommands:\n");
+    for (size_t i = 0; i < NUM_COMMANDS; i++)
         fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\n'randygpt COMMAND --help' shows the options of a command.\n");
+    fprintf(f, "\n'randygpt COMMAND --help' (or 'randygpt help COMMAND') shows the options of a "
+               "command.\n");
+}
+
+static void version(void) {
+    printf("randygpt %s (backend ABI version %d%s%s)\n", RG_VERSION, RG_BACKEND_ABI_VERSION,
+           RG_GIT_COMMIT[0] ? ", commit " : "", RG_GIT_COMMIT);
+}
+
+/* The command named name; for an unknown one, one line with the closest name and NULL. */
+static int find_command(const char *name) {
+    for (size_t i = 0; i < NUM_COMMANDS; i++)
+        if (!strcmp(name, commands[i].name)) return (int)i;
+    const char *names[NUM_COMMANDS];
+    for (size_t i = 0; i < NUM_COMMANDS; i++) names[i] = commands[i].name;
+    const char *near = rg_closest_name(name, names, NUM_COMMANDS);
+    fprintf(stderr, "randygpt: unknown command '%s'%s%s%s (try 'randygpt --help')\n", name,
+            near ? "; did you mean " : "", near ? near : "", near ? "?" : "");
+    return -1;
 }
 
 int main(int argc, char **argv) {
@@ -29,12 +52,26 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    const char *first = argv[1];
+    if (!strcmp(first, "--help") || !strcmp(first, "-h") || (!strcmp(first, "help") && argc == 2)) {
         usage(stdout);
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "randygpt: unknown command '%s' (try 'randygpt --help')\n", argv[1]);
-    return 2;
+    if (!strcmp(first, "--version") || !strcmp(first, "version")) {
+        version();
+        return 0;
+    }
+    if (!strcmp(first, "help")) {
+        /* randygpt help CMD is randygpt CMD --help */
+        if (argc > 3) {
+            fprintf(stderr, "randygpt: help takes one COMMAND, got %d words\n", argc - 2);
+            return 2;
+        }
+        int k = find_command(argv[2]);
+        if (k < 0) return 2;
+        char *help_argv[] = {argv[2], "--help", NULL};
+        return commands[k].run(2, help_argv);
+    }
+    int k = find_command(first);
+    return k < 0 ? 2 : commands[k].run(argc - 1, argv + 1);
 }

@@ -270,10 +270,16 @@ static void test_list(void **state) {
 
 /* ---- backend_args ---- */
 
-/* Parses one argument vector with rg_backend_args_take; returns its result for the first arg. */
-static int take(rg_backend_args *a, int argc, char **argv, int *i, char *err, size_t n) {
-    *i = 0;
-    return rg_backend_args_take(a, argc, argv, i, err, n);
+/* rg_backend_args_take of one option's value, as the parser hands it over; *err is the error
+ * line it left (malloc'd, or NULL). */
+static int take(rg_backend_args *a, int id, const char *flag, const char *value, char **err) {
+    char name[64];
+    snprintf(name, sizeof name, "%s", flag);
+    rg_cli c = {"test", NULL, name, NULL};
+    int r = rg_backend_args_take(&c, a, id, value);
+    free(*err);
+    *err = c.err;
+    return r;
 }
 
 static void test_args_parse(void **state) {
@@ -285,67 +291,46 @@ static void test_args_parse(void **state) {
     assert_true(a.threads >= 1);
     assert_int_equal(a.threads_given, 0);
 
-    char err[512];
-    int i;
-    char *t1[] = {"--threads", "3"};
-    assert_int_equal(take(&a, 2, t1, &i, err, sizeof err), 1);
-    assert_int_equal(i, 1); /* the value was consumed */
+    char *err = NULL;
+    assert_int_equal(take(&a, RG_OPT_THREADS, "--threads", "3", &err), 0);
     assert_int_equal(a.threads, 3);
     assert_int_equal(a.threads_given, 1);
-    char *t2[] = {"--threads=2"};
-    assert_int_equal(take(&a, 1, t2, &i, err, sizeof err), 1);
-    assert_int_equal(a.threads, 2);
 
     const char *bad[] = {"0", "-3", "abc", "2x", "", "99999999999"};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        char *argv[] = {"--threads", (char *)bad[k]};
-        err[0] = '\0';
-        assert_int_equal(take(&a, 2, argv, &i, err, sizeof err), -1);
-        assert_contains(err, "--threads");
-        assert_int_equal(a.threads, 2); /* unchanged */
+        assert_int_equal(take(&a, RG_OPT_THREADS, "--threads", bad[k], &err), -1);
+        assert_contains(err, "--threads must be an integer from 1");
+        assert_int_equal(a.threads, 3); /* unchanged */
     }
-    char *missing[] = {"--threads"};
-    assert_int_equal(take(&a, 1, missing, &i, err, sizeof err), -1);
-    assert_contains(err, "--threads needs a value");
-    char *missing_b[] = {"--backend"};
-    assert_int_equal(take(&a, 1, missing_b, &i, err, sizeof err), -1);
+    assert_int_equal(take(&a, RG_OPT_BACKEND, "--backend", "", &err), -1);
     assert_contains(err, "--backend needs a value");
 
-    char *b[] = {"--backend", "openmp", "--backend-dir", "/x/y"};
-    assert_int_equal(take(&a, 4, b, &i, err, sizeof err), 1);
+    assert_int_equal(take(&a, RG_OPT_BACKEND, "--backend", "openmp", &err), 0);
     assert_string_equal(a.backend, "openmp");
-    i = 2;
-    assert_int_equal(rg_backend_args_take(&a, 4, b, &i, err, sizeof err), 1);
-    assert_int_equal(i, 3);
+    assert_int_equal(take(&a, RG_OPT_BACKEND_DIR, "--backend-dir", "/x/y", &err), 0);
     assert_string_equal(a.backend_dir, "/x/y");
 
-    char *o[] = {"--backend-opt", "coretype=SkylakeX", "--backend-opt=empty="};
-    assert_int_equal(take(&a, 3, o, &i, err, sizeof err), 1);
-    i = 2;
-    assert_int_equal(rg_backend_args_take(&a, 3, o, &i, err, sizeof err), 1);
+    assert_int_equal(take(&a, RG_OPT_BACKEND_OPT, "--backend-opt", "coretype=SkylakeX", &err), 0);
+    assert_int_equal(take(&a, RG_OPT_BACKEND_OPT, "--backend-opt", "empty=", &err), 0);
     rg_option opts[RG_MAX_BACKEND_OPTS];
     rg_backend_config cfg;
     rg_backend_args_config(&a, &cfg, opts);
-    assert_int_equal(cfg.num_threads, 2);
+    assert_int_equal(cfg.num_threads, 3);
     assert_int_equal(cfg.num_options, 2);
     assert_string_equal(cfg.options[0].key, "coretype");
     assert_string_equal(cfg.options[0].value, "SkylakeX");
     assert_string_equal(cfg.options[1].key, "empty");
     assert_string_equal(cfg.options[1].value, "");
 
-    char *bad_opt[] = {"--backend-opt", "novalue"};
-    assert_int_equal(take(&a, 2, bad_opt, &i, err, sizeof err), -1);
+    assert_int_equal(take(&a, RG_OPT_BACKEND_OPT, "--backend-opt", "novalue", &err), -1);
     assert_contains(err, "KEY=VALUE");
-    char *no_key[] = {"--backend-opt", "=v"};
-    assert_int_equal(take(&a, 2, no_key, &i, err, sizeof err), -1);
+    assert_int_equal(take(&a, RG_OPT_BACKEND_OPT, "--backend-opt", "=v", &err), -1);
     assert_int_equal(a.num_options, 2);
 
-    /* Not ours: nothing consumed. */
-    char *other[] = {"--steps", "10"};
-    assert_int_equal(take(&a, 2, other, &i, err, sizeof err), 0);
-    assert_int_equal(i, 0);
-    char *prefix[] = {"--backends"};
-    assert_int_equal(take(&a, 1, prefix, &i, err, sizeof err), 0);
+    /* Not ours: nothing taken. */
+    assert_int_equal(take(&a, RG_CLI_FIRST_ID, "--steps", "10", &err), RG_CLI_NOT_MINE);
+    assert_int_equal(take(&a, RG_CLI_ARG, "", "stray", &err), RG_CLI_NOT_MINE);
+    free(err);
 }
 
 static void test_args_open(void **state) {
@@ -363,9 +348,8 @@ static void test_args_open(void **state) {
     rg_plugin_close(&p);
 
     /* A count the user chose is held to. */
-    char *t[] = {"--threads", "2"};
-    int i = 0;
-    assert_int_equal(rg_backend_args_take(&a, 2, t, &i, err, sizeof err), 1);
+    char *msg = NULL;
+    assert_int_equal(take(&a, RG_OPT_THREADS, "--threads", "2", &msg), 0);
     assert_int_equal(rg_backend_args_open(&a, &p, &ops, err, sizeof err), -1);
     assert_contains(err, "single.so");
     assert_contains(err, "1 thread");
@@ -374,18 +358,24 @@ static void test_args_open(void **state) {
     /* Options reach create: the fixture takes none and names the key it refuses. */
     rg_backend_args_init(&a);
     a.backend = FIXTURES "/crash.so";
-    char *o[] = {"--backend-opt", "speed=max"};
-    i = 0;
-    assert_int_equal(rg_backend_args_take(&a, 2, o, &i, err, sizeof err), 1);
+    assert_int_equal(take(&a, RG_OPT_BACKEND_OPT, "--backend-opt", "speed=max", &msg), 0);
     assert_int_equal(rg_backend_args_open(&a, &p, &ops, err, sizeof err), -1);
     assert_contains(err, "crash.so");
     assert_contains(err, "speed");
     assert_null(p.handle);
 
-    /* Loader errors pass through unchanged. */
+    /* Loader errors pass through, and an unknown NAME gets the names found and the closest. */
     a.backend = "nosuchbackend";
     assert_int_equal(rg_backend_args_open(&a, &p, &ops, err, sizeof err), -1);
     assert_contains(err, "nosuchbackend.so");
+    assert_contains(err, "backends found: ");
+    a.backend = "singel";
+    a.backend_dir = PLUGINS;
+    assert_int_equal(rg_backend_args_open(&a, &p, &ops, err, sizeof err), -1);
+    assert_contains(err, "singel.so");
+    assert_contains(err, "single");
+    assert_contains(err, "did you mean single?");
+    free(msg);
 }
 
 /* ---- `randygpt backends` ---- */

@@ -1,14 +1,14 @@
 /* The backend command-line options shared by train, check and bench (see backend_args.h). */
-#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT, asprintf, strdup */
 #include "app/backend_args.h"
 
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "app/backend_auto.h"
-#include "app/cmdline.h"
 
 int rg_default_threads(void) {
     cpu_set_t set;
@@ -27,49 +27,28 @@ void rg_backend_args_init(rg_backend_args *a) {
     a->threads = rg_default_threads();
 }
 
-int rg_backend_args_take(rg_backend_args *a, int argc, char **argv, int *i, char *err, size_t n) {
-    const char *v = NULL;
-    const char *flag = argv[*i];
-    if (rg_cli_flag("--backend-dir", argc, argv, i, &v)) {
-        if (!v || !*v) goto missing;
-        a->backend_dir = v;
-        return 1;
-    }
-    if (rg_cli_flag("--backend-opt", argc, argv, i, &v)) {
-        if (!v) goto missing;
+int rg_backend_args_take(rg_cli *c, rg_backend_args *a, int id, const char *v) {
+    switch (id) {
+    case RG_OPT_BACKEND: return rg_cli_string(c, v, &a->backend);
+    case RG_OPT_BACKEND_DIR: return rg_cli_string(c, v, &a->backend_dir);
+    case RG_OPT_THREADS:
+        a->threads_given = 1;
+        return rg_cli_int(c, v, 1, RG_MAX_THREADS, &a->threads);
+    case RG_OPT_BACKEND_OPT: {
         const char *eq = strchr(v, '=');
-        if (!eq || eq == v) {
-            snprintf(err, n, "--backend-opt needs KEY=VALUE, got '%s'", v);
-            return -1;
-        }
-        if (a->num_options == RG_MAX_BACKEND_OPTS) {
-            snprintf(err, n, "too many --backend-opt (at most %d)", RG_MAX_BACKEND_OPTS);
-            return -1;
-        }
-        if (strlen(v) >= RG_BACKEND_OPT_LEN) {
-            snprintf(err, n, "--backend-opt '%.40s...' is too long (at most %d characters)", v,
-                     RG_BACKEND_OPT_LEN - 1);
-            return -1;
-        }
+        if (!eq || eq == v) return rg_cli_error(c, "--backend-opt needs KEY=VALUE, got '%s'", v);
+        if (a->num_options == RG_MAX_BACKEND_OPTS)
+            return rg_cli_error(c, "too many --backend-opt (at most %d)", RG_MAX_BACKEND_OPTS);
+        if (strlen(v) >= RG_BACKEND_OPT_LEN)
+            return rg_cli_error(c, "--backend-opt '%.40s...' is too long (at most %d characters)", v,
+                                RG_BACKEND_OPT_LEN - 1);
         char *text = a->option_text[a->num_options++];
         strcpy(text, v);
         text[eq - v] = '\0';
-        return 1;
+        return 0;
     }
-    if (rg_cli_flag("--backend", argc, argv, i, &v)) {
-        if (!v || !*v) goto missing;
-        a->backend = v;
-        return 1;
+    default: return RG_CLI_NOT_MINE;
     }
-    if (rg_cli_flag("--threads", argc, argv, i, &v)) {
-        if (!v) goto missing;
-        if (rg_cli_int("--threads", v, 1, RG_MAX_THREADS, &a->threads, err, n) != 0) return -1;
-        a->threads_given = 1;
-        return 1;
-    }
-    return 0;
-missing:
-    return rg_cli_missing(flag, err, n);
 }
 
 void rg_backend_args_config(const rg_backend_args *a, rg_backend_config *cfg, rg_option *opts) {
@@ -100,13 +79,62 @@ int rg_backend_args_create(const rg_backend_args *a, const rg_plugin *p, rg_ops 
     return -1;
 }
 
+typedef struct name_list {
+    const char **names;
+    size_t n;
+    int failed;
+} name_list;
+
+static void add_name(const char *name, const char *path, void *user) {
+    name_list *l = user;
+    const char **grown = realloc(l->names, (l->n + 1) * sizeof *grown);
+    char *copy = strdup(name);
+    if (!grown || !copy) {
+        free(copy);
+        if (grown) l->names = grown;
+        l->failed = 1;
+        return;
+    }
+    l->names = grown;
+    l->names[l->n++] = copy;
+}
+
+char *rg_backend_names_hint(const char *name, const char *backend_dir) {
+    size_t len = strlen(name);
+    if (strchr(name, '/') || (len >= 3 && !strcmp(name + len - 3, ".so"))) return NULL;
+    name_list l = {NULL, 0, 0};
+    rg_plugin_list(backend_dir, add_name, &l);
+    int known = 0;
+    for (size_t k = 0; k < l.n; k++) known |= !strcmp(l.names[k], name);
+    char *hint = NULL;
+    if (!known && !l.failed) {
+        char *list = rg_join_names(l.names, l.n, ", ");
+        const char *near = rg_closest_name(name, l.names, l.n);
+        if (!list) hint = NULL;
+        else if (l.n == 0) hint = strdup("no backends found");
+        else if (asprintf(&hint, "backends found: %s%s%s%s", list, near ? "; did you mean " : "",
+                          near ? near : "", near ? "?" : "") < 0)
+            hint = NULL;
+        free(list);
+    }
+    for (size_t k = 0; k < l.n; k++) free((char *)l.names[k]);
+    free(l.names);
+    return hint;
+}
+
 int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, char *err, size_t n) {
     memset(ops, 0, sizeof *ops);
     if (!strcmp(a->backend, RG_BACKEND_AUTO)) {
         char why[4096];
         return rg_backend_auto_open(a, p, ops, why, sizeof why, err, n);
     }
-    if (rg_plugin_open(p, a->backend, a->backend_dir, err, n) != 0) return -1;
+    if (rg_plugin_open(p, a->backend, a->backend_dir, err, n) != 0) {
+        char *hint = rg_backend_names_hint(a->backend, a->backend_dir);
+        size_t used = strlen(err);
+        if (hint && used + 2 + strlen(hint) < n) snprintf(err + used, n - used, "; %s", hint);
+        free(hint);
+        return -1;
+    }
     if (rg_backend_args_create(a, p, ops, err, n) != 0) {
         rg_plugin_close(p);
         return -1;

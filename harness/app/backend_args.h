@@ -1,21 +1,15 @@
 /*
- * The backend options shared by `train`, `check` and `bench`:
+ * The backend options shared by `train`, `generate`, `check`, `bench` and `randygpt-kbench`:
  *   --backend NAME|PATH     which plugin (default "auto": see backend_auto.h)
  *   --backend-dir DIR       searched first for a NAME
  *   --threads N             threads of the instance (default: the CPUs this process may use, or 1
  *                           for a backend that refuses more)
  *   --backend-opt KEY=VALUE passed to the backend's create (repeatable)
- * Each flag also takes the --flag=VALUE form (app/cmdline.h parses them).
  *
- * Typical use in a command:
- *   rg_backend_args ba;
- *   rg_backend_args_init(&ba);
- *   for (int i = 1; i < argc; i++) {
- *       int r = rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err);
- *       if (r < 0) { fprintf(stderr, "randygpt train: %s\n", err); return 2; }
- *       if (r > 0) continue;
- *       ... the command's own flags ...
- *   }
+ * Typical use in a command (app/cmdline.h parses):
+ *   static const struct option options[] = {RG_BACKEND_OPTIONS, ..., RG_CLI_HELP_OPTION, RG_CLI_END};
+ *   take(): switch (id) { ...the command's own cases...
+ *                         default: return rg_backend_args_take(c, &o->ba, id, v); }
  *   rg_plugin plugin; rg_ops ops;
  *   if (rg_backend_args_open(&ba, &plugin, &ops, err, sizeof err) != 0) { ...print err...; return 1; }
  *   ...
@@ -27,6 +21,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "app/cmdline.h"
 #include "randygpt/loader.h"
 #include "randygpt/ops.h"
 
@@ -45,6 +40,15 @@ typedef struct rg_backend_args {
     char option_text[RG_MAX_BACKEND_OPTS][RG_BACKEND_OPT_LEN];
 } rg_backend_args;
 
+/* The option ids and table entries; a command lists the ones it takes. */
+enum { RG_OPT_BACKEND = 0x1000, RG_OPT_BACKEND_DIR, RG_OPT_THREADS, RG_OPT_BACKEND_OPT };
+#define RG_OPTION_BACKEND {"backend", required_argument, NULL, RG_OPT_BACKEND}
+#define RG_OPTION_BACKEND_DIR {"backend-dir", required_argument, NULL, RG_OPT_BACKEND_DIR}
+#define RG_OPTION_THREADS {"threads", required_argument, NULL, RG_OPT_THREADS}
+#define RG_OPTION_BACKEND_OPT {"backend-opt", required_argument, NULL, RG_OPT_BACKEND_OPT}
+#define RG_BACKEND_OPTIONS \
+    RG_OPTION_BACKEND, RG_OPTION_BACKEND_DIR, RG_OPTION_THREADS, RG_OPTION_BACKEND_OPT
+
 /* The default --threads: the CPUs this process may run on (sched_getaffinity), else the online
  * CPUs (sysconf); at least 1. */
 int rg_default_threads(void);
@@ -52,11 +56,10 @@ int rg_default_threads(void);
 /* Sets the defaults: backend "auto", no directory, rg_default_threads(), no options. */
 void rg_backend_args_init(rg_backend_args *a);
 
-/* If argv[*i] is one of the flags above, consumes it and its value (advancing *i past the value)
- * and returns 1. Returns 0 if argv[*i] is not one of them (nothing consumed), and -1 with one line
- * in err on a missing or bad value: --threads must be an integer from 1 to RG_MAX_THREADS,
- * --backend-opt needs KEY=VALUE with a non-empty KEY. */
-int rg_backend_args_take(rg_backend_args *a, int argc, char **argv, int *i, char *err, size_t n);
+/* Takes the value of option id (one of RG_OPT_*): returns 0, -1 after rg_cli_error on a bad
+ * value (--threads must be an integer from 1 to RG_MAX_THREADS, --backend-opt needs KEY=VALUE
+ * with a non-empty KEY), or RG_CLI_NOT_MINE for another id. */
+int rg_backend_args_take(rg_cli *c, rg_backend_args *a, int id, const char *value);
 
 /* Fills cfg from a: cfg->options points at opts (RG_MAX_BACKEND_OPTS entries, filled here), whose
  * strings point into a. Valid while both a and opts live. Prefer rg_backend_args_create, which
@@ -70,10 +73,14 @@ void rg_backend_args_config(const rg_backend_args *a, rg_backend_config *cfg, rg
 int rg_backend_args_create(const rg_backend_args *a, const rg_plugin *p, rg_ops *ops, char *err,
                            size_t n);
 
-/* rg_plugin_open of a->backend, then rg_backend_args_create; "auto" opens the pick of
- * rg_backend_auto_open. Returns 0, or -1 with one line in err
- * (p and ops are then left closed). */
+/* rg_plugin_open of a->backend, then rg_backend_args_create. Returns 0, or -1 with one line in err
+ * (p and ops are then left closed); for a NAME that no search folder holds, the line ends with the
+ * names found and the closest of them (rg_backend_names_hint). */
 int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, char *err, size_t n);
+
+/* When name is a plugin name (not a path) that none of the search folders holds: a malloc'd
+ * "backends found: a, b, c; did you mean b?" (or "no backends found"). NULL otherwise. */
+char *rg_backend_names_hint(const char *name, const char *backend_dir);
 
 /* Prints the help lines of these options, in the style of the commands' --help. */
 void rg_backend_args_help(FILE *f);

@@ -1,28 +1,152 @@
-/* Flag and number parsing for every command (see cmdline.h). */
+/* Command lines for every command: getopt_long and the value checks (see cmdline.h). */
+#define _GNU_SOURCE /* vasprintf, asprintf, getopt_long */
 #include "app/cmdline.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int rg_cli_flag(const char *flag, int argc, char **argv, int *i, const char **value) {
-    const char *arg = argv[*i];
-    size_t len = strlen(flag);
-    if (strncmp(arg, flag, len) != 0) return 0;
-    if (arg[len] == '=') {
-        *value = arg + len + 1;
-        return 1;
-    }
-    if (arg[len] != '\0') return 0;
-    *value = (*i + 1 < argc) ? argv[++*i] : NULL;
-    return 1;
+int rg_cli_error(rg_cli *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg;
+    int n = vasprintf(&msg, fmt, ap);
+    va_end(ap);
+    free(c->err);
+    c->err = n < 0 ? NULL : msg; /* NULL is reported as "out of memory" */
+    return -1;
 }
 
-int rg_cli_missing(const char *arg, char *err, size_t n) {
-    snprintf(err, n, "%.*s needs a value", (int)strcspn(arg, "="), arg);
-    return -1;
+size_t rg_edit_distance(const char *a, const char *b) {
+    /* optimal string alignment over three rows: d[i][j] for a[0..i), b[0..j) */
+    size_t na = strlen(a), nb = strlen(b);
+    size_t *rows = malloc(3 * (nb + 1) * sizeof *rows);
+    if (!rows) return (size_t)-1;
+    size_t *prev2 = rows, *prev = rows + nb + 1, *cur = rows + 2 * (nb + 1);
+    for (size_t j = 0; j <= nb; j++) prev[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            if (prev[j] + 1 < best) best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
+        }
+        size_t *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
+    }
+    size_t d = prev[nb];
+    free(rows);
+    return d;
+}
+
+const char *rg_closest_name(const char *word, const char *const *names, size_t n) {
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    for (size_t k = 0; k < n; k++) {
+        size_t d = rg_edit_distance(word, names[k]);
+        if (d < best_d) best_d = d, best = names[k];
+    }
+    /* a typo: at most two edits, and fewer than half the word */
+    return best && best_d <= 2 && 2 * best_d <= strlen(word) ? best : NULL;
+}
+
+/* The error of an option getopt_long refused: text is "--NAME[=VALUE]". */
+static int bad_long_option(rg_cli *c, const char *text) {
+    const char *name = text + 2;
+    size_t len = strcspn(name, "="), count = 0;
+    const struct option *o;
+    for (o = c->options; o->name; o++) {
+        count++;
+        if (strlen(o->name) == len && !strncmp(o->name, name, len) && name[len] == '=')
+            return rg_cli_error(c, "--%s takes no value, got '%s'", o->name, text);
+    }
+    const char **names = malloc((count ? count : 1) * sizeof *names);
+    char *word = strndup(name, len);
+    const char *near = NULL;
+    if (names && word) {
+        for (size_t k = 0; k < count; k++) names[k] = c->options[k].name;
+        near = rg_closest_name(word, names, count);
+    }
+    free(word);
+    free(names);
+    if (near) return rg_cli_error(c, "unknown option '%s'; did you mean --%s?", text, near);
+    return rg_cli_error(c, "unknown option '%s'", text);
+}
+
+/* Hands one option or argument to take; the option's "--NAME" is c->flag meanwhile. */
+static int take_one(rg_cli *c, const struct option *o, int id, const char *value,
+                    rg_cli_take_fn take, void *user) {
+    free(c->flag);
+    c->flag = NULL;
+    if (o && asprintf(&c->flag, "--%s", o->name) < 0) return rg_cli_error(c, "out of memory");
+    int r = take(c, id, value, user);
+    if (r == RG_CLI_NOT_MINE) {
+        if (id == RG_CLI_ARG) return rg_cli_error(c, "unexpected argument '%s'", value);
+        return rg_cli_error(c, "option %s is not handled", c->flag ? c->flag : "?");
+    }
+    return r;
+}
+
+/* Returns 0, 1 after usage, -1 with c->err set. */
+static int parse(rg_cli *c, int argc, char **argv, rg_cli_take_fn take, void *user,
+                 void (*usage)(FILE *)) {
+    opterr = 0;
+    optind = 0; /* glibc: start afresh, as for a first call */
+    /* "-": arguments come back in order as id 1; ":": a missing value is ':', not '?' */
+    int id, index, at;
+    /* at: the element getopt_long is about to read, the option itself (optind 0 means 1) */
+    while ((index = -1, at = optind ? optind : 1,
+            id = getopt_long(argc, argv, "-:h", c->options, &index)) != -1) {
+        const char *text = argv[at];
+        /* a prefix of a name is not taken for it: a typo gets "did you mean" instead */
+        if (index >= 0 && strncmp(text, "--", 2) == 0 &&
+            strcspn(text + 2, "=") != strlen(c->options[index].name))
+            return bad_long_option(c, text);
+        if (id == 'h' && index < 0 && strcmp(text, "-h") != 0)
+            return rg_cli_error(c, "unknown option '%s'", text); /* -h inside a cluster */
+        if (id == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        if (id == ':') return rg_cli_error(c, "%.*s needs a value", (int)strcspn(text, "="), text);
+        if (id == '?') {
+            if (!strncmp(text, "--", 2)) return bad_long_option(c, text);
+            return rg_cli_error(c, "unknown option '-%c'", optopt ? optopt : '?');
+        }
+        if (take_one(c, index >= 0 ? &c->options[index] : NULL, id, optarg, take, user) != 0)
+            return -1;
+    }
+    for (; optind < argc; optind++) /* the arguments after "--" */
+        if (take_one(c, NULL, RG_CLI_ARG, argv[optind], take, user) != 0) return -1;
+    return 0;
+}
+
+int rg_cli_parse(const char *prog, const struct option *options, int argc, char **argv,
+                 rg_cli_take_fn take, void *user, void (*usage)(FILE *)) {
+    rg_cli c = {prog, options, NULL, NULL};
+    int rc = parse(&c, argc, argv, take, user, usage);
+    if (rc < 0) rg_cli_usage_error(prog, c.err ? c.err : "out of memory");
+    free(c.flag);
+    free(c.err);
+    return rc < 0 ? 2 : rc;
+}
+
+/* The name of the option being taken, for messages. */
+static const char *flag_of(const rg_cli *c) { return c->flag ? c->flag : "the value"; }
+
+int rg_cli_string(rg_cli *c, const char *s, const char **out) {
+    if (!s || !*s) return rg_cli_error(c, "%s needs a value", flag_of(c));
+    *out = s;
+    return 0;
 }
 
 /* A whole-string integer in [min, max]: optional '-', then digits. */
@@ -36,46 +160,33 @@ static int parse_long(const char *s, long min, long max, long *out) {
     return 0;
 }
 
-int rg_cli_int(const char *flag, const char *s, long min, long max, int *out, char *err, size_t n) {
+int rg_cli_int(rg_cli *c, const char *s, long min, long max, int *out) {
     long v;
-    if (parse_long(s, min, max, &v) != 0) {
-        snprintf(err, n, "%s must be an integer from %ld to %ld, got '%s'", flag, min, max,
-                 s ? s : "");
-        return -1;
-    }
+    if (parse_long(s, min, max, &v) != 0)
+        return rg_cli_error(c, "%s must be an integer from %ld to %ld, got '%s'", flag_of(c), min,
+                            max, s ? s : "");
     *out = (int)v;
     return 0;
 }
 
-int rg_cli_int_list(const char *flag, const char *s, long min, long max, int *out, int max_count,
-                    int *count, char *err, size_t n) {
+int rg_cli_int_list(rg_cli *c, const char *s, long min, long max, int *out, int max_count,
+                    int *count) {
     int k = 0;
     const char *item = s ? s : "";
     for (;;) {
         size_t len = strcspn(item, ",");
-        char text[32];
+        char *text = strndup(item, len);
         long v;
-        int ok = len > 0 && len < sizeof text;
-        if (ok) {
-            memcpy(text, item, len);
-            text[len] = '\0';
-            ok = parse_long(text, min, max, &v) == 0;
-        }
-        if (!ok) {
-            snprintf(err, n,
-                     "%s must be a comma-separated list of integers from %ld to %ld, got '%s'",
-                     flag, min, max, s ? s : "");
-            return -1;
-        }
+        int ok = text && len > 0 && parse_long(text, min, max, &v) == 0;
+        free(text);
+        if (!ok)
+            return rg_cli_error(
+                c, "%s must be a comma-separated list of integers from %ld to %ld, got '%s'",
+                flag_of(c), min, max, s ? s : "");
         for (int j = 0; j < k; j++)
-            if (out[j] == (int)v) {
-                snprintf(err, n, "%s lists %ld twice, in '%s'", flag, v, s);
-                return -1;
-            }
-        if (k == max_count) {
-            snprintf(err, n, "%s lists more than %d values, in '%s'", flag, max_count, s);
-            return -1;
-        }
+            if (out[j] == (int)v) return rg_cli_error(c, "%s lists %ld twice, in '%s'", flag_of(c), v, s);
+        if (k == max_count)
+            return rg_cli_error(c, "%s lists more than %d values, in '%s'", flag_of(c), max_count, s);
         out[k++] = (int)v;
         if (!item[len]) break;
         item += len + 1;
@@ -84,55 +195,66 @@ int rg_cli_int_list(const char *flag, const char *s, long min, long max, int *ou
     return 0;
 }
 
-int rg_cli_u64(const char *flag, const char *s, uint64_t *out, char *err, size_t n) {
+int rg_cli_u64(rg_cli *c, const char *s, uint64_t *out) {
     char *end;
     errno = 0;
     /* strtoull accepts a sign and blanks: only plain digits are a seed */
     unsigned long long v = (s && *s >= '0' && *s <= '9') ? strtoull(s, &end, 10) : 0;
-    if (!s || *s < '0' || *s > '9' || *end || errno) {
-        snprintf(err, n, "%s must be a non-negative integer below 2^64, got '%s'", flag, s ? s : "");
-        return -1;
-    }
+    if (!s || *s < '0' || *s > '9' || *end || errno)
+        return rg_cli_error(c, "%s must be a non-negative integer below 2^64, got '%s'", flag_of(c),
+                            s ? s : "");
     *out = (uint64_t)v;
     return 0;
 }
 
-int rg_cli_double(const char *flag, const char *s, double min, int min_open, double max,
-                  double *out, char *err, size_t n) {
+int rg_cli_double(rg_cli *c, const char *s, double min, int min_open, double max, double *out) {
     char *end;
     errno = 0;
     double v = (s && *s) ? strtod(s, &end) : 0;
     int ok = s && *s && !*end && !errno && isfinite(v) && v <= max && (min_open ? v > min : v >= min);
-    if (!ok) {
-        snprintf(err, n, "%s must be a number with %g %s x <= %g, got '%s'", flag, min,
-                 min_open ? "<" : "<=", max, s ? s : "");
-        return -1;
-    }
+    if (!ok)
+        return rg_cli_error(c, "%s must be a number with %g %s x <= %g, got '%s'", flag_of(c), min,
+                            min_open ? "<" : "<=", max, s ? s : "");
     *out = v;
     return 0;
 }
 
-int rg_cli_float(const char *flag, const char *s, double min, int min_open, double max, float *out,
-                 char *err, size_t n) {
+int rg_cli_float(rg_cli *c, const char *s, double min, int min_open, double max, float *out) {
     double v;
-    if (rg_cli_double(flag, s, min, min_open, max, &v, err, n) != 0) return -1;
+    if (rg_cli_double(c, s, min, min_open, max, &v) != 0) return -1;
     *out = (float)v;
     return 0;
 }
 
-int rg_cli_preset(const char *s, const rg_preset **out, char *err, size_t n) {
-    const rg_preset *p = s ? rg_preset_find(s) : NULL;
+int rg_cli_preset(rg_cli *c, const char *s, const rg_preset **out) {
+    const rg_preset *p = s && *s ? rg_preset_find(s) : NULL;
     if (p) {
         *out = p;
         return 0;
     }
-    size_t used = (size_t)snprintf(err, n, "unknown preset '%s' (", s ? s : "");
-    for (int k = 0; rg_presets[k].name && used < n; k++) {
-        const char *sep = k == 0 ? "" : rg_presets[k + 1].name ? ", " : " or ";
-        used += (size_t)snprintf(err + used, n - used, "%s%s", sep, rg_presets[k].name);
-    }
-    if (used < n) snprintf(err + used, n - used, ")");
+    if (!s || !*s) return rg_cli_error(c, "%s needs a value", flag_of(c));
+    size_t n = 0;
+    while (rg_presets[n].name) n++;
+    const char **names = malloc(n * sizeof *names);
+    if (!names) return rg_cli_error(c, "out of memory");
+    for (size_t k = 0; k < n; k++) names[k] = rg_presets[k].name;
+    char *list = rg_join_names(names, n, " or ");
+    const char *near = rg_closest_name(s, names, n);
+    rg_cli_error(c, "unknown preset '%s' (%s)%s%s%s", s, list ? list : "", near ? "; did you mean " : "",
+                 near ? near : "", near ? "?" : "");
+    free(list);
+    free(names);
     return -1;
+}
+
+char *rg_join_names(const char *const *names, size_t n, const char *last) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f) return NULL;
+    for (size_t k = 0; k < n; k++)
+        fprintf(f, "%s%s", k == 0 ? "" : k + 1 == n ? last : ", ", names[k]);
+    return fclose(f) == 0 ? text : (free(text), NULL);
 }
 
 int rg_cli_usage_error(const char *prog, const char *err) {

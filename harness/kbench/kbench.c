@@ -367,6 +367,40 @@ static int kb_register_pair(kb_list *list, const rg_plugin *plugin, const rg_bac
     return 0;
 }
 
+typedef struct kb_opts {
+    rg_backend_args ba;
+    const char *backends;
+    const rg_preset *preset;
+    int V, num_threads;
+    int threads[KB_MAX_LIST];
+} kb_opts;
+
+enum { KB_OPT_BACKENDS = RG_CLI_FIRST_ID, KB_OPT_THREADS, KB_OPT_PRESET, KB_OPT_VOCAB };
+static const struct option kb_options[] = {
+    {"backends", required_argument, NULL, KB_OPT_BACKENDS},
+    /* a list here, unlike the shared --threads */
+    {"threads", required_argument, NULL, KB_OPT_THREADS},
+    {"preset", required_argument, NULL, KB_OPT_PRESET},
+    {"vocab", required_argument, NULL, KB_OPT_VOCAB},
+    RG_OPTION_BACKEND,
+    RG_OPTION_BACKEND_DIR,
+    RG_OPTION_BACKEND_OPT,
+    RG_CLI_HELP_OPTION,
+    RG_CLI_END,
+};
+
+static int kb_take_option(rg_cli *c, int id, const char *v, void *user) {
+    kb_opts *o = user;
+    switch (id) {
+    case KB_OPT_BACKENDS: return rg_cli_string(c, v, &o->backends);
+    case KB_OPT_THREADS:
+        return rg_cli_int_list(c, v, 1, RG_MAX_THREADS, o->threads, KB_MAX_LIST, &o->num_threads);
+    case KB_OPT_PRESET: return rg_cli_preset(c, v, &o->preset);
+    case KB_OPT_VOCAB: return rg_cli_int(c, v, 1, 1 << 20, &o->V);
+    default: return rg_backend_args_take(c, &o->ba, id, v);
+    }
+}
+
 int main(int argc, char **argv) {
     /* Google Benchmark answers --help itself with its own flags only; ours come first. */
     for (int i = 1; i < argc; i++)
@@ -378,40 +412,20 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--benchmark_help")) argv[i] = (char *)"--help";
     rg_kbench_initialize(&argc, argv);
 
-    rg_backend_args ba;
-    rg_backend_args_init(&ba);
-    char *backends_arg = NULL;
-    const rg_preset *p = rg_preset_find("small");
-    int V = KB_DEFAULT_V;
+    kb_opts o = {.backends = NULL, .preset = rg_preset_find("small"), .V = KB_DEFAULT_V};
+    rg_backend_args_init(&o.ba);
     /* default: one thread and every usable CPU */
-    int threads[KB_MAX_LIST] = {1, rg_default_threads()};
-    int num_threads = threads[1] > 1 ? 2 : 1;
+    o.threads[0] = 1;
+    o.threads[1] = rg_default_threads();
+    o.num_threads = o.threads[1] > 1 ? 2 : 1;
+    int rc = rg_cli_parse(KB_CMD, kb_options, argc, argv, kb_take_option, &o, kb_usage);
+    if (rc) return rc == 1 ? 0 : rc;
+    rg_backend_args ba = o.ba;
+    char *backends_arg = (char *)o.backends;
+    const rg_preset *p = o.preset;
+    int V = o.V, num_threads = o.num_threads;
+    int *threads = o.threads;
     char err[1024];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        int r = 0;
-        /* own flags first: --threads here takes a list, unlike the shared --threads */
-        if (rg_cli_flag("--backends", argc, argv, &i, &v)) {
-            backends_arg = (char *)v;
-            r = v ? 1 : rg_cli_missing(a, err, sizeof err);
-        } else if (rg_cli_flag("--threads", argc, argv, &i, &v)) {
-            r = !v ? rg_cli_missing(a, err, sizeof err)
-                   : rg_cli_int_list("--threads", v, 1, RG_MAX_THREADS, threads, KB_MAX_LIST,
-                                     &num_threads, err, sizeof err) == 0 ? 1 : -1;
-        } else if (rg_cli_flag("--preset", argc, argv, &i, &v)) {
-            r = !v ? rg_cli_missing(a, err, sizeof err)
-                   : rg_cli_preset(v, &p, err, sizeof err) == 0 ? 1 : -1;
-        } else if (rg_cli_flag("--vocab", argc, argv, &i, &v)) {
-            r = !v ? rg_cli_missing(a, err, sizeof err)
-                   : rg_cli_int("--vocab", v, 1, 1 << 20, &V, err, sizeof err) == 0 ? 1 : -1;
-        } else {
-            r = rg_backend_args_take(&ba, argc, argv, &i, err, sizeof err);
-        }
-        if (r == 0)
-            snprintf(err, sizeof err, a[0] == '-' ? "unknown option '%s'" : "unexpected argument '%s'",
-                     a);
-        if (r <= 0) return rg_cli_usage_error(KB_CMD, err);
-    }
 
     char *names[KB_MAX_LIST];
     int num_backends = 1;
