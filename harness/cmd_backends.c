@@ -160,7 +160,7 @@ int rg_cmd_backends(int argc, char **argv) {
     /* what --backend auto, the default of train and generate, opens with these options */
     rg_plugin plugin;
     rg_ops ops;
-    char why[4096];
+    char why[4096], err[1024];
     if (rg_backend_auto_open(&ba, &plugin, &ops, why, sizeof why, err, sizeof err) == 0) {
         printf("%s\n", why);
         rg_ops_destroy(&ops);
