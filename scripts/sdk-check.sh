@@ -1,32 +1,45 @@
 #!/usr/bin/env bash
-# The plugin SDK end to end, as an outside developer meets it: install randyGPT-C into a temporary
-# prefix, build examples/backend-template out of tree against it, then check and benchmark the result.
+# docs/writing-a-backend.md followed word for word, as an outside developer meets the plugin SDK:
+# every shell block that the page marks with `<!-- sdk-check -->` runs, in order, in one shell,
+# with a fresh HOME (so a fresh install prefix, $HOME/randygpt), from a checkout whose build/ is
+# BUILD_DIR. Then the bench results that the page's last block writes must hold the page's backend,
+# `mybackend`, run successfully at 1 and 2 threads. The page and this test cannot drift apart.
 # Usage: scripts/sdk-check.sh [BUILD_DIR]   (BUILD_DIR: a configured and built tree, default build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 build_dir=${1:-build}
-[ -d "$build_dir" ] || { echo "sdk-check: no build directory '$build_dir' (run scripts/setup.sh)" >&2; exit 2; }
+doc=docs/writing-a-backend.md
+python=/usr/bin/python3
+[ -f "$build_dir/CMakeCache.txt" ] || { echo "sdk-check: no built tree '$build_dir' (run scripts/setup.sh)" >&2; exit 2; }
 
-prefix=$(mktemp -d)
-work=$(mktemp -d)
-trap 'rm -rf "$prefix" "$work"' EXIT
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# The page's commands run in a checkout: here, one whose build/ and examples/ are the real ones.
+mkdir "$tmp/checkout" "$tmp/home"
+ln -s "$(cd "$build_dir" && pwd)" "$tmp/checkout/build"
+ln -s "$root/examples" "$tmp/checkout/examples"
 
-cmake --install "$build_dir" --prefix "$prefix" >/dev/null
-cp -r examples/backend-template "$work/src"
-cmake -S "$work/src" -B "$work/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
-cmake --build "$work/build"
-plugin="$work/build/template.so"
+# The ```sh block right after each marker line; a marker followed by anything else is an error.
+awk -v doc="$doc" '
+  want && $0 != "```sh" { printf "sdk-check: %s:%d: a <!-- sdk-check --> marker not followed by a ```sh block\n", doc, NR > "/dev/stderr"; bad = 1; exit }
+  want { want = 0; inside = 1; next }
+  inside && $0 == "```" { inside = 0; print ""; next }
+  inside { print; next }
+  $0 == "<!-- sdk-check -->" { want = 1; blocks++ }
+  END { if (bad) exit 1; if (blocks == 0) { printf "sdk-check: %s marks no shell block\n", doc > "/dev/stderr"; exit 1 } }
+' "$doc" >"$tmp/walkthrough.sh"
+echo "sdk-check: running the marked blocks of $doc" >&2
+(cd "$tmp/checkout" && HOME="$tmp/home" bash -euxo pipefail "$tmp/walkthrough.sh")
 
-"$prefix/bin/randygpt" backends --backend-dir "$work/build"
-"$prefix/bin/randygpt" check "$plugin" --preset tiny --threads 1
-"$prefix/bin/randygpt" bench --backends "single,$plugin" --threads 1 --preset tiny \
-  --steps 2 --warmup 1 --repeat 1 --out "$work/results"
-# The same plugin built with the pkg-config file instead of CMake.
-mkdir -p "$work/pc"
-cc -O2 -shared -fPIC $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags randygpt) \
-  examples/backend-template/template.c -o "$work/pc/template.so" -lm
-"$prefix/bin/randygpt" check "$work/pc/template.so" --preset tiny --threads 1 | tail -n 1
-json=$(find "$work/results" -name bench.json | head -n 1)
-[ -n "$json" ] || { echo "sdk-check: bench wrote no bench.json" >&2; exit 1; }
-grep -q '"template"' "$json" || { echo "sdk-check: the template backend is missing from $json" >&2; exit 1; }
-echo "sdk-check: the template backend builds against the installed SDK, passes check and benchmarks"
+json=$(find "$tmp/home/mybackend/results" -name bench.json | head -n 1)
+[ -n "$json" ] || { echo "sdk-check: the walkthrough's bench wrote no bench.json" >&2; exit 1; }
+"$python" - "$json" <<'PY'
+import json, sys
+runs = json.load(open(sys.argv[1]))["runs"]
+ok = sorted(r["threads"] for r in runs if r["backend"] == "mybackend" and r["status"] == "ok")
+if ok != [1, 2]:
+    sys.exit("sdk-check: mybackend ran successfully at %s threads in %s, not at 1 and 2"
+             % (ok or "no", sys.argv[1]))
+PY
+echo "sdk-check: $doc works as written: mybackend builds against the installed SDK (CMake and pkg-config), passes check and benchmarks at 1 and 2 threads"
