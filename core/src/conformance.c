@@ -8,28 +8,18 @@
 #include <string.h>
 
 #include "randygpt/model.h"
+#include "randygpt/op_case.h"
 #include "randygpt/ops.h"
 #include "randygpt/rng.h"
 
 /* ---- tolerances ----
- * fp32 unit roundoff is 6e-8. A backend may sum in another order than the reference (blocking,
- * FMA, per-thread partial sums), and for random data the rounding error of a K-term sum grows like
- * sqrt(K); both sides carry such an error, so 2e-6 * sqrt(K) leaves about a tenfold margin while a
- * wrong element (e.g. 1e-3 added to one output) still stands out at every shape we use. */
-static double tol_sum(int K) { return 2e-6 * sqrt((double)K); }
-/* One or two roundings per element; only FMA contraction can differ. */
-#define TOL_ELEMENTWISE 1e-6
-/* exp, a sum over a row (<= 256 or V terms) and a division: exp implementations differ by an ulp
- * or two, and the row sum adds the sqrt(T) growth above. */
-#define TOL_SOFTMAX 1e-5
-/* rmsnorm: a sum of squares over C, then 1/sqrt; rounding like a short sum. */
-#define TOL_RMSNORM 1e-5
-/* AdamW: a handful of roundings per element, a sqrt and a division; powf(beta, t) in float or
- * double makes a relative 1e-7 difference in the bias corrections. */
-#define TOL_ADAMW 1e-6
+ * The op checks' bounds come with their cases (op_case.c), derived from the shape. The model
+ * checks' are fixed: */
 /* Whole-model gradients: the rounding differences of every op compound through the layers and
  * the loss; 1e-4 leaves room for that while a real bug (a lost term, a wrong row) shows at 1e-2. */
 #define TOL_MODEL_GRAD 1e-4
+/* The parameters after one AdamW update, as the update's error (see update_err). */
+#define TOL_MODEL_UPDATE 1e-3
 /* The loss of one step: a mean of B*T cross-entropies of nearly identical logits. */
 #define TOL_MODEL_LOSS 1e-5
 /* Losses over RG_CONF_TRAIN_STEPS AdamW steps: differences grow step by step; relative 1e-3 of the
@@ -75,8 +65,6 @@ static void *take(conf *c, size_t bytes) {
     return p;
 }
 
-static float *takef(conf *c, size_t n) { return take(c, n * sizeof(float)); }
-
 static void release(conf *c) {
     for (int i = 0; i < c->nbufs; i++) free(c->bufs[i]);
     c->nbufs = 0;
@@ -93,14 +81,6 @@ static void fill(conf *c, float *x, size_t n, float lo, float hi) {
 static void fill_outputs(conf *c, float *x, float *x_ref, size_t n) {
     fill(c, x, n, -9.0f, 9.0f);
     fill(c, x_ref, n, -9.0f, 9.0f);
-}
-
-/* Gradients the contract accumulates into (of parameters, and rmsnorm's dinp) start as the same
- * random values on both sides, so a backward that overwrites instead of adding shows as an
- * error. */
-static void fill_accumulated(conf *c, float *x, float *x_ref, size_t n) {
-    fill(c, x, n, -1.0f, 1.0f);
-    memcpy(x_ref, x, n * sizeof(float));
 }
 
 /* tokens is (n): uniform in [0, V); with n > V tokens repeat, which exercises colliding rows. */
@@ -128,19 +108,36 @@ static double norm_err(const float *x, const float *ref, size_t n) {
     return norm_err_strided(x, ref, 1, n, n);
 }
 
+/* x, ref, init, g are (n): the update x - init against ref - init, normalised by the largest
+ * reference update (INFINITY when x holds a NaN or an infinity). AdamW's first update is about
+ * lr * sign(g): where the reference gradient g is within the gradient check's own tolerance of 0
+ * its sign is not determined, so those elements are not judged. */
+static double update_err(const float *x, const float *ref, const float *init, const float *g,
+                         size_t n, double grad_tol) {
+    double gmax = 0.0, maxd = 0.0, maxr = 0.0;
+    for (size_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(g[i]));
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i])) return INFINITY;
+        maxr = fmax(maxr, fabs((double)ref[i] - init[i]));
+        if (fabs(g[i]) > grad_tol * gmax) maxd = fmax(maxd, fabs((double)x[i] - ref[i]));
+    }
+    return maxd / fmax(1e-12, maxr);
+}
+
 static double rel_err(double x, double ref) {
     if (!isfinite(x)) return INFINITY;
     return fabs(x - ref) / fmax(1e-6, fabs(ref));
 }
 
 static void emit(conf *c, const char *part, const char *name, const char *output,
-                 const char *shape, int native, double error, double tolerance) {
+                 const char *shape, int native, double error, double tolerance, const char *bound) {
     rg_conf_result r;
     memset(&r, 0, sizeof r);
     r.part = part;
     snprintf(r.name, sizeof r.name, "%s", name);
     snprintf(r.output, sizeof r.output, "%s", output);
     snprintf(r.shape, sizeof r.shape, "%s", shape);
+    snprintf(r.bound, sizeof r.bound, "%s", bound ? bound : "");
     r.native = native;
     r.error = error;
     r.tolerance = tolerance;
@@ -156,275 +153,100 @@ static void note(conf *c, const char *line) {
 static int is_native(const conf *c, rg_op_kind op) { return (int)((c->be->native_mask >> op) & 1u); }
 
 static void emit_op(conf *c, rg_op_kind op, const char *output, const char *shape, double error,
-                    double tolerance) {
-    emit(c, "op", rg_op_name(op), output, shape, is_native(c, op), error, tolerance);
+                    double tolerance, const char *bound) {
+    emit(c, "op", rg_op_name(op), output, shape, is_native(c, op), error, tolerance, bound);
 }
 
-/* ---- op checks: one function per op pair, backend against rg_ref_* on identical inputs ----
- * Overwritten outputs are pre-filled by fill_outputs, accumulated gradients by fill_accumulated
- * (see there). */
+/* ---- op checks: each op case (op_case.h) on the backend and on the reference ---- */
 
-/* out is (N,OC), inp is (N,C), weight is (OC,C). */
-static void check_matmul(conf *c, const char *label, int N, int C, int OC) {
-    char shape[80];
-    snprintf(shape, sizeof shape, "%s N=%d C=%d OC=%d", label, N, C, OC);
-    size_t nin = (size_t)N * C, nw = (size_t)OC * C, nout = (size_t)N * OC;
-    float *inp = takef(c, nin), *w = takef(c, nw), *out = takef(c, nout), *out_ref = takef(c, nout);
-    float *dout = takef(c, nout), *dinp = takef(c, nin), *dinp_ref = takef(c, nin);
-    float *dw = takef(c, nw), *dw_ref = takef(c, nw);
-    if (c->oom) goto done;
+/* The two sides' buffers of one case, in the case's argument order. */
+typedef struct case_bufs {
+    void *be[RG_CASE_MAX_BUFS], *ref[RG_CASE_MAX_BUFS];
+} case_bufs;
 
-    fill(c, inp, nin, -1.0f, 1.0f);
-    fill(c, w, nw, -1.0f, 1.0f);
-    fill_outputs(c, out, out_ref, nout);
-    c->be->k.matmul_forward(c->be->ctx, out, inp, w, N, C, OC);
-    rg_ref_matmul_forward(NULL, out_ref, inp, w, N, C, OC);
-    emit_op(c, RG_OP_MATMUL_FORWARD, "out", shape, norm_err(out, out_ref, nout), tol_sum(C));
-
-    fill(c, dout, nout, -1.0f, 1.0f);
-    fill_outputs(c, dinp, dinp_ref, nin);
-    fill_accumulated(c, dw, dw_ref, nw);
-    c->be->k.matmul_backward(c->be->ctx, dinp, dw, dout, inp, w, N, C, OC);
-    rg_ref_matmul_backward(NULL, dinp_ref, dw_ref, dout, inp, w, N, C, OC);
-    emit_op(c, RG_OP_MATMUL_BACKWARD, "dinp", shape, norm_err(dinp, dinp_ref, nin), tol_sum(OC));
-    emit_op(c, RG_OP_MATMUL_BACKWARD, "dweight", shape, norm_err(dw, dw_ref, nw), tol_sum(N));
-done:
-    release(c);
-}
-
-/* out is (B,T,C), att is (B,NH,T,T), qkv and dqkv are (B,T,3C). */
-static void check_attention(conf *c, const conf_shape *s) {
-    char shape[80];
-    snprintf(shape, sizeof shape, "%s B=%d T=%d C=%d NH=%d", s->label, s->B, s->T, s->C, s->NH);
-    int B = s->B, T = s->T, C = s->C, NH = s->NH;
-    size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, natt = (size_t)B * NH * T * T;
-    float *qkv = takef(c, nqkv), *out = takef(c, nout), *out_ref = takef(c, nout);
-    float *att = takef(c, natt), *att_ref = takef(c, natt), *dout = takef(c, nout);
-    float *dqkv = takef(c, nqkv), *dqkv_ref = takef(c, nqkv);
-    if (c->oom) goto done;
-
-    /* [-2, 2] makes q.k/sqrt(hs) spread over about +-1.5, so the softmax rows are not flat. */
-    fill(c, qkv, nqkv, -2.0f, 2.0f);
-    fill_outputs(c, out, out_ref, nout);
-    fill_outputs(c, att, att_ref, natt); /* the masked t2 > t entries must be written as 0 */
-    c->be->k.attention_forward(c->be->ctx, out, att, qkv, B, T, C, NH);
-    rg_ref_attention_forward(NULL, out_ref, att_ref, qkv, B, T, C, NH);
-    emit_op(c, RG_OP_ATTENTION_FORWARD, "out", shape, norm_err(out, out_ref, nout), TOL_SOFTMAX);
-    emit_op(c, RG_OP_ATTENTION_FORWARD, "att", shape, norm_err(att, att_ref, natt), TOL_SOFTMAX);
-
-    /* Both sides get the reference's att, so the backward is judged on its own. */
-    fill(c, dout, nout, -1.0f, 1.0f);
-    fill_outputs(c, dqkv, dqkv_ref, nqkv);
-    c->be->k.attention_backward(c->be->ctx, dqkv, dout, qkv, att_ref, B, T, C, NH);
-    rg_ref_attention_backward(NULL, dqkv_ref, dout, qkv, att_ref, B, T, C, NH);
-    /* dq and dk are much smaller than dv; judged apart so that dv does not hide them. */
-    static const char *const parts[3] = {"dq", "dk", "dv"};
-    for (int p = 0; p < 3; p++) {
-        double e = norm_err_strided(dqkv + (size_t)p * C, dqkv_ref + (size_t)p * C,
-                                    (size_t)B * T, (size_t)C, (size_t)3 * C);
-        emit_op(c, RG_OP_ATTENTION_BACKWARD, parts[p], shape, e, TOL_SOFTMAX);
+/* Allocates both sides, draws the inputs on the backend's side and copies them to the
+ * reference's. Outputs the contract overwrites start as different garbage on the two sides, so an
+ * element the backend never writes (a masked attention entry, say) or adds into shows as an error;
+ * gradients it accumulates start equal, so one overwritten instead of added into shows. Returns 0,
+ * or -1 when out of memory. */
+static int case_prepare(conf *c, const rg_op_case *oc, case_bufs *cb, const rg_case_fill *fill) {
+    for (int i = 0; i < oc->nbufs; i++) {
+        cb->be[i] = take(c, rg_case_buf_bytes(&oc->buf[i]));
+        cb->ref[i] = take(c, rg_case_buf_bytes(&oc->buf[i]));
     }
-done:
+    if (c->oom || rg_op_case_fill(oc, cb->be, &c->rng, fill) != 0) {
+        c->oom = 1;
+        return -1;
+    }
+    for (int i = 0; i < oc->nbufs; i++) {
+        const rg_case_buf *b = &oc->buf[i];
+        if (b->role == RG_BUF_OUT && !(oc->in_place && i == 0))
+            fill_outputs(c, cb->be[i], cb->ref[i], b->count);
+        else
+            memcpy(cb->ref[i], cb->be[i], rg_case_buf_bytes(b));
+    }
+    return 0;
+}
+
+/* Every output of the case, the backend's against the reference's, and every input left as it
+ * was given. */
+static void case_compare(conf *c, const rg_op_case *oc, const case_bufs *cb, const char *shape,
+                         double got, double want) {
+    for (int i = 0; i < oc->nbufs; i++) {
+        const rg_case_buf *b = &oc->buf[i];
+        if (b->role == RG_BUF_IN) {
+            /* the reference leaves its inputs alone: a difference is the backend writing one */
+            if (memcmp(cb->be[i], cb->ref[i], rg_case_buf_bytes(b)) != 0) {
+                char what[24];
+                snprintf(what, sizeof what, "%s written", b->name);
+                emit_op(c, oc->op, what, shape, 1.0, 0.0, "input unchanged");
+            }
+            continue;
+        }
+        static const char *const qkv_parts[3] = {"dq", "dk", "dv"};
+        size_t row = b->parts * b->part_cols;
+        for (int p = 0; p < b->parts; p++) {
+            double e = b->parts == 1
+                           ? norm_err(cb->be[i], cb->ref[i], b->count)
+                           : norm_err_strided((const float *)cb->be[i] + p * b->part_cols,
+                                              (const float *)cb->ref[i] + p * b->part_cols,
+                                              b->count / row, b->part_cols, row);
+            emit_op(c, oc->op, b->parts == 3 ? qkv_parts[p] : b->name, shape, e, b->tol, b->bound);
+        }
+    }
+    if (oc->returns) emit_op(c, oc->op, "result", shape, rel_err(got, want), oc->result_tol, oc->result_bound);
+}
+
+/* One case: the backend and the reference on identical inputs. */
+static void check_case(conf *c, const rg_op_case *oc, const char *label, const rg_case_fill *fill) {
+    char shape[96];
+    snprintf(shape, sizeof shape, "%s%s%s %s", label, oc->label ? " " : "",
+             oc->label ? oc->label : "", oc->shape);
+    case_bufs cb;
+    if (case_prepare(c, oc, &cb, fill) == 0) {
+        double got = rg_op_case_call(oc, &c->be->k, c->be->ctx, cb.be);
+        double want = rg_op_case_call(oc, &rg_reference_backend, NULL, cb.ref);
+        case_compare(c, oc, &cb, shape, got, want);
+    }
     release(c);
 }
 
-/* params, m, v, grads are (n). */
-static void check_adamw(conf *c, const char *label, size_t n) {
-    char shape[80];
-    snprintf(shape, sizeof shape, "%s n=%zu", label, n);
-    float *p = takef(c, n), *m = takef(c, n), *v = takef(c, n), *g = takef(c, n);
-    float *p_ref = takef(c, n), *m_ref = takef(c, n), *v_ref = takef(c, n);
-    if (c->oom) goto done;
-
-    fill(c, p, n, -1.0f, 1.0f);
-    fill(c, m, n, -0.1f, 0.1f);
-    fill(c, v, n, 0.0f, 0.01f);
-    fill(c, g, n, -1.0f, 1.0f);
-    memcpy(p_ref, p, n * sizeof(float));
-    memcpy(m_ref, m, n * sizeof(float));
-    memcpy(v_ref, v, n * sizeof(float));
-    /* A large lr and t > 1 make the update and both bias corrections visible in params. */
-    const float lr = 1e-2f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f, wd = 0.1f, scale = 0.5f;
-    const int t = 7;
-    c->be->k.adamw_step(c->be->ctx, p, m, v, g, n, lr, b1, b2, eps, wd, scale, t);
-    rg_ref_adamw_step(NULL, p_ref, m_ref, v_ref, g, n, lr, b1, b2, eps, wd, scale, t);
-    emit_op(c, RG_OP_ADAMW, "params", shape, norm_err(p, p_ref, n), TOL_ADAMW);
-    emit_op(c, RG_OP_ADAMW, "m", shape, norm_err(m, m_ref, n), TOL_ADAMW);
-    emit_op(c, RG_OP_ADAMW, "v", shape, norm_err(v, v_ref, n), TOL_ADAMW);
-done:
-    release(c);
-}
-
-/* out, inp, dinp, dout are (N,C), rstd is (N). */
-static void check_rmsnorm(conf *c, const char *label, int N, int C) {
-    char shape[80];
-    snprintf(shape, sizeof shape, "%s N=%d C=%d", label, N, C);
-    size_t n = (size_t)N * C;
-    float *inp = takef(c, n), *out = takef(c, n), *out_ref = takef(c, n);
-    float *rstd = takef(c, (size_t)N), *rstd_ref = takef(c, (size_t)N);
-    float *dout = takef(c, n), *dinp = takef(c, n), *dinp_ref = takef(c, n);
-    if (c->oom) goto done;
-
-    fill(c, inp, n, -1.0f, 1.0f);
-    fill_outputs(c, out, out_ref, n);
-    fill_outputs(c, rstd, rstd_ref, (size_t)N);
-    c->be->k.rmsnorm_forward(c->be->ctx, out, rstd, inp, N, C);
-    rg_ref_rmsnorm_forward(NULL, out_ref, rstd_ref, inp, N, C);
-    emit_op(c, RG_OP_RMSNORM_FORWARD, "out", shape, norm_err(out, out_ref, n), TOL_RMSNORM);
-    emit_op(c, RG_OP_RMSNORM_FORWARD, "rstd", shape, norm_err(rstd, rstd_ref, (size_t)N),
-            TOL_RMSNORM);
-
-    fill(c, dout, n, -1.0f, 1.0f);
-    fill_accumulated(c, dinp, dinp_ref, n);
-    c->be->k.rmsnorm_backward(c->be->ctx, dinp, dout, inp, rstd_ref, N, C);
-    rg_ref_rmsnorm_backward(NULL, dinp_ref, dout, inp, rstd_ref, N, C);
-    emit_op(c, RG_OP_RMSNORM_BACKWARD, "dinp", shape, norm_err(dinp, dinp_ref, n), TOL_RMSNORM);
-done:
-    release(c);
-}
-
-/* out, inp, dinp, dout are (n). */
-static void check_sqrelu(conf *c, const char *label, size_t n) {
-    char shape[80];
-    snprintf(shape, sizeof shape, "%s n=%zu", label, n);
-    float *inp = takef(c, n), *out = takef(c, n), *out_ref = takef(c, n);
-    float *dout = takef(c, n), *dinp = takef(c, n), *dinp_ref = takef(c, n);
-    if (c->oom) goto done;
-
-    fill(c, inp, n, -1.0f, 1.0f);
-    fill_outputs(c, out, out_ref, n);
-    c->be->k.sqrelu_forward(c->be->ctx, out, inp, n);
-    rg_ref_sqrelu_forward(NULL, out_ref, inp, n);
-    emit_op(c, RG_OP_SQRELU_FORWARD, "out", shape, norm_err(out, out_ref, n), TOL_ELEMENTWISE);
-
-    fill(c, dout, n, -1.0f, 1.0f);
-    fill_outputs(c, dinp, dinp_ref, n);
-    c->be->k.sqrelu_backward(c->be->ctx, dinp, dout, inp, n);
-    rg_ref_sqrelu_backward(NULL, dinp_ref, dout, inp, n);
-    emit_op(c, RG_OP_SQRELU_BACKWARD, "dinp", shape, norm_err(dinp, dinp_ref, n), TOL_ELEMENTWISE);
-done:
-    release(c);
-}
-
-/* out, inp1, inp2 are (n). */
-static void check_residual(conf *c, const char *label, size_t n) {
-    char shape[80];
-    snprintf(shape, sizeof shape, "%s n=%zu", label, n);
-    float *a = takef(c, n), *b = takef(c, n), *out = takef(c, n), *out_ref = takef(c, n);
-    if (c->oom) goto done;
-
-    fill(c, a, n, -1.0f, 1.0f);
-    fill(c, b, n, -1.0f, 1.0f);
-    fill_outputs(c, out, out_ref, n);
-    c->be->k.residual_forward(c->be->ctx, out, a, b, n);
-    rg_ref_residual_forward(NULL, out_ref, a, b, n);
-    emit_op(c, RG_OP_RESIDUAL_FORWARD, "out", shape, norm_err(out, out_ref, n), TOL_ELEMENTWISE);
-    /* The contract allows out == inp1 (the model adds in place). */
-    memcpy(out, a, n * sizeof(float));
-    c->be->k.residual_forward(c->be->ctx, out, out, b, n);
-    emit_op(c, RG_OP_RESIDUAL_FORWARD, "out=inp1", shape, norm_err(out, out_ref, n),
-            TOL_ELEMENTWISE);
-done:
-    release(c);
-}
-
-/* out is (B,T,C), tokens is (B,T), wte is (V,C), wpe is (T,C). */
-static void check_embedding(conf *c, const conf_shape *s) {
-    char shape[80];
-    snprintf(shape, sizeof shape, "%s B=%d T=%d C=%d V=%d", s->label, s->B, s->T, s->C, s->V);
-    int B = s->B, T = s->T, C = s->C, V = s->V;
-    size_t nout = (size_t)B * T * C, nte = (size_t)V * C, npe = (size_t)T * C;
-    int32_t *tokens = take(c, (size_t)B * T * sizeof(int32_t));
-    float *wte = takef(c, nte), *wpe = takef(c, npe), *out = takef(c, nout);
-    float *out_ref = takef(c, nout), *dout = takef(c, nout);
-    float *dwte = takef(c, nte), *dwpe = takef(c, npe), *dwte_ref = takef(c, nte);
-    float *dwpe_ref = takef(c, npe);
-    if (c->oom) goto done;
-
-    fill_tokens(c, tokens, (size_t)B * T, V);
-    fill(c, wte, nte, -1.0f, 1.0f);
-    fill(c, wpe, npe, -1.0f, 1.0f);
-    fill_outputs(c, out, out_ref, nout);
-    c->be->k.embedding_forward(c->be->ctx, out, tokens, wte, wpe, B, T, C);
-    rg_ref_embedding_forward(NULL, out_ref, tokens, wte, wpe, B, T, C);
-    emit_op(c, RG_OP_EMBEDDING_FORWARD, "out", shape, norm_err(out, out_ref, nout),
-            TOL_ELEMENTWISE);
-
-    fill(c, dout, nout, -1.0f, 1.0f);
-    fill_accumulated(c, dwte, dwte_ref, nte);
-    fill_accumulated(c, dwpe, dwpe_ref, npe);
-    c->be->k.embedding_backward(c->be->ctx, dwte, dwpe, dout, tokens, B, T, C);
-    rg_ref_embedding_backward(NULL, dwte_ref, dwpe_ref, dout, tokens, B, T, C);
-    /* dwte rows sum about B*T/V rows of dout, dwpe rows sum B: sums in any order. */
-    emit_op(c, RG_OP_EMBEDDING_BACKWARD, "dwte", shape, norm_err(dwte, dwte_ref, nte),
-            tol_sum(B * T / V + 1));
-    emit_op(c, RG_OP_EMBEDDING_BACKWARD, "dwpe", shape, norm_err(dwpe, dwpe_ref, npe), tol_sum(B));
-done:
-    release(c);
-}
-
-/* losses is (N), probs, logits, dlogits are (N,V), targets is (N). */
-static void check_crossentropy(conf *c, const char *label, int N, int V) {
-    char shape[80];
-    snprintf(shape, sizeof shape, "%s N=%d V=%d", label, N, V);
-    size_t n = (size_t)N * V;
-    int32_t *targets = take(c, (size_t)N * sizeof(int32_t));
-    float *logits = takef(c, n), *probs = takef(c, n), *probs_ref = takef(c, n);
-    float *losses = takef(c, (size_t)N), *losses_ref = takef(c, (size_t)N);
-    float *dlogits = takef(c, n), *dlogits_ref = takef(c, n);
-    if (c->oom) goto done;
-
-    fill_tokens(c, targets, (size_t)N, V);
-    fill(c, logits, n, -4.0f, 4.0f);
-    fill_outputs(c, probs, probs_ref, n);
-    fill_outputs(c, losses, losses_ref, (size_t)N);
-    c->be->k.crossentropy_forward(c->be->ctx, losses, probs, logits, targets, N, V);
-    rg_ref_crossentropy_forward(NULL, losses_ref, probs_ref, logits, targets, N, V);
-    emit_op(c, RG_OP_CROSSENTROPY_FORWARD, "losses", shape,
-            norm_err(losses, losses_ref, (size_t)N), TOL_SOFTMAX);
-    emit_op(c, RG_OP_CROSSENTROPY_FORWARD, "probs", shape, norm_err(probs, probs_ref, n),
-            TOL_SOFTMAX);
-
-    const float dloss = 1.0f / (float)N;
-    fill_outputs(c, dlogits, dlogits_ref, n);
-    c->be->k.crossentropy_backward(c->be->ctx, dlogits, probs_ref, targets, N, V, dloss);
-    rg_ref_crossentropy_backward(NULL, dlogits_ref, probs_ref, targets, N, V, dloss);
-    emit_op(c, RG_OP_CROSSENTROPY_BACKWARD, "dlogits", shape, norm_err(dlogits, dlogits_ref, n),
-            TOL_ELEMENTWISE);
-done:
-    release(c);
-}
-
-/* x is (n). */
-static void check_sum_squares(conf *c, const char *label, size_t n) {
-    char shape[80];
-    snprintf(shape, sizeof shape, "%s n=%zu", label, n);
-    float *x = takef(c, n);
-    if (c->oom) goto done;
-    fill(c, x, n, -1.0f, 1.0f);
-    double got = c->be->k.sum_squares(c->be->ctx, x, n);
-    double ref = rg_ref_sum_squares(NULL, x, n);
-    /* The contract accumulates in double; 1e-6 still allows float partial sums of short chunks. */
-    emit_op(c, RG_OP_SUM_SQUARES, "sum", shape, rel_err(got, ref), 1e-6);
-done:
-    release(c);
-}
-
-/* Every op at one shape: the model's matmuls (qkv, attention projection, fc, fc projection, LM
- * head) and the other ops at the sizes the model gives them. */
+/* Every op at one model shape: the cases of a training step (the matmuls at each of their uses),
+ * adamw and sum_squares over N*4C + 5 elements (a tail behind any vector width), and the
+ * in-place residual the model runs (out == inp1, which the contract allows). */
 static void check_ops_at(conf *c, const conf_shape *s) {
-    int N = s->B * s->T, C = s->C;
-    const int mm[5][2] = {{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}, {C, s->V}};
-    for (int i = 0; i < 5 && !c->oom; i++) check_matmul(c, s->label, N, mm[i][0], mm[i][1]);
-    if (!c->oom) check_attention(c, s);
-    /* n + 5 puts a tail behind any vector width. */
-    if (!c->oom) check_adamw(c, s->label, (size_t)N * C + 5);
-    if (!c->oom) check_rmsnorm(c, s->label, N, C);
-    if (!c->oom) check_sqrelu(c, s->label, (size_t)N * 4 * C);
-    if (!c->oom) check_residual(c, s->label, (size_t)N * C);
-    if (!c->oom) check_embedding(c, s);
-    if (!c->oom) check_crossentropy(c, s->label, N, s->V);
-    if (!c->oom) check_sum_squares(c, s->label, (size_t)N * 4 * C + 5);
+    rg_op_dims d = {.B = s->B, .T = s->T, .C = s->C, .NH = s->NH, .V = s->V};
+    rg_op_case cases[RG_STEP_CASES];
+    int n = rg_op_step_cases(&d, (size_t)s->B * s->T * 4 * s->C + 5, 1.0f, cases);
+    for (int i = 0; i < n && !c->oom; i++) {
+        check_case(c, &cases[i], s->label, NULL);
+        if (cases[i].op == RG_OP_RESIDUAL_FORWARD && !c->oom) {
+            rg_op_case in_place = cases[i];
+            in_place.in_place = 1;
+            in_place.label = "out=inp1";
+            check_case(c, &in_place, s->label, NULL);
+        }
+    }
 }
 
 /* ---- model checks ---- */
@@ -494,22 +316,39 @@ static int check_step(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t 
         rg_model_backward(pair[i], ops[i]);
     }
     emit(c, "step", "model", "loss", shape, -1, rel_err(mb.mean_loss, mr.mean_loss),
-         TOL_MODEL_LOSS);
-    static const char *const names[RG_NUM_PARAM_TENSORS] = {
-        "grad wte", "grad wpe", "grad wqkv", "grad wo", "grad w1", "grad w2", "grad wlm"};
-    const float *gb[RG_NUM_PARAM_TENSORS] = {mb.grads.wte, mb.grads.wpe, mb.grads.wqkv,
-                                             mb.grads.wo,  mb.grads.w1,  mb.grads.w2,
-                                             mb.grads.wlm};
-    const float *gr[RG_NUM_PARAM_TENSORS] = {mr.grads.wte, mr.grads.wpe, mr.grads.wqkv,
-                                             mr.grads.wo,  mr.grads.w1,  mr.grads.w2,
-                                             mr.grads.wlm};
-    for (int i = 0; i < RG_NUM_PARAM_TENSORS; i++)
-        emit(c, "step", "model", names[i], shape, -1, norm_err(gb[i], gr[i], mb.param_sizes[i]),
-             TOL_MODEL_GRAD);
+         TOL_MODEL_LOSS, "fixed");
+    /* The tensors are slices of one allocation, in rg_params order (model.h). */
+    static const char *const names[RG_NUM_PARAM_TENSORS] = {"wte", "wpe", "wqkv", "wo",
+                                                            "w1",  "w2",  "wlm"};
+    char what[24];
+    for (size_t i = 0, off = 0; i < RG_NUM_PARAM_TENSORS; off += mb.param_sizes[i++]) {
+        snprintf(what, sizeof what, "grad %s", names[i]);
+        emit(c, "step", "model", what, shape, -1,
+             norm_err(mb.grads_memory + off, mr.grads_memory + off, mb.param_sizes[i]),
+             TOL_MODEL_GRAD, "fixed");
+    }
+    float *init = malloc(mb.num_params * sizeof(float));
+    if (!init) {
+        snprintf(err, err_len, "conformance: out of memory");
+        rg_model_free(&mb);
+        rg_model_free(&mr);
+        return -1;
+    }
+    memcpy(init, mb.params_memory, mb.num_params * sizeof(float));
     rg_optim_config oc = rg_optim_default();
     float nb = rg_model_update(&mb, c->be, &oc, oc.lr);
     float nr = rg_model_update(&mr, ref, &oc, oc.lr);
-    emit(c, "step", "model", "grad norm", shape, -1, rel_err(nb, nr), TOL_MODEL_GRAD);
+    emit(c, "step", "model", "grad norm", shape, -1, rel_err(nb, nr), TOL_MODEL_GRAD, "fixed");
+    /* The parameters after the AdamW update: (new - old) of the two sides, normalised by the
+     * largest update, so that a wrong step is not hidden behind the unchanged weights. */
+    for (size_t i = 0, off = 0; i < RG_NUM_PARAM_TENSORS; off += mb.param_sizes[i++]) {
+        snprintf(what, sizeof what, "param %s", names[i]);
+        emit(c, "step", "model", what, shape, -1,
+             update_err(mb.params_memory + off, mr.params_memory + off, init + off,
+                        mr.grads_memory + off, mb.param_sizes[i], TOL_MODEL_GRAD),
+             TOL_MODEL_UPDATE, "fixed, |g| > 1e-4 max|g|");
+    }
+    free(init);
     rg_model_free(&mb);
     rg_model_free(&mr);
     return 0;
@@ -553,9 +392,9 @@ static int check_train(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t
     snprintf(line, sizeof line, "train: loss %.4f -> %.4f with the backend, %.4f -> %.4f reference",
              lb[0], lb[RG_CONF_TRAIN_STEPS - 1], lr[0], lr[RG_CONF_TRAIN_STEPS - 1]);
     note(c, line);
-    emit(c, "train", "model", "losses", shape, -1, track, TOL_TRAIN_LOSS);
+    emit(c, "train", "model", "losses", shape, -1, track, TOL_TRAIN_LOSS, "fixed");
     /* The same instance, inputs and weights must give bit-identical losses. */
-    emit(c, "train", "model", "rerun losses", shape, -1, repeat, 0.0);
+    emit(c, "train", "model", "rerun losses", shape, -1, repeat, 0.0, "bit-identical");
     return 0;
 }
 
@@ -705,12 +544,13 @@ int rg_conformance_run(const rg_backend *table, const rg_conf_options *opt,
 /* ---- printing ---- */
 
 void rg_conf_print_header(FILE *f) {
-    fprintf(f, "%-5s %-21s %-12s %-34s %-6s %10s %10s  %s\n", "part", "op", "output", "shape",
-            "native", "error", "tolerance", "result");
+    fprintf(f, "%-5s %-21s %-12s %-40s %-6s %10s %10s  %-6s %s\n", "part", "op", "output",
+            "shape", "native", "error", "tolerance", "result", "bound");
 }
 
 void rg_conf_print_result(FILE *f, const rg_conf_result *r) {
     const char *native = r->native < 0 ? "-" : r->native ? "yes" : "no";
-    fprintf(f, "%-5s %-21s %-12s %-34s %-6s %10.3g %10.3g  %s\n", r->part, r->name, r->output,
-            r->shape, native, r->error, r->tolerance, r->pass ? "PASS" : "FAIL");
+    fprintf(f, "%-5s %-21s %-12s %-40s %-6s %10.3g %10.3g  %-6s %s\n", r->part, r->name,
+            r->output, r->shape, native, r->error, r->tolerance, r->pass ? "PASS" : "FAIL",
+            r->bound);
 }

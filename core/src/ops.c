@@ -8,61 +8,43 @@
 
 #include "randygpt/ops.h"
 
-/* Any function pointer: the ops have different signatures, but one descriptor table below lists
- * them all, so they are read and written through this common type (same representation on every
- * platform the plugins are built for). */
-typedef void (*rg_any_fn)(void);
+/* Names (the rg_backend member's) and required flags, in rg_op_kind order, from op_list.h. */
+#define NAME_(name, KIND, req, ret, params) [RG_OP_##KIND] = #name,
+static const char *const op_names[RG_OP_COUNT] = {RG_OP_LIST(NAME_)};
+#undef NAME_
+#define REQUIRED_(name, KIND, req, ret, params) [RG_OP_##KIND] = req,
+static const int op_required[RG_OP_COUNT] = {RG_OP_LIST(REQUIRED_)};
+#undef REQUIRED_
 
-/* One row per op kind, in rg_op_kind order: its name in reports (the rg_backend member's name),
- * where it lives in rg_backend, whether a plugin must provide it, and the reference kernel. */
-typedef struct op_desc {
-    const char *name;
-    size_t offset;
-    int required;
-    rg_any_fn reference;
-} op_desc;
+_Static_assert(RG_OP_COUNT <= 32, "rg_ops.native_mask has one bit per op kind");
 
-#define OP(member, req) {#member, offsetof(rg_backend, member), req, (rg_any_fn)rg_ref_##member}
-
-static const op_desc op_descs[RG_OP_COUNT] = {
-    [RG_OP_MATMUL_FORWARD] = OP(matmul_forward, 1),
-    [RG_OP_MATMUL_BACKWARD] = OP(matmul_backward, 1),
-    [RG_OP_ATTENTION_FORWARD] = OP(attention_forward, 1),
-    [RG_OP_ATTENTION_BACKWARD] = OP(attention_backward, 1),
-    [RG_OP_ADAMW] = OP(adamw_step, 1),
-    [RG_OP_RMSNORM_FORWARD] = OP(rmsnorm_forward, 0),
-    [RG_OP_RMSNORM_BACKWARD] = OP(rmsnorm_backward, 0),
-    [RG_OP_SQRELU_FORWARD] = OP(sqrelu_forward, 0),
-    [RG_OP_SQRELU_BACKWARD] = OP(sqrelu_backward, 0),
-    [RG_OP_RESIDUAL_FORWARD] = OP(residual_forward, 0),
-    [RG_OP_EMBEDDING_FORWARD] = OP(embedding_forward, 0),
-    [RG_OP_EMBEDDING_BACKWARD] = OP(embedding_backward, 0),
-    [RG_OP_CROSSENTROPY_FORWARD] = OP(crossentropy_forward, 0),
-    [RG_OP_CROSSENTROPY_BACKWARD] = OP(crossentropy_backward, 0),
-    [RG_OP_SUM_SQUARES] = OP(sum_squares, 0),
-};
-
-#undef OP
-
-static rg_any_fn op_get(const rg_backend *t, rg_op_kind op) {
-    rg_any_fn fn;
-    memcpy(&fn, (const char *)t + op_descs[op].offset, sizeof fn);
-    return fn;
+/* Bit (1u << kind) of every op the table provides (non-NULL). */
+static uint32_t provided_mask(const rg_backend *t) {
+    uint32_t mask = 0;
+#define PROVIDED_(name, KIND, req, ret, params) mask |= t->name ? 1u << RG_OP_##KIND : 0u;
+    RG_OP_LIST(PROVIDED_)
+#undef PROVIDED_
+    return mask;
 }
 
-static void op_set(rg_backend *t, rg_op_kind op, rg_any_fn fn) {
-    memcpy((char *)t + op_descs[op].offset, &fn, sizeof fn);
+/* Every op the table leaves NULL becomes the reference kernel (typed assignment: a signature that
+ * drifts from backend.h does not compile). */
+static void resolve(rg_backend *t) {
+#define RESOLVE_(name, KIND, req, ret, params) \
+    if (!t->name) t->name = rg_ref_##name;
+    RG_OP_LIST(RESOLVE_)
+#undef RESOLVE_
 }
 
 const char *rg_op_name(rg_op_kind op) {
     if ((int)op < 0 || op >= RG_OP_COUNT) {
         return "unknown_op";
     }
-    return op_descs[op].name;
+    return op_names[op];
 }
 
 int rg_op_is_required(rg_op_kind op) {
-    return (int)op >= 0 && op < RG_OP_COUNT && op_descs[op].required;
+    return (int)op >= 0 && op < RG_OP_COUNT && op_required[op];
 }
 
 /* Appends "sep item" to a bounded string, keeping it terminated when it would overflow. */
@@ -107,9 +89,10 @@ int rg_backend_validate(const rg_backend *table, char *err, size_t err_len) {
     if (!table->describe) {
         append(missing, sizeof missing, ", ", "describe");
     }
+    uint32_t provided = provided_mask(table);
     for (int op = 0; op < RG_OP_COUNT; op++) {
-        if (op_descs[op].required && !op_get(table, (rg_op_kind)op)) {
-            append(missing, sizeof missing, ", ", op_descs[op].name);
+        if (op_required[op] && !(provided & (1u << op))) {
+            append(missing, sizeof missing, ", ", op_names[op]);
         }
     }
     if (missing[0]) {
@@ -130,14 +113,8 @@ int rg_ops_create(rg_ops *ops, const rg_backend *table, const rg_backend_config 
         return -1;
     }
     rg_backend k = *table;
-    uint32_t native = 0;
-    for (int op = 0; op < RG_OP_COUNT; op++) {
-        if (op_get(table, (rg_op_kind)op)) {
-            native |= 1u << op;
-        } else {
-            op_set(&k, (rg_op_kind)op, op_descs[op].reference);
-        }
-    }
+    uint32_t native = provided_mask(table);
+    resolve(&k);
     if (err_len > 0) {
         err[0] = '\0';
     }
@@ -169,7 +146,7 @@ void rg_ops_native_list(const rg_ops *ops, char *buf, size_t buf_len) {
     buf[0] = '\0';
     for (int op = 0; op < RG_OP_COUNT; op++) {
         if (ops->native_mask & (1u << op)) {
-            append(buf, buf_len, ",", op_descs[op].name);
+            append(buf, buf_len, ",", op_names[op]);
         }
     }
 }

@@ -6,8 +6,8 @@
  *
  * Every op kind (all RG_OP_COUNT of them, through the resolved table rg_ops, so an op the plugin
  * does not run itself is timed as the core's reference and labelled so) of every backend at every
- * thread count, at the shapes of one training step of the preset. The matmuls are timed at each of
- * the model's five weight shapes. Names are BACKEND/tTHREADS/OP[/SHAPE], so Google Benchmark's
+ * thread count, at the shapes of one training step of the preset: the op cases of op_case.h, the
+ * ones the conformance suite checks (the matmuls at each of the model's five weight shapes). Names are BACKEND/tTHREADS/OP[/SHAPE], so Google Benchmark's
  * compare.py can compare two backends in one file ("filters" mode) or two files.
  *
  * A backend instance (and so its thread pool) exists only while one of its benchmarks runs: each
@@ -21,6 +21,7 @@
 #include "app/cmdline.h"
 #include "randygpt/loader.h"
 #include "randygpt/model.h"
+#include "randygpt/op_case.h"
 #include "randygpt/ops.h"
 #include "randygpt/rng.h"
 #include "rg_kbench.h"
@@ -29,104 +30,31 @@
 #define KB_MAX_LIST 32
 #define KB_DEFAULT_V 67 /* the GUIDE's vocabulary size, as `randygpt bench` uses for synthetic data */
 
-/* One matmul of the model: out is (N,OC), inp is (N,C), weight is (OC,C), N = B*T. */
-typedef struct kb_matmul_shape {
-    const char *name;
-    int c_mult, oc_mult; /* C and OC as multiples of n_embd; oc_mult 0 means OC = V */
-} kb_matmul_shape;
-
-static const kb_matmul_shape kb_matmul_shapes[] = {
-    {"qkv", 1, 3}, {"attproj", 1, 1}, {"fc", 1, 4}, {"fcproj", 4, 1}, {"lmhead", 1, 0},
-};
-#define KB_NUM_MATMUL_SHAPES (sizeof kb_matmul_shapes / sizeof kb_matmul_shapes[0])
-
 /* One (backend, threads) pair: the options its instances are created with. */
 typedef struct kb_config {
     const rg_plugin *plugin;
     rg_backend_args args; /* the command line's, with this pair's thread count */
 } kb_config;
 
-/* What one benchmark times, and the buffers of its current timed loop. */
+/* What one benchmark times (an op case shared with the conformance suite), and the buffers of
+ * its current timed loop. */
 typedef struct kb_case {
     const kb_config *cfg;
-    rg_op_kind op;
-    int B, T, C, NH, V; /* model sizes; for a matmul C is its input width */
-    int OC;             /* matmul output width */
-    size_t n;           /* element count of the element-wise ops, adamw and sum_squares */
+    rg_op_case oc;
     /* live only between setup and teardown */
     rg_ops ops;
-    float *buf[6];
-    int32_t *tok;
+    void *buf[RG_CASE_MAX_BUFS];
     volatile double sink; /* keeps sum_squares from being optimised away */
 } kb_case;
 
-static float *kb_alloc_random(size_t n, rg_rng *r) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (p)
-        for (size_t i = 0; i < n; i++) p[i] = rg_rng_normal(r);
-    return p;
-}
-
 static void kb_teardown(void *user) {
     kb_case *c = user;
-    for (size_t i = 0; i < sizeof c->buf / sizeof c->buf[0]; i++) {
+    for (int i = 0; i < RG_CASE_MAX_BUFS; i++) {
         free(c->buf[i]);
         c->buf[i] = NULL;
     }
-    free(c->tok);
-    c->tok = NULL;
     if (c->ops.ctx) rg_ops_destroy(&c->ops);
     memset(&c->ops, 0, sizeof c->ops);
-}
-
-/* Sizes (in floats) of the buffers each op uses, in argument order. */
-static void kb_buffer_sizes(const kb_case *c, size_t sz[6], size_t *ntok) {
-    const size_t N = (size_t)c->B * c->T, C = c->C, V = c->V;
-    const size_t att = (size_t)c->B * c->NH * c->T * c->T;
-    memset(sz, 0, 6 * sizeof sz[0]);
-    *ntok = 0;
-    switch (c->op) {
-    case RG_OP_MATMUL_FORWARD: /* out, inp, weight */
-        sz[0] = N * c->OC, sz[1] = N * C, sz[2] = (size_t)c->OC * C;
-        break;
-    case RG_OP_MATMUL_BACKWARD: /* dinp, dweight, dout, inp, weight */
-        sz[0] = N * C, sz[1] = (size_t)c->OC * C, sz[2] = N * c->OC, sz[3] = N * C,
-        sz[4] = (size_t)c->OC * C;
-        break;
-    case RG_OP_ATTENTION_FORWARD:  /* out, att, qkv */
-    case RG_OP_ATTENTION_BACKWARD: /* out, att, qkv, dqkv, dout */
-        sz[0] = N * C, sz[1] = att, sz[2] = N * 3 * C;
-        if (c->op == RG_OP_ATTENTION_BACKWARD) sz[3] = N * 3 * C, sz[4] = N * C;
-        break;
-    case RG_OP_ADAMW: /* params, m, v, grads */
-        sz[0] = sz[1] = sz[2] = sz[3] = c->n;
-        break;
-    case RG_OP_RMSNORM_FORWARD:  /* out, rstd, inp */
-    case RG_OP_RMSNORM_BACKWARD: /* dinp, rstd, inp, dout */
-        sz[0] = N * C, sz[1] = N, sz[2] = N * C, sz[3] = N * C;
-        break;
-    case RG_OP_SQRELU_FORWARD:
-    case RG_OP_SQRELU_BACKWARD:
-    case RG_OP_RESIDUAL_FORWARD: /* three vectors of n */
-        sz[0] = sz[1] = sz[2] = c->n;
-        break;
-    case RG_OP_EMBEDDING_FORWARD:  /* out, wte, wpe */
-    case RG_OP_EMBEDDING_BACKWARD: /* dout, dwte, dwpe */
-        sz[0] = N * C, sz[1] = V * C, sz[2] = (size_t)c->T * C;
-        *ntok = N;
-        break;
-    case RG_OP_CROSSENTROPY_FORWARD:  /* losses, probs, logits */
-    case RG_OP_CROSSENTROPY_BACKWARD: /* losses, probs, logits, dlogits */
-        sz[0] = N, sz[1] = N * V, sz[2] = N * V;
-        if (c->op == RG_OP_CROSSENTROPY_BACKWARD) sz[3] = N * V;
-        *ntok = N;
-        break;
-    case RG_OP_SUM_SQUARES:
-        sz[0] = c->n;
-        break;
-    case RG_OP_COUNT:
-        break;
-    }
 }
 
 static int kb_setup(void *user, char *err, size_t err_len) {
@@ -134,116 +62,26 @@ static int kb_setup(void *user, char *err, size_t err_len) {
     memset(&c->ops, 0, sizeof c->ops);
     if (rg_backend_args_create(&c->cfg->args, c->cfg->plugin, &c->ops, err, err_len) != 0)
         return -1;
-
-    rg_rng r;
-    rg_rng_seed(&r, 1337 + (uint64_t)c->op);
-    size_t sz[6], ntok;
-    kb_buffer_sizes(c, sz, &ntok);
-    for (int i = 0; i < 6; i++) {
-        if (!sz[i]) continue;
-        c->buf[i] = kb_alloc_random(sz[i], &r);
+    /* outputs start as zeros, inputs as the case draws them (its backward's forward state
+     * computed by the reference) */
+    for (int i = 0; i < c->oc.nbufs; i++) {
+        c->buf[i] = calloc(1, rg_case_buf_bytes(&c->oc.buf[i]) + 1);
         if (!c->buf[i]) goto oom;
     }
-    if (ntok) {
-        c->tok = malloc(ntok * sizeof *c->tok);
-        if (!c->tok) goto oom;
-        for (size_t i = 0; i < ntok; i++) c->tok[i] = (int32_t)rg_rng_below(&r, (uint64_t)c->V);
-    }
-    /* Backward ops read what their forward kept: valid attention and softmax probabilities. */
-    if (c->op == RG_OP_ATTENTION_BACKWARD)
-        c->ops.k.attention_forward(c->ops.ctx, c->buf[0], c->buf[1], c->buf[2], c->B, c->T, c->C,
-                                   c->NH);
-    if (c->op == RG_OP_CROSSENTROPY_BACKWARD)
-        c->ops.k.crossentropy_forward(c->ops.ctx, c->buf[0], c->buf[1], c->buf[2], c->tok,
-                                      c->B * c->T, c->V);
-    if (c->op == RG_OP_RMSNORM_BACKWARD)
-        c->ops.k.rmsnorm_forward(c->ops.ctx, c->buf[0], c->buf[1], c->buf[2], c->B * c->T, c->C);
-    if (c->op == RG_OP_ADAMW) /* the second moment must not be negative */
-        for (size_t i = 0; i < c->n; i++) c->buf[2][i] *= c->buf[2][i];
+    rg_rng r;
+    rg_rng_seed(&r, 1337 + (uint64_t)c->oc.op);
+    if (rg_op_case_fill(&c->oc, c->buf, &r, NULL) != 0) goto oom;
     return 0;
 oom:
-    snprintf(err, err_len, "out of memory for the buffers of %s", rg_op_name(c->op));
+    snprintf(err, err_len, "out of memory for the buffers of %s", rg_op_name(c->oc.op));
     kb_teardown(c);
     return -1;
 }
 
 static void kb_run(void *user, int64_t iters) {
     kb_case *c = user;
-    const rg_backend *k = &c->ops.k;
-    rg_backend_ctx *x = c->ops.ctx;
-    float **b = c->buf;
-    const int N = c->B * c->T;
-    for (int64_t it = 0; it < iters; it++) {
-        switch (c->op) {
-        case RG_OP_MATMUL_FORWARD: k->matmul_forward(x, b[0], b[1], b[2], N, c->C, c->OC); break;
-        case RG_OP_MATMUL_BACKWARD:
-            k->matmul_backward(x, b[0], b[1], b[2], b[3], b[4], N, c->C, c->OC);
-            break;
-        case RG_OP_ATTENTION_FORWARD:
-            k->attention_forward(x, b[0], b[1], b[2], c->B, c->T, c->C, c->NH);
-            break;
-        case RG_OP_ATTENTION_BACKWARD:
-            k->attention_backward(x, b[3], b[4], b[2], b[1], c->B, c->T, c->C, c->NH);
-            break;
-        /* t fixed at 1: the work is the same at every step */
-        case RG_OP_ADAMW:
-            k->adamw_step(x, b[0], b[1], b[2], b[3], c->n, 3e-4f, 0.9f, 0.999f, 1e-8f, 0.1f, 1.0f, 1);
-            break;
-        case RG_OP_RMSNORM_FORWARD: k->rmsnorm_forward(x, b[0], b[1], b[2], N, c->C); break;
-        case RG_OP_RMSNORM_BACKWARD: k->rmsnorm_backward(x, b[0], b[3], b[2], b[1], N, c->C); break;
-        case RG_OP_SQRELU_FORWARD: k->sqrelu_forward(x, b[0], b[1], c->n); break;
-        case RG_OP_SQRELU_BACKWARD: k->sqrelu_backward(x, b[0], b[1], b[2], c->n); break;
-        case RG_OP_RESIDUAL_FORWARD: k->residual_forward(x, b[0], b[1], b[2], c->n); break;
-        case RG_OP_EMBEDDING_FORWARD:
-            k->embedding_forward(x, b[0], c->tok, b[1], b[2], c->B, c->T, c->C);
-            break;
-        case RG_OP_EMBEDDING_BACKWARD:
-            k->embedding_backward(x, b[1], b[2], b[0], c->tok, c->B, c->T, c->C);
-            break;
-        case RG_OP_CROSSENTROPY_FORWARD:
-            k->crossentropy_forward(x, b[0], b[1], b[2], c->tok, N, c->V);
-            break;
-        case RG_OP_CROSSENTROPY_BACKWARD:
-            k->crossentropy_backward(x, b[3], b[1], c->tok, N, c->V, 1.0f / (float)N);
-            break;
-        case RG_OP_SUM_SQUARES: c->sink = k->sum_squares(x, b[0], c->n); break;
-        case RG_OP_COUNT: break;
-        }
-    }
-}
-
-/* FLOPs per call of the compute-bound ops: the parts of rg_model_step_flops. 0 for the others. */
-static double kb_flops(const kb_case *c) {
-    const double N = (double)c->B * c->T;
-    const double attn = 4.0 * c->B * c->NH * (double)c->T * c->T * (c->C / c->NH);
-    switch (c->op) {
-    case RG_OP_MATMUL_FORWARD: return 2.0 * N * c->C * c->OC;
-    case RG_OP_MATMUL_BACKWARD: return 4.0 * N * c->C * c->OC;
-    case RG_OP_ATTENTION_FORWARD: return attn;
-    case RG_OP_ATTENTION_BACKWARD: return 2.0 * attn;
-    default: return 0.0;
-    }
-}
-
-/* Bytes each memory-bound op must move per call: every float read plus every float written (a +=
- * output counts twice, an overwritten one once), and the int32 tokens. 0 for the compute-bound
- * ops. */
-static double kb_bytes(const kb_case *c) {
-    const double N = (double)c->B * c->T, C = c->C, V = c->V, n = (double)c->n;
-    switch (c->op) {
-    case RG_OP_ADAMW: return 4.0 * 7.0 * n; /* params, m, v read and written; grads read */
-    case RG_OP_RMSNORM_FORWARD: return 4.0 * (2.0 * N * C + N);
-    case RG_OP_RMSNORM_BACKWARD: return 4.0 * (4.0 * N * C + N);
-    case RG_OP_SQRELU_FORWARD: return 4.0 * 2.0 * n;
-    case RG_OP_SQRELU_BACKWARD: return 4.0 * 3.0 * n;
-    case RG_OP_RESIDUAL_FORWARD: return 4.0 * 3.0 * n;
-    case RG_OP_EMBEDDING_FORWARD: return 4.0 * (3.0 * N * C + N);
-    case RG_OP_EMBEDDING_BACKWARD: return 4.0 * (5.0 * N * C + N);
-    case RG_OP_CROSSENTROPY_FORWARD: return 4.0 * (2.0 * N * V + 2.0 * N);
-    case RG_OP_CROSSENTROPY_BACKWARD: return 4.0 * (2.0 * N * V + N);
-    case RG_OP_SUM_SQUARES: return 4.0 * n;
-    default: return 0.0;
-    }
+    for (int64_t it = 0; it < iters; it++)
+        c->sink = rg_op_case_call(&c->oc, &c->ops.k, c->ops.ctx, c->buf);
 }
 
 /* Splits a comma-separated list in place. Returns the count, or -1 if empty items or too many. */
@@ -282,8 +120,8 @@ static void kb_usage(FILE *f) {
             rg_default_threads(), KB_DEFAULT_V, RG_BACKEND_PATH_ENV);
 }
 
-/* Benchmarks per (backend, threads) pair: every op once, the two matmuls once per shape. */
-#define KB_CASES_PER_PAIR (RG_OP_COUNT + 2 * (KB_NUM_MATMUL_SHAPES - 1))
+/* Benchmarks per (backend, threads) pair: the cases of one training step. */
+#define KB_CASES_PER_PAIR RG_STEP_CASES
 
 /* Every benchmark's state, allocated once for all pairs; it must live until the run ends. */
 typedef struct kb_list {
@@ -323,46 +161,39 @@ static int kb_register_pair(kb_list *list, const rg_plugin *plugin, const rg_bac
     rg_kbench_add_context(key, native);
 
     const rg_model_config mc = {.V = V, .maxT = p->T, .C = p->C, .NH = p->NH, .L = p->L};
-    const size_t num_params = rg_model_num_params(&mc);
-    const size_t N = (size_t)p->B * p->T;
-    for (int op = 0; op < RG_OP_COUNT; op++) {
-        int is_matmul = op == RG_OP_MATMUL_FORWARD || op == RG_OP_MATMUL_BACKWARD;
-        int num_shapes = is_matmul ? (int)KB_NUM_MATMUL_SHAPES : 1;
-        for (int s = 0; s < num_shapes; s++) {
-            kb_case *c = &list->cases[list->num_cases++];
-            *c = (kb_case){.cfg = cfg, .op = (rg_op_kind)op, .B = p->B, .T = p->T, .C = p->C,
-                           .NH = p->NH, .V = V};
-            char bname[512];
-            if (is_matmul) {
-                const kb_matmul_shape *ms = &kb_matmul_shapes[s];
-                c->C = ms->c_mult * p->C;
-                c->OC = ms->oc_mult ? ms->oc_mult * p->C : V;
-                snprintf(bname, sizeof bname, "%s/t%d/%s/%s", name, threads, rg_op_name(op),
-                         ms->name);
-            } else {
-                snprintf(bname, sizeof bname, "%s/t%d/%s", name, threads, rg_op_name(op));
-            }
-            /* element counts as in one training step: the MLP hidden for sqrelu, the residual
-             * stream for residual, every parameter for adamw and the gradient norm */
-            if (op == RG_OP_SQRELU_FORWARD || op == RG_OP_SQRELU_BACKWARD) c->n = N * 4 * p->C;
-            if (op == RG_OP_RESIDUAL_FORWARD) c->n = N * p->C;
-            if (op == RG_OP_ADAMW || op == RG_OP_SUM_SQUARES) c->n = num_params;
-
-            int is_native = (native_mask >> op) & 1u;
-            rg_kbench_def def = {
-                .name = bname,
-                .label = is_native ? "native" : "reference fallback",
-                .setup = kb_setup,
-                .run = kb_run,
-                .teardown = kb_teardown,
-                .user = c,
-                .flops_per_iter = kb_flops(c),
-                .bytes_per_iter = kb_bytes(c),
-                .num_counters = 2,
-                .counters = {{"threads", threads}, {"native", is_native}},
-            };
-            rg_kbench_register(&def);
-        }
+    const rg_op_dims dims = {.B = p->B, .T = p->T, .C = p->C, .NH = p->NH, .V = V};
+    kb_case *cases = &list->cases[list->num_cases];
+    rg_op_case step[RG_STEP_CASES];
+    int ncases = rg_op_step_cases(&dims, rg_model_num_params(&mc), 1.0f, step);
+    if (ncases < 0) {
+        fprintf(stderr, "randygpt-kbench: skipping %s: the preset's sizes suit no op case\n", name);
+        return 1;
+    }
+    for (int i = 0; i < ncases; i++) {
+        kb_case *c = &cases[i];
+        *c = (kb_case){.cfg = cfg, .oc = step[i]};
+        list->num_cases++;
+        const rg_op_case *oc = &c->oc;
+        char bname[512];
+        if (oc->label)
+            snprintf(bname, sizeof bname, "%s/t%d/%s/%s", name, threads, rg_op_name(oc->op),
+                     oc->label);
+        else
+            snprintf(bname, sizeof bname, "%s/t%d/%s", name, threads, rg_op_name(oc->op));
+        int is_native = (native_mask >> oc->op) & 1u;
+        rg_kbench_def def = {
+            .name = bname,
+            .label = is_native ? "native" : "reference fallback",
+            .setup = kb_setup,
+            .run = kb_run,
+            .teardown = kb_teardown,
+            .user = c,
+            .flops_per_iter = oc->flops,
+            .bytes_per_iter = oc->bytes,
+            .num_counters = 2,
+            .counters = {{"threads", threads}, {"native", is_native}},
+        };
+        rg_kbench_register(&def);
     }
     return 0;
 }

@@ -3,16 +3,19 @@
  * One implementation, used by `randygpt check` and by tests/test_conformance.c.
  *
  * Three parts, each a list of checks with a measured error, a tolerance and a verdict:
- *  - op:    every op kind (the RG_OP_COUNT of rg_op_kind) through rg_ops, so an optional op the
- *           plugin does not provide runs the reference and is marked not native; compared with
- *           rg_ref_* on the same seeded random inputs at the shapes of the chosen presets and at odd
- *           shapes. Error = max|x - ref| / max(1e-6, max|ref|) over one output buffer. Outputs that
+ *  - op:    every op case (op_case.h, the ones randygpt-kbench times) through rg_ops, so an
+ *           optional op the plugin does not provide runs the reference and is marked not native;
+ *           compared with rg_ref_* on the same seeded random inputs at the shapes of the chosen
+ *           presets and at odd shapes. Error = max|x - ref| / max(1e-6, max|ref|) over one output
+ *           buffer, against a bound the case derives from the shape. Inputs must come back
+ *           unchanged. Outputs that
  *           the contract overwrites (forward outputs, activation gradients) start as different
  *           garbage on the two sides, so an element left unwritten or added into fails; gradients it
  *           accumulates (dweight, dwte, dwpe, rmsnorm's dinp) start as the same random values on
  *           both sides, so one overwritten instead of added into fails.
  *  - step:  one training step of the tiny preset on a fixed batch: loss, every parameter gradient
- *           tensor, and the parameters after the AdamW update, against the reference model.
+ *           tensor, the gradient norm, and the parameters after the AdamW update (as the update's
+ *           error, see conformance.c), against the reference model.
  *  - train: RG_CONF_TRAIN_STEPS steps of the tiny preset on fixed synthetic batches: the losses
  *           against the reference's, and a second run with the backend giving identical losses.
  */
@@ -36,10 +39,11 @@ typedef struct rg_conf_result {
     const char *part;     /* "op", "step" or "train" */
     char name[40];        /* op name ("matmul_backward"), or "model" for step/train checks */
     char output[24];      /* the compared output: "dweight", "grad wqkv", "loss", ... */
-    char shape[64];       /* e.g. "N=2048 C=128 OC=384" */
+    char shape[96];       /* e.g. "small qkv N=2048 C=128 OC=384" */
     int native;           /* 1 the backend runs it itself, 0 reference fallback, -1 not an op */
     double error;         /* normalised error as described above (INFINITY for NaN/Inf output) */
     double tolerance;
+    char bound[40];       /* how the tolerance was derived, e.g. "32u*sqrt(C=128)" (u = 2^-24) */
     int pass;
 } rg_conf_result;
 

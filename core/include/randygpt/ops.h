@@ -8,28 +8,17 @@
 #define RANDYGPT_OPS_H
 
 #include "randygpt/backend.h"
+#include "randygpt/op_list.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Op kinds, for the native mask and the per-op timing. */
+/* Op kinds, for the native mask and the per-op timing: RG_OP_<KIND> of every op in op_list.h. */
 typedef enum rg_op_kind {
-    RG_OP_MATMUL_FORWARD,
-    RG_OP_MATMUL_BACKWARD,
-    RG_OP_ATTENTION_FORWARD,
-    RG_OP_ATTENTION_BACKWARD,
-    RG_OP_ADAMW,
-    RG_OP_RMSNORM_FORWARD,
-    RG_OP_RMSNORM_BACKWARD,
-    RG_OP_SQRELU_FORWARD,
-    RG_OP_SQRELU_BACKWARD,
-    RG_OP_RESIDUAL_FORWARD,
-    RG_OP_EMBEDDING_FORWARD,
-    RG_OP_EMBEDDING_BACKWARD,
-    RG_OP_CROSSENTROPY_FORWARD,
-    RG_OP_CROSSENTROPY_BACKWARD,
-    RG_OP_SUM_SQUARES,
+#define RG_OP_ENUM_(name, KIND, req, ret, params) RG_OP_##KIND,
+    RG_OP_LIST(RG_OP_ENUM_)
+#undef RG_OP_ENUM_
     RG_OP_COUNT
 } rg_op_kind;
 
@@ -63,36 +52,11 @@ void rg_ops_native_list(const rg_ops *ops, char *buf, size_t buf_len);
 /* The reference backend table ("single"): every op the reference kernel, one thread. */
 extern const rg_backend rg_reference_backend;
 
-/* Reference kernels. Contracts and shapes: see rg_backend in backend.h. */
-void rg_ref_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp, const float *weight,
-                           int N, int C, int OC);
-void rg_ref_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
-                            const float *inp, const float *weight, int N, int C, int OC);
-void rg_ref_attention_forward(rg_backend_ctx *ctx, float *out, float *att, const float *qkv, int B,
-                              int T, int C, int NH);
-void rg_ref_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float *dout,
-                               const float *qkv, const float *att, int B, int T, int C, int NH);
-void rg_ref_adamw_step(rg_backend_ctx *ctx, float *params, float *m, float *v, const float *grads,
-                       size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
-                       float grad_scale, int t);
-void rg_ref_rmsnorm_forward(rg_backend_ctx *ctx, float *out, float *rstd, const float *inp, int N,
-                            int C);
-void rg_ref_rmsnorm_backward(rg_backend_ctx *ctx, float *dinp, const float *dout, const float *inp,
-                             const float *rstd, int N, int C);
-void rg_ref_sqrelu_forward(rg_backend_ctx *ctx, float *out, const float *inp, size_t n);
-void rg_ref_sqrelu_backward(rg_backend_ctx *ctx, float *dinp, const float *dout, const float *inp,
-                            size_t n);
-void rg_ref_residual_forward(rg_backend_ctx *ctx, float *out, const float *inp1,
-                             const float *inp2, size_t n);
-void rg_ref_embedding_forward(rg_backend_ctx *ctx, float *out, const int32_t *tokens,
-                              const float *wte, const float *wpe, int B, int T, int C);
-void rg_ref_embedding_backward(rg_backend_ctx *ctx, float *dwte, float *dwpe, const float *dout,
-                               const int32_t *tokens, int B, int T, int C);
-void rg_ref_crossentropy_forward(rg_backend_ctx *ctx, float *losses, float *probs,
-                                 const float *logits, const int32_t *targets, int N, int V);
-void rg_ref_crossentropy_backward(rg_backend_ctx *ctx, float *dlogits, const float *probs,
-                                  const int32_t *targets, int N, int V, float dloss);
-double rg_ref_sum_squares(rg_backend_ctx *ctx, const float *x, size_t n);
+/* Reference kernels rg_ref_<name>, one per op of op_list.h, with the rg_backend member's
+ * signature. Contracts and shapes: see rg_backend in backend.h. */
+#define RG_OP_REF_PROTO_(name, KIND, req, ret, params) ret rg_ref_##name params;
+RG_OP_LIST(RG_OP_REF_PROTO_)
+#undef RG_OP_REF_PROTO_
 
 #ifdef __cplusplus
 }

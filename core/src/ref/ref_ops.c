@@ -388,19 +388,7 @@ const rg_backend rg_reference_backend = {
     .create = ref_create,
     .destroy = ref_destroy,
     .describe = ref_describe,
-    .matmul_forward = rg_ref_matmul_forward,
-    .matmul_backward = rg_ref_matmul_backward,
-    .attention_forward = rg_ref_attention_forward,
-    .attention_backward = rg_ref_attention_backward,
-    .adamw_step = rg_ref_adamw_step,
-    .rmsnorm_forward = rg_ref_rmsnorm_forward,
-    .rmsnorm_backward = rg_ref_rmsnorm_backward,
-    .sqrelu_forward = rg_ref_sqrelu_forward,
-    .sqrelu_backward = rg_ref_sqrelu_backward,
-    .residual_forward = rg_ref_residual_forward,
-    .embedding_forward = rg_ref_embedding_forward,
-    .embedding_backward = rg_ref_embedding_backward,
-    .crossentropy_forward = rg_ref_crossentropy_forward,
-    .crossentropy_backward = rg_ref_crossentropy_backward,
-    .sum_squares = rg_ref_sum_squares,
+#define REF_OP_(name, KIND, req, ret, params) .name = rg_ref_##name,
+    RG_OP_LIST(REF_OP_)
+#undef REF_OP_
 };
