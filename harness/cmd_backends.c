@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "app/backend_args.h"
+#include "app/bench_proc.h"
 #include "app/backend_auto.h"
 #include "app/cmdline.h"
 #include "commands.h"
@@ -68,21 +69,25 @@ static int peek_abi_version(const char *path, uint32_t *version) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: randygpt backends [--backend-dir DIR] [--threads N]\n\n"
+            "usage: randygpt backends [--backend-dir DIR] [--threads N] [--timeout S]\n\n"
             "Lists every backend plugin found (NAME.so in --backend-dir, then each folder of\n"
             "$%s, then the plugin folder of this program; the first of each\n"
             "name wins), whether it loads, what an instance created with N threads runs, and\n"
             "which ops it runs natively, and which one --backend auto (the default of train and\n"
-            "generate) picks, and why. Exits 1 if none is found.\n\n"
+            "generate) picks, and why. Each plugin is tried in a child process: one that\n"
+            "crashes, calls exit() or hangs is reported on its row. Exits 1 if none is found.\n\n"
             "options:\n"
             "  --backend-dir DIR        folder searched first\n"
             "  --threads N              threads of each instance (default: %d, or 1 for a backend\n"
             "                           that refuses more)\n"
+            "  --timeout S              seconds each plugin may take to load and create an\n"
+            "                           instance (default 10)\n"
             "  --help                   this text\n",
             RG_BACKEND_PATH_ENV, rg_default_threads());
 }
 
-/* One row: name, ABI version, loads yes/no, then what an instance runs or why there is none. */
+/* One row: name, ABI version, loads yes/no, then what an instance runs or why there is none.
+ * Returns 1 when the plugin is usable. Runs in a child (show_isolated). */
 static int show_plugin(const plugin_entry *e, const rg_backend_args *ba) {
     char err[1024];
     rg_plugin plugin;
@@ -105,7 +110,7 @@ static int show_plugin(const plugin_entry *e, const rg_backend_args *ba) {
         return 0;
     }
     char desc[1024], native[1024];
-    ops.k.describe(ops.ctx, desc, sizeof desc);
+    rg_ops_describe(&ops, desc, sizeof desc);
     rg_ops_native_list(&ops, native, sizeof native);
     printf("%-12s %-5s %-5s %s\n", e->name, abi, "yes", summary);
     printf("%-24s runs:   %s\n", "", desc);
@@ -116,22 +121,68 @@ static int show_plugin(const plugin_entry *e, const rg_backend_args *ba) {
     return 1;
 }
 
+typedef struct show_job {
+    const plugin_entry *e;
+    const rg_backend_args *ba;
+} show_job;
+
+static int show_child(void *user) {
+    const show_job *j = user;
+    return show_plugin(j->e, j->ba);
+}
+
+/* show_plugin in a child process (as bench runs its children), so that a plugin that aborts,
+ * crashes, calls exit() or hangs in its entry point or create is reported on its own row and the
+ * listing goes on. Returns 1 when the plugin is usable. */
+static int show_isolated(const plugin_entry *e, const rg_backend_args *ba, double timeout_s) {
+    show_job job = {e, ba};
+    rg_proc_result r;
+    char why[256];
+    if (rg_proc_call(show_child, &job, timeout_s, 1 << 16, &r, why, sizeof why) != 0) {
+        printf("%-12s %-5s %-5s cannot try it: %s\n", e->name, "-", "no", why);
+        return 0;
+    }
+    int usable = 0;
+    if (r.returned) {
+        fputs(r.out, stdout);
+        usable = r.fn_rc == 1;
+    } else {
+        rg_proc_describe_end(&r, timeout_s, why, sizeof why);
+        printf("%-12s %-5s %-5s %s: %s while it was loaded or created an instance\n", e->name, "-",
+               "no", e->path, why);
+    }
+    free(r.out);
+    return usable;
+}
+
+enum { OPT_TIMEOUT = RG_CLI_FIRST_ID };
+
 static const struct option options[] = {
     RG_OPTION_BACKEND_DIR,
     RG_OPTION_THREADS,
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
     RG_CLI_HELP_OPTION,
     RG_CLI_END,
 };
 
+typedef struct backends_opts {
+    rg_backend_args ba;
+    double timeout_s;
+} backends_opts;
+
 static int take_option(rg_cli *c, int id, const char *v, void *user) {
-    return rg_backend_args_take(c, user, id, v);
+    backends_opts *o = user;
+    if (id == OPT_TIMEOUT) return rg_cli_double(c, v, 0.0, 1, 1e6, &o->timeout_s);
+    return rg_backend_args_take(c, &o->ba, id, v);
 }
 
 int rg_cmd_backends(int argc, char **argv) {
-    rg_backend_args ba;
-    rg_backend_args_init(&ba);
-    int rc = rg_cli_parse("randygpt backends", options, argc, argv, take_option, &ba, usage);
+    backends_opts o;
+    rg_backend_args_init(&o.ba);
+    o.timeout_s = 10.0;
+    int rc = rg_cli_parse("randygpt backends", options, argc, argv, take_option, &o, usage);
     if (rc) return rc == 1 ? 0 : rc;
+    rg_backend_args ba = o.ba;
 
     plugin_list list = {0};
     int found = rg_plugin_list(ba.backend_dir, collect, &list);
@@ -151,7 +202,7 @@ int rg_cmd_backends(int argc, char **argv) {
            ba.threads, ba.threads == 1 ? "" : "s");
     int usable = 0;
     for (int k = 0; k < list.n; k++) {
-        usable += show_plugin(&list.items[k], &ba);
+        usable += show_isolated(&list.items[k], &ba, o.timeout_s);
         free(list.items[k].name);
         free(list.items[k].path);
     }

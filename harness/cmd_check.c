@@ -95,7 +95,7 @@ int rg_cmd_check(int argc, char **argv) {
         return 1;
     }
     char desc[512], native[512];
-    ops.k.describe(ops.ctx, desc, sizeof desc);
+    rg_ops_describe(&ops, desc, sizeof desc);
     rg_ops_native_list(&ops, native, sizeof native);
     printf("backend: %s (%s)\n", ops.k.name, plugin.path);
     printf("describe: %s\n", desc);

@@ -331,7 +331,7 @@ int rg_cmd_train(int argc, char **argv) {
     }
 
     char desc[512];
-    ops.k.describe(ops.ctx, desc, sizeof desc);
+    rg_ops_describe(&ops, desc, sizeof desc);
     printf("backend %s | threads %d | preset %s (C=%d NH=%d L=%d T=%d) batch %d | params %zu at "
            "V=%d | tokens %zu (train %zu, val %zu)\n",
            desc, ops.num_threads, st.preset, model.cfg.C, model.cfg.NH, model.cfg.L, T, B,

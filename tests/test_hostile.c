@@ -184,12 +184,93 @@ static void test_checkpoint_over_corpus_or_device(void **state) {
     assert_one_line("is a directory");
 }
 
+/* ---- plugins ---- */
+
+/* Every hostile plugin gets its own row and the listing goes on to the end. */
+static void test_backends_lists_hostile_plugins(void **state) {
+    (void)state;
+    assert_int_equal(run("backends --backend-dir " FIX " --threads 1 --timeout 2"), 0);
+    char *out = read_file(OUT, NULL);
+    assert_non_null(out);
+    static const struct {
+        const char *name, *want;
+    } rows[] = {
+        {"hostile_exit_entry", "called exit(3) while it was loaded or created an instance"},
+        {"hostile_segv_entry", "crashed (SIGSEGV)"},
+        {"hostile_abort_create", "crashed (SIGABRT)"},
+        {"hostile_hang_create", "did not finish in 2 s"},
+        {"hostile_err", "cannot create an instance with 1 thread"},
+        {"hostile_describe", "runs:   x?x?xxx"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *row = strstr(out, rows[i].name);
+        if (!row) fail_msg("no row for %s in: %s", rows[i].name, out);
+        const char *next = strstr(row + 1, "\nhostile_"); /* the rows after it */
+        const char *hit = strstr(row, rows[i].want);
+        if (!hit || (next && hit > next)) fail_msg("row of %s lacks '%s': %s", rows[i].name, rows[i].want, out);
+    }
+    assert_non_null(strstr(out, "\nsingle "));       /* the listing went on past them */
+    assert_non_null(strstr(out, " usable\n"));        /* to its last line */
+    assert_null(strchr(out, '\033'));                 /* no plugin's control bytes */
+    free(out);
+}
+
+/* The same plugins under train: one line each, non-zero exit, nothing written. */
+static void test_train_refuses_hostile_plugins(void **state) {
+    (void)state;
+    static const struct {
+        const char *file, *want;
+    } cases[] = {
+        {"hostile_abort_create", "crashed (SIGABRT) while it was loaded or created an instance"},
+        {"hostile_exit_entry", "called exit(3)"},
+        {"hostile_segv_entry", "crashed (SIGSEGV)"},
+        {"hostile_err", "hostile_err.so: x?x?xxxx"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " DIR "/p.ckpt "
+                             "--backend " FIX "/%s.so", cases[i].file), 1);
+        assert_one_line(cases[i].want);
+        assert_int_equal(access(DIR "/p.ckpt", F_OK), -1);
+    }
+    /* an unterminated describe() string is cut and cleaned, and training goes on */
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " DIR "/p.ckpt "
+                         "--backend " FIX "/hostile_describe.so"), 0);
+    char *out = read_file(OUT, NULL);
+    assert_non_null(strstr(out, "backend x?x?xxx"));
+    assert_null(strchr(out, '\033'));
+    free(out);
+    unlink(DIR "/p.ckpt");
+}
+
+/* A plugin built for another architecture: said so, instead of glibc's "No such file". */
+static void test_foreign_architecture(void **state) {
+    (void)state;
+    size_t n;
+    char *so = read_file(FIX "/hostile_err.so", &n);
+    assert_non_null(so);
+    assert_true(n > 20);
+    uint16_t machine;
+    memcpy(&machine, so + 18, 2);
+    int host_is_arm = machine == 183;
+    uint16_t other = host_is_arm ? 62 : 183; /* EM_X86_64 : EM_AARCH64 */
+    memcpy(so + 18, &other, 2);
+    write_file(DIR "/foreign.so", so, n);
+    free(so);
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " DIR "/p.ckpt "
+                         "--backend " DIR "/foreign.so"), 1);
+    assert_one_line(host_is_arm ? "built for x86_64 (64-bit), this machine is aarch64 (64-bit)"
+                                : "built for aarch64 (64-bit), this machine is x86_64 (64-bit)");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_not_regular),
         cmocka_unit_test(test_checkpoint_fifo),
         cmocka_unit_test(test_checkpoint_wrapping_sizes),
         cmocka_unit_test(test_checkpoint_over_corpus_or_device),
+        cmocka_unit_test(test_backends_lists_hostile_plugins),
+        cmocka_unit_test(test_train_refuses_hostile_plugins),
+        cmocka_unit_test(test_foreign_architecture),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

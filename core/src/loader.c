@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -119,6 +120,54 @@ static void set_openmp_wait_policy(void) {
     setenv("KMP_BLOCKTIME", RG_KMP_BLOCKTIME, 0);
 }
 
+/* The name of an ELF e_machine value, or NULL when it is not one of these. */
+static const char *elf_machine_name(unsigned m) {
+    switch (m) {
+    case EM_X86_64: return "x86_64";
+    case EM_386: return "i386";
+    case EM_AARCH64: return "aarch64";
+    case EM_ARM: return "arm";
+    case EM_RISCV: return "riscv";
+    case EM_PPC64: return "ppc64";
+    case EM_PPC: return "ppc";
+    case EM_S390: return "s390x";
+    case EM_MIPS: return "mips";
+    case EM_LOONGARCH: return "loongarch";
+    default: return NULL;
+    }
+}
+
+/* The ELF class (ELFCLASS32/64) and machine of the file at path. Returns 0, or -1 if it is not ELF. */
+static int elf_ident(const char *path, unsigned char *cls, unsigned *machine) {
+    FILE *f = fopen(path, "rb");
+    unsigned char h[20];
+    int ok = f && fread(h, 1, sizeof h, f) == sizeof h && !memcmp(h, ELFMAG, SELFMAG);
+    if (f) fclose(f);
+    if (!ok) return -1;
+    *cls = h[EI_CLASS];
+    *machine = h[EI_DATA] == ELFDATA2MSB ? (unsigned)(h[18] << 8 | h[19])
+                                          : (unsigned)(h[19] << 8 | h[18]);
+    return 0;
+}
+
+/* When dlopen failed on an ELF file built for another machine or word size, says so in why:
+ * "built for aarch64 (64-bit), this machine is x86_64 (64-bit)" (glibc reports a misleading
+ * "No such file" then). Returns 1 when it did, 0 otherwise. */
+static int elf_foreign(const char *path, char *why, size_t n) {
+    unsigned char cls, host_cls;
+    unsigned m, host_m;
+    if (elf_ident(path, &cls, &m) != 0 || elf_ident("/proc/self/exe", &host_cls, &host_m) != 0 ||
+        (m == host_m && cls == host_cls))
+        return 0;
+    const char *name = elf_machine_name(m), *host_name = elf_machine_name(host_m);
+    char buf[32], host_buf[32];
+    if (!name) snprintf(buf, sizeof buf, "ELF machine %u", m), name = buf;
+    if (!host_name) snprintf(host_buf, sizeof host_buf, "ELF machine %u", host_m), host_name = host_buf;
+    snprintf(why, n, "built for %s (%d-bit), this machine is %s (%d-bit)", name,
+             cls == ELFCLASS64 ? 64 : 32, host_name, host_cls == ELFCLASS64 ? 64 : 32);
+    return 1;
+}
+
 /* Opens and checks one file; on failure p is left closed. */
 static int open_file(rg_plugin *p, const char *path, char *err, size_t err_len) {
     struct stat st;
@@ -144,6 +193,11 @@ static int open_file(rg_plugin *p, const char *path, char *err, size_t err_len) 
     void *handle = dlopen(dlpath, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!handle) {
         const char *cause = dl_cause(dlpath);
+        char foreign[160];
+        if (elf_foreign(path, foreign, sizeof foreign)) {
+            snprintf(err, err_len, "%s: cannot be loaded: %s", path, foreign);
+            return -1;
+        }
         /* Bad ELF files and wrong architectures are the common case; name them plainly. */
         int not_so = strstr(cause, "ELF") || strstr(cause, "file too short") ||
                      strstr(cause, "not a dynamic");

@@ -120,6 +120,7 @@ int rg_ops_create(rg_ops *ops, const rg_backend *table, const rg_backend_config 
     }
     rg_backend_ctx *ctx = table->create(cfg, err, err_len);
     if (!ctx) {
+        rg_plugin_text(err, err_len);
         if (err_len > 0 && !err[0]) {
             snprintf(err, err_len, "backend %s could not create an instance", table->name);
         }
@@ -137,6 +138,28 @@ void rg_ops_destroy(rg_ops *ops) {
         ops->k.destroy(ops->ctx);
     }
     memset(ops, 0, sizeof *ops);
+}
+
+void rg_plugin_text(char *buf, size_t buf_len) {
+    if (buf_len == 0) {
+        return;
+    }
+    buf[buf_len - 1] = '\0';
+    for (char *p = buf; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20 || c == 0x7f) {
+            *p = '?';
+        }
+    }
+}
+
+void rg_ops_describe(const rg_ops *ops, char *buf, size_t buf_len) {
+    if (buf_len == 0) {
+        return;
+    }
+    buf[0] = '\0';
+    ops->k.describe(ops->ctx, buf, buf_len);
+    rg_plugin_text(buf, buf_len);
 }
 
 void rg_ops_native_list(const rg_ops *ops, char *buf, size_t buf_len) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "app/backend_auto.h"
+#include "app/bench_proc.h"
 
 int rg_default_threads(void) {
     cpu_set_t set;
@@ -122,12 +123,10 @@ char *rg_backend_names_hint(const char *name, const char *backend_dir) {
     return hint;
 }
 
-int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, char *err, size_t n) {
+/* rg_plugin_open then rg_backend_args_create, in this process; for a NAME that no search folder
+ * holds, the error ends with the names found (rg_backend_names_hint). */
+static int open_here(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, char *err, size_t n) {
     memset(ops, 0, sizeof *ops);
-    if (!strcmp(a->backend, RG_BACKEND_AUTO)) {
-        char why[4096];
-        return rg_backend_auto_open(a, p, ops, why, sizeof why, err, n);
-    }
     if (rg_plugin_open(p, a->backend, a->backend_dir, err, n) != 0) {
         char *hint = rg_backend_names_hint(a->backend, a->backend_dir);
         size_t used = strlen(err);
@@ -140,6 +139,59 @@ int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, ch
         return -1;
     }
     return 0;
+}
+
+/* In the probe's child: everything the command will do with the plugin before its first kernel.
+ * Prints the error line and returns 1 on a refusal. */
+static int probe_child(void *user) {
+    const rg_backend_args *a = user;
+    rg_plugin p;
+    rg_ops ops;
+    char err[2048], desc[512];
+    if (open_here(a, &p, &ops, err, sizeof err) != 0) {
+        printf("%s\n", err);
+        return 1;
+    }
+    rg_ops_describe(&ops, desc, sizeof desc);
+    rg_ops_destroy(&ops);
+    rg_plugin_close(&p);
+    return 0;
+}
+
+int rg_backend_args_probe(const rg_backend_args *a, double timeout_s, char *err, size_t n) {
+    rg_proc_result r;
+    char why[256];
+    if (rg_proc_call(probe_child, (void *)a, timeout_s, 8192, &r, why, sizeof why) != 0) {
+        snprintf(err, n, "cannot try backend %s: %s", a->backend, why);
+        return -1;
+    }
+    int rc = 0;
+    if (!r.returned) {
+        rg_proc_describe_end(&r, timeout_s, why, sizeof why);
+        snprintf(err, n, "backend %s %s while it was loaded or created an instance", a->backend, why);
+        rc = -1;
+    } else if (r.fn_rc != 0) {
+        /* the refusal is the child's last line (a plugin may have printed before it) */
+        while (r.out_len > 0 && r.out[r.out_len - 1] == '\n') r.out[--r.out_len] = '\0';
+        char *line = strrchr(r.out, '\n');
+        snprintf(err, n, "%s", line ? line + 1 : r.out);
+        rg_plugin_text(err, n);
+        rc = -1;
+    }
+    free(r.out);
+    return rc;
+}
+
+int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, char *err, size_t n) {
+    memset(ops, 0, sizeof *ops);
+    memset(p, 0, sizeof *p);
+    if (!strcmp(a->backend, RG_BACKEND_AUTO)) {
+        /* each candidate comes back here by name, and is tried in a child on its own */
+        char why[4096];
+        return rg_backend_auto_open(a, p, ops, why, sizeof why, err, n);
+    }
+    if (rg_backend_args_probe(a, RG_PROBE_TIMEOUT_S, err, n) != 0) return -1;
+    return open_here(a, p, ops, err, n);
 }
 
 void rg_backend_args_help(FILE *f) {

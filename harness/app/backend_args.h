@@ -73,9 +73,20 @@ void rg_backend_args_config(const rg_backend_args *a, rg_backend_config *cfg, rg
 int rg_backend_args_create(const rg_backend_args *a, const rg_plugin *p, rg_ops *ops, char *err,
                            size_t n);
 
-/* rg_plugin_open of a->backend, then rg_backend_args_create. Returns 0, or -1 with one line in err
- * (p and ops are then left closed); for a NAME that no search folder holds, the line ends with the
- * names found and the closest of them (rg_backend_names_hint). */
+/* The longest a plugin may take to load and create an instance in rg_backend_args_open. */
+#define RG_PROBE_TIMEOUT_S 60.0
+
+/* Loads a->backend and creates (then destroys) an instance in a child process (app/bench_proc.h),
+ * so that a plugin that crashes, calls exit() or hangs (timeout_s) in its entry point or its create
+ * is one error line here instead of the end of this process. Returns 0 when all of it worked, or
+ * -1 with one line in err: the loader's or create's own refusal, or "backend X crashed (SIGABRT)
+ * while it was loaded or created an instance" and the like. */
+int rg_backend_args_probe(const rg_backend_args *a, double timeout_s, char *err, size_t n);
+
+/* rg_backend_args_probe (RG_PROBE_TIMEOUT_S), then rg_plugin_open of a->backend and
+ * rg_backend_args_create in this process; "auto" opens the pick of rg_backend_auto_open. Returns
+ * 0, or -1 with one line in err (p and ops are then left closed); for a NAME that no search folder
+ * holds, the line ends with the names found and the closest of them (rg_backend_names_hint). */
 int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, char *err, size_t n);
 
 /* When name is a plugin name (not a path) that none of the search folders holds: a malloc'd

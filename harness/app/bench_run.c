@@ -194,7 +194,7 @@ int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, F
     memset(&r, 0, sizeof r);
     snprintf(r.plugin_name, sizeof r.plugin_name, "%s", plugin.table->name ? plugin.table->name : "");
     snprintf(r.path, sizeof r.path, "%s", plugin.path);
-    ops.k.describe(ops.ctx, r.describe, sizeof r.describe);
+    rg_ops_describe(&ops, r.describe, sizeof r.describe);
     rg_ops_native_list(&ops, r.native_ops, sizeof r.native_ops);
 
     rg_optim_config oc = rg_optim_default();

@@ -150,7 +150,7 @@ static int kb_register_pair(kb_list *list, const rg_plugin *plugin, const rg_bac
         return 1;
     }
     char describe[512], native[1024], key[256];
-    probe.k.describe(probe.ctx, describe, sizeof describe);
+    rg_ops_describe(&probe, describe, sizeof describe);
     rg_ops_native_list(&probe, native, sizeof native);
     uint32_t native_mask = probe.native_mask;
     rg_ops_destroy(&probe);

@@ -42,10 +42,17 @@ typedef struct rg_ops {
 int rg_backend_validate(const rg_backend *table, char *err, size_t err_len);
 
 /* Validates table, resolves optional ops against the reference and creates an instance.
- * Returns 0, or -1 with one line in err. */
+ * Returns 0, or -1 with one line in err (the plugin's message passed through rg_plugin_text). */
 int rg_ops_create(rg_ops *ops, const rg_backend *table, const rg_backend_config *cfg, char *err,
                   size_t err_len);
 void rg_ops_destroy(rg_ops *ops);
+/* The instance's describe() into buf, passed through rg_plugin_text: always terminated, one line. */
+void rg_ops_describe(const rg_ops *ops, char *buf, size_t buf_len);
+/* Makes a string a plugin wrote into buf (buf_len bytes) safe to print: terminated within
+ * buf_len (cut at its first NUL, else at buf_len - 1), and every control byte (newline, escape, ...)
+ * replaced by '?', so it is one line of text. Every string that comes back from a plugin goes
+ * through here. */
+void rg_plugin_text(char *buf, size_t buf_len);
 /* Writes "matmul_forward,matmul_backward,..." of the native ops into buf. */
 void rg_ops_native_list(const rg_ops *ops, char *buf, size_t buf_len);
 
