@@ -45,7 +45,21 @@ static void on_result(void *user, const rg_conf_result *r) {
 typedef struct backend_case {
     const char *name;
     int threads;
+    const char *kernels; /* NULL, or the kernels= option of the rg_parallel backends */
 } backend_case;
+
+/* 1 when this CPU can run the rg_parallel matmul kernel set k (see rg_par_matmul.c). */
+static int cpu_runs_kernels(const char *k) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (!strcmp(k, "avx2")) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!strcmp(k, "avx512") || !strcmp(k, "zen4"))
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+    return 1;
+#else
+    return !strcmp(k, "generic");
+#endif
+}
 
 static void test_backend(void **state) {
     const backend_case *bc = *state;
@@ -58,6 +72,15 @@ static void test_backend(void **state) {
     if (rg_plugin_open(&p, path, NULL, err, sizeof err) != 0) fail_msg("%s", err);
     rg_conf_options opt = rg_conf_default_options();
     opt.backend.num_threads = bc->threads;
+    rg_option kernels = {"kernels", bc->kernels};
+    if (bc->kernels) {
+        if (!cpu_runs_kernels(bc->kernels)) {
+            rg_plugin_close(&p);
+            skip(); /* this CPU lacks the instructions: create would refuse, as it must */
+        }
+        opt.backend.num_options = 1;
+        opt.backend.options = &kernels;
+    }
     opt.presets = TEST_PRESETS;
     tally t;
     memset(&t, 0, sizeof t);
@@ -324,8 +347,12 @@ static void test_check_command_passes(void **state) {
 int main(int argc, char **argv) {
     if (argc > 1) cmocka_set_test_filter(argv[1]);
     static const backend_case cases[] = {
-        {"single", 1},   {"openmp", 1},   {"openmp", 2}, {"pthreads", 1}, {"pthreads", 2},
-        {"openblas", 1}, {"openblas", 2}, {"blis", 1},   {"blis", 2},
+        {"single", 1, NULL},   {"openmp", 1, NULL},   {"openmp", 2, NULL},
+        {"pthreads", 1, NULL}, {"pthreads", 2, NULL}, {"openblas", 1, NULL},
+        {"openblas", 2, NULL}, {"blis", 1, NULL},     {"blis", 2, NULL},
+        /* every matmul kernel set that this CPU runs, forced (auto above picks only one) */
+        {"openmp", 2, "avx512"}, {"openmp", 2, "zen4"}, {"pthreads", 2, "avx2"},
+        {"openmp", 1, "avx2"}, {"pthreads", 2, "generic"},
     };
     enum { NCASES = sizeof cases / sizeof cases[0] };
     const struct CMUnitTest fixed[] = {
@@ -345,8 +372,9 @@ int main(int argc, char **argv) {
     static char names[NCASES][64];
     struct CMUnitTest tests[NCASES + NFIXED];
     for (int i = 0; i < NCASES; i++) {
-        snprintf(names[i], sizeof names[i], "conformance_%s_%d_thread%s", cases[i].name,
-                 cases[i].threads, cases[i].threads == 1 ? "" : "s");
+        snprintf(names[i], sizeof names[i], "conformance_%s_%d_thread%s%s%s", cases[i].name,
+                 cases[i].threads, cases[i].threads == 1 ? "" : "s", cases[i].kernels ? "_" : "",
+                 cases[i].kernels ? cases[i].kernels : "");
         tests[i] = (struct CMUnitTest){names[i], test_backend, NULL, NULL, (void *)&cases[i]};
     }
     for (int i = 0; i < NFIXED; i++) tests[NCASES + i] = fixed[i];

@@ -1,5 +1,6 @@
 /* Backend `openmp`: the shared blocked kernels of rg_parallel, driven by OpenMP parallel regions
- * with exactly num_threads threads. Every op is native. */
+ * with exactly num_threads threads. Every op is native. Option kernels=auto|avx512|zen4|avx2|generic
+ * chooses the matmuls' kernel set (default auto: the best for this CPU). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,7 +11,8 @@ struct rg_backend_ctx {
 };
 
 static rg_backend_ctx *openmp_create(const rg_backend_config *cfg, char *err, size_t err_len) {
-    int threads = rg_par_config_threads(cfg, "openmp", err, err_len);
+    const rg_par_kernels *kernels;
+    int threads = rg_par_config_kernels(cfg, "openmp", &kernels, err, err_len);
     if (threads < 0) {
         return NULL;
     }
@@ -25,6 +27,10 @@ static rg_backend_ctx *openmp_create(const rg_backend_config *cfg, char *err, si
         return NULL;
     }
     rg_par_backend_init(&ctx->pb, par);
+    if (kernels) {
+        ctx->pb.kernels = kernels;
+        ctx->pb.kernels_forced = 1;
+    }
     return ctx;
 }
 
@@ -54,8 +60,10 @@ static const char *openmp_version(void) {
 
 static void openmp_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
     int n = ctx->pb.par->num_threads;
-    snprintf(buf, buf_len, "OpenMP %s (_OPENMP %d), %d thread%s, blocked %s kernels",
-             openmp_version(), _OPENMP, n, n == 1 ? "" : "s", rg_par_kernel_isa());
+    char mm[160];
+    rg_par_kernels_describe(&ctx->pb, mm, sizeof mm);
+    snprintf(buf, buf_len, "OpenMP %s (_OPENMP %d), %d thread%s, %s, other ops blocked %s kernels",
+             openmp_version(), _OPENMP, n, n == 1 ? "" : "s", mm, rg_par_kernel_isa());
 }
 
 static const rg_backend openmp_backend = {

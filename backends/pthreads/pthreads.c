@@ -1,5 +1,6 @@
 /* Backend `pthreads`: the shared blocked kernels of rg_parallel on a persistent pthread pool
- * (created with the instance, joined on destroy). Every op is native. */
+ * (created with the instance, joined on destroy). Every op is native. Option
+ * kernels=auto|avx512|zen4|avx2|generic chooses the matmuls' kernel set (default auto). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -10,7 +11,8 @@ struct rg_backend_ctx {
 };
 
 static rg_backend_ctx *pthreads_create(const rg_backend_config *cfg, char *err, size_t err_len) {
-    int threads = rg_par_config_threads(cfg, "pthreads", err, err_len);
+    const rg_par_kernels *kernels;
+    int threads = rg_par_config_kernels(cfg, "pthreads", &kernels, err, err_len);
     if (threads < 0) {
         return NULL;
     }
@@ -25,6 +27,10 @@ static rg_backend_ctx *pthreads_create(const rg_backend_config *cfg, char *err, 
         return NULL;
     }
     rg_par_backend_init(&ctx->pb, par);
+    if (kernels) {
+        ctx->pb.kernels = kernels;
+        ctx->pb.kernels_forced = 1;
+    }
     return ctx;
 }
 
@@ -37,8 +43,11 @@ static void pthreads_destroy(rg_backend_ctx *ctx) {
 
 static void pthreads_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
     int n = ctx->pb.par->num_threads;
-    snprintf(buf, buf_len, "pthread pool (spin-then-futex wake-up), %d thread%s, blocked %s kernels",
-             n, n == 1 ? "" : "s", rg_par_kernel_isa());
+    char mm[160];
+    rg_par_kernels_describe(&ctx->pb, mm, sizeof mm);
+    snprintf(buf, buf_len,
+             "pthread pool (spin-then-futex wake-up), %d thread%s, %s, other ops blocked %s kernels",
+             n, n == 1 ? "" : "s", mm, rg_par_kernel_isa());
 }
 
 static const rg_backend pthreads_backend = {

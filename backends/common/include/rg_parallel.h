@@ -56,16 +56,28 @@ rg_par *rg_par_pthreads_create(int num_threads, char *err, size_t err_len);
  * any threading overhead), at most par->max_chunks of them. */
 void rg_par_for(rg_par *par, int64_t n, int64_t grain, rg_range_fn fn, void *arg);
 
+/* A set of matmul kernels (micro-kernel and blocking for one kind of CPU, see rg_par_matmul.c). */
+typedef struct rg_par_kernels rg_par_kernels;
+
 /* The first member of every parallel backend's context. */
 typedef struct rg_par_backend {
     rg_par *par;
     /* workspace owned by the kernels, grown on demand (see rg_par_workspace.c) */
     float *ws;
     size_t ws_floats;
+    const rg_par_kernels *kernels; /* the matmuls' kernel set */
+    int kernels_forced;            /* 1: named by the kernels= option, 0: chosen for the CPU */
 } rg_par_backend;
 
-/* Takes ownership of par (non-NULL). */
+/* Takes ownership of par (non-NULL); the matmuls get the best kernel set for this CPU. */
 void rg_par_backend_init(rg_par_backend *pb, rg_par *par);
+
+/* The kernel set NAME ("auto" or NULL: the best for this CPU): avx512, zen4, avx2 or generic
+ * (the x86 ones only in x86 builds). NULL with one line in err for an unknown name or a set this
+ * CPU cannot run. */
+const rg_par_kernels *rg_par_kernels_find(const char *name, char *err, size_t err_len);
+/* One phrase for describe: the matmuls' kernel set, its tile and how it was chosen. */
+void rg_par_kernels_describe(const rg_par_backend *pb, char *buf, size_t buf_len);
 /* Destroys the driver (joining its threads) and frees the workspace. */
 void rg_par_backend_release(rg_par_backend *pb);
 
@@ -73,6 +85,10 @@ void rg_par_backend_release(rg_par_backend *pb);
  * one line in err ("unknown option 'k' for backend NAME", or a bad thread count). */
 int rg_par_config_threads(const rg_backend_config *cfg, const char *backend, char *err,
                           size_t err_len);
+/* The same for a backend whose one option is kernels=NAME (see rg_par_kernels_find): also sets
+ * *kernels (NULL when the option is absent: the CPU's best). */
+int rg_par_config_kernels(const rg_backend_config *cfg, const char *backend,
+                          const rg_par_kernels **kernels, char *err, size_t err_len);
 
 /* The vector instruction set the kernels were compiled for: "AVX-512", "AVX2" or "generic". */
 const char *rg_par_kernel_isa(void);

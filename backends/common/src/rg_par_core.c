@@ -2,6 +2,7 @@
  * and its workspace. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "rg_par_internal.h"
 
@@ -27,6 +28,8 @@ void rg_par_backend_init(rg_par_backend *pb, rg_par *par) {
     pb->par = par;
     pb->ws = NULL;
     pb->ws_floats = 0;
+    pb->kernels = rg_par_kernels_find(NULL, NULL, 0); /* auto never fails */
+    pb->kernels_forced = 0;
 }
 
 void rg_par_backend_release(rg_par_backend *pb) {
@@ -53,23 +56,50 @@ float *rg_par_workspace(rg_par_backend *pb, size_t shared_floats, size_t per_thr
     return pb->ws;
 }
 
-int rg_par_config_threads(const rg_backend_config *cfg, const char *backend, char *err,
-                          size_t err_len) {
-    if (!cfg) {
-        snprintf(err, err_len, "backend %s: no configuration given", backend);
-        return -1;
-    }
-    if (cfg->num_options > 0) {
-        const char *key = cfg->options[0].key ? cfg->options[0].key : "";
-        snprintf(err, err_len, "unknown option '%s' for backend %s", key, backend);
-        return -1;
-    }
+/* The thread count of cfg, options aside; -1 with one line in err. */
+static int config_thread_count(const rg_backend_config *cfg, const char *backend, char *err,
+                               size_t err_len) {
     if (cfg->num_threads < 1) {
         snprintf(err, err_len, "backend %s needs at least 1 thread (got %d)", backend,
                  cfg->num_threads);
         return -1;
     }
     return cfg->num_threads;
+}
+
+int rg_par_config_threads(const rg_backend_config *cfg, const char *backend, char *err,
+                          size_t err_len) {
+    return rg_par_config_kernels(cfg, backend, NULL, err, err_len);
+}
+
+/* kernels NULL: the backend takes no option at all. */
+int rg_par_config_kernels(const rg_backend_config *cfg, const char *backend,
+                          const rg_par_kernels **kernels, char *err, size_t err_len) {
+    if (!cfg) {
+        snprintf(err, err_len, "backend %s: no configuration given", backend);
+        return -1;
+    }
+    if (kernels) {
+        *kernels = NULL;
+    }
+    for (int i = 0; i < cfg->num_options; i++) {
+        const char *key = cfg->options[i].key ? cfg->options[i].key : "";
+        if (!kernels || strcmp(key, "kernels") != 0) {
+            snprintf(err, err_len, "unknown option '%s' for backend %s", key, backend);
+            return -1;
+        }
+        char why[160];
+        const char *value = cfg->options[i].value ? cfg->options[i].value : "";
+        *kernels = rg_par_kernels_find(value, why, sizeof why);
+        if (!*kernels) {
+            snprintf(err, err_len, "backend %s: %s", backend, why);
+            return -1;
+        }
+        if (!strcmp(value, "auto")) {
+            *kernels = NULL; /* chosen for the CPU, as without the option */
+        }
+    }
+    return config_thread_count(cfg, backend, err, err_len);
 }
 
 const char *rg_par_kernel_isa(void) {

@@ -34,6 +34,27 @@ static inline int rg_par_chunk_order(int tid, int nthreads, int nchunks, int k) 
     return k < own ? first + k : (first - 1 - (k - own) + 2 * nchunks) % nchunks;
 }
 
+/* A strided view of a matrix: element (i, j) is p[i * rs + j * cs]. */
+typedef struct rg_par_mat_view {
+    const float *p;
+    ptrdiff_t rs, cs;
+} rg_par_mat_view;
+
+/* C(M,NC) (+)= A(M,K) @ B(K,NC), C with row stride ldc; accumulate 0 overwrites C. One per kernel
+ * set, all from the template rg_par_gemm.c (see there); rg_par_matmul.c chooses among them. */
+typedef void (*rg_par_gemm_fn)(rg_par_backend *pb, float *Cm, int ldc, rg_par_mat_view A,
+                               rg_par_mat_view B, int M, int NC, int K, int accumulate);
+void rg_par_gemm_generic(rg_par_backend *pb, float *Cm, int ldc, rg_par_mat_view A,
+                         rg_par_mat_view B, int M, int NC, int K, int accumulate);
+#if defined(RG_GEMM_X86)
+void rg_par_gemm_avx512(rg_par_backend *pb, float *Cm, int ldc, rg_par_mat_view A,
+                        rg_par_mat_view B, int M, int NC, int K, int accumulate);
+void rg_par_gemm_zen4(rg_par_backend *pb, float *Cm, int ldc, rg_par_mat_view A,
+                      rg_par_mat_view B, int M, int NC, int K, int accumulate);
+void rg_par_gemm_avx2(rg_par_backend *pb, float *Cm, int ldc, rg_par_mat_view A,
+                      rg_par_mat_view B, int M, int NC, int K, int accumulate);
+#endif
+
 /* Floats per cache line; workspace parts are rounded up to it so threads never share a line. */
 #define RG_PAR_LINE_FLOATS 16
 

@@ -1,283 +1,145 @@
 /*
- * Matmul forward and backward: one blocked, register-tiled GEMM in plain C with GCC vector
- * extensions (no BLAS).
- *
- *   C(M,NC) (+)= A(M,K) @ B(K,NC), A and B given by row and column strides, so the three products
- *   of a linear layer are one routine with different strides:
- *     forward  out(N,OC)   = inp(N,C) @ W(OC,C)^T      A = inp,    B = W^T   (M=N,  K=C)
- *     backward dinp(N,C)   = dout(N,OC) @ W(OC,C)      A = dout,   B = W     (M=N,  K=OC)
- *     backward dW(OC,C)   += dout(N,OC)^T @ inp(N,C)   A = dout^T, B = inp   (M=OC, K=N)
- *
- * Blocking (GotoBLAS/BLIS order): B is packed once per call into NR-column panels [K][NR] (shared,
- * packed in parallel); each thread owns a contiguous range of MR-row tiles of C (so dW is split over
- * its output rows: no atomics, no reduction) and runs the MR x NR micro-kernel over every panel, a
- * block of MC rows and KC columns of A at a time. A KC x NR slice of a B panel (32 KiB at KC=256
- * with 512-bit vectors) stays in L1 while the A tiles stream from L2. A is read in place when its
- * rows are contiguous (forward and dinp: MR row streams); dW's dout^T has contiguous columns, so a
- * tile would touch a new cache line at every k: each thread packs that block into [KC][MR] tiles in
- * its own workspace first.
- *
- * Why vector extensions and not plain loops: the micro-kernel keeps MR x 2 vector accumulators in
- * registers for the whole K loop; with plain loops GCC either spills the accumulator array or
- * vectorises over the wrong dimension. With `vf` of the build's vector width the kernel compiles to
- * broadcast + FMA with memory operands on AVX-512, AVX2 and SSE alike.
- *
- * Every thread count computes each element of C with the same K order, so results do not depend on
- * the thread count.
+ * Matmul forward and backward on one of the kernel sets compiled from rg_par_gemm.c, chosen at
+ * run time from the CPU (or forced with the backends' kernels=NAME option):
+ *   avx512   8 x 32 micro-tile (16 zmm accumulators), MC 256: cores with two full 512-bit FMA
+ *            ports (Intel Xeon since Skylake-SP, AMD Zen 5), whose 2 MiB L2 holds an A block twice
+ *            the size of zen4's, so each KC x NR slice of B in L1 serves twice as many tiles;
+ *   zen4     the same micro-tile with MC 128: Zen 4 runs a 512-bit FMA as two 256-bit halves (one
+ *            zmm FMA per cycle, 1 MiB L2); chosen by CPUID (AMD, family 25, with AVX-512) as it
+ *            cannot be told apart from a two-port core by its feature flags;
+ *   avx2     6 x 16 micro-tile (12 ymm accumulators): x86 CPUs with AVX2 and FMA but no AVX-512;
+ *   generic  4 x 8 on 128-bit vectors (SSE on x86, NEON and others elsewhere): any CPU.
+ * The other kernels of rg_parallel follow the build's flags (-march=native by default).
  */
-#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "rg_par_internal.h"
 
-#define VL RG_VL /* floats per vector */
-#if defined(__AVX512F__)
-#define MR 8 /* rows of the micro-tile: MR x 2 = 16 of the 32 zmm registers hold accumulators */
-#elif defined(__AVX2__)
-#define MR 6 /* 12 of the 16 ymm registers */
-#else
-#define MR 4
+#if defined(RG_GEMM_X86)
+#include <cpuid.h>
 #endif
-#define NR (2 * VL) /* columns of the micro-tile: two vectors */
-#define KC 256      /* K block */
-#define MC 128      /* rows of C per packed A block (a multiple of MR below) */
 
-typedef rg_vf vf;
-typedef rg_vfu vfu;
+struct rg_par_kernels {
+    const char *name; /* the value of kernels= */
+    const char *tile; /* for describe */
+    rg_par_gemm_fn gemm;
+};
 
-/* A strided view of a matrix: element (i, j) is p[i * rs + j * cs]. */
-typedef struct mat_view {
-    const float *p;
-    ptrdiff_t rs, cs;
-} mat_view;
+static const rg_par_kernels kernel_sets[] = {
+#if defined(RG_GEMM_X86)
+    {"avx512", "AVX-512 8x32 tile, MC 256", rg_par_gemm_avx512},
+    {"zen4", "AVX-512 8x32 tile, MC 128", rg_par_gemm_zen4},
+    {"avx2", "AVX2+FMA 6x16 tile", rg_par_gemm_avx2},
+#endif
+    {"generic", "128-bit 4x8 tile", rg_par_gemm_generic},
+};
+#define NUM_KERNEL_SETS (int)(sizeof kernel_sets / sizeof kernel_sets[0])
 
-typedef struct gemm_args {
-    int M, NC, K;
-    mat_view A;       /* (M, K) */
-    mat_view B;       /* (K, NC) */
-    float *Cm;        /* (M, NC), row stride ldc */
-    int ldc;
-    int accumulate;   /* 1: C += A B, 0: C = A B */
-    float *ws;        /* workspace: packed B (panels, K, NR), shared, then per thread a packed A
-                         block (MC, KC) when pack_a */
-    size_t bp_floats, ap_floats;
-    int pack_a;
-} gemm_args;
-
-/* c is (mr, nr) with row stride ldc, a is (mr, kc) with element (i, k) at a[i*rsa + k*csa], bp is
- * (kc, NR): c (+)= a bp over the first mr rows and nr columns. Rows of a past mr repeat row mr-1
- * (their results are dropped), so the loop always runs MR rows. */
-static void micro_kernel(int kc, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
-                         const float *restrict bp, float *restrict c, int ldc, int mr, int nr,
-                         int accumulate) {
-    const float *arow[MR];
-    for (int i = 0; i < MR; i++) {
-        arow[i] = a + (i < mr ? i : mr - 1) * rsa;
+/* The CPU's vendor string and family (base + extended, as AMD and Intel define it), from CPUID
+ * leaf 0 and 1; "unknown" and 0 elsewhere. */
+static void cpu_vendor_family(char vendor[13], int *family) {
+    strcpy(vendor, "unknown");
+    *family = 0;
+#if defined(RG_GEMM_X86)
+    unsigned a, b, c, d;
+    if (__get_cpuid(0, &a, &b, &c, &d)) {
+        memcpy(vendor, &b, 4);
+        memcpy(vendor + 4, &d, 4);
+        memcpy(vendor + 8, &c, 4);
+        vendor[12] = '\0';
     }
-    vf acc[MR][2];
-    for (int i = 0; i < MR; i++) {
-        acc[i][0] = (vf){0};
-        acc[i][1] = (vf){0};
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+        int base = (a >> 8) & 0xf;
+        *family = base == 0xf ? base + (int)((a >> 20) & 0xff) : base;
     }
-    for (int k = 0; k < kc; k++) {
-        vf b0 = *(const vf *)(bp + (size_t)k * NR);
-        vf b1 = *(const vf *)(bp + (size_t)k * NR + VL);
-        ptrdiff_t ak = k * csa;
-#pragma GCC unroll 16
-        for (int i = 0; i < MR; i++) {
-            float av = arow[i][ak];
-            acc[i][0] += av * b0;
-            acc[i][1] += av * b1;
-        }
-    }
-    if (mr == MR && nr == NR) {
-        for (int i = 0; i < MR; i++) {
-            vfu *c0 = (vfu *)(c + (size_t)i * ldc);
-            vfu *c1 = (vfu *)(c + (size_t)i * ldc + VL);
-            if (accumulate) {
-                *c0 += acc[i][0];
-                *c1 += acc[i][1];
-            } else {
-                *c0 = acc[i][0];
-                *c1 = acc[i][1];
-            }
-        }
-        return;
-    }
-    /* an edge tile: through a buffer, writing only the valid part */
-    float tile[MR][NR];
-    memcpy(tile, acc, sizeof(tile));
-    for (int i = 0; i < mr; i++) {
-        float *crow = c + (size_t)i * ldc;
-        for (int j = 0; j < nr; j++) {
-            crow[j] = accumulate ? crow[j] + tile[i][j] : tile[i][j];
-        }
-    }
+#endif
 }
 
-/* Packs rows [m0, m0+mc) and columns [k0, k0+kc) of an A whose columns are contiguous (dout^T of
- * the weight gradient: a tile's MR rows at one k are MR consecutive floats, but consecutive k are
- * OC floats apart) into MR-row tiles of (kc, MR), so that the micro-kernel reads one stream instead
- * of kc cache lines. Rows past M repeat row M-1, as the micro-kernel does. */
-static void pack_a_cols(float *restrict dst, mat_view A, int M, int m0, int mc, int k0, int kc) {
-    for (int t = 0; t < mc; t += MR) {
-        float *d = dst + (size_t)t * kc;
-        const float *src = A.p + (m0 + t) * A.rs + k0 * A.cs;
-        if (m0 + t + MR <= M) {
-            for (int k = 0; k < kc; k++) {
-                memcpy(d + (size_t)k * MR, src + k * A.cs, MR * sizeof(float));
-            }
-            continue;
-        }
-        int mr = M - m0 - t;
-        for (int k = 0; k < kc; k++) {
-            for (int i = 0; i < MR; i++) {
-                d[(size_t)k * MR + i] = src[k * A.cs + (i < mr ? i : mr - 1) * A.rs];
-            }
-        }
+/* 1 when this CPU (and the OS: __builtin_cpu_supports checks that it saves the registers) can run
+ * the set. */
+static int cpu_runs(const rg_par_kernels *k) {
+#if defined(RG_GEMM_X86)
+    __builtin_cpu_init();
+    if (!strcmp(k->name, "avx512") || !strcmp(k->name, "zen4")) {
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
     }
+    if (!strcmp(k->name, "avx2")) {
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+#endif
+    return 1; /* generic */
 }
 
-/* Packs panels [begin, end) of B: panel p is (K, NR), columns p*NR.., zero past NC. Three cases:
- * rows of B contiguous (both backward products: a row of a panel is NR consecutive floats, copied
- * as two vectors), columns contiguous (the forward's W^T: a transpose, done in PT x PT blocks so
- * that both the reads of W and the writes of the panel stay within a few cache lines), and any
- * other stride (element by element). */
-#define PT 16 /* side of the transpose blocks */
-static void pack_b_range(void *arg, int64_t begin, int64_t end, int tid) {
-    const gemm_args *g = arg;
-    const ptrdiff_t rs = g->B.rs, cs = g->B.cs;
-    for (int64_t p = begin; p < end; p++) {
-        float *dst = g->ws + (size_t)p * g->K * NR;
-        int j0 = (int)p * NR;
-        int nr = g->NC - j0 < NR ? g->NC - j0 : NR;
-        if (cs == 1 && nr == NR) {
-            for (int k = 0; k < g->K; k++) {
-                const float *src = g->B.p + k * rs + j0;
-                vf *d = (vf *)(dst + (size_t)k * NR);
-                d[0] = *(const vfu *)src;
-                d[1] = *(const vfu *)(src + VL);
-            }
-            continue;
-        }
-        if (rs == 1 && nr == NR) {
-            /* d[k][j] = B.p[(j0 + j) * cs + k] */
-            int k = 0;
-            for (; k + PT <= g->K; k += PT) {
-                for (int jb = 0; jb < NR; jb += PT) {
-                    float blk[PT][PT];
-                    for (int j = 0; j < PT; j++) {
-                        const float *src = g->B.p + (j0 + jb + j) * cs + k;
-                        for (int kk = 0; kk < PT; kk++) {
-                            blk[kk][j] = src[kk];
-                        }
-                    }
-                    for (int kk = 0; kk < PT; kk++) {
-                        memcpy(dst + (size_t)(k + kk) * NR + jb, blk[kk], sizeof(blk[kk]));
-                    }
-                }
-            }
-            for (; k < g->K; k++) {
-                float *d = dst + (size_t)k * NR;
-                for (int j = 0; j < NR; j++) {
-                    d[j] = g->B.p[(j0 + j) * cs + k];
-                }
-            }
-            continue;
-        }
-        for (int k = 0; k < g->K; k++) {
-            const float *src = g->B.p + k * rs + j0 * cs;
-            float *d = dst + (size_t)k * NR;
-            int j = 0;
-            for (; j < nr; j++) {
-                d[j] = src[j * cs];
-            }
-            for (; j < NR; j++) {
-                d[j] = 0.0f;
-            }
+static const rg_par_kernels *set_named(const char *name) {
+    for (int i = 0; i < NUM_KERNEL_SETS; i++) {
+        if (!strcmp(kernel_sets[i].name, name)) {
+            return &kernel_sets[i];
         }
     }
+    return NULL;
 }
 
-/* Rows of C in MR-row tiles [begin, end). For each K block and block of MC rows, every panel of
- * B, then every tile: the panel's KC x NR slice stays in L1 while the MC x KC block of A is read
- * from L2 once per panel. */
-static void gemm_range(void *arg, int64_t begin, int64_t end, int tid) {
-    const gemm_args *g = arg;
-    int m_end = end * MR < g->M ? (int)end * MR : g->M;
-    int panels = (g->NC + NR - 1) / NR;
-    float *ap = g->pack_a ? g->ws + rg_par_thread_offset(g->bp_floats, g->ap_floats, tid) : NULL;
-    for (int k0 = 0; k0 < g->K; k0 += KC) {
-        int kc = g->K - k0 < KC ? g->K - k0 : KC;
-        int acc = g->accumulate || k0 > 0;
-        for (int m0 = (int)begin * MR; m0 < m_end; m0 += MC) {
-            int mc = m_end - m0 < MC ? m_end - m0 : MC;
-            if (ap) {
-                pack_a_cols(ap, g->A, g->M, m0, mc, k0, kc);
+/* The best set this CPU runs: zen4 on AMD family 25 (Zen 4; Zen 3, also family 25, has no
+ * AVX-512), else the first of avx512, avx2, generic that it runs. */
+static const rg_par_kernels *auto_set(void) {
+    char vendor[13];
+    int family;
+    cpu_vendor_family(vendor, &family);
+    const char *order[] = {"avx512", "avx2", "generic"};
+    for (int i = 0; i < 3; i++) {
+        const rg_par_kernels *k = set_named(order[i]);
+        if (k && cpu_runs(k)) {
+            if (!strcmp(k->name, "avx512") && !strcmp(vendor, "AuthenticAMD") && family == 25) {
+                return set_named("zen4");
             }
-            for (int p = 0; p < panels; p++) {
-                const float *bp = g->ws + ((size_t)p * g->K + k0) * NR;
-                int nr = g->NC - p * NR < NR ? g->NC - p * NR : NR;
-                for (int t = 0; t < mc; t += MR) {
-                    int mr = mc - t < MR ? mc - t : MR;
-                    float *c = g->Cm + (size_t)(m0 + t) * g->ldc + p * NR;
-                    if (ap) {
-                        micro_kernel(kc, ap + (size_t)t * kc, 1, MR, bp, c, g->ldc, mr, nr, acc);
-                    } else {
-                        const float *a = g->A.p + (m0 + t) * g->A.rs + k0 * g->A.cs;
-                        micro_kernel(kc, a, g->A.rs, g->A.cs, bp, c, g->ldc, mr, nr, acc);
-                    }
-                }
-            }
+            return k;
         }
     }
+    return set_named("generic");
 }
 
-/* Below this many FLOPs per chunk a second thread costs more than it saves. */
-#define GEMM_GRAIN_FLOPS (1 << 20)
-
-static void gemm(rg_par_backend *pb, float *Cm, int ldc, mat_view A, mat_view B, int M, int NC,
-                 int K, int accumulate) {
-    if (M <= 0 || NC <= 0) {
-        return;
+const rg_par_kernels *rg_par_kernels_find(const char *name, char *err, size_t err_len) {
+    if (!name || !strcmp(name, "auto")) {
+        return auto_set();
     }
-    if (K <= 0) {
-        if (!accumulate) {
-            for (int i = 0; i < M; i++) {
-                memset(Cm + (size_t)i * ldc, 0, (size_t)NC * sizeof(float));
-            }
+    const rg_par_kernels *k = set_named(name);
+    if (!k) {
+        char names[128] = "auto";
+        for (int i = 0; i < NUM_KERNEL_SETS; i++) {
+            size_t used = strlen(names);
+            snprintf(names + used, sizeof names - used, ", %s", kernel_sets[i].name);
         }
-        return;
+        snprintf(err, err_len, "unknown kernel set '%s' (this build has %s)", name, names);
+        return NULL;
     }
-    int panels = (NC + NR - 1) / NR;
-    gemm_args g = {.M = M, .NC = NC, .K = K, .A = A, .B = B, .Cm = Cm, .ldc = ldc,
-                   .accumulate = accumulate};
-    g.pack_a = A.cs != 1;
-    g.bp_floats = (size_t)panels * K * NR;
-    g.ap_floats = g.pack_a ? (size_t)MC * KC : 0;
-    g.ws = rg_par_workspace(pb, g.bp_floats, g.ap_floats);
+    if (!cpu_runs(k)) {
+        snprintf(err, err_len, "kernel set '%s' needs instructions this CPU lacks", name);
+        return NULL;
+    }
+    return k;
+}
 
-    int64_t pack_grain = 1 + (1 << 16) / ((int64_t)K * NR); /* >= 64 Ki floats per chunk */
-    rg_par_for(pb->par, panels, pack_grain, pack_b_range, &g);
-
-    /* A chunk reads all of packed B once per MC rows it holds, so chunks of fewer than MC rows
-     * multiply B's traffic: the weight gradient has only M = OC (128 to 512) rows and a B of N rows.
-     * Chunks are whole MC-row blocks, as many per thread as there are, at least one per thread. */
-    int64_t tiles = (M + MR - 1) / MR;
-    int64_t threads = pb->par->num_threads;
-    int64_t chunks = tiles / (MC / MR) / threads * threads;
-    chunks = chunks > threads ? chunks : threads;
-    int64_t grain = (tiles + chunks - 1) / chunks;
-    int64_t min_grain = 1 + GEMM_GRAIN_FLOPS / (2LL * MR * NC * K);
-    rg_par_for(pb->par, tiles, grain > min_grain ? grain : min_grain, gemm_range, &g);
+void rg_par_kernels_describe(const rg_par_backend *pb, char *buf, size_t buf_len) {
+    char vendor[13];
+    int family;
+    cpu_vendor_family(vendor, &family);
+    if (pb->kernels_forced) {
+        snprintf(buf, buf_len, "matmul kernels %s (%s; kernels=%s)", pb->kernels->name,
+                 pb->kernels->tile, pb->kernels->name);
+    } else {
+        snprintf(buf, buf_len, "matmul kernels %s (%s; auto on %s family %d)", pb->kernels->name,
+                 pb->kernels->tile, vendor, family);
+    }
 }
 
 /* out is (N,OC), inp is (N,C), weight is (OC,C): out = inp @ weight^T. */
 void rg_par_op_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,
                               const float *weight, int N, int C, int OC) {
-    mat_view a = {inp, C, 1};
-    mat_view b = {weight, 1, C}; /* W^T: element (c, oc) = W[oc*C + c] */
-    gemm(rg_par_of(ctx), out, OC, a, b, N, OC, C, 0);
+    rg_par_backend *pb = rg_par_of(ctx);
+    rg_par_mat_view a = {inp, C, 1};
+    rg_par_mat_view b = {weight, 1, C}; /* W^T: element (c, oc) = W[oc*C + c] */
+    pb->kernels->gemm(pb, out, OC, a, b, N, OC, C, 0);
 }
 
 /* dinp is (N,C), dweight is (OC,C), dout is (N,OC), inp is (N,C), weight is (OC,C):
@@ -285,10 +147,10 @@ void rg_par_op_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,
 void rg_par_op_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
                                const float *inp, const float *weight, int N, int C, int OC) {
     rg_par_backend *pb = rg_par_of(ctx);
-    mat_view dy = {dout, OC, 1};
-    mat_view w = {weight, C, 1};
-    gemm(pb, dinp, C, dy, w, N, C, OC, 0);
-    mat_view dyt = {dout, 1, OC}; /* dout^T: element (oc, n) = dout[n*OC + oc] */
-    mat_view x = {inp, C, 1};
-    gemm(pb, dweight, C, dyt, x, OC, C, N, 1);
+    rg_par_mat_view dy = {dout, OC, 1};
+    rg_par_mat_view w = {weight, C, 1};
+    pb->kernels->gemm(pb, dinp, C, dy, w, N, C, OC, 0);
+    rg_par_mat_view dyt = {dout, 1, OC}; /* dout^T: element (oc, n) = dout[n*OC + oc] */
+    rg_par_mat_view x = {inp, C, 1};
+    pb->kernels->gemm(pb, dweight, C, dyt, x, OC, C, N, 1);
 }

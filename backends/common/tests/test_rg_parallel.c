@@ -169,6 +169,23 @@ static void test_config(void **state) {
     cfg.num_threads = 3;
     assert_int_equal(rg_par_config_threads(&cfg, "pthreads", err, sizeof err), 3);
     assert_null(rg_par_pthreads_create(0, err, sizeof err));
+
+    /* kernels=NAME: a known set this CPU runs, auto (the CPU's choice: NULL), an unknown name */
+    const rg_par_kernels *k = (const rg_par_kernels *)&cfg; /* any non-NULL: must be reset */
+    opt = (rg_option){"kernels", "generic"};
+    cfg = (rg_backend_config){2, 1, &opt};
+    assert_int_equal(rg_par_config_kernels(&cfg, "openmp", &k, err, sizeof err), 2);
+    assert_ptr_equal(k, rg_par_kernels_find("generic", err, sizeof err));
+    opt.value = "auto";
+    assert_int_equal(rg_par_config_kernels(&cfg, "openmp", &k, err, sizeof err), 2);
+    assert_null(k);
+    opt.value = "sse9";
+    assert_int_equal(rg_par_config_kernels(&cfg, "openmp", &k, err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown kernel set 'sse9'"));
+    /* a backend without options still refuses kernels= */
+    opt.value = "generic";
+    assert_int_equal(rg_par_config_threads(&cfg, "pthreads", err, sizeof err), -1);
+    assert_string_equal(err, "unknown option 'kernels' for backend pthreads");
 }
 
 /* ---- kernels against the reference ---- */
@@ -216,7 +233,10 @@ static double rel_err(const float *a, const float *b, size_t n) {
  * width or of the blocks), with 1, 2 and 3 threads: all close to the reference, and every thread
  * count gives the same bits. The tolerance is that of the float reference itself, whose sums over
  * K in the thousands carry about 1e-6 of rounding. dinp starts as different garbage here and in
- * the reference (it is overwritten), dweight as the same values (it is accumulated). */
+ * the reference (it is overwritten), dweight as the same values (it is accumulated). Every
+ * kernel set that this CPU runs is checked. */
+static const char *const kernel_sets[] = {"avx512", "zen4", "avx2", "generic"};
+
 static void test_matmul(void **state) {
     const int shapes[][3] = {{600, 128, 384}, {520, 512, 128}, {2048, 128, 67}, {1, 1, 1},
                              {1, 700, 33},     {37, 19, 45},     {300, 257, 9},  {9, 3, 130}};
@@ -233,35 +253,46 @@ static void test_matmul(void **state) {
         memcpy(ref + n_out + n_inp, dw0, n_w * sizeof(float));
         rg_ref_matmul_forward(NULL, ref, inp, w, N, C, OC);
         rg_ref_matmul_backward(NULL, ref + n_out, ref + n_out + n_inp, dout, inp, w, N, C, OC);
-        float *first = NULL;
-        for (int d = 0; d < num_drivers(); d++) {
-            for (int threads = 1; threads <= 3; threads++) {
-                rg_backend_ctx *ctx = make_ctx((driver)d, threads);
-                float *res = malloc((n_out + n_inp + n_w) * sizeof(float));
-                memcpy(res + n_out, dinp_garbage, n_inp * sizeof(float));
-                memcpy(res + n_out + n_inp, dw0, n_w * sizeof(float));
-                rg_par_op_matmul_forward(ctx, res, inp, w, N, C, OC);
-                rg_par_op_matmul_backward(ctx, res + n_out, res + n_out + n_inp, dout, inp, w, N,
-                                          C, OC);
-                free_ctx(ctx);
-                double e1 = rel_err(res, ref, n_out);
-                double e2 = rel_err(res + n_out, ref + n_out, n_inp);
-                double e3 = rel_err(res + n_out + n_inp, ref + n_out + n_inp, n_w);
-                if (e1 > 5e-6 || e2 > 5e-6 || e3 > 5e-6) {
-                    fail_msg("matmul N=%d C=%d OC=%d at %d threads: errors %.2e %.2e %.2e", N, C,
-                             OC, threads, e1, e2, e3);
-                }
-                if (!first) {
-                    first = res;
-                    continue;
-                }
-                if (memcmp(res, first, (n_out + n_inp + n_w) * sizeof(float)) != 0) {
-                    fail_msg("matmul N=%d C=%d OC=%d differs at %d threads", N, C, OC, threads);
-                }
-                free(res);
+        /* every kernel set this CPU runs; each is thread-count invariant on its own */
+        for (int ks = 0; ks < (int)(sizeof kernel_sets / sizeof *kernel_sets); ks++) {
+            char err[256];
+            const rg_par_kernels *k = rg_par_kernels_find(kernel_sets[ks], err, sizeof err);
+            if (!k) {
+                continue; /* not in this build, or this CPU lacks its instructions */
             }
+            float *first = NULL;
+            for (int d = 0; d < num_drivers(); d++) {
+                for (int threads = 1; threads <= 3; threads++) {
+                    rg_backend_ctx *ctx = make_ctx((driver)d, threads);
+                    ctx->pb.kernels = k;
+                    float *res = malloc((n_out + n_inp + n_w) * sizeof(float));
+                    memcpy(res + n_out, dinp_garbage, n_inp * sizeof(float));
+                    memcpy(res + n_out + n_inp, dw0, n_w * sizeof(float));
+                    rg_par_op_matmul_forward(ctx, res, inp, w, N, C, OC);
+                    rg_par_op_matmul_backward(ctx, res + n_out, res + n_out + n_inp, dout, inp, w,
+                                              N, C, OC);
+                    free_ctx(ctx);
+                    double e1 = rel_err(res, ref, n_out);
+                    double e2 = rel_err(res + n_out, ref + n_out, n_inp);
+                    double e3 = rel_err(res + n_out + n_inp, ref + n_out + n_inp, n_w);
+                    if (e1 > 5e-6 || e2 > 5e-6 || e3 > 5e-6) {
+                        fail_msg("matmul %s N=%d C=%d OC=%d at %d threads: errors %.2e %.2e %.2e",
+                                 kernel_sets[ks], N, C, OC, threads, e1, e2, e3);
+                    }
+                    if (!first) {
+                        first = res;
+                        continue;
+                    }
+                    if (memcmp(res, first, (n_out + n_inp + n_w) * sizeof(float)) != 0) {
+                        fail_msg("matmul %s N=%d C=%d OC=%d differs at %d threads",
+                                 kernel_sets[ks], N, C, OC, threads);
+                    }
+                    free(res);
+                }
+            }
+            free(first);
         }
-        free(first); free(ref); free(inp); free(w); free(dout); free(dinp0); free(dw0);
+        free(ref); free(inp); free(w); free(dout); free(dinp0); free(dw0);
         free(dinp_garbage);
     }
 }

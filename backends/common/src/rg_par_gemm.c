@@ -1,0 +1,280 @@
+/*
+ * The blocked GEMM of the matmuls, in plain C with GCC vector extensions (no BLAS). This file is
+ * a template: CMake compiles it once per kernel set (see rg_par_matmul.c, which chooses one at run
+ * time), each time with that set's instruction-set flags and
+ *   RG_GEMM_FN  the name of the entry point (an rg_par_gemm_fn),
+ *   RG_GEMM_MR  rows of the micro-tile, RG_GEMM_KC the K block, RG_GEMM_MC rows per A block,
+ * and the vector width follows the flags (rg_par_internal.h): NR = two vectors.
+ *
+ *   C(M,NC) (+)= A(M,K) @ B(K,NC), A and B given by row and column strides, so the three products
+ *   of a linear layer are one routine with different strides:
+ *     forward  out(N,OC)   = inp(N,C) @ W(OC,C)^T      A = inp,    B = W^T   (M=N,  K=C)
+ *     backward dinp(N,C)   = dout(N,OC) @ W(OC,C)      A = dout,   B = W     (M=N,  K=OC)
+ *     backward dW(OC,C)   += dout(N,OC)^T @ inp(N,C)   A = dout^T, B = inp   (M=OC, K=N)
+ *
+ * Blocking (GotoBLAS/BLIS order): B is packed one K block at a time into NR-column panels
+ * [KC][NR] (shared, packed in parallel, then the products over that block); each thread owns a contiguous range of MR-row tiles of C (so dW is split over
+ * its output rows: no atomics, no reduction) and runs the MR x NR micro-kernel over every panel, a
+ * block of MC rows and KC columns of A at a time. A KC x NR slice of a B panel (32 KiB at KC=256
+ * with 512-bit vectors) stays in L1 while the A tiles stream from L2. A is read in place when its
+ * rows are contiguous (forward and dinp: MR row streams); dW's dout^T has contiguous columns, so a
+ * tile would touch a new cache line at every k: each thread packs that block into [KC][MR] tiles in
+ * its own workspace first.
+ *
+ * Why vector extensions and not plain loops: the micro-kernel keeps MR x 2 vector accumulators in
+ * registers for the whole K loop; with plain loops GCC either spills the accumulator array or
+ * vectorises over the wrong dimension. With `vf` of the build's vector width the kernel compiles to
+ * broadcast + FMA with memory operands on AVX-512, AVX2 and SSE alike.
+ *
+ * Every thread count computes each element of C with the same K order, so results do not depend on
+ * the thread count (they may differ between kernel sets, whose K blocks differ).
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "rg_par_internal.h"
+
+#if !defined(RG_GEMM_FN) || !defined(RG_GEMM_MR) || !defined(RG_GEMM_KC) || !defined(RG_GEMM_MC)
+#error "rg_par_gemm.c is compiled per kernel set with RG_GEMM_FN, _MR, _KC and _MC defined"
+#endif
+#if RG_GEMM_MC % RG_GEMM_MR != 0
+#error "RG_GEMM_MC must be a multiple of RG_GEMM_MR"
+#endif
+
+#define VL RG_VL          /* floats per vector */
+#define MR RG_GEMM_MR     /* rows of the micro-tile (MR x 2 vector accumulators) */
+#define NR (2 * VL)       /* columns of the micro-tile: two vectors */
+#define KC RG_GEMM_KC     /* K block */
+#define MC RG_GEMM_MC     /* rows of C per block of A */
+
+typedef rg_vf vf;
+typedef rg_vfu vfu;
+
+typedef rg_par_mat_view mat_view;
+
+typedef struct gemm_args {
+    int M, NC, K;
+    mat_view A;       /* (M, K) */
+    mat_view B;       /* (K, NC) */
+    float *Cm;        /* (M, NC), row stride ldc */
+    int ldc;
+    int accumulate;   /* 1: C += A B, 0: C = A B */
+    int k0, kc;       /* the K block being computed: rows [k0, k0+kc) of B are packed */
+    float *ws;        /* workspace: packed B (panels, kc, NR), shared, then per thread a packed A
+                         block (MC, KC) when pack_a */
+    size_t bp_floats, ap_floats;
+    int pack_a;
+} gemm_args;
+
+/* c is (mr, nr) with row stride ldc, a is (mr, kc) with element (i, k) at a[i*rsa + k*csa], bp is
+ * (kc, NR): c (+)= a bp over the first mr rows and nr columns. Rows of a past mr repeat row mr-1
+ * (their results are dropped), so the loop always runs MR rows. */
+static void micro_kernel(int kc, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
+                         const float *restrict bp, float *restrict c, int ldc, int mr, int nr,
+                         int accumulate) {
+    const float *arow[MR];
+    for (int i = 0; i < MR; i++) {
+        arow[i] = a + (i < mr ? i : mr - 1) * rsa;
+    }
+    vf acc[MR][2];
+    for (int i = 0; i < MR; i++) {
+        acc[i][0] = (vf){0};
+        acc[i][1] = (vf){0};
+    }
+    for (int k = 0; k < kc; k++) {
+        vf b0 = *(const vf *)(bp + (size_t)k * NR);
+        vf b1 = *(const vf *)(bp + (size_t)k * NR + VL);
+        ptrdiff_t ak = k * csa;
+#pragma GCC unroll 16
+        for (int i = 0; i < MR; i++) {
+            float av = arow[i][ak];
+            acc[i][0] += av * b0;
+            acc[i][1] += av * b1;
+        }
+    }
+    if (mr == MR && nr == NR) {
+        for (int i = 0; i < MR; i++) {
+            vfu *c0 = (vfu *)(c + (size_t)i * ldc);
+            vfu *c1 = (vfu *)(c + (size_t)i * ldc + VL);
+            if (accumulate) {
+                *c0 += acc[i][0];
+                *c1 += acc[i][1];
+            } else {
+                *c0 = acc[i][0];
+                *c1 = acc[i][1];
+            }
+        }
+        return;
+    }
+    /* an edge tile: through a buffer, writing only the valid part */
+    float tile[MR][NR];
+    memcpy(tile, acc, sizeof(tile));
+    for (int i = 0; i < mr; i++) {
+        float *crow = c + (size_t)i * ldc;
+        for (int j = 0; j < nr; j++) {
+            crow[j] = accumulate ? crow[j] + tile[i][j] : tile[i][j];
+        }
+    }
+}
+
+/* Packs rows [m0, m0+mc) and columns [k0, k0+kc) of an A whose columns are contiguous (dout^T of
+ * the weight gradient: a tile's MR rows at one k are MR consecutive floats, but consecutive k are
+ * OC floats apart) into MR-row tiles of (kc, MR), so that the micro-kernel reads one stream instead
+ * of kc cache lines. Rows past M repeat row M-1, as the micro-kernel does. */
+static void pack_a_cols(float *restrict dst, mat_view A, int M, int m0, int mc, int k0, int kc) {
+    for (int t = 0; t < mc; t += MR) {
+        float *d = dst + (size_t)t * kc;
+        const float *src = A.p + (m0 + t) * A.rs + k0 * A.cs;
+        if (m0 + t + MR <= M) {
+            for (int k = 0; k < kc; k++) {
+                memcpy(d + (size_t)k * MR, src + k * A.cs, MR * sizeof(float));
+            }
+            continue;
+        }
+        int mr = M - m0 - t;
+        for (int k = 0; k < kc; k++) {
+            for (int i = 0; i < MR; i++) {
+                d[(size_t)k * MR + i] = src[k * A.cs + (i < mr ? i : mr - 1) * A.rs];
+            }
+        }
+    }
+}
+
+/* Packs rows [k0, k0+kc) of panels [begin, end) of B: panel p is (kc, NR), columns p*NR.., zero
+ * past NC. Three cases: rows of B contiguous (both backward products: a row of a panel is NR
+ * consecutive floats, copied as two vectors), columns contiguous (the forward's W^T: a transpose,
+ * done in PT x PT blocks so that both the reads of W and the writes of the panel stay within a few
+ * cache lines), and any other stride (element by element). */
+#define PT (NR < 16 ? NR : 16) /* side of the transpose blocks: a divisor of NR */
+static void pack_b_range(void *arg, int64_t begin, int64_t end, int tid) {
+    const gemm_args *g = arg;
+    const ptrdiff_t rs = g->B.rs, cs = g->B.cs;
+    const int kc = g->kc;
+    for (int64_t p = begin; p < end; p++) {
+        float *dst = g->ws + (size_t)p * kc * NR;
+        int j0 = (int)p * NR;
+        int nr = g->NC - j0 < NR ? g->NC - j0 : NR;
+        const float *b = g->B.p + g->k0 * rs + j0 * cs; /* element (k0, j0) */
+        if (cs == 1 && nr == NR) {
+            for (int k = 0; k < kc; k++) {
+                vf *d = (vf *)(dst + (size_t)k * NR);
+                d[0] = *(const vfu *)(b + k * rs);
+                d[1] = *(const vfu *)(b + k * rs + VL);
+            }
+            continue;
+        }
+        if (rs == 1 && nr == NR) {
+            /* d[k][j] = b[j * cs + k] */
+            int k = 0;
+            for (; k + PT <= kc; k += PT) {
+                for (int jb = 0; jb < NR; jb += PT) {
+                    float blk[PT][PT];
+                    for (int j = 0; j < PT; j++) {
+                        const float *src = b + (jb + j) * cs + k;
+                        for (int kk = 0; kk < PT; kk++) {
+                            blk[kk][j] = src[kk];
+                        }
+                    }
+                    for (int kk = 0; kk < PT; kk++) {
+                        memcpy(dst + (size_t)(k + kk) * NR + jb, blk[kk], sizeof(blk[kk]));
+                    }
+                }
+            }
+            for (; k < kc; k++) {
+                float *d = dst + (size_t)k * NR;
+                for (int j = 0; j < NR; j++) {
+                    d[j] = b[j * cs + k];
+                }
+            }
+            continue;
+        }
+        for (int k = 0; k < kc; k++) {
+            const float *src = b + k * rs;
+            float *d = dst + (size_t)k * NR;
+            int j = 0;
+            for (; j < nr; j++) {
+                d[j] = src[j * cs];
+            }
+            for (; j < NR; j++) {
+                d[j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* Rows of C in MR-row tiles [begin, end), over the K block [k0, k0+kc) whose B is packed. For each
+ * block of MC rows, every panel of B, then every tile: the panel's kc x NR slice stays in L1 while
+ * the MC x kc block of A is read from L2 once per panel. */
+static void gemm_range(void *arg, int64_t begin, int64_t end, int tid) {
+    const gemm_args *g = arg;
+    int m_end = end * MR < g->M ? (int)end * MR : g->M;
+    int panels = (g->NC + NR - 1) / NR;
+    int k0 = g->k0, kc = g->kc;
+    int acc = g->accumulate || k0 > 0;
+    float *ap = g->pack_a ? g->ws + rg_par_thread_offset(g->bp_floats, g->ap_floats, tid) : NULL;
+    for (int m0 = (int)begin * MR; m0 < m_end; m0 += MC) {
+        int mc = m_end - m0 < MC ? m_end - m0 : MC;
+        if (ap) {
+            pack_a_cols(ap, g->A, g->M, m0, mc, k0, kc);
+        }
+        for (int p = 0; p < panels; p++) {
+            const float *bp = g->ws + (size_t)p * kc * NR;
+            int nr = g->NC - p * NR < NR ? g->NC - p * NR : NR;
+            for (int t = 0; t < mc; t += MR) {
+                int mr = mc - t < MR ? mc - t : MR;
+                float *c = g->Cm + (size_t)(m0 + t) * g->ldc + p * NR;
+                if (ap) {
+                    micro_kernel(kc, ap + (size_t)t * kc, 1, MR, bp, c, g->ldc, mr, nr, acc);
+                } else {
+                    const float *a = g->A.p + (m0 + t) * g->A.rs + k0 * g->A.cs;
+                    micro_kernel(kc, a, g->A.rs, g->A.cs, bp, c, g->ldc, mr, nr, acc);
+                }
+            }
+        }
+    }
+}
+
+/* Below this many FLOPs per chunk a second thread costs more than it saves. */
+#define GEMM_GRAIN_FLOPS (1 << 20)
+
+void RG_GEMM_FN(rg_par_backend *pb, float *Cm, int ldc, mat_view A, mat_view B, int M, int NC,
+                int K, int accumulate) {
+    if (M <= 0 || NC <= 0) {
+        return;
+    }
+    if (K <= 0) {
+        if (!accumulate) {
+            for (int i = 0; i < M; i++) {
+                memset(Cm + (size_t)i * ldc, 0, (size_t)NC * sizeof(float));
+            }
+        }
+        return;
+    }
+    int panels = (NC + NR - 1) / NR;
+    int kblock = K < KC ? K : KC;
+    gemm_args g = {.M = M, .NC = NC, .K = K, .A = A, .B = B, .Cm = Cm, .ldc = ldc,
+                   .accumulate = accumulate};
+    g.pack_a = A.cs != 1;
+    g.bp_floats = (size_t)panels * kblock * NR;
+    g.ap_floats = g.pack_a ? (size_t)MC * KC : 0;
+    g.ws = rg_par_workspace(pb, g.bp_floats, g.ap_floats);
+
+    /* A chunk reads all of packed B once per MC rows it holds, so chunks of fewer than MC rows
+     * multiply B's traffic: the weight gradient has only M = OC (128 to 512) rows and a B of N rows.
+     * Chunks are whole MC-row blocks, as many per thread as there are, at least one per thread. */
+    int64_t tiles = (M + MR - 1) / MR;
+    int64_t threads = pb->par->num_threads;
+    int64_t chunks = tiles / (MC / MR) / threads * threads;
+    chunks = chunks > threads ? chunks : threads;
+    int64_t grain = (tiles + chunks - 1) / chunks;
+    int64_t min_grain = 1 + GEMM_GRAIN_FLOPS / (2LL * MR * NC * kblock);
+    int64_t pack_grain = 1 + (1 << 16) / ((int64_t)kblock * NR); /* >= 64 Ki floats per chunk */
+    /* B is packed one K block at a time: the packed block (at most KC x NC, 512 KiB for the
+     * MLP's 4C = 512 columns) stays in L2 for the products that read it, where packing all of K
+     * at once would send the weight gradient's whole (N, NC) copy through memory */
+    for (g.k0 = 0; g.k0 < K; g.k0 += KC) {
+        g.kc = K - g.k0 < KC ? K - g.k0 : KC;
+        rg_par_for(pb->par, panels, pack_grain, pack_b_range, &g);
+        rg_par_for(pb->par, tiles, grain > min_grain ? grain : min_grain, gemm_range, &g);
+    }
+}
