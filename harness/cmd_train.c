@@ -29,6 +29,7 @@ typedef struct train_opts {
     rg_backend_args ba;
     const char *preset, *data, *checkpoint, *resume, *log;
     int iters, batch, warmup, eval_every, sample_tokens, sample_every, stop_at;
+    int n_embd, n_head, n_layer, block_size;  /* the model's shape: 0 takes the preset's */
     float lr;
     uint64_t seed;
     /* which options were given: a resumed run refuses ones that contradict its checkpoint */
@@ -43,6 +44,10 @@ static void usage(FILE *f) {
     rg_backend_args_help(f);
     fprintf(f,
             "  --preset NAME            tiny, small, medium or large (default small)\n"
+            "  --n-embd C               channels, 1..%d (default: the preset's)\n"
+            "  --n-head NH              attention heads, a divisor of C (default: the preset's)\n"
+            "  --n-layer L              layers, 1..%d (default: the preset's)\n"
+            "  --block-size T           context length, 1..%d (default: the preset's)\n"
             "  --data FILE              training text (default: the English fortune files in\n"
             "                           %s)\n"
             "  --iters N                training steps (default 1000)\n"
@@ -69,13 +74,42 @@ static void usage(FILE *f) {
             "                           0: none)\n"
             "  --help                   this help\n"
             "Ctrl-C finishes the current step, saves a checkpoint and exits with status 130.\n",
-            RG_FORTUNES_DIR);
+            RG_MAX_CHANNELS, RG_MAX_LAYERS, RG_MAX_BLOCK, RG_FORTUNES_DIR);
+}
+
+/* The model shape of a new run: the preset's, with each size given as an option in its place. */
+static rg_model_config shape_of(const train_opts *o, int V) {
+    const rg_preset *p = rg_preset_find(o->preset);
+    rg_model_config cfg = {V, o->block_size ? o->block_size : p->T, o->n_embd ? o->n_embd : p->C,
+                           o->n_head ? o->n_head : p->NH, o->n_layer ? o->n_layer : p->L};
+    return cfg;
+}
+
+static int shape_given(const train_opts *o) {
+    return o->n_embd || o->n_head || o->n_layer || o->block_size;
+}
+
+/* The shape is checked before the corpus is read: C must be a multiple of NH, and the parameters
+ * must fit in memory (the vocabulary at its largest). */
+static int shape_check(const train_opts *o, char *err, size_t n) {
+    rg_model_config cfg = shape_of(o, RG_MAX_VOCAB);
+    if (cfg.C % cfg.NH != 0) {
+        snprintf(err, n, "--n-embd %d is not a multiple of --n-head %d%s", cfg.C, cfg.NH,
+                 o->n_embd && o->n_head ? "" : " (the preset's value for the one not given)");
+        return -1;
+    }
+    char why[256];
+    if (rg_model_config_check(&cfg, why, sizeof why) != 0) {
+        snprintf(err, n, "model shape: %s", why);
+        return -1;
+    }
+    return 0;
 }
 
 enum {
     OPT_PRESET = RG_CLI_FIRST_ID, OPT_DATA, OPT_ITERS, OPT_BATCH, OPT_LR, OPT_WARMUP, OPT_SEED,
     OPT_EVAL_EVERY, OPT_CHECKPOINT, OPT_RESUME, OPT_STOP_AT, OPT_LOG, OPT_SAMPLE_TOKENS,
-    OPT_SAMPLE_EVERY
+    OPT_SAMPLE_EVERY, OPT_N_EMBD, OPT_N_HEAD, OPT_N_LAYER, OPT_BLOCK_SIZE
 };
 static const struct option options[] = {
     RG_BACKEND_OPTIONS,
@@ -93,6 +127,10 @@ static const struct option options[] = {
     {"log", required_argument, NULL, OPT_LOG},
     {"sample-tokens", required_argument, NULL, OPT_SAMPLE_TOKENS},
     {"sample-every", required_argument, NULL, OPT_SAMPLE_EVERY},
+    {"n-embd", required_argument, NULL, OPT_N_EMBD},
+    {"n-head", required_argument, NULL, OPT_N_HEAD},
+    {"n-layer", required_argument, NULL, OPT_N_LAYER},
+    {"block-size", required_argument, NULL, OPT_BLOCK_SIZE},
     RG_CLI_HELP_OPTION,
     RG_CLI_END,
 };
@@ -119,6 +157,10 @@ static int take_option(rg_cli *c, int id, const char *v, void *user) {
     case OPT_LOG: return rg_cli_string(c, v, &o->log);
     case OPT_SAMPLE_TOKENS: return rg_cli_int(c, v, 0, 100000000L, &o->sample_tokens);
     case OPT_SAMPLE_EVERY: return rg_cli_int(c, v, 0, 1000000000L, &o->sample_every);
+    case OPT_N_EMBD: return rg_cli_int(c, v, 1, RG_MAX_CHANNELS, &o->n_embd);
+    case OPT_N_HEAD: return rg_cli_int(c, v, 1, RG_MAX_CHANNELS, &o->n_head);
+    case OPT_N_LAYER: return rg_cli_int(c, v, 1, RG_MAX_LAYERS, &o->n_layer);
+    case OPT_BLOCK_SIZE: return rg_cli_int(c, v, 1, RG_MAX_BLOCK, &o->block_size);
     default: return rg_backend_args_take(c, &o->ba, id, v);
     }
 }
@@ -141,6 +183,8 @@ static int parse_args(train_opts *o, int argc, char **argv) {
     if (rc) return rc;
     /* a resumed run goes on writing the checkpoint it came from */
     if (o->resume && !o->checkpoint_given) o->checkpoint = o->resume;
+    char err[512];
+    if (!o->resume && shape_check(o, err, sizeof err) != 0) return rg_cli_usage_error(CMD, err);
     return 0;
 }
 
@@ -237,6 +281,10 @@ int rg_cmd_train(int argc, char **argv) {
         char what[128] = "";
         if (o.preset_given && strcmp(o.preset, st.preset) != 0)
             clash = "--preset", snprintf(what, sizeof what, "preset '%s'", st.preset);
+        else if (shape_given(&o))
+            clash = "--n-embd/--n-head/--n-layer/--block-size",
+            snprintf(what, sizeof what, "C=%d NH=%d L=%d T=%d", model.cfg.C, model.cfg.NH,
+                     model.cfg.L, model.cfg.maxT);
         else if (o.batch_given && o.batch != st.B)
             clash = "--batch", snprintf(what, sizeof what, "batch %d", st.B);
         else if (o.lr_given && o.lr != st.optim.lr)
@@ -275,10 +323,11 @@ int rg_cmd_train(int argc, char **argv) {
                (long long)st.step, st.preset);
     } else {
         const rg_preset *p = rg_preset_find(o.preset);
-        rg_model_config cfg = {data.vocab.V, p->T, p->C, p->NH, p->L};
-        snprintf(st.preset, sizeof st.preset, "%s", p->name);
+        rg_model_config cfg = shape_of(&o, data.vocab.V);
+        int custom = cfg.C != p->C || cfg.NH != p->NH || cfg.L != p->L || cfg.maxT != p->T;
+        snprintf(st.preset, sizeof st.preset, "%s", custom ? "custom" : p->name);
         st.B = o.batch_given ? o.batch : p->B;
-        st.T = p->T;
+        st.T = cfg.maxT;
         st.max_steps = o.iters;
         st.optim = rg_optim_default();
         st.optim.lr = o.lr;
@@ -289,8 +338,9 @@ int rg_cmd_train(int argc, char **argv) {
         rg_rng_seed(&rng_sample, o.seed ^ 0x5eed5a3b1e000002ULL);
         double need = rg_model_train_bytes(&cfg, st.B, st.T), have = phys_bytes();
         if (have > 0 && need > have) {
-            fprintf(stderr, CMD ": batch %d does not fit: preset %s needs %.1f GiB, the machine has "
-                    "%.1f GiB\n", st.B, p->name, need / 1073741824.0, have / 1073741824.0);
+            fprintf(stderr, CMD ": batch %d does not fit: preset %s (C=%d NH=%d L=%d T=%d) needs "
+                    "%.1f GiB, the machine has %.1f GiB\n", st.B, st.preset, cfg.C, cfg.NH, cfg.L,
+                    cfg.maxT, need / 1073741824.0, have / 1073741824.0);
             status = 2;
             goto done;
         }

@@ -249,6 +249,14 @@ static void test_bad_options_one_line_exit_2(void **state) {
         "train " COMMON " --resume " DIR "/a.ckpt --batch 8",
         "train " COMMON " --resume " DIR "/a.ckpt --iters 5",
         "generate",
+        "train " COMMON " --n-embd 66",
+        "train " COMMON " --n-embd 48 --n-head 5",
+        "train " COMMON " --n-head 0",
+        "train " COMMON " --n-layer 2000",
+        "train " COMMON " --block-size 0",
+        "train " COMMON " --block-size 70000",
+        "train " COMMON " --n-embd 16384 --n-layer 1024",
+        "train " COMMON " --resume " DIR "/a.ckpt --n-layer 3 --iters 30",
         "generate --checkpoint " DIR "/a.ckpt --temperature -1",
         "export",
         "export " DIR "/a.ckpt",
@@ -404,6 +412,39 @@ static void test_backend_auto(void **state) {
     free(out);
 }
 
+/* The shape options replace the preset's sizes; the checkpoint and generate follow them. */
+static void test_shape_options(void **state) {
+    (void)state;
+    assert_int_equal(run("train " COMMON " --n-embd 48 --n-head 3 --n-layer 1 --block-size 16 "
+                         "--iters 3 --checkpoint " DIR "/shape.ckpt"), 0);
+    char *out = read_text(OUT);
+    assert_non_null(strstr(out, "preset custom (C=48 NH=3 L=1 T=16)"));
+    free(out);
+    rg_model m;
+    rg_vocab v;
+    rg_train_state st;
+    char err[512];
+    assert_int_equal(rg_checkpoint_load(DIR "/shape.ckpt", &m, &v, &st, err, sizeof err), 0);
+    assert_int_equal(m.cfg.C, 48);
+    assert_int_equal(m.cfg.NH, 3);
+    assert_int_equal(m.cfg.L, 1);
+    assert_int_equal(m.cfg.maxT, 16);
+    assert_int_equal(st.T, 16);
+    assert_string_equal(st.preset, "custom");
+    rg_model_free(&m);
+    assert_int_equal(run("generate --backend-dir " RG_TEST_PLUGIN_DIR " --tokens 40 --checkpoint "
+                         DIR "/shape.ckpt"), 0);
+    /* one option alone keeps the preset's other sizes: tiny is C=64 NH=4 L=2 T=32 */
+    assert_int_equal(run("train " COMMON " --n-layer 1 --iters 1 --checkpoint " DIR "/l1.ckpt"), 0);
+    out = read_text(OUT);
+    assert_non_null(strstr(out, "preset custom (C=64 NH=4 L=1 T=32)"));
+    free(out);
+    run("train " COMMON " --n-embd 66");
+    char *e = read_text(ERR);
+    assert_non_null(strstr(e, "--n-embd 66 is not a multiple of --n-head 4"));
+    free(e);
+}
+
 #define GEN "generate --backend-dir " RG_TEST_PLUGIN_DIR " --prompt 'the cat' --tokens 60 "
 
 /* An export is a third of the checkpoint and gives the same text; it cannot resume. */
@@ -480,6 +521,7 @@ int main(void) {
         cmocka_unit_test(test_bad_data_one_line),
         cmocka_unit_test(test_generate_continues_prompt),
         cmocka_unit_test(test_export_round_trip),
+        cmocka_unit_test(test_shape_options),
         cmocka_unit_test(test_backend_auto),
         cmocka_unit_test(test_best_checkpoint_and_summary),
         cmocka_unit_test(test_greedy_decoding),
