@@ -4,7 +4,8 @@
 Usage: report.py RUN_DIR [--out DIR] [--logs FILE ...] [--no-plots]
 
 Reads RUN_DIR/bench.json (docs/bench-format.md) and, when present, RUN_DIR/kbench.json (Google
-Benchmark JSON from randygpt-kbench) and RUN_DIR/torch.json (scripts/torch_baseline.py). --logs
+Benchmark JSON from randygpt-kbench), RUN_DIR/torch.json (scripts/torch_baseline.py) and
+RUN_DIR/contend.json (the bench.json of a `randygpt bench --contend N` run). --logs
 takes `randygpt train --log` JSON-lines files for the loss-curve plot. Writes, into --out (default
 RUN_DIR): report.md, which opens with the verdict (the fastest backend at each thread count, by how
 much, and the op that decides it), speedup.png, ops.png and, with --logs, loss.png. The plots are
@@ -19,7 +20,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import rgplot  # noqa: E402
+import rgplot
+import roofline  # noqa: E402
 
 PROG = "report.py"
 NOTE = "randyGPT's multi-core design note"
@@ -77,8 +79,24 @@ def load_torch(run_dir):
     if not os.path.exists(path):
         return None
     doc = load_json(path, "PyTorch results")
-    if not isinstance(doc, dict) or doc.get("schema") != "randygpt-torch/1":
-        raise ReportError("%s: not a randygpt-torch/1 file" % path)
+    if not isinstance(doc, dict) or doc.get("schema") not in ("randygpt-torch/1",
+                                                              "randygpt-torch/2"):
+        raise ReportError("%s: not a randygpt-torch/1 or /2 file" % path)
+    for r in doc.get("runs", []):
+        # a /1 file ran PyTorch as shipped only
+        r.setdefault("setting", {"name": "shipped", "label": "%d torch, %d inter-op threads; "
+                                 "OpenBLAS as shipped" % (r["threads"], r["threads"])})
+    return doc
+
+
+def load_contend(run_dir):
+    """The bench.json of a `bench --contend N` run beside this one, or None."""
+    path = os.path.join(run_dir, "contend.json")
+    if not os.path.exists(path):
+        return None
+    doc = load_json(path, "contended bench results")
+    if not isinstance(doc, dict) or doc.get("schema") != "randygpt-bench/1" or "runs" not in doc:
+        raise ReportError("%s: not a randygpt-bench/1 file" % path)
     return doc
 
 
@@ -152,17 +170,31 @@ def ok(run):
 
 
 def torch_runs(torch_doc, bench):
-    """PyTorch runs shaped like bench RUNs (backend "pytorch"), MFU against the bench's peak."""
+    """PyTorch runs shaped like bench RUNs (backend "pytorch"), MFU against the bench's peak: at
+    each thread count its fastest setting first, then the shipped one (if another); "setting" is
+    the text that names either (torch_label), "describe" its settings."""
     if not torch_doc:
         return []
     peak = {p["threads"]: p["gflops"] for p in bench["peak"].get("by_threads", [])}
     runs = []
-    for r in torch_doc.get("runs", []):
-        run = dict(r, backend="pytorch")
-        p = peak.get(r["threads"])
-        run["peak_gflops"] = p
-        run["mfu"] = r["gflops"] / p if ok(r) and p and r.get("gflops") is not None else None
-        runs.append(run)
+    for t in sorted({r["threads"] for r in torch_doc.get("runs", [])}):
+        at = [r for r in torch_doc["runs"] if r["threads"] == t]
+        good = [r for r in at if ok(r)]
+        best = min(good, key=lambda r: r["step_ms"]["median"]) if good else None
+        shipped = next((r for r in at if r["setting"]["name"] == "shipped"), None)
+        chosen = []
+        if best is not None:
+            chosen.append((best, "as shipped, its best setting" if best is shipped
+                           else "at its best setting"))
+        if shipped is not None and shipped is not best:
+            chosen.append((shipped, "as shipped"))
+        for r, what in chosen or [(at[0], "as run")]:
+            run = dict(r, backend="pytorch", describe=r["setting"]["label"],
+                       setting="%s (%s)" % (what, r["setting"]["label"]))
+            p = peak.get(t)
+            run["peak_gflops"] = p
+            run["mfu"] = r["gflops"] / p if ok(r) and p and r.get("gflops") is not None else None
+            runs.append(run)
     return runs
 
 
@@ -329,12 +361,21 @@ def section_header(bench, torch_doc):
                  "median over the repeats is quoted. Data: %s." % (
                      plural(cfg["warmup"], "warm-up step"), plural(cfg["repeat"], "repeat"),
                      plural(cfg["steps"], "step"), cfg["steps"], cfg["data"]))
+    if cfg.get("contend"):
+        lines.append("Timed with %s of bench's own running (`--contend %d`): a shared machine." % (
+            plural(cfg["contend"], "busy process"), cfg["contend"]))
     if torch_doc:
         tc = torch_doc["config"]
         lines.append("PyTorch rows: the same model in PyTorch (scripts/torch_baseline.py), timed "
-                     "the same way (%s, %s of %s)." % (
+                     "the same way (%s, %s of %s): at each thread count its fastest setting and "
+                     "the shipped one (every setting: PyTorch settings)." % (
                          plural(tc["warmup"], "warm-up step"), plural(tc["repeat"], "repeat"),
                          plural(tc["steps"], "step")))
+    rel = bench.get("reliability")
+    if rel and not rel.get("reliable", True):
+        lines += ["", "**UNRELIABLE RUN**: its MFU figures cannot be trusted, because"]
+        lines += ["- %s;" % p for p in rel.get("problems", [])]
+        lines.append("so run it again on a quiet machine.")
     return "\n".join(lines)
 
 
@@ -344,6 +385,7 @@ def section_machine(bench, runs, torch_doc):
     peaks = ", ".join("%s at %d thread%s" % (gflops(p["gflops"]), p["threads"],
                                              "" if p["threads"] == 1 else "s")
                       for p in peak.get("by_threads", []))
+    samples = max([len(p.get("samples") or []) for p in peak.get("by_threads", [])] or [0])
     rows = [
         ["CPU", m.get("cpu_model", "unknown")],
         ["CPUs", m.get("cpus", "unknown")],
@@ -354,9 +396,19 @@ def section_machine(bench, runs, torch_doc):
         ["Compiler", b.get("compiler", "unknown")],
         ["Compile flags", "`%s`" % b.get("flags", "unknown")],
         ["Commit", b.get("git_commit", "unknown")],
-        ["Measured fp32 peak (GFLOP/s)", "%s (%s, %s-bit FMA, %s chains per thread)" % (
-            peaks, peak.get("isa"), peak.get("vector_bits"), peak.get("chains"))],
+        ["Measured fp32 peak (GFLOP/s)", "%s (%s, %s-bit FMA, %s chains per thread%s)" % (
+            peaks, peak.get("isa"), peak.get("vector_bits"), peak.get("chains"),
+            "; best of %d samples taken before, between and after the rounds" % samples
+            if samples > 1 else "")],
     ]
+    if bench.get("bandwidth"):
+        bw = bench["bandwidth"]
+        rows.append(["Measured memory bandwidth (GB/s)", "%s (STREAM-style triad, 3 x %s MiB, "
+                     "best of %s passes)" % (", ".join(
+                         "%s at %d thread%s" % (gflops(p.get("gbps")), p["threads"],
+                                                "" if p["threads"] == 1 else "s")
+                         for p in bw.get("by_threads", [])),
+                         fmt(bw["array_bytes"] / 2 ** 20, ".0f"), bw.get("passes"))])
     if torch_doc:
         t = torch_doc["torch"]
         rows.append(["PyTorch", "%s, BLAS %s, parallel backend %s" % (
@@ -495,11 +547,13 @@ def section_runs(runs):
             rows.append([r["backend"], r["threads"], failure(r)] + ["—"] * 5
                         + [mib(r.get("peak_rss_bytes")), "—"])
             continue
-        s = r["step_ms"]
+        s, mfu = r["step_ms"], r.get("mfu")
         rows.append([r["backend"], r["threads"], "ok",
                      "%s (%s–%s)" % (ms(s["median"]), ms(s["min"]), ms(s["max"])),
                      fmt(r.get("tok_per_s"), ".0f"), gflops(r.get("gflops")),
-                     gflops(r.get("peak_gflops")), pct(r.get("mfu")),
+                     gflops(r.get("peak_gflops")),
+                     pct(mfu) + (" (over 100%: unreliable)" if mfu is not None and mfu > 1
+                                 else ""),
                      mib(r.get("peak_rss_bytes")), rss_growth(runs, r)])
     out.append(table(["backend", "threads", "status", "step ms median (min–max)", "tok/s",
                       "GFLOP/s", "peak GFLOP/s", "MFU", "peak RSS MiB", "RSS growth MiB"], rows,
@@ -543,6 +597,69 @@ def section_ops(runs):
     rows.append(["**step (median)**"] + ["**%s**" % ms(step_ms(r)) for r in cols])
     out.append(table(["op"] + ["%s, %d thr" % (r["backend"], r["threads"]) for r in cols], rows,
                      ["---"] + ["--:"] * len(cols)))
+    return "\n".join(out)
+
+
+def section_torch(torch_doc, bench):
+    out = ["## PyTorch settings", ""]
+    o = torch_doc.get("openblas_coretype") or {}
+    out.append("Every setting timed by scripts/torch_baseline.py, each in a process of its own; "
+               "the tables above show the fastest at each thread count and the shipped one. "
+               "OpenBLAS core type of the tuned settings: %s (%s); the core column is what "
+               "OpenBLAS reported in the run." % (o.get("chosen") or "its own choice",
+                                                  o.get("how") or "as shipped"))
+    out.append("")
+    peak = {p["threads"]: p["gflops"] for p in bench["peak"].get("by_threads", [])}
+    best = {}
+    for r in torch_doc.get("runs", []):
+        if ok(r) and (r["threads"] not in best or step_ms(r) < step_ms(best[r["threads"]])):
+            best[r["threads"]] = r
+    rows = []
+    for r in torch_doc.get("runs", []):
+        label = r["setting"]["label"] + (" (as shipped)" if r["setting"]["name"] == "shipped"
+                                         else "")
+        if not ok(r):
+            rows.append([r["threads"], label, failure(r, detail=True), "—", "—", "—", ""])
+            continue
+        p = peak.get(r["threads"])
+        rows.append([r["threads"], label, ms(step_ms(r)), gflops(r.get("gflops")),
+                     pct(r["gflops"] / p if p and r.get("gflops") is not None else None),
+                     r.get("openblas_core") or "—",
+                     "**fastest**" if best.get(r["threads"]) is r else ""])
+    out.append(table(["threads", "setting", "step ms", "GFLOP/s", "MFU", "OpenBLAS core", ""],
+                     rows, ["--:", "---", "--:", "--:", "--:", "---", "---"]))
+    return "\n".join(out)
+
+
+def section_contend(doc, bench, runs):
+    """Each backend at 1 thread and at the run's largest thread count with N busy processes
+    running, beside the quiet run's figure (when both ran the same preset)."""
+    n = doc["config"].get("contend", 0)
+    out = ["## On a shared machine (`--contend %d`)" % n, "",
+           "A second bench run (`%s`) with %s of bench's own running during every round. The "
+           "target: every multi-core backend is no slower at more threads than at 1 thread." % (
+               doc.get("command", "randygpt bench --contend %d" % n),
+               plural(n, "busy process")), ""]
+    crun = doc["runs"]
+    tmax = max([r["threads"] for r in crun] or [1])
+    rows = []
+    for b in [r["backend"] for r in crun if r["threads"] == tmax]:
+        one, many = step_ms(find_run(crun, b, 1)), find_run(crun, b, tmax)
+        if tmax == 1 or not ok(many):
+            continue
+        same = doc["config"].get("preset") == bench["config"]["preset"]
+        quiet = step_ms(find_run(runs, b, tmax)) if same else None
+        r = ratio(one, step_ms(many))
+        rows.append([b, ms(one), ms(step_ms(many)), speedup(r),
+                     "—" if r is None else ("no slower" if r >= 1.0 else "**slower**"),
+                     ms(quiet), speedup(ratio(step_ms(many), quiet))])
+    if not rows:
+        out.append("No backend ran at more than 1 thread.")
+        return "\n".join(out)
+    t = "%d threads" % tmax
+    out.append(table(["backend", "1 thread ms", t + " ms", "speedup", "verdict",
+                      t + " ms, quiet run", "slowdown from quiet"], rows,
+                     ["---", "--:", "--:", "--:", "---", "--:", "--:"]))
     return "\n".join(out)
 
 
@@ -671,6 +788,7 @@ def build_report(run_dir, log_paths, out_dir, with_plots):
     bench = load_bench(run_dir)
     torch_doc = load_torch(run_dir)
     kbench = load_kbench(run_dir)
+    contend = load_contend(run_dir)
     logs = [(p, rgplot.load_log(p)) for p in log_paths]
     runs = list(bench["runs"]) + torch_runs(torch_doc, bench)
     for r in runs:
@@ -679,7 +797,13 @@ def build_report(run_dir, log_paths, out_dir, with_plots):
 
     parts = ["# randyGPT-C benchmark report", section_verdict(runs), section_header(bench, torch_doc), section_machine(bench, runs, torch_doc),
              section_speedup(bench, runs), section_scaling(runs), section_runs(runs),
-             section_ops(runs)]
+             section_ops(runs),
+             roofline.section(bench, breakdown_runs(runs),
+                              [op_times(r)[0] for r in breakdown_runs(runs)], fmt, table)]
+    if torch_doc:
+        parts.append(section_torch(torch_doc, bench))
+    if contend:
+        parts.append(section_contend(contend, bench, runs))
     if kbench:
         parts.append(section_kbench(kbench))
     if with_plots:

@@ -9,12 +9,21 @@ bench's default.
 
 Timing, as in docs/bench-format.md: W warm-up steps, then R repeats of N steps; each repeat gives
 its wall time / N; the median over the repeats is the step time. GFLOP/s uses the core's formula
-(rg_model_step_flops). Each thread count runs in its own child process, because PyTorch's inter-op
-thread count can be set only once per process; peak RSS is the child's own ru_maxrss, as the
-bench's wait4 reports it.
+(rg_model_step_flops). Each setting runs in its own child process, because PyTorch's inter-op
+thread count and OpenBLAS's threads and kernels can be set only once per process; peak RSS is the
+child's own ru_maxrss, as the bench's wait4 reports it.
+
+Settings, at each thread count N of --threads: PyTorch as shipped (N torch and N inter-op threads,
+OpenBLAS left to its own thread count and kernel choice), and the tuned ones: 1 or N inter-op
+threads x OPENBLAS_NUM_THREADS 1 or N, with OpenBLAS's core type chosen the way the openblas
+backend chooses it (OPENBLAS_CORETYPE from the environment if set; else SkylakeX on an AVX-512 CPU
+that OpenBLAS does not run AVX-512 kernels on; else OpenBLAS's own choice) and OpenMP's spin
+bounded as the core's loader bounds it for the openmp backend (GOMP_SPINCOUNT, unless the
+environment sets it or OMP_WAIT_POLICY). --settings shipped runs
+only the first. The report shows the fastest setting beside the shipped one.
 
 Usage: torch_baseline.py [--preset small] [--threads 1,2] [--steps 20] [--warmup 3] [--repeat 3]
-                         [--seed 1337] [--vocab 67] [--out torch.json]
+                         [--seed 1337] [--vocab 67] [--settings all|shipped] [--out torch.json]
 Writes the JSON described in docs/bench-format.md ("PyTorch baseline: torch.json").
 """
 import argparse
@@ -27,7 +36,11 @@ import subprocess
 import sys
 import time
 
-SCHEMA = "randygpt-torch/1"
+SCHEMA = "randygpt-torch/2"
+OPENBLAS_LIB = "libopenblas.so.0"
+AUTO_CORE = "SkylakeX"  # what the openblas backend loads on an AVX-512 CPU OpenBLAS misdetects
+AVX512_CORES = ("skylakex", "cooperlake", "sapphirerapids")
+GOMP_SPINCOUNT = "10000"  # RG_GOMP_SPINCOUNT of core/src/loader.c
 PRESETS = {  # C, NH, L, T, B (GUIDE section 2)
     "tiny": (64, 4, 2, 32, 16),
     "small": (128, 8, 4, 64, 32),
@@ -100,12 +113,23 @@ def build_model(torch, V, C, NH, L, T, seed):
     return RandyGPT()
 
 
+def openblas_state():
+    """(core type, thread count) of the OpenBLAS loaded in this process, or (None, None)."""
+    import ctypes
+    try:
+        lib = ctypes.CDLL(OPENBLAS_LIB)
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return lib.openblas_get_corename().decode(), lib.openblas_get_num_threads()
+    except (OSError, AttributeError):
+        return None, None
+
+
 def run_child(args):
-    """Times one thread count and prints one JSON line with the measured fields."""
+    """Times one setting and prints one JSON line with the measured fields."""
     import torch
 
     torch.set_num_threads(args.threads)
-    torch.set_num_interop_threads(args.threads)
+    torch.set_num_interop_threads(args.interop)
     C, NH, L, T, B = PRESETS[args.preset]
     V = args.vocab
     model = build_model(torch, V, C, NH, L, T, args.seed)
@@ -140,10 +164,13 @@ def run_child(args):
         repeat_ms.append((time.perf_counter() - t0) * 1000.0 / args.steps)
     median = statistics.median(repeat_ms)
     flops = step_flops(V, C, NH, L, B, T)
+    core, blas_threads = openblas_state()
     result = {
         "threads": args.threads,
         "torch_threads": torch.get_num_threads(),
         "torch_interop_threads": torch.get_num_interop_threads(),
+        "openblas_core": core,
+        "openblas_threads": blas_threads,
         "step_ms": {"median": median, "min": min(repeat_ms), "max": max(repeat_ms)},
         "repeat_step_ms": repeat_ms,
         "tok_per_s": B * T / (median / 1000.0),
@@ -179,6 +206,63 @@ def torch_info():
             "parallel_backend": backend[0] if backend else None}
 
 
+def openblas_detected():
+    """The core type OpenBLAS picks by itself here (OPENBLAS_CORETYPE unset), asked in a child."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    code = ("import json, sys; sys.path.insert(0, %r); import torch_baseline as t; "
+            "print(json.dumps(t.openblas_state()[0]))" % os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def cpu_has_avx512():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(l.startswith("flags") and " avx512f" in l for l in f)
+    except OSError:
+        return False
+
+
+def our_coretype():
+    """(OPENBLAS_CORETYPE to run with or None, how it was chosen), as the openblas backend
+    chooses it (backends/openblas/openblas.c)."""
+    env = os.environ.get("OPENBLAS_CORETYPE")
+    if env:
+        return env, "from OPENBLAS_CORETYPE=%s" % env
+    if not cpu_has_avx512():
+        return None, "chosen by OpenBLAS"
+    detected = openblas_detected()
+    if detected is None or detected.lower() in AVX512_CORES:
+        return None, "chosen by OpenBLAS"
+    return AUTO_CORE, "auto: OpenBLAS detected %s on this AVX-512 CPU" % detected
+
+
+def settings_for(n, which, core):
+    """The settings run at n threads: dicts of torch threads, inter-op threads, OpenBLAS threads
+    (None: its default), OPENBLAS_CORETYPE and GOMP_SPINCOUNT (None: the environment's)."""
+    out = [{"name": "shipped", "torch_threads": n, "interop_threads": n, "openblas_threads": None,
+            "openblas_coretype": None, "gomp_spincount": None}]
+    user_wait = "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ
+    if which == "all":
+        for interop in sorted({1, n}):
+            for blas in sorted({1, n}):
+                out.append({"name": "tuned", "torch_threads": n, "interop_threads": interop,
+                            "openblas_threads": blas, "openblas_coretype": core,
+                            "gomp_spincount": None if user_wait else GOMP_SPINCOUNT})
+    return out
+
+
+def setting_label(s):
+    return ("%d torch, %d inter-op threads; OPENBLAS_NUM_THREADS=%s; OPENBLAS_CORETYPE=%s; "
+            "GOMP_SPINCOUNT=%s" % (
+                s["torch_threads"], s["interop_threads"], s["openblas_threads"] or "unset",
+                s["openblas_coretype"] or os.environ.get("OPENBLAS_CORETYPE") or "unset",
+                s["gomp_spincount"] or os.environ.get("GOMP_SPINCOUNT") or "unset"))
+
+
 def run_parent(args, threads):
     C, NH, L, T, B = PRESETS[args.preset]
     V = args.vocab
@@ -194,16 +278,28 @@ def run_parent(args, threads):
                    "seed": args.seed},
         "runs": [],
     }
+    core, how = our_coretype() if args.settings == "all" else (None, None)
+    doc["openblas_coretype"] = {"chosen": core, "how": how}
     status = 0
-    for n in threads:
+    for n, setting in [(n, s) for n in threads for s in settings_for(n, args.settings, core)]:
         cmd = [sys.executable, os.path.abspath(__file__), "--child", "--threads", str(n),
+               "--interop", str(setting["interop_threads"]),
                "--preset", args.preset, "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--repeat", str(args.repeat), "--seed", str(args.seed), "--vocab", str(V)]
-        # one thread count per process; the OpenMP runtime must not start more threads than asked
+        # one setting per process; the OpenMP runtime must not start more threads than asked
         env = dict(os.environ, OMP_NUM_THREADS=str(n))
+        if setting["openblas_threads"] is not None:
+            env["OPENBLAS_NUM_THREADS"] = str(setting["openblas_threads"])
+        else:
+            env.pop("OPENBLAS_NUM_THREADS", None)
+        for var, key in (("OPENBLAS_CORETYPE", "openblas_coretype"),
+                         ("GOMP_SPINCOUNT", "gomp_spincount")):
+            if setting[key] is not None:
+                env[var] = setting[key]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        run = {"threads": n, "status": "ok", "error": None, "wall_s": time.perf_counter() - t0}
+        run = {"threads": n, "setting": dict(setting, label=setting_label(setting)),
+               "status": "ok", "error": None, "wall_s": time.perf_counter() - t0}
         try:
             if proc.returncode != 0:
                 raise ValueError("exit status %d" % proc.returncode)
@@ -213,9 +309,9 @@ def run_parent(args, threads):
             run.update(status="failed", error=lines[-1] if lines else str(e) or "no result line")
             status = 1
         doc["runs"].append(run)
-        print("torch_baseline.py: %d thread(s): %s" % (
-            n, "%.2f ms/step" % run["step_ms"]["median"] if run["status"] == "ok"
-            else run["error"]), file=sys.stderr)
+        print("torch_baseline.py: %s: %s" % (
+            run["setting"]["label"], "%.2f ms/step" % run["step_ms"]["median"]
+            if run["status"] == "ok" else run["error"]), file=sys.stderr)
     with open(args.out, "w") as f:
         json.dump(doc, f, indent=2)
         f.write("\n")
@@ -243,8 +339,11 @@ def main():
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--vocab", type=int, default=67, help="vocabulary size of the synthetic data")
+    p.add_argument("--settings", default="all", choices=("all", "shipped"),
+                   help="all: as shipped and tuned; shipped: only as shipped")
     p.add_argument("--out", default="torch.json")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--interop", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     for name in ("steps", "repeat", "vocab"):
         if getattr(args, name) <= 0:
@@ -254,6 +353,7 @@ def main():
     threads = parse_threads(args.threads)
     if args.child:
         args.threads = threads[0]
+        args.interop = args.interop or args.threads
         return run_child(args)
     return run_parent(args, threads)
 

@@ -73,7 +73,7 @@ def table_rows(md, heading, level="##"):
     for line in lines[start + 1:]:
         if line.startswith("## "):
             break
-        if line.startswith("|") and not line.startswith("|---"):
+        if line.startswith("|") and not set(line) <= set("|-: "):  # not the alignment row
             rows.append([c.strip() for c in line.strip("|").split(" | ")])
         elif rows and not line.startswith("|"):
             break
@@ -93,9 +93,10 @@ class FullReport(unittest.TestCase):
         cls.torch = json.loads(read(os.path.join(FIXTURE, "torch.json")))
 
     def run_ms(self, backend, threads):
-        runs = self.torch["runs"] if backend == "pytorch" else self.bench["runs"]
-        for r in runs:
-            if r.get("backend", "pytorch") == backend and r["threads"] == threads:
+        if backend == "pytorch":  # its fastest setting at that thread count
+            return torch_best(self.torch, threads)["step_ms"]["median"]
+        for r in self.bench["runs"]:
+            if r["backend"] == backend and r["threads"] == threads:
                 return r["step_ms"]["median"]
         raise KeyError((backend, threads))
 
@@ -107,10 +108,21 @@ class FullReport(unittest.TestCase):
         rows = {r[1]: r for r in table_rows(self.md, "Speedup against single-thread `single`")}
         base = self.run_ms("single", 1)
         self.assertEqual(rows["single"][4], "1.00x")
-        for backend in ("openmp", "openblas", "blis", "pytorch"):
+        for backend in ("openmp", "openblas", "blis"):
             measured = float(rows[backend][4].rstrip("x"))
             self.assertAlmostEqual(measured, base / self.run_ms(backend, 2), delta=0.005)
             self.assertEqual(rows[backend][2], "2")
+        # PyTorch: its fastest setting at 2 threads, then as shipped, each named with its settings
+        torch_rows = [r for r in table_rows(self.md, "Speedup against single-thread `single`")
+                      if r[1] == "pytorch"]
+        best, shipped = torch_best(self.torch, 2), torch_shipped(self.torch, 2)
+        self.assertEqual(torch_rows[0][0], "2 cores, PyTorch at its best setting (%s)"
+                         % best["setting"]["label"])
+        self.assertEqual(torch_rows[1][0], "2 cores, PyTorch as shipped (%s)"
+                         % shipped["setting"]["label"])
+        for row, run in zip(torch_rows, (best, shipped)):
+            self.assertAlmostEqual(float(row[4].rstrip("x")), base / run["step_ms"]["median"],
+                                   delta=0.005)
         # pthreads failed at 2 threads: no speedup is claimed for it
         self.assertEqual(rows["pthreads"][3], "failed (signal: SIGSEGV)")
         self.assertEqual(rows["pthreads"][4], "—")
@@ -122,9 +134,13 @@ class FullReport(unittest.TestCase):
     def test_mfu_and_rss_recomputed(self):
         peaks = {p["threads"]: p["gflops"] for p in self.bench["peak"]["by_threads"]}
         rows = table_rows(self.md, "All runs: throughput, MFU and memory")
-        self.assertEqual(len(rows), len(self.bench["runs"]) + len(self.torch["runs"]))
-        for run in self.bench["runs"] + [dict(r, backend="pytorch") for r in self.torch["runs"]]:
-            row = next(r for r in rows if r[0] == run["backend"] and r[1] == str(run["threads"]))
+        # PyTorch: at each thread count its fastest setting, then the shipped one
+        chosen = [dict(r, backend="pytorch") for t in (1, 2)
+                  for r in (torch_best(self.torch, t), torch_shipped(self.torch, t))]
+        self.assertEqual(len(rows), len(self.bench["runs"]) + len(chosen))
+        for run in self.bench["runs"] + chosen:
+            row = next(r for r in rows if r[0] == run["backend"] and r[1] == str(run["threads"])
+                       and (r[0] != "pytorch" or r[3].startswith("%.2f " % run["step_ms"]["median"])))
             self.assertAlmostEqual(float(row[8]), run["peak_rss_bytes"] / 2 ** 20, delta=0.05)
             if run["status"] != "ok":
                 # a refused configuration is not a failure of the backend
@@ -134,6 +150,8 @@ class FullReport(unittest.TestCase):
             mfu = run["gflops"] / peaks[run["threads"]]
             self.assertAlmostEqual(float(row[7].rstrip("%")), 100 * mfu, delta=0.05)
             one = next(r for r in rows if r[0] == run["backend"] and r[1] == "1")
+            if run["backend"] == "pytorch":
+                continue  # its RSS growth is against its first 1-thread row
             if run["threads"] == 1 or one[2] != "ok":
                 self.assertEqual(row[9], "—")
             else:
@@ -181,6 +199,17 @@ def fixture(name):
     return json.loads(read(os.path.join(FIXTURE, name)))
 
 
+def torch_best(doc, threads):
+    """The fastest successful PyTorch run of any setting at threads."""
+    return min((r for r in doc["runs"] if r["threads"] == threads and r["status"] == "ok"),
+               key=lambda r: r["step_ms"]["median"])
+
+
+def torch_shipped(doc, threads):
+    return next(r for r in doc["runs"] if r["threads"] == threads
+                and r["setting"]["name"] == "shipped")
+
+
 class Verdict(unittest.TestCase):
     """The opening paragraph names the fastest backend at each thread count, recomputed here,
     with its lead over the best single-thread backend and PyTorch, and the op that decides it."""
@@ -197,10 +226,11 @@ class Verdict(unittest.TestCase):
             sentence = [s for s in text.split(". ") if s.startswith("At %d thread" % t)][0]
             self.assertIn("**%s** is fastest: %.2f ms" % (win["backend"],
                                                           win["step_ms"]["median"]), sentence)
-            tor = min((r for r in torch["runs"] if r["threads"] <= t),
+            tor = min((r for r in torch["runs"] if r["threads"] <= t and r["status"] == "ok"),
                       key=lambda r: r["step_ms"]["median"])
-            self.assertIn("%.2fx faster than PyTorch as shipped at %d thread" % (
-                tor["step_ms"]["median"] / win["step_ms"]["median"], tor["threads"]), sentence)
+            self.assertIn("%.2fx faster than PyTorch at its best setting (%s) at %d thread" % (
+                tor["step_ms"]["median"] / win["step_ms"]["median"], tor["setting"]["label"],
+                tor["threads"]), sentence)
             if t > 1:
                 self.assertIn("%.2fx faster than the best single-thread backend (`%s`" % (
                     best1["step_ms"]["median"] / win["step_ms"]["median"], best1["backend"]),
@@ -220,15 +250,35 @@ class Verdict(unittest.TestCase):
 
     def test_pytorch_best_setting_is_used_and_named(self):
         bench, torch = fixture("bench.json"), fixture("torch.json")
-        best = dict(torch["runs"][0], setting="best setting (OPENBLAS_NUM_THREADS=1)")
-        best["step_ms"] = {"median": 50.0, "min": 49.0, "max": 51.0}
-        torch["runs"].append(best)
+        tuned = next(r for r in torch["runs"] if r["threads"] == 1
+                     and r["setting"]["name"] == "tuned")
+        tuned["step_ms"] = {"median": 50.0, "min": 49.0, "max": 51.0}
         text = verdict(report_of("verdict-torch", bench, torch))
-        # openblas at 1 thread: 60 ms against the best setting's 50 ms; at 2 threads PyTorch as
-        # shipped is faster still (45 ms), and is the one compared with
-        self.assertIn("1.20x slower than PyTorch best setting (OPENBLAS_NUM_THREADS=1) at 1 "
-                      "thread (50.00 ms)", text)
-        self.assertIn("1.29x faster than PyTorch as shipped at 2 threads (45.00 ms", text)
+        # openblas at 1 thread: 60 ms against the best setting's 50 ms; at 2 threads PyTorch's
+        # best 2-thread setting is faster still (40 ms), and is the one compared with
+        self.assertIn("1.20x slower than PyTorch at its best setting (%s) at 1 thread (50.00 ms)"
+                      % tuned["setting"]["label"], text)
+        self.assertIn("1.14x faster than PyTorch at its best setting (%s) at 2 threads (40.00 ms"
+                      % torch_best(torch, 2)["setting"]["label"], text)
+
+    def test_shipped_when_it_is_the_best(self):
+        bench, torch = fixture("bench.json"), fixture("torch.json")
+        torch["runs"] = [r for r in torch["runs"] if r["setting"]["name"] == "shipped"]
+        md = report_of("verdict-shipped", bench, torch)
+        rows = [r for r in table_rows(md, "Speedup against single-thread `single`")
+                if r[1] == "pytorch"]
+        self.assertEqual([r[0] for r in rows], ["2 cores, PyTorch as shipped, its best setting "
+                                                "(%s)" % torch_shipped(torch, 2)["setting"]["label"]])
+
+    def test_version_1_torch_file(self):
+        """A randygpt-torch/1 file ran PyTorch as shipped only."""
+        bench, torch = fixture("bench.json"), fixture("torch.json")
+        torch["schema"] = "randygpt-torch/1"
+        torch["runs"] = [{k: v for k, v in r.items() if k != "setting"} for r in torch["runs"]
+                         if r["setting"]["name"] == "shipped"]
+        md = report_of("torch-v1", bench, torch)
+        self.assertIn("PyTorch as shipped, its best setting (2 torch, 2 inter-op threads; "
+                      "OpenBLAS as shipped) at 2 threads (45.00 ms", verdict(md))
 
     def test_noise_is_said(self):
         bench = fixture("bench.json")
@@ -247,6 +297,80 @@ class Verdict(unittest.TestCase):
         text = verdict(report_of("verdict-none", bench))
         self.assertEqual(text, "**Verdict.** No backend ran successfully: there is nothing to "
                                "compare.")
+
+
+class Measurement(unittest.TestCase):
+    """The peak's reliability, the roofline, every PyTorch setting and the contended run."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bench, cls.torch = fixture("bench.json"), fixture("torch.json")
+        cls.md = read(os.path.join(FIXTURE, "expected-report.md"))
+
+    def test_reliable_run_has_no_warning(self):
+        self.assertNotIn("UNRELIABLE", self.md)
+
+    def test_unreliable_run_is_flagged(self):
+        bench = fixture("bench.json")
+        problem = ("the 2-thread FMA peak (230.0 GFLOP/s) is under 0.8 x 2 x the 1-thread peak "
+                   "(200.0 GFLOP/s): the cores were not all free while it was measured")
+        bench["reliability"] = {"reliable": False, "problems": [problem]}
+        run = next(r for r in bench["runs"] if r["backend"] == "openblas" and r["threads"] == 2)
+        run["gflops"], run["mfu"] = 480.0, 1.2
+        md = report_of("unreliable", bench)
+        self.assertIn("**UNRELIABLE RUN**: its MFU figures cannot be trusted, because\n- %s;"
+                      % problem, md)
+        row = next(r for r in table_rows(md, "All runs: throughput, MFU and memory")
+                   if r[0] == "openblas" and r[1] == "2")
+        self.assertEqual(row[7], "120.0% (over 100%: unreliable)")
+
+    def test_roofline_recomputed(self):
+        rows = {r[0]: r for r in table_rows(self.md, "Roofline")}
+        cfg = self.bench["config"]
+        N, C, L, V = cfg["B"] * cfg["T"], cfg["C"], cfg["L"], cfg["V"]
+        # residual_forward: 2 per layer, 3 vectors of N*C floats each
+        self.assertEqual(rows["residual_forward"][2], "%.1f" % (2 * L * 3 * N * C * 4 / 1e6))
+        # matmul_forward: 2 N C OC FLOPs over inp + weight + out floats, every weight shape
+        shapes = [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)] * L + [(C, V)]
+        flops = sum(2 * N * c * oc for c, oc in shapes)
+        nbytes = sum(4 * (N * c + oc * c + N * oc) for c, oc in shapes)
+        self.assertEqual(rows["matmul_forward"][1], "%.3f" % (flops / 1e9))
+        self.assertEqual(rows["matmul_forward"][3], "%.1f" % (flops / nbytes))
+        # openmp at 2 threads: its matmul_forward time (scaled to the median step) against the
+        # 2-thread peak, as the intensity is above the ridge (peak / bandwidth)
+        run = next(r for r in self.bench["runs"] if r["backend"] == "openmp" and r["threads"] == 2)
+        ops = {o["op"]: o["ms_per_step"] for o in run["ops"]}
+        ms = ops["matmul_forward"] * run["step_ms"]["median"] / (sum(ops.values())
+                                                                  + run["other_ms_per_step"])
+        self.assertGreater(flops / nbytes, 400.0 / 16.0)
+        rate = flops / (ms / 1e3) / 1e9
+        header = [c.strip() for c in [l for l in self.md.splitlines()
+                                      if l.startswith("| op | GFLOP/step")][0].strip("|").split(" | ")]
+        self.assertEqual(rows["matmul_forward"][header.index("openmp, 2 thr")],
+                         "%.1f GFLOP/s, %.0f%% of peak" % (rate, 100 * rate / 400.0))
+        # a memory-bound op is measured against the bandwidth
+        self.assertTrue(rows["adamw_step"][header.index("openmp, 2 thr")].endswith("of bandwidth"))
+
+    def test_every_pytorch_setting_listed(self):
+        rows = table_rows(self.md, "PyTorch settings")
+        self.assertEqual(len(rows), len(self.torch["runs"]))
+        fastest = [(r[0], r[2]) for r in rows if r[6] == "**fastest**"]
+        self.assertEqual(fastest, [("1", "%.2f" % torch_best(self.torch, 1)["step_ms"]["median"]),
+                                   ("2", "%.2f" % torch_best(self.torch, 2)["step_ms"]["median"])])
+        self.assertTrue(any(r[2].startswith("failed") for r in rows))
+        self.assertEqual(sum(r[1].endswith("(as shipped)") for r in rows), 2)
+
+    def test_contended_run(self):
+        doc = fixture("contend.json")
+        rows = {r[0]: r for r in table_rows(self.md, "On a shared machine (`--contend 1`)")}
+        for b, row in rows.items():
+            one = next(r for r in doc["runs"] if r["backend"] == b and r["threads"] == 1)
+            two = next(r for r in doc["runs"] if r["backend"] == b and r["threads"] == 2)
+            r = one["step_ms"]["median"] / two["step_ms"]["median"]
+            self.assertEqual(row[3], "%.2fx" % r)
+            self.assertEqual(row[4], "no slower" if r >= 1 else "**slower**")
+        self.assertEqual(rows["pthreads"][4], "**slower**")
+        self.assertNotIn("single", rows)  # a 1-thread backend has nothing to compare
 
 
 class EveryBackend(unittest.TestCase):
@@ -393,8 +517,18 @@ class TorchBaseline(unittest.TestCase):
 
     def test_run(self):
         self.assertEqual(self.proc.returncode, 0, self.proc.stderr)
-        self.assertEqual(self.doc["schema"], "randygpt-torch/1")
-        run, = self.doc["runs"]
+        self.assertEqual(self.doc["schema"], "randygpt-torch/2")
+        # at 1 thread: as shipped, and one tuned setting (1 inter-op, 1 OpenBLAS thread)
+        shipped, tuned = self.doc["runs"]
+        self.assertEqual(shipped["setting"]["name"], "shipped")
+        self.assertIsNone(shipped["setting"]["openblas_threads"])
+        self.assertEqual(tuned["setting"]["name"], "tuned")
+        self.assertEqual(tuned["setting"]["openblas_threads"], 1)
+        # the tuned setting runs the core type chosen as the openblas backend chooses it
+        chosen = self.doc["openblas_coretype"]["chosen"]
+        if tuned.get("openblas_core") and chosen:
+            self.assertEqual(tuned["openblas_core"].lower(), chosen.lower())
+        run = shipped
         self.assertEqual(run["status"], "ok", run.get("error"))
         self.assertEqual((run["threads"], run["torch_threads"], run["torch_interop_threads"]),
                          (1, 1, 1))
@@ -425,7 +559,7 @@ class TorchBaseline(unittest.TestCase):
         md = read(os.path.join(self.run_dir, "report.md"))
         rows = [r for r in table_rows(md, "All runs: throughput, MFU and memory")
                 if r[0] == "pytorch"]
-        self.assertEqual(len(rows), 1)
+        self.assertIn(len(rows), (1, 2))  # one when the shipped setting is also the fastest
         self.assertEqual(rows[0][:3], ["pytorch", "1", "ok"])
 
     def test_bad_threads(self):
