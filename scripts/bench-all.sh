@@ -4,14 +4,20 @@
 #   2. `randygpt bench`: every backend at 1..nproc threads (bench.json, bench.csv, logs/);
 #   3. randygpt-kbench: kernel micro-benchmarks of every backend that bench found, one process per
 #      backend, merged into kbench.json;
-#   4. scripts/torch_baseline.py: the PyTorch rows (torch.json), if /usr/bin/python3 has torch;
-#   5. scripts/report.py: report.md and the plots.
+#   4. scripts/torch_baseline.py: the PyTorch rows (torch.json), every setting at every thread
+#      count, if /usr/bin/python3 has torch;
+#   5. `randygpt bench --contend 1` at 1 and the most threads: the same backends with one busy
+#      process on the machine (contend.json);
+#   6. `randygpt bench` at the larger presets (--big-presets, default medium,large) without the
+#      reference `single`, with --big-steps steps and one repeat (preset-P.json);
+#   7. scripts/report.py: report.md and the plots.
 # Prints where the report is. Exit status: 0 when every step succeeded, 1 when a step failed (the
 # others still ran and the report was written if bench.json exists), 2 on bad usage.
 #
 # Usage: scripts/bench-all.sh [--preset P] [--threads 1,2,...] [--backends all|A,B,...]
 #          [--steps N] [--warmup W] [--repeat R] [--out DIR] [--build-dir DIR]
-#          [--kbench-min-time SEC] [--no-kbench] [--no-torch] [--logs TRAIN_LOG...]
+#          [--kbench-min-time SEC] [--no-kbench] [--no-torch] [--no-contend]
+#          [--big-presets P,Q|none] [--big-steps N] [--logs TRAIN_LOG...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +29,8 @@ steps=20 warmup=3 repeat=3
 out=results
 build_dir=build
 kbench_min_time=0.1
-with_kbench=1 with_torch=1
+with_kbench=1 with_torch=1 with_contend=1
+big_presets=medium,large big_steps=2
 logs=()
 
 usage() {
@@ -38,12 +45,13 @@ while [ $# -gt 0 ]; do
     --help | -h) usage; exit 0 ;;
     --no-kbench) with_kbench=0 ;;
     --no-torch) with_torch=0 ;;
+    --no-contend) with_contend=0 ;;
     --logs)
       shift
       while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do logs+=("$1"); shift; done
       continue ;;
     --preset | --threads | --backends | --steps | --warmup | --repeat | --out | --build-dir | \
-      --kbench-min-time)
+      --kbench-min-time | --big-presets | --big-steps)
       [ $# -ge 2 ] || die_usage "$1 needs a value"
       case "$1" in
         --preset) preset=$2 ;;
@@ -55,6 +63,8 @@ while [ $# -gt 0 ]; do
         --out) out=$2 ;;
         --build-dir) build_dir=$2 ;;
         --kbench-min-time) kbench_min_time=$2 ;;
+        --big-presets) big_presets=$2 ;;
+        --big-steps) big_steps=$2 ;;
       esac
       shift ;;
     *) die_usage "unknown option '$1'" ;;
@@ -62,7 +72,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 [[ "$threads" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die_usage "--threads needs a list like 1,2,4"
-for n in "$steps" "$repeat"; do [[ "$n" =~ ^[1-9][0-9]*$ ]] || die_usage "--steps and --repeat need positive integers"; done
+for n in "$steps" "$repeat" "$big_steps"; do [[ "$n" =~ ^[1-9][0-9]*$ ]] || die_usage "--steps, --repeat and --big-steps need positive integers"; done
+[[ "$big_presets" =~ ^(none|[a-z]+(,[a-z]+)*)$ ]] || die_usage "--big-presets needs a list like medium,large, or none"
 [[ "$warmup" =~ ^[0-9]+$ ]] || die_usage "--warmup needs a non-negative integer"
 [ -x "$python" ] || { echo "bench-all.sh: $python not found (Debian's python3 runs the report)" >&2; exit 1; }
 for f in "${logs[@]}"; do [ -r "$f" ] || die_usage "cannot read train log '$f'"; done
@@ -136,7 +147,7 @@ fi
 # 4. the PyTorch rows
 if [ "$with_torch" = 1 ]; then
   if "$python" -c "import torch" 2>/dev/null; then
-    step "torch_baseline.py --threads $threads --preset $preset"
+    step "torch_baseline.py --threads $threads --preset $preset (every setting)"
     "$python" scripts/torch_baseline.py --preset "$preset" --threads "$threads" --steps "$steps" \
       --warmup "$warmup" --repeat "$repeat" --out "$run_dir/torch.json" \
       2>"$run_dir/logs/torch.log" || {
@@ -148,7 +159,46 @@ if [ "$with_torch" = 1 ]; then
   fi
 fi
 
-# 5. the report, over everything above
+# Another bench run, its bench.json copied into the run directory as $1.json; the rest of the
+# arguments go to bench. Its own folder and logs stay under logs/$1.
+side_bench() {
+  local name=$1 dir="$run_dir/logs/$1"
+  shift
+  step "randygpt bench $* ($name.json)"
+  if "$bin/randygpt" bench "$@" --out "$dir" --machine "$name" --report-script /nonexistent \
+       >"$run_dir/logs/$name.log" 2>&1; then :; else
+    echo "bench-all.sh: randygpt bench for $name.json failed (see $run_dir/logs/$name.log)" >&2
+    status=1
+  fi
+  local f
+  f=$(find "$dir" -name bench.json | head -1)
+  [ -n "$f" ] && cp "$f" "$run_dir/$name.json"
+}
+# The backends that ran at the main preset, less the reference `single` (minutes per step at
+# the larger presets), as a list for --backends.
+ran=$("$python" -c 'import json, sys
+seen = []
+for r in json.load(open(sys.argv[1]))["runs"]:
+    if r["status"] == "ok" and r["backend"] not in seen and r["backend"] != sys.argv[2]:
+        seen.append(r["backend"])
+print(",".join(seen))' "$run_dir/bench.json" single)
+most=${threads##*,}
+
+# 5. the same backends with one busy process on the machine, at 1 and the most threads
+if [ "$with_contend" = 1 ] && [ -n "$ran" ] && [ "$most" != 1 ]; then
+  side_bench contend --contend 1 --backends "$ran" --threads "1,$most" --preset "$preset" \
+    --steps "$steps" --warmup "$warmup" --repeat "$repeat"
+fi
+
+# 6. the larger presets: few steps, one repeat
+if [ "$big_presets" != none ] && [ -n "$ran" ]; then
+  for p in ${big_presets//,/ }; do
+    side_bench "preset-$p" --backends "$ran" --threads "$threads" --preset "$p" \
+      --steps "$big_steps" --warmup 1 --repeat 1
+  done
+fi
+
+# 7. the report, over everything above
 log_args=()
 [ ${#logs[@]} -gt 0 ] && log_args=(--logs "${logs[@]}")
 "$python" scripts/report.py "$run_dir" "${log_args[@]}" >/dev/null || status=1

@@ -62,16 +62,29 @@ def load_json(path, what):
         raise ReportError("%s %s is not valid JSON: %s" % (what, path, e))
 
 
-def load_bench(run_dir):
-    doc = load_json(os.path.join(run_dir, "bench.json"), "bench results")
+def load_bench_file(path):
+    doc = load_json(path, "bench results")
     if not isinstance(doc, dict) or doc.get("schema") != "randygpt-bench/1":
         raise ReportError("%s: not a randygpt-bench/1 file (schema %r)" % (
-            os.path.join(run_dir, "bench.json"),
-            doc.get("schema") if isinstance(doc, dict) else None))
+            path, doc.get("schema") if isinstance(doc, dict) else None))
     for key in ("machine", "build", "config", "peak", "runs"):
         if key not in doc:
-            raise ReportError("bench.json: missing key '%s'" % key)
+            raise ReportError("%s: missing key '%s'" % (os.path.basename(path), key))
     return doc
+
+
+def load_bench(run_dir):
+    return load_bench_file(os.path.join(run_dir, "bench.json"))
+
+
+def load_side_benches(run_dir):
+    """The bench.json files of the other bench runs of bench-all beside this one: contend.json
+    (`bench --contend N`) or None, and [preset-P.json] (larger presets), in name order."""
+    contend = os.path.join(run_dir, "contend.json")
+    presets = sorted(f for f in os.listdir(run_dir)
+                     if f.startswith("preset-") and f.endswith(".json"))
+    return (load_bench_file(contend) if os.path.exists(contend) else None,
+            [load_bench_file(os.path.join(run_dir, f)) for f in presets])
 
 
 def load_torch(run_dir):
@@ -86,17 +99,6 @@ def load_torch(run_dir):
         # a /1 file ran PyTorch as shipped only
         r.setdefault("setting", {"name": "shipped", "label": "%d torch, %d inter-op threads; "
                                  "OpenBLAS as shipped" % (r["threads"], r["threads"])})
-    return doc
-
-
-def load_contend(run_dir):
-    """The bench.json of a `bench --contend N` run beside this one, or None."""
-    path = os.path.join(run_dir, "contend.json")
-    if not os.path.exists(path):
-        return None
-    doc = load_json(path, "contended bench results")
-    if not isinstance(doc, dict) or doc.get("schema") != "randygpt-bench/1" or "runs" not in doc:
-        raise ReportError("%s: not a randygpt-bench/1 file" % path)
     return doc
 
 
@@ -663,6 +665,38 @@ def section_contend(doc, bench, runs):
     return "\n".join(out)
 
 
+def section_presets(docs):
+    """The larger presets' runs: step time, MFU and peak RSS of each backend and thread count."""
+    out = ["## Larger presets", "",
+           "Bench runs of bench-all at the larger presets, with few steps and repeats (so their "
+           "step times are rougher than above); the reference `single` is left out, as it "
+           "takes minutes per step there.", ""]
+    rows = []
+    for doc in docs:
+        c = doc["config"]
+        what = c["preset"]
+        out.append("- %s: C=%d, NH=%d, L=%d, T=%d, B=%d; %s parameters; %.1f GFLOP per step; %s, "
+                   "then %s of %s." % (
+                       what, c["C"], c["NH"], c["L"], c["T"], c["B"], format(c["num_params"], ","),
+                       c["step_flops"] / 1e9, plural(c["warmup"], "warm-up step"),
+                       plural(c["repeat"], "repeat"), plural(c["steps"], "step")))
+        for r in doc["runs"]:
+            if not ok(r):
+                rows.append([what, r["backend"], r["threads"], failure(r), "—", "—",
+                             mib(r.get("peak_rss_bytes"))])
+                continue
+            rows.append([what, r["backend"], r["threads"], ms(step_ms(r)), gflops(r.get("gflops")),
+                         pct(r.get("mfu")), mib(r.get("peak_rss_bytes"))])
+        rel = doc.get("reliability")
+        if rel and not rel.get("reliable", True):
+            rows.append([what, "UNRELIABLE", "—", "; ".join(rel.get("problems", [])), "—", "—",
+                         "—"])
+    out.append("")
+    out.append(table(["preset", "backend", "threads", "step ms", "GFLOP/s", "MFU",
+                      "peak RSS MiB"], rows, ["---", "---", "--:", "--:", "--:", "--:", "--:"]))
+    return "\n".join(out)
+
+
 def kbench_entries(doc):
     """name -> (seconds per call, rate text, native), or None for an error, from Google Benchmark
     JSON. With repetitions the median aggregate wins; without one, the median repetition."""
@@ -788,7 +822,7 @@ def build_report(run_dir, log_paths, out_dir, with_plots):
     bench = load_bench(run_dir)
     torch_doc = load_torch(run_dir)
     kbench = load_kbench(run_dir)
-    contend = load_contend(run_dir)
+    contend, presets = load_side_benches(run_dir)
     logs = [(p, rgplot.load_log(p)) for p in log_paths]
     runs = list(bench["runs"]) + torch_runs(torch_doc, bench)
     for r in runs:
@@ -804,6 +838,8 @@ def build_report(run_dir, log_paths, out_dir, with_plots):
         parts.append(section_torch(torch_doc, bench))
     if contend:
         parts.append(section_contend(contend, bench, runs))
+    if presets:
+        parts.append(section_presets(presets))
     if kbench:
         parts.append(section_kbench(kbench))
     if with_plots:

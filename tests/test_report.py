@@ -373,6 +373,18 @@ class Measurement(unittest.TestCase):
         self.assertNotIn("single", rows)  # a 1-thread backend has nothing to compare
 
 
+    def test_larger_presets(self):
+        doc = fixture("preset-medium.json")
+        rows = table_rows(self.md, "Larger presets")
+        self.assertEqual(len(rows), len(doc["runs"]))
+        for row, run in zip(rows, doc["runs"]):
+            self.assertEqual(row[:3], ["medium", run["backend"], str(run["threads"])])
+            self.assertEqual(row[3], "%.2f" % run["step_ms"]["median"])
+            mfu = doc["config"]["step_flops"] / run["step_ms"]["median"] / 1e6 / run["peak_gflops"]
+            self.assertEqual(row[5], "%.1f%%" % (100 * mfu))
+            self.assertEqual(row[6], "%.1f" % (run["peak_rss_bytes"] / 2 ** 20))
+
+
 class EveryBackend(unittest.TestCase):
     """An out-of-tree backend gets its own row in the speedup table, at the most threads it ran."""
 
