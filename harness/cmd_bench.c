@@ -546,100 +546,101 @@ static void check_reliability(bench_context *c, const rg_bench_result *runs, int
     }
 }
 
-static void write_kv_str(FILE *f, const char *indent, const char *k, const char *v, int last) {
-    fprintf(f, "%s\"%s\": ", indent, k);
-    rg_json_write_string(f, v);
-    fputs(last ? "\n" : ",\n", f);
+static json_t *machine_json(const bench_context *c) {
+    const rg_machine_info *mi = &c->mi;
+    return json_pack("{s:o, s:o, s:i, s:{s:b, s:b, s:b}, s:o, s:o}", "slug",
+                     rg_json_text(c->o->machine ? c->o->machine : mi->slug), "cpu_model",
+                     rg_json_text(mi->cpu_model), "cpus", mi->cpus, "flags", "avx2", mi->avx2,
+                     "avx512f", mi->avx512f, "fma", mi->fma, "kernel", rg_json_text(mi->kernel),
+                     "mem_total_bytes",
+                     mi->mem_total_bytes >= 0 ? json_integer(mi->mem_total_bytes) : json_null());
 }
 
-static int write_json(const char *path, const bench_context *c, const rg_bench_result *runs, int n) {
+static json_t *build_json(const bench_context *c) {
+    return json_pack("{s:o, s:o, s:o, s:o}", "compiler", rg_json_text(rg_build_compiler()), "flags",
+                     rg_json_text(rg_build_flags()), "git_commit", rg_json_text(c->commit),
+                     "source_dir", rg_json_text(c->src_dir[0] ? c->src_dir : NULL));
+}
+
+/* A seed as a JSON integer; one above jansson's signed 64-bit range as the nearest double. */
+static json_t *seed_json(unsigned long long seed) {
+    return seed <= (unsigned long long)LLONG_MAX ? json_integer((json_int_t)seed)
+                                                        : json_real((double)seed);
+}
+
+static json_t *config_json(const bench_context *c) {
     const bench_opts *o = c->o;
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fputs("{\n", f);
-    write_kv_str(f, "  ", "schema", "randygpt-bench/1", 0);
-    write_kv_str(f, "  ", "created_utc", c->created, 0);
-    write_kv_str(f, "  ", "command", c->command, 0);
+    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:i, s:i, s:i, s:o, s:o, s:o, "
+                     "s:i}",
+                     "preset", o->run.preset, "B", c->ps->B, "T", c->ps->T, "C", c->mc.C, "NH",
+                     c->mc.NH, "L", c->mc.L, "V", c->mc.V, "num_params",
+                     (json_int_t)rg_model_num_params(&c->mc), "step_flops",
+                     rg_json_real(rg_model_step_flops(&c->mc, c->ps->B, c->ps->T)), "steps",
+                     o->run.steps, "warmup", o->run.warmup, "repeat", o->run.repeat, "data",
+                     rg_json_text(o->run.data ? o->run.data : "synthetic"), "seed",
+                     seed_json(o->run.seed), "timeout_s", rg_json_real(o->timeout_s), "contend",
+                     o->contend);
+}
 
-    fputs("  \"machine\": {\n", f);
-    write_kv_str(f, "    ", "slug", o->machine ? o->machine : c->mi.slug, 0);
-    write_kv_str(f, "    ", "cpu_model", c->mi.cpu_model, 0);
-    fprintf(f, "    \"cpus\": %d,\n", c->mi.cpus);
-    fprintf(f, "    \"flags\": {\"avx2\": %s, \"avx512f\": %s, \"fma\": %s},\n",
-            c->mi.avx2 ? "true" : "false", c->mi.avx512f ? "true" : "false",
-            c->mi.fma ? "true" : "false");
-    write_kv_str(f, "    ", "kernel", c->mi.kernel, 0);
-    if (c->mi.mem_total_bytes >= 0) fprintf(f, "    \"mem_total_bytes\": %lld\n", c->mi.mem_total_bytes);
-    else fputs("    \"mem_total_bytes\": null\n", f);
-    fputs("  },\n", f);
+/* Appends v to array a (taking v); returns -1 when v is NULL or the append fails. */
+static int append(json_t *a, json_t *v) { return json_array_append_new(a, v); }
 
-    fputs("  \"build\": {\n", f);
-    write_kv_str(f, "    ", "compiler", rg_build_compiler(), 0);
-    write_kv_str(f, "    ", "flags", rg_build_flags(), 0);
-    write_kv_str(f, "    ", "git_commit", c->commit, 0);
-    write_kv_str(f, "    ", "source_dir", c->src_dir[0] ? c->src_dir : NULL, 1);
-    fputs("  },\n", f);
-
-    fputs("  \"config\": {\n", f);
-    write_kv_str(f, "    ", "preset", o->run.preset, 0);
-    fprintf(f, "    \"B\": %d, \"T\": %d, \"C\": %d, \"NH\": %d, \"L\": %d, \"V\": %d,\n", c->ps->B,
-            c->ps->T, c->mc.C, c->mc.NH, c->mc.L, c->mc.V);
-    fprintf(f, "    \"num_params\": %zu,\n", rg_model_num_params(&c->mc));
-    fputs("    \"step_flops\": ", f);
-    rg_json_write_number(f, rg_model_step_flops(&c->mc, c->ps->B, c->ps->T));
-    fprintf(f, ",\n    \"steps\": %d, \"warmup\": %d, \"repeat\": %d,\n", o->run.steps, o->run.warmup,
-            o->run.repeat);
-    write_kv_str(f, "    ", "data", o->run.data ? o->run.data : "synthetic", 0);
-    fprintf(f, "    \"seed\": %llu,\n    \"timeout_s\": ", o->run.seed);
-    rg_json_write_number(f, o->timeout_s);
-    fprintf(f, ",\n    \"contend\": %d\n  },\n", o->contend);
-
-    fputs("  \"peak\": {\n", f);
-    write_kv_str(f, "    ", "isa", rg_peak_isa(), 0);
-    fprintf(f, "    \"vector_bits\": %d,\n    \"chains\": %d,\n", rg_peak_vector_bits(), rg_peak_chains());
-    fprintf(f, "    \"try_ms\": %d,\n    \"tries\": %d,\n    \"by_threads\": [\n", PEAK_TRY_MS,
-            PEAK_TRIES);
-    for (int k = 0; k < c->npeak; k++) {
+static json_t *peak_json(const bench_context *c) {
+    json_t *by = json_array();
+    for (int k = 0; by && k < c->npeak; k++) {
         const rg_peak_series *p = &c->peak[k];
-        fprintf(f, "      {\"threads\": %d, \"gflops\": ", p->threads);
-        rg_json_write_number(f, p->best > 0 ? p->best : NAN);
-        fputs(", \"gflops_per_thread\": ", f);
-        rg_json_write_number(f, p->best > 0 ? p->best / p->threads : NAN);
-        fputs(", \"samples\": [", f);
-        for (int s = 0; s < p->n; s++) {
-            if (s) fputs(", ", f);
-            rg_json_write_number(f, p->samples[s]);
-        }
-        fputs(k + 1 < c->npeak ? "]},\n" : "]}\n", f);
+        json_t *samples = json_array();
+        for (int s = 0; samples && s < p->n; s++)
+            if (append(samples, rg_json_real(p->samples[s])) != 0) json_decref(samples), samples = NULL;
+        if (append(by, json_pack("{s:i, s:o, s:o, s:o}", "threads", p->threads, "gflops",
+                                 rg_json_real(p->best > 0 ? p->best : NAN), "gflops_per_thread",
+                                 rg_json_real(p->best > 0 ? p->best / p->threads : NAN), "samples",
+                                 samples)) != 0)
+            json_decref(by), by = NULL;
     }
-    fputs("    ]\n  },\n", f);
+    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:o}", "isa", rg_peak_isa(), "vector_bits",
+                     rg_peak_vector_bits(), "chains", rg_peak_chains(), "try_ms", PEAK_TRY_MS,
+                     "tries", PEAK_TRIES, "by_threads", by);
+}
 
-    fputs("  \"bandwidth\": {\n", f);
-    write_kv_str(f, "    ", "kernel", "triad", 0);
-    fprintf(f, "    \"array_bytes\": %zu,\n    \"passes\": %d,\n    \"by_threads\": [\n",
-            c->bandwidth_bytes, BANDWIDTH_PASSES);
-    for (int k = 0; k < c->npeak; k++) {
-        fprintf(f, "      {\"threads\": %d, \"gbps\": ", c->peak[k].threads);
-        rg_json_write_number(f, c->bandwidth_gbps[k] > 0 ? c->bandwidth_gbps[k] : NAN);
-        fputs(k + 1 < c->npeak ? "},\n" : "}\n", f);
+static json_t *bandwidth_json(const bench_context *c) {
+    json_t *by = json_array();
+    for (int k = 0; by && k < c->npeak; k++) {
+        double g = c->bandwidth_gbps[k];
+        if (append(by, json_pack("{s:i, s:o}", "threads", c->peak[k].threads, "gbps",
+                                 rg_json_real(g > 0 ? g : NAN))) != 0)
+            json_decref(by), by = NULL;
     }
-    fputs("    ]\n  },\n", f);
+    return json_pack("{s:s, s:I, s:i, s:o}", "kernel", "triad", "array_bytes",
+                     (json_int_t)c->bandwidth_bytes, "passes", BANDWIDTH_PASSES, "by_threads", by);
+}
 
-    fprintf(f, "  \"reliability\": {\n    \"reliable\": %s,\n    \"problems\": [",
-            c->nproblems ? "false" : "true");
-    for (int k = 0; k < c->nproblems; k++) {
-        fputs(k ? ",\n      " : "\n      ", f);
-        rg_json_write_string(f, c->problems[k]);
-    }
-    fputs(c->nproblems ? "\n    ]\n  },\n" : "]\n  },\n", f);
+static json_t *reliability_json(const bench_context *c) {
+    json_t *problems = json_array();
+    for (int k = 0; problems && k < c->nproblems; k++)
+        if (append(problems, rg_json_text(c->problems[k])) != 0)
+            json_decref(problems), problems = NULL;
+    return json_pack("{s:b, s:o}", "reliable", c->nproblems == 0, "problems", problems);
+}
 
-    fputs("  \"runs\": [", f);
-    for (int i = 0; i < n; i++) {
-        fputs(i ? ",\n    " : "\n    ", f);
-        rg_bench_result_write(f, &runs[i], 0, "      ");
+/* bench.json (docs/bench-format.md). Returns 0, or -1 with errno. */
+static int write_json(const char *path, const bench_context *c, const rg_bench_result *runs, int n) {
+    json_t *list = json_array();
+    for (int i = 0; list && i < n; i++)
+        if (append(list, rg_bench_result_json(&runs[i], 0)) != 0) json_decref(list), list = NULL;
+    json_t *root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "schema",
+                             "randygpt-bench/1", "created_utc", rg_json_text(c->created), "command",
+                             rg_json_text(c->command), "machine", machine_json(c), "build",
+                             build_json(c), "config", config_json(c), "peak", peak_json(c),
+                             "bandwidth", bandwidth_json(c), "reliability", reliability_json(c),
+                             "runs", list);
+    if (!root) {
+        errno = ENOMEM;
+        return -1;
     }
-    fputs(n ? "\n  ]\n}\n" : "]\n}\n", f);
-    return fclose(f);
+    int rc = rg_json_write_file(root, path);
+    json_decref(root);
+    return rc;
 }
 
 /* Runs the report generator on dir; its failure is only a warning. */

@@ -73,22 +73,25 @@ static void find_run_dir(const char *out, const char *machine, char *dir, size_t
     assert_int_equal(found, 1);
 }
 
-static const rg_json *run_of(const rg_json *runs, const char *backend) {
-    for (int i = 0; i < runs->count; i++)
-        if (!strcmp(rg_json_str(rg_json_get(rg_json_at(runs, i), "backend")), backend))
-            return rg_json_at(runs, i);
+/* The number v, or dflt when v is missing or not a number. */
+static double num_or(const json_t *v, double dflt) { return json_is_number(v) ? json_number_value(v) : dflt; }
+
+static const json_t *run_of(const json_t *runs, const char *backend) {
+    for (int i = 0; i < (int)json_array_size(runs); i++)
+        if (!strcmp(json_string_value(json_object_get(json_array_get(runs, i), "backend")), backend))
+            return json_array_get(runs, i);
     fail_msg("no run of backend %s", backend);
     return NULL;
 }
 
-static void assert_null_field(const rg_json *j, const char *key) {
-    const rg_json *v = rg_json_get(j, key);
+static void assert_null_field(const json_t *j, const char *key) {
+    const json_t *v = json_object_get(j, key);
     assert_non_null(v); /* present */
-    assert_int_equal(v->type, RG_JSON_NULL);
+    assert_true(json_is_null(v));
 }
 
-static void assert_positive(const rg_json *j, const char *key) {
-    double v = rg_json_num(rg_json_get(j, key), NAN);
+static void assert_positive(const json_t *j, const char *key) {
+    double v = num_or(json_object_get(j, key), NAN);
     if (!(v > 0.0 && isfinite(v))) fail_msg("%s is %g, expected a positive number", key, v);
 }
 
@@ -109,106 +112,107 @@ static void test_bench_run_with_failing_plugins(void **state) {
     /* Some runs failed: exit 1, but the results are written. */
     assert_int_equal(rc, 1);
 
-    char dir[4400], path[4500], err[512];
+    char dir[4400], path[4500];
+    json_error_t jerr;
     find_run_dir(out, "testbox", dir, sizeof dir);
     snprintf(path, sizeof path, "%s/bench.json", dir);
-    rg_json *j = rg_json_parse_file(path, err, sizeof err);
-    if (!j) fail_msg("%s", err);
+    json_t *j = json_load_file(path, 0, &jerr);
+    if (!j) fail_msg("%s: %s", path, jerr.text);
 
-    assert_string_equal(rg_json_str(rg_json_get(j, "schema")), "randygpt-bench/1");
-    const rg_json *machine = rg_json_get(j, "machine");
-    assert_string_equal(rg_json_str(rg_json_get(machine, "slug")), "testbox");
-    assert_true(rg_json_num(rg_json_get(machine, "cpus"), 0) >= 1);
-    assert_non_null(rg_json_str(rg_json_get(rg_json_get(j, "build"), "compiler")));
-    const rg_json *config = rg_json_get(j, "config");
-    assert_string_equal(rg_json_str(rg_json_get(config, "preset")), "tiny");
-    assert_int_equal((int)rg_json_num(rg_json_get(config, "B"), 0), 16);
-    assert_int_equal((int)rg_json_num(rg_json_get(config, "T"), 0), 32);
-    assert_int_equal((int)rg_json_num(rg_json_get(config, "V"), 0), RG_BENCH_SYNTHETIC_V);
-    assert_string_equal(rg_json_str(rg_json_get(config, "data")), "synthetic");
+    assert_string_equal(json_string_value(json_object_get(j, "schema")), "randygpt-bench/1");
+    const json_t *machine = json_object_get(j, "machine");
+    assert_string_equal(json_string_value(json_object_get(machine, "slug")), "testbox");
+    assert_true(num_or(json_object_get(machine, "cpus"), 0) >= 1);
+    assert_non_null(json_string_value(json_object_get(json_object_get(j, "build"), "compiler")));
+    const json_t *config = json_object_get(j, "config");
+    assert_string_equal(json_string_value(json_object_get(config, "preset")), "tiny");
+    assert_int_equal((int)num_or(json_object_get(config, "B"), 0), 16);
+    assert_int_equal((int)num_or(json_object_get(config, "T"), 0), 32);
+    assert_int_equal((int)num_or(json_object_get(config, "V"), 0), RG_BENCH_SYNTHETIC_V);
+    assert_string_equal(json_string_value(json_object_get(config, "data")), "synthetic");
     assert_positive(config, "step_flops");
 
     /* One peak entry per thread count. */
-    const rg_json *by = rg_json_get(rg_json_get(j, "peak"), "by_threads");
+    const json_t *by = json_object_get(json_object_get(j, "peak"), "by_threads");
     assert_non_null(by);
-    assert_int_equal(by->count, 1);
-    assert_int_equal((int)rg_json_num(rg_json_get(rg_json_at(by, 0), "threads"), 0), 1);
-    assert_positive(rg_json_at(by, 0), "gflops");
+    assert_int_equal((int)json_array_size(by), 1);
+    assert_int_equal((int)num_or(json_object_get(json_array_get(by, 0), "threads"), 0), 1);
+    assert_positive(json_array_get(by, 0), "gflops");
     /* measured before the rounds, between them and after: repeat + 1 samples; the best counts */
-    const rg_json *samples = rg_json_get(rg_json_at(by, 0), "samples");
-    assert_int_equal(samples->count, 3);
+    const json_t *samples = json_object_get(json_array_get(by, 0), "samples");
+    assert_int_equal((int)json_array_size(samples), 3);
     double best = 0.0;
-    for (int k = 0; k < samples->count; k++) best = fmax(best, rg_json_num(rg_json_at(samples, k), 0));
-    assert_float_equal(best, rg_json_num(rg_json_get(rg_json_at(by, 0), "gflops"), 0), 0.0);
-    assert_int_equal((int)rg_json_num(rg_json_get(config, "contend"), -1), 0);
-    const rg_json *bw = rg_json_get(j, "bandwidth");
-    assert_int_equal((int)rg_json_num(rg_json_get(bw, "array_bytes"), 0), 8 << 20);
-    assert_int_equal(rg_json_get(bw, "by_threads")->count, 1);
-    assert_positive(rg_json_at(rg_json_get(bw, "by_threads"), 0), "gbps");
+    for (int k = 0; k < (int)json_array_size(samples); k++) best = fmax(best, num_or(json_array_get(samples, k), 0));
+    assert_float_equal(best, num_or(json_object_get(json_array_get(by, 0), "gflops"), 0), 0.0);
+    assert_int_equal((int)num_or(json_object_get(config, "contend"), -1), 0);
+    const json_t *bw = json_object_get(j, "bandwidth");
+    assert_int_equal((int)num_or(json_object_get(bw, "array_bytes"), 0), 8 << 20);
+    assert_int_equal((int)json_array_size(json_object_get(bw, "by_threads")), 1);
+    assert_positive(json_array_get(json_object_get(bw, "by_threads"), 0), "gbps");
 
     /* One run per (backend, threads), in the order given. */
-    const rg_json *runs = rg_json_get(j, "runs");
+    const json_t *runs = json_object_get(j, "runs");
     assert_non_null(runs);
-    assert_int_equal(runs->type, RG_JSON_ARRAY);
-    assert_int_equal(runs->count, 3);
+    assert_true(json_is_array(runs));
+    assert_int_equal((int)json_array_size(runs), 3);
     const char *order[] = {"single", "crash", "hang"};
     for (int i = 0; i < 3; i++) {
-        const rg_json *r = rg_json_at(runs, i);
-        assert_string_equal(rg_json_str(rg_json_get(r, "backend")), order[i]);
-        assert_int_equal((int)rg_json_num(rg_json_get(r, "threads"), 0), 1);
+        const json_t *r = json_array_get(runs, i);
+        assert_string_equal(json_string_value(json_object_get(r, "backend")), order[i]);
+        assert_int_equal((int)num_or(json_object_get(r, "threads"), 0), 1);
     }
 
-    const rg_json *single = run_of(runs, "single");
-    assert_string_equal(rg_json_str(rg_json_get(single, "status")), "ok");
+    const json_t *single = run_of(runs, "single");
+    assert_string_equal(json_string_value(json_object_get(single, "status")), "ok");
     assert_null_field(single, "reason");
-    assert_int_equal((int)rg_json_num(rg_json_get(single, "exit_code"), -1), 0);
-    const rg_json *step = rg_json_get(single, "step_ms");
+    assert_int_equal((int)num_or(json_object_get(single, "exit_code"), -1), 0);
+    const json_t *step = json_object_get(single, "step_ms");
     assert_positive(step, "median");
-    assert_true(rg_json_num(rg_json_get(step, "min"), NAN) <= rg_json_num(rg_json_get(step, "median"), NAN));
-    assert_true(rg_json_num(rg_json_get(step, "max"), NAN) >= rg_json_num(rg_json_get(step, "median"), NAN));
-    const rg_json *reps = rg_json_get(single, "repeat_step_ms");
-    assert_int_equal(reps->count, 2);
-    double r0 = rg_json_num(rg_json_at(reps, 0), NAN), r1 = rg_json_num(rg_json_at(reps, 1), NAN);
-    assert_float_equal(rg_json_num(rg_json_get(step, "median"), NAN), (r0 + r1) / 2, 1e-9);
-    assert_float_equal(rg_json_num(rg_json_get(step, "min"), NAN), fmin(r0, r1), 1e-9);
-    assert_float_equal(rg_json_num(rg_json_get(step, "max"), NAN), fmax(r0, r1), 1e-9);
+    assert_true(num_or(json_object_get(step, "min"), NAN) <= num_or(json_object_get(step, "median"), NAN));
+    assert_true(num_or(json_object_get(step, "max"), NAN) >= num_or(json_object_get(step, "median"), NAN));
+    const json_t *reps = json_object_get(single, "repeat_step_ms");
+    assert_int_equal((int)json_array_size(reps), 2);
+    double r0 = num_or(json_array_get(reps, 0), NAN), r1 = num_or(json_array_get(reps, 1), NAN);
+    assert_float_equal(num_or(json_object_get(step, "median"), NAN), (r0 + r1) / 2, 1e-9);
+    assert_float_equal(num_or(json_object_get(step, "min"), NAN), fmin(r0, r1), 1e-9);
+    assert_float_equal(num_or(json_object_get(step, "max"), NAN), fmax(r0, r1), 1e-9);
     assert_positive(single, "tok_per_s");
     assert_positive(single, "gflops");
     assert_positive(single, "peak_gflops");
     assert_positive(single, "mfu");
     assert_positive(single, "peak_rss_bytes");
     assert_positive(single, "loss_first");
-    assert_true(strlen(rg_json_str(rg_json_get(single, "describe"))) > 0);
-    assert_string_equal(rg_json_str(rg_json_get(single, "plugin_name")), "single");
+    assert_true(strlen(json_string_value(json_object_get(single, "describe"))) > 0);
+    assert_string_equal(json_string_value(json_object_get(single, "plugin_name")), "single");
     /* single runs every op natively; the op table is complete and was called. */
-    assert_int_equal(rg_json_get(single, "native_ops")->count, RG_OP_COUNT);
-    const rg_json *ops = rg_json_get(single, "ops");
-    assert_int_equal(ops->count, RG_OP_COUNT);
+    assert_int_equal((int)json_array_size(json_object_get(single, "native_ops")), RG_OP_COUNT);
+    const json_t *ops = json_object_get(single, "ops");
+    assert_int_equal((int)json_array_size(ops), RG_OP_COUNT);
     for (int k = 0; k < RG_OP_COUNT; k++) {
-        const rg_json *o = rg_json_at(ops, k);
-        assert_string_equal(rg_json_str(rg_json_get(o, "op")), rg_op_name((rg_op_kind)k));
-        assert_true(rg_json_get(o, "native")->boolean);
+        const json_t *o = json_array_get(ops, k);
+        assert_string_equal(json_string_value(json_object_get(o, "op")), rg_op_name((rg_op_kind)k));
+        assert_true(json_is_true(json_object_get(o, "native")));
     }
-    assert_positive(rg_json_at(ops, RG_OP_MATMUL_FORWARD), "calls_per_step");
-    assert_positive(rg_json_at(ops, RG_OP_MATMUL_FORWARD), "ms_per_step");
-    assert_true(rg_json_num(rg_json_get(single, "other_ms_per_step"), -1) >= 0.0);
+    assert_positive(json_array_get(ops, RG_OP_MATMUL_FORWARD), "calls_per_step");
+    assert_positive(json_array_get(ops, RG_OP_MATMUL_FORWARD), "ms_per_step");
+    assert_true(num_or(json_object_get(single, "other_ms_per_step"), -1) >= 0.0);
 
-    const rg_json *cr = run_of(runs, "crash");
-    assert_string_equal(rg_json_str(rg_json_get(cr, "status")), "failed");
-    assert_string_equal(rg_json_str(rg_json_get(cr, "reason")), "signal");
-    assert_string_equal(rg_json_str(rg_json_get(cr, "signal")), "SIGSEGV");
-    assert_non_null(strstr(rg_json_str(rg_json_get(cr, "error")), "SIGSEGV"));
+    const json_t *cr = run_of(runs, "crash");
+    assert_string_equal(json_string_value(json_object_get(cr, "status")), "failed");
+    assert_string_equal(json_string_value(json_object_get(cr, "reason")), "signal");
+    assert_string_equal(json_string_value(json_object_get(cr, "signal")), "SIGSEGV");
+    assert_non_null(strstr(json_string_value(json_object_get(cr, "error")), "SIGSEGV"));
     assert_null_field(cr, "exit_code");
     assert_null_field(cr, "step_ms");
     assert_null_field(cr, "mfu");
 
-    const rg_json *hg = run_of(runs, "hang");
-    assert_string_equal(rg_json_str(rg_json_get(hg, "status")), "failed");
-    assert_string_equal(rg_json_str(rg_json_get(hg, "reason")), "timeout");
-    assert_non_null(strstr(rg_json_str(rg_json_get(hg, "error")), "timed out"));
-    assert_true(rg_json_num(rg_json_get(hg, "wall_s"), 0) >= 20.0);
+    const json_t *hg = run_of(runs, "hang");
+    assert_string_equal(json_string_value(json_object_get(hg, "status")), "failed");
+    assert_string_equal(json_string_value(json_object_get(hg, "reason")), "timeout");
+    assert_non_null(strstr(json_string_value(json_object_get(hg, "error")), "timed out"));
+    assert_true(num_or(json_object_get(hg, "wall_s"), 0) >= 20.0);
     assert_null_field(hg, "gflops");
-    rg_json_free(j);
+    json_decref(j);
 
     /* bench.csv: the header of the docs and one row per run. */
     snprintf(path, sizeof path, "%s/bench.csv", dir);
@@ -269,16 +273,17 @@ static void test_bench_bad_input(void **state) {
                                   "0", "--repeat", "1", "--threads", "1", "--backends", noplugin,
                                   "--machine", "testbox", "--out", out, NULL),
                      1);
-    char dir[4400], path[4500], err[512];
+    char dir[4400], path[4500];
+    json_error_t jerr;
     find_run_dir(out, "testbox", dir, sizeof dir);
     snprintf(path, sizeof path, "%s/bench.json", dir);
-    rg_json *j = rg_json_parse_file(path, err, sizeof err);
-    if (!j) fail_msg("%s", err);
-    const rg_json *r = rg_json_at(rg_json_get(j, "runs"), 0);
-    assert_string_equal(rg_json_str(rg_json_get(r, "reason")), "exit");
-    assert_int_equal((int)rg_json_num(rg_json_get(r, "exit_code"), 0), 1);
-    assert_non_null(strstr(rg_json_str(rg_json_get(r, "error")), "notaplugin.so"));
-    rg_json_free(j);
+    json_t *j = json_load_file(path, 0, &jerr);
+    if (!j) fail_msg("%s: %s", path, jerr.text);
+    const json_t *r = json_array_get(json_object_get(j, "runs"), 0);
+    assert_string_equal(json_string_value(json_object_get(r, "reason")), "exit");
+    assert_int_equal((int)num_or(json_object_get(r, "exit_code"), 0), 1);
+    assert_non_null(strstr(json_string_value(json_object_get(r, "error")), "notaplugin.so"));
+    json_decref(j);
     free(out);
 }
 
@@ -293,77 +298,86 @@ static void test_bench_refused_thread_count(void **state) {
                                   "--contend", "1", "--bandwidth-mib", "8",
                                   "--report-script", "/nonexistent/report.py", "--out", out, NULL),
                      0);
-    char dir[4400], path[4500], err[512];
+    char dir[4400], path[4500];
+    json_error_t jerr;
     find_run_dir(out, "testbox", dir, sizeof dir);
     snprintf(path, sizeof path, "%s/bench.json", dir);
-    rg_json *j = rg_json_parse_file(path, err, sizeof err);
-    if (!j) fail_msg("%s", err);
-    const rg_json *runs = rg_json_get(j, "runs");
-    assert_int_equal(runs->count, 2);
-    assert_string_equal(rg_json_str(rg_json_get(rg_json_at(runs, 0), "status")), "ok");
-    const rg_json *r = rg_json_at(runs, 1);
-    assert_int_equal((int)rg_json_num(rg_json_get(r, "threads"), 0), 2);
-    assert_string_equal(rg_json_str(rg_json_get(r, "status")), "failed");
-    assert_string_equal(rg_json_str(rg_json_get(r, "reason")), "refused");
-    assert_int_equal((int)rg_json_num(rg_json_get(r, "exit_code"), 0), RG_BENCH_EXIT_REFUSED);
+    json_t *j = json_load_file(path, 0, &jerr);
+    if (!j) fail_msg("%s: %s", path, jerr.text);
+    const json_t *runs = json_object_get(j, "runs");
+    assert_int_equal((int)json_array_size(runs), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(runs, 0), "status")), "ok");
+    const json_t *r = json_array_get(runs, 1);
+    assert_int_equal((int)num_or(json_object_get(r, "threads"), 0), 2);
+    assert_string_equal(json_string_value(json_object_get(r, "status")), "failed");
+    assert_string_equal(json_string_value(json_object_get(r, "reason")), "refused");
+    assert_int_equal((int)num_or(json_object_get(r, "exit_code"), 0), RG_BENCH_EXIT_REFUSED);
     /* Two thread counts, two peaks and two bandwidths. */
-    assert_int_equal(rg_json_get(rg_json_get(j, "peak"), "by_threads")->count, 2);
-    assert_int_equal(rg_json_get(rg_json_get(j, "bandwidth"), "by_threads")->count, 2);
-    assert_int_equal((int)rg_json_num(rg_json_get(rg_json_get(j, "config"), "contend"), -1), 1);
+    assert_int_equal((int)json_array_size(json_object_get(json_object_get(j, "peak"), "by_threads")), 2);
+    assert_int_equal((int)json_array_size(json_object_get(json_object_get(j, "bandwidth"), "by_threads")), 2);
+    assert_int_equal((int)num_or(json_object_get(json_object_get(j, "config"), "contend"), -1), 1);
     /* unreliable exactly when there are problems (which depends on the machine's load) */
-    const rg_json *rel = rg_json_get(j, "reliability");
-    const rg_json *problems = rg_json_get(rel, "problems");
+    const json_t *rel = json_object_get(j, "reliability");
+    const json_t *problems = json_object_get(rel, "problems");
     assert_non_null(problems);
-    const rg_json *reliable = rg_json_get(rel, "reliable");
-    assert_int_equal(reliable->type, RG_JSON_BOOL);
-    assert_int_equal(reliable->boolean, problems->count == 0);
-    rg_json_free(j);
+    const json_t *reliable = json_object_get(rel, "reliable");
+    assert_true(json_is_boolean(reliable));
+    assert_int_equal(json_is_true(reliable), json_array_size(problems) == 0);
+    json_decref(j);
     free(out);
 }
 
-static void test_json_reader(void **state) {
+/* The child's result line reads back as it was written, and what cannot be JSON is made so. */
+static void test_result_line_round_trip(void **state) {
+    rg_bench_result *r = calloc(1, sizeof *r), *back = calloc(1, sizeof *back);
+    assert_non_null(r);
+    assert_non_null(back);
+    snprintf(r->path, sizeof r->path, "/p/x.so");
+    snprintf(r->plugin_name, sizeof r->plugin_name, "x");
+    snprintf(r->describe, sizeof r->describe, "tab\there \"q\" \\ \x01 bad utf-8 \xff");
+    snprintf(r->native_ops, sizeof r->native_ops, "matmul_forward,adamw_step");
+    r->nrepeat = 2;
+    r->repeat_step_ms[0] = 1.5;
+    r->repeat_step_ms[1] = 0.125;
+    r->step_ms_median = 0.8125;
+    r->step_ms_min = 0.125;
+    r->step_ms_max = 1.5;
+    r->tok_per_s = 1234.5;
+    r->gflops = NAN; /* not measured: null */
+    r->ops[RG_OP_ADAMW].native = 1;
+    r->ops[RG_OP_ADAMW].ms_per_step = 0.25;
+    json_t *j = rg_bench_result_json(r, 1);
+    assert_non_null(j);
+    char *line = json_dumps(j, RG_JSON_LINE_FLAGS);
+    json_decref(j);
+    assert_non_null(line);
+    assert_null(strchr(line, '\n')); /* one line */
+    assert_non_null(strstr(line, "\"gflops\":null"));
     char err[256];
-    rg_json *j = rg_json_parse(" {\"a\": [1, -2.5e1, true, null], \"s\": \"x\\\"y\\u00e9\\n\","
-                               " \"o\": {}} ", err, sizeof err);
-    if (!j) fail_msg("%s", err);
-    const rg_json *a = rg_json_get(j, "a");
-    assert_int_equal(a->count, 4);
-    assert_float_equal(rg_json_num(rg_json_at(a, 1), 0), -25.0, 0.0);
-    assert_int_equal(rg_json_at(a, 2)->type, RG_JSON_BOOL);
-    assert_int_equal(rg_json_at(a, 3)->type, RG_JSON_NULL);
-    assert_null(rg_json_at(a, 4));
-    assert_string_equal(rg_json_str(rg_json_get(j, "s")), "x\"y\xc3\xa9\n");
-    assert_int_equal(rg_json_get(j, "o")->count, 0);
-    assert_null(rg_json_get(j, "missing"));
-    rg_json_free(j);
-
-    const char *bad[] = {"", "{", "[1,]", "{\"a\" 1}", "01", "1.", "nul", "\"open", "[1] x",
-                         "{\"a\":1,}", "\"\\q\"", "inf"};
+    if (rg_bench_result_parse(back, line, err, sizeof err) != 0) fail_msg("%s: %s", line, err);
+    assert_string_equal(back->describe, "tab\there \"q\" \\ \x01 bad utf-8 ?");
+    assert_string_equal(back->path, "/p/x.so");
+    assert_string_equal(back->native_ops, "matmul_forward,adamw_step");
+    assert_int_equal(back->num_native_ops, 2);
+    assert_int_equal(back->nrepeat, 2);
+    assert_float_equal(back->repeat_step_ms[1], 0.125, 0.0);
+    assert_float_equal(back->step_ms_median, 0.8125, 0.0);
+    assert_float_equal(back->tok_per_s, 1234.5, 0.0);
+    assert_true(isnan(back->gflops));
+    assert_true(back->ops[RG_OP_ADAMW].native);
+    assert_false(back->ops[RG_OP_MATMUL_FORWARD].native);
+    assert_float_equal(back->ops[RG_OP_ADAMW].ms_per_step, 0.25, 0.0);
+    free(line);
+    /* a line that is not a result is refused with one line */
+    const char *bad[] = {"", "{", "[1]", "{\"step_ms\": {\"median\": 1}}", "not json"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        rg_json *b = rg_json_parse(bad[i], err, sizeof err);
-        if (b) fail_msg("'%s' parsed", bad[i]);
-        assert_non_null(strstr(err, "JSON:"));
+        err[0] = '\0';
+        assert_int_equal(rg_bench_result_parse(back, bad[i], err, sizeof err), -1);
+        assert_true(err[0] != '\0');
+        assert_null(strchr(err, '\n'));
     }
-
-    /* What the writers write reads back. */
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    fputc('[', f);
-    rg_json_write_string(f, "tab\there \"q\" \\ \x01");
-    fputc(',', f);
-    rg_json_write_number(f, 0.125);
-    fputc(',', f);
-    rg_json_write_number(f, NAN);
-    fputc(']', f);
-    fclose(f);
-    j = rg_json_parse(buf, err, sizeof err);
-    if (!j) fail_msg("%s: %s", buf, err);
-    assert_string_equal(rg_json_str(rg_json_at(j, 0)), "tab\there \"q\" \\ \x01");
-    assert_float_equal(rg_json_num(rg_json_at(j, 1), 0), 0.125, 0.0);
-    assert_int_equal(rg_json_at(j, 2)->type, RG_JSON_NULL);
-    rg_json_free(j);
-    free(buf);
+    free(r);
+    free(back);
 }
 
 static void test_proc_limits(void **state) {
@@ -466,7 +480,7 @@ int main(void) {
     snprintf(opts, sizeof opts, "%s%shandle_segv=0", asan ? asan : "", asan && *asan ? ":" : "");
     setenv("ASAN_OPTIONS", opts, 1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_reader),
+        cmocka_unit_test(test_result_line_round_trip),
         cmocka_unit_test(test_proc_limits),
         cmocka_unit_test(test_median_and_peak),
         cmocka_unit_test(test_peak_checks),

@@ -1,51 +1,24 @@
 /*
- * A small JSON reader and the few writing helpers `bench` needs. The reader builds a tree of
- * rg_json values; it is used to read a child's result line and, in the tests, a whole bench.json.
+ * The few helpers `bench` adds to jansson (the JSON library): numbers that are null when they were
+ * not measured, nullable strings, fields read with a default, and bench.json's layout on disk.
  */
 #ifndef RANDYGPT_BENCH_JSON_H
 #define RANDYGPT_BENCH_JSON_H
 
-#include <stddef.h>
-#include <stdio.h>
+#include <jansson.h>
 
-typedef enum rg_json_type {
-    RG_JSON_NULL,
-    RG_JSON_BOOL,
-    RG_JSON_NUMBER,
-    RG_JSON_STRING,
-    RG_JSON_ARRAY,
-    RG_JSON_OBJECT
-} rg_json_type;
+/* 10 significant digits are ample for measurements; bench.json is indented, a child's line not. */
+#define RG_JSON_FILE_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(10))
+#define RG_JSON_LINE_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
 
-typedef struct rg_json {
-    rg_json_type type;
-    int boolean;            /* RG_JSON_BOOL */
-    double number;          /* RG_JSON_NUMBER */
-    char *string;           /* RG_JSON_STRING, NUL-terminated (an embedded \u0000 ends it) */
-    int count;              /* RG_JSON_ARRAY, RG_JSON_OBJECT: number of items */
-    struct rg_json *items;  /* (count) values */
-    char **keys;            /* (count) keys of an object, NULL for an array */
-} rg_json;
-
-/* Parses text (the whole of it must be one value, surrounded by whitespace at most).
- * Returns a tree to free with rg_json_free, or NULL with one line in err naming the offset. */
-rg_json *rg_json_parse(const char *text, char *err, size_t err_len);
-/* Reads and parses a file. Returns NULL with one line in err on failure. */
-rg_json *rg_json_parse_file(const char *path, char *err, size_t err_len);
-void rg_json_free(rg_json *j);
-
-/* The value of key in an object; NULL when j is not an object or has no such key. */
-const rg_json *rg_json_get(const rg_json *j, const char *key);
-/* Item i of an array; NULL when j is not an array or i is out of range. */
-const rg_json *rg_json_at(const rg_json *j, int i);
-/* The number, or dflt when j is NULL or not a number. */
-double rg_json_num(const rg_json *j, double dflt);
-/* The string, or NULL when j is NULL or not a string. */
-const char *rg_json_str(const rg_json *j);
-
-/* Writes s as a JSON string with quotes and escapes; NULL writes null. */
-void rg_json_write_string(FILE *f, const char *s);
-/* Writes x with 10 significant digits (ample for measurements); a non-finite x writes null. */
-void rg_json_write_number(FILE *f, double x);
+/* x as a JSON number, or null when x is not finite (a measurement that was not made). */
+json_t *rg_json_real(double x);
+/* s as a JSON string, or null when s is NULL; bytes that are not UTF-8 (a plugin's describe
+ * line may have any) become '?', as JSON must be UTF-8. */
+json_t *rg_json_text(const char *s);
+/* The number at key of object j (an integer or a real), or NAN when missing or not a number. */
+double rg_json_num(const json_t *j, const char *key);
+/* Writes root to path with RG_JSON_FILE_FLAGS and a final newline. Returns 0, or -1 with errno. */
+int rg_json_write_file(const json_t *root, const char *path);
 
 #endif /* RANDYGPT_BENCH_JSON_H */

@@ -244,9 +244,14 @@ int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, F
         in_ops_ms += o->ms_per_step;
     }
     r.other_ms_per_step = fmax(0.0, mean_step_ms - in_ops_ms);
-    rg_bench_result_write(out, &r, 1, "");
-    fputc('\n', out);
-    fflush(out);
+    json_t *line = rg_bench_result_json(&r, 1);
+    if (!line || json_dumpf(line, out, RG_JSON_LINE_FLAGS) != 0 || fputc('\n', out) == EOF ||
+        fflush(out) != 0) {
+        fprintf(stderr, "randygpt bench: cannot write the result line\n");
+        json_decref(line);
+        goto done;
+    }
+    json_decref(line);
     rc = 0;
 done:
     rg_model_free(&model);
@@ -261,185 +266,158 @@ done:
 
 /* ---- the RUN entry as JSON ---- */
 
-static void key(FILE *f, int *first, const char *indent, const char *name) {
-    fprintf(f, "%s%s", *first ? "" : ",", indent[0] ? "\n" : "");
-    fputs(indent, f);
-    rg_json_write_string(f, name);
-    fputs(indent[0] ? ": " : ":", f);
-    *first = 0;
+/* Sets key of o to v (taking v); clears *ok when v is NULL (out of memory) or the set fails. */
+static void put(json_t *o, const char *key, json_t *v, int *ok) {
+    if (json_object_set_new(o, key, v) != 0) *ok = 0;
 }
 
-/* Writes s, or null when empty. */
-static void str_or_null(FILE *f, const char *s) { rg_json_write_string(f, s && s[0] ? s : NULL); }
+/* The comma list of rg_ops_native_list as an array of names. */
+static json_t *native_array(const char *list) {
+    json_t *a = json_array();
+    for (const char *p = list; a && *p;) {
+        size_t len = strcspn(p, ",");
+        if (json_array_append_new(a, json_stringn(p, len)) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+        p += len + (p[len] == ',');
+    }
+    return a;
+}
 
-void rg_bench_result_write(FILE *f, const rg_bench_result *r, int child_only, const char *indent) {
-    /* Measured fields are null in a failed run (docs/bench-format.md). */
-    const int m = child_only || r->ok;
-    int first = 1;
-    fputc('{', f);
-    if (!child_only) {
-        key(f, &first, indent, "backend");
-        rg_json_write_string(f, r->backend);
-    }
-    key(f, &first, indent, "path");
-    str_or_null(f, r->path);
-    if (!child_only) {
-        key(f, &first, indent, "threads");
-        fprintf(f, "%d", r->threads);
-        key(f, &first, indent, "status");
-        rg_json_write_string(f, r->ok ? "ok" : "failed");
-        key(f, &first, indent, "reason");
-        rg_json_write_string(f, r->ok ? NULL : r->reason);
-        key(f, &first, indent, "error");
-        rg_json_write_string(f, r->ok ? NULL : r->error);
-        key(f, &first, indent, "exit_code");
-        if (r->exit_code >= 0) fprintf(f, "%d", r->exit_code);
-        else fputs("null", f);
-        key(f, &first, indent, "signal");
-        str_or_null(f, r->signal);
-        key(f, &first, indent, "wall_s");
-        rg_json_write_number(f, r->wall_s);
-        key(f, &first, indent, "peak_rss_bytes");
-        fprintf(f, "%lld", r->peak_rss_bytes);
-    }
-    key(f, &first, indent, "plugin_name");
-    rg_json_write_string(f, m ? r->plugin_name : NULL);
-    key(f, &first, indent, "describe");
-    rg_json_write_string(f, m ? r->describe : NULL);
-    key(f, &first, indent, "native_ops");
-    if (m) {
-        /* The comma list of rg_ops_native_list as a JSON array. */
-        fputc('[', f);
-        const char *p = r->native_ops;
-        for (int n = 0; *p; n++) {
-            size_t len = strcspn(p, ",");
-            char name[64];
-            snprintf(name, sizeof name, "%.*s", (int)len, p);
-            fputs(n ? ", " : "", f);
-            rg_json_write_string(f, name);
-            p += len + (p[len] == ',');
+static json_t *ops_array(const rg_bench_result *r) {
+    json_t *a = json_array();
+    for (int k = 0; a && k < RG_OP_COUNT; k++) {
+        const rg_bench_op *o = &r->ops[k];
+        json_t *e = json_pack("{s:s, s:b, s:o, s:o, s:o}", "op", rg_op_name((rg_op_kind)k),
+                              "native", o->native, "calls_per_step", rg_json_real(o->calls_per_step),
+                              "ms_per_step", rg_json_real(o->ms_per_step), "fraction",
+                              rg_json_real(o->fraction));
+        if (json_array_append_new(a, e) != 0) {
+            json_decref(a);
+            return NULL;
         }
-        fputc(']', f);
-    } else {
-        fputs("null", f);
     }
-    key(f, &first, indent, "step_ms");
-    if (m) {
-        fputs("{\"median\": ", f);
-        rg_json_write_number(f, r->step_ms_median);
-        fputs(", \"min\": ", f);
-        rg_json_write_number(f, r->step_ms_min);
-        fputs(", \"max\": ", f);
-        rg_json_write_number(f, r->step_ms_max);
-        fputc('}', f);
-    } else {
-        fputs("null", f);
-    }
-    key(f, &first, indent, "repeat_step_ms");
-    if (m) {
-        fputc('[', f);
-        for (int i = 0; i < r->nrepeat; i++) {
-            fputs(i ? ", " : "", f);
-            rg_json_write_number(f, r->repeat_step_ms[i]);
+    return a;
+}
+
+static json_t *repeats_array(const rg_bench_result *r) {
+    json_t *a = json_array();
+    for (int i = 0; a && i < r->nrepeat; i++)
+        if (json_array_append_new(a, rg_json_real(r->repeat_step_ms[i])) != 0) {
+            json_decref(a);
+            return NULL;
         }
-        fputc(']', f);
-    } else {
-        fputs("null", f);
-    }
+    return a;
+}
+
+/* What only the parent knows: the pair, how its children ended, their time and memory. */
+static void put_parent_fields(json_t *o, const rg_bench_result *r, int *ok) {
+    put(o, "threads", json_integer(r->threads), ok);
+    put(o, "status", json_string(r->ok ? "ok" : "failed"), ok);
+    put(o, "reason", rg_json_text(r->ok ? NULL : r->reason), ok);
+    put(o, "error", rg_json_text(r->ok ? NULL : r->error), ok);
+    put(o, "exit_code", r->exit_code >= 0 ? json_integer(r->exit_code) : json_null(), ok);
+    put(o, "signal", rg_json_text(r->signal[0] ? r->signal : NULL), ok);
+    put(o, "wall_s", rg_json_real(r->wall_s), ok);
+    put(o, "peak_rss_bytes", json_integer(r->peak_rss_bytes), ok);
+}
+
+/* What the child measured; every one null when m is 0 (a failed run). */
+static void put_measured_fields(json_t *o, const rg_bench_result *r, int m, int child_only, int *ok) {
+    put(o, "plugin_name", m ? rg_json_text(r->plugin_name) : json_null(), ok);
+    put(o, "describe", m ? rg_json_text(r->describe) : json_null(), ok);
+    put(o, "native_ops", m ? native_array(r->native_ops) : json_null(), ok);
+    put(o, "step_ms",
+        m ? json_pack("{s:o, s:o, s:o}", "median", rg_json_real(r->step_ms_median), "min",
+                      rg_json_real(r->step_ms_min), "max", rg_json_real(r->step_ms_max))
+          : json_null(),
+        ok);
+    put(o, "repeat_step_ms", m ? repeats_array(r) : json_null(), ok);
     const struct {
         const char *name;
         double value;
         int parent_only;
     } nums[] = {
-        {"tok_per_s", r->tok_per_s, 0},   {"gflops", r->gflops, 0},
+        {"tok_per_s", r->tok_per_s, 0},     {"gflops", r->gflops, 0},
         {"peak_gflops", r->peak_gflops, 1}, {"mfu", r->mfu, 1},
-        {"loss_first", r->loss_first, 0}, {"loss_last", r->loss_last, 0},
+        {"loss_first", r->loss_first, 0},   {"loss_last", r->loss_last, 0},
     };
-    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
-        if (child_only && nums[i].parent_only) continue;
-        key(f, &first, indent, nums[i].name);
-        rg_json_write_number(f, m ? nums[i].value : NAN);
-    }
-    key(f, &first, indent, "ops");
-    if (m) {
-        fputc('[', f);
-        for (int k = 0; k < RG_OP_COUNT; k++) {
-            const rg_bench_op *o = &r->ops[k];
-            if (k) fputc(',', f);
-            if (indent[0]) fprintf(f, "\n%s  ", indent);
-            fputs("{\"op\": ", f);
-            rg_json_write_string(f, rg_op_name((rg_op_kind)k));
-            fprintf(f, ", \"native\": %s, \"calls_per_step\": ", o->native ? "true" : "false");
-            rg_json_write_number(f, o->calls_per_step);
-            fputs(", \"ms_per_step\": ", f);
-            rg_json_write_number(f, o->ms_per_step);
-            fputs(", \"fraction\": ", f);
-            rg_json_write_number(f, o->fraction);
-            fputc('}', f);
-        }
-        if (indent[0]) fprintf(f, "\n%s", indent);
-        fputc(']', f);
-    } else {
-        fputs("null", f);
-    }
-    key(f, &first, indent, "other_ms_per_step");
-    rg_json_write_number(f, m ? r->other_ms_per_step : NAN);
-    if (indent[0]) {
-        /* Close at the indentation of the object's opening line. */
-        size_t n = strlen(indent);
-        fprintf(f, "\n%.*s", (int)(n >= 2 ? n - 2 : 0), indent);
-    }
-    fputc('}', f);
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        if (!(child_only && nums[i].parent_only))
+            put(o, nums[i].name, rg_json_real(m ? nums[i].value : NAN), ok);
+    put(o, "ops", m ? ops_array(r) : json_null(), ok);
+    put(o, "other_ms_per_step", rg_json_real(m ? r->other_ms_per_step : NAN), ok);
 }
 
-/* A number field of j; NaN (written back as null) when missing or null. */
-static double num(const rg_json *j, const char *name) { return rg_json_num(rg_json_get(j, name), NAN); }
+json_t *rg_bench_result_json(const rg_bench_result *r, int child_only) {
+    json_t *o = json_object();
+    if (!o) return NULL;
+    int ok = 1;
+    if (!child_only) put(o, "backend", rg_json_text(r->backend), &ok);
+    put(o, "path", rg_json_text(r->path[0] ? r->path : NULL), &ok);
+    if (!child_only) put_parent_fields(o, r, &ok);
+    /* Measured fields are null in a failed run (docs/bench-format.md). */
+    put_measured_fields(o, r, child_only || r->ok, child_only, &ok);
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
 
-static void copy_str(char *dst, size_t n, const rg_json *j, const char *name) {
-    const char *s = rg_json_str(rg_json_get(j, name));
+static void copy_str(char *dst, size_t n, const json_t *j, const char *name) {
+    const char *s = json_string_value(json_object_get(j, name));
     snprintf(dst, n, "%s", s ? s : "");
 }
 
 int rg_bench_result_parse(rg_bench_result *r, const char *line, char *err, size_t err_len) {
-    rg_json *j = rg_json_parse(line, err, err_len);
-    if (!j) return -1;
-    const rg_json *steps = rg_json_get(j, "step_ms"), *reps = rg_json_get(j, "repeat_step_ms");
-    const rg_json *ops = rg_json_get(j, "ops"), *native = rg_json_get(j, "native_ops");
-    if (j->type != RG_JSON_OBJECT || !steps || !reps || reps->type != RG_JSON_ARRAY || !ops ||
-        ops->type != RG_JSON_ARRAY || ops->count != RG_OP_COUNT || !native ||
-        native->type != RG_JSON_ARRAY || !isfinite(num(steps, "median"))) {
+    json_error_t jerr;
+    json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j) {
+        snprintf(err, err_len, "JSON: %s at offset %d", jerr.text, jerr.position);
+        return -1;
+    }
+    const json_t *steps = json_object_get(j, "step_ms"), *reps = json_object_get(j, "repeat_step_ms");
+    const json_t *ops = json_object_get(j, "ops"), *native = json_object_get(j, "native_ops");
+    if (!json_is_object(j) || !json_is_array(reps) || !json_is_array(ops) ||
+        json_array_size(ops) != RG_OP_COUNT || !json_is_array(native) ||
+        !isfinite(rg_json_num(steps, "median"))) {
         snprintf(err, err_len, "result line lacks step_ms, repeat_step_ms, native_ops or ops");
-        rg_json_free(j);
+        json_decref(j);
         return -1;
     }
     copy_str(r->plugin_name, sizeof r->plugin_name, j, "plugin_name");
     copy_str(r->describe, sizeof r->describe, j, "describe");
-    if (rg_json_str(rg_json_get(j, "path"))) copy_str(r->path, sizeof r->path, j, "path");
+    if (json_is_string(json_object_get(j, "path"))) copy_str(r->path, sizeof r->path, j, "path");
     r->native_ops[0] = '\0';
-    r->num_native_ops = native->count;
-    for (int i = 0; i < native->count; i++) {
-        const char *s = rg_json_str(rg_json_at(native, i));
+    r->num_native_ops = (int)json_array_size(native);
+    for (size_t i = 0; i < json_array_size(native); i++) {
+        const char *s = json_string_value(json_array_get(native, i));
         size_t len = strlen(r->native_ops);
         snprintf(r->native_ops + len, sizeof r->native_ops - len, "%s%s", i ? "," : "", s ? s : "");
     }
-    r->step_ms_median = num(steps, "median");
-    r->step_ms_min = num(steps, "min");
-    r->step_ms_max = num(steps, "max");
-    r->nrepeat = reps->count < RG_BENCH_MAX_REPEAT ? reps->count : RG_BENCH_MAX_REPEAT;
-    for (int i = 0; i < r->nrepeat; i++) r->repeat_step_ms[i] = rg_json_num(rg_json_at(reps, i), NAN);
-    r->tok_per_s = num(j, "tok_per_s");
-    r->gflops = num(j, "gflops");
-    r->loss_first = num(j, "loss_first");
-    r->loss_last = num(j, "loss_last");
-    for (int k = 0; k < RG_OP_COUNT; k++) {
-        const rg_json *o = rg_json_at(ops, k);
-        const rg_json *nat = rg_json_get(o, "native");
-        r->ops[k].native = nat && nat->type == RG_JSON_BOOL && nat->boolean;
-        r->ops[k].calls_per_step = num(o, "calls_per_step");
-        r->ops[k].ms_per_step = num(o, "ms_per_step");
-        r->ops[k].fraction = num(o, "fraction");
+    r->step_ms_median = rg_json_num(steps, "median");
+    r->step_ms_min = rg_json_num(steps, "min");
+    r->step_ms_max = rg_json_num(steps, "max");
+    size_t nrep = json_array_size(reps);
+    r->nrepeat = nrep < RG_BENCH_MAX_REPEAT ? (int)nrep : RG_BENCH_MAX_REPEAT;
+    for (int i = 0; i < r->nrepeat; i++) {
+        const json_t *v = json_array_get(reps, (size_t)i);
+        r->repeat_step_ms[i] = json_is_number(v) ? json_number_value(v) : NAN;
     }
-    r->other_ms_per_step = num(j, "other_ms_per_step");
-    rg_json_free(j);
+    r->tok_per_s = rg_json_num(j, "tok_per_s");
+    r->gflops = rg_json_num(j, "gflops");
+    r->loss_first = rg_json_num(j, "loss_first");
+    r->loss_last = rg_json_num(j, "loss_last");
+    for (int k = 0; k < RG_OP_COUNT; k++) {
+        const json_t *o = json_array_get(ops, (size_t)k);
+        r->ops[k].native = json_is_true(json_object_get(o, "native"));
+        r->ops[k].calls_per_step = rg_json_num(o, "calls_per_step");
+        r->ops[k].ms_per_step = rg_json_num(o, "ms_per_step");
+        r->ops[k].fraction = rg_json_num(o, "fraction");
+    }
+    r->other_ms_per_step = rg_json_num(j, "other_ms_per_step");
+    json_decref(j);
     return 0;
 }

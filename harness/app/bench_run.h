@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "backend_args.h"
+#include "bench_json.h"
 #include "randygpt/ops.h"
 
 #define RG_BENCH_MAX_REPEAT 100
@@ -76,9 +77,9 @@ void rg_bench_result_fail(rg_bench_result *r, const char *reason, const char *fm
 /* Fills the child's fields of r from its JSON line. Returns 0, or -1 with one line in err. */
 int rg_bench_result_parse(rg_bench_result *r, const char *line, char *err, size_t err_len);
 
-/* Writes r as a JSON object. child_only: only the child's fields, on one line (the protocol);
- * otherwise every RUN field, one per line, each line starting with indent. */
-void rg_bench_result_write(FILE *f, const rg_bench_result *r, int child_only, const char *indent);
+/* r as a RUN object of bench.json (docs/bench-format.md); child_only: only the child's fields (the
+ * line a child prints). NULL when out of memory. */
+json_t *rg_bench_result_json(const rg_bench_result *r, int child_only);
 
 /* Folds the result `one` of one more round's child (one repeat of the same backend and thread
  * count) into r, which holds the rounds before it: a failure in any round fails the run; otherwise
