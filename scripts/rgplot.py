@@ -36,11 +36,13 @@ def color(i):
 # ---- training logs ----
 
 def load_log(path):
-    """A `randygpt train --log` file (one JSON object per step: step, loss, val_loss at evaluations,
-    ms = the step's own time). Returns a list of dicts with step, loss, val_loss (or None) and
-    time_s: the steps' times summed up to and including that step (None once a line lacks ms), so
-    that two trainings compare by training time, evaluation excluded."""
-    points, total = [], 0.0
+    """A `randygpt train --log` file (one JSON object per step: step, loss = the batch's loss;
+    at evaluations train_loss and val_loss, measured alike; ms = the step's own time; wall_s =
+    the wall time since training started, evaluations included). Returns a list of dicts with
+    step, loss, train_loss and val_loss (None between evaluations), time_s: the steps' times
+    summed up to and including that step (None once a line lacks ms), and wall_s (None once a
+    line lacks it; a log appended to by --resume restarts its clock, which is carried on)."""
+    points, total, wall, offset = [], 0.0, 0.0, 0.0
     try:
         with open(path) as f:
             for no, line in enumerate(f, 1):
@@ -49,14 +51,22 @@ def load_log(path):
                 try:
                     rec = json.loads(line)
                     step, loss = int(rec["step"]), float(rec["loss"])
-                    val = rec.get("val_loss")
-                    val = None if val is None else float(val)
+                    val, train = (None if rec.get(k) is None else float(rec[k])
+                                  for k in ("val_loss", "train_loss"))
                     ms = rec.get("ms")
                     total = None if ms is None or total is None else total + float(ms) / 1e3
+                    w = rec.get("wall_s")
+                    if w is None or wall is None:
+                        wall = None
+                    else:
+                        if float(w) + offset < wall:  # a resumed run's clock starts again
+                            offset = wall
+                        wall = float(w) + offset
                 except (ValueError, KeyError, TypeError, AttributeError):
                     raise PlotError("%s:%d: not a train log line (JSON with step and loss)"
                                     % (path, no))
-                points.append({"step": step, "loss": loss, "val_loss": val, "time_s": total})
+                points.append({"step": step, "loss": loss, "train_loss": train, "val_loss": val,
+                               "time_s": total, "wall_s": wall})
     except OSError as e:
         raise PlotError("cannot read train log %s: %s" % (path, e.strerror))
     if not points:
@@ -70,32 +80,38 @@ def log_label(path):
 
 
 def plot_loss(logs, path, title="Training loss"):
-    """logs: [(label, points from load_log)]. Two panels: loss against step and against training
-    time (seconds, evaluation excluded; on a log scale when one log took over 5x another's time);
-    train loss as a thin line, validation loss as markers."""
+    """logs: [(label, points from load_log)]. Two panels: loss against step and against time
+    (wall time when every log has it, else the steps' times summed; on a log scale when one log
+    took over 5x another's time). Batch losses as a thin line, the evaluations' validation loss
+    (dashed, circles) and train loss (squares) as markers."""
     plt = pyplot()
-    timed = all(p[-1]["time_s"] is not None for _, p in logs)
-    ncols = 2 if timed else 1
-    fig, axes = plt.subplots(1, ncols, figsize=(6.0 * ncols, 4.4), squeeze=False)
+    panels = [("step", "step")]
+    if all(p[-1]["wall_s"] is not None for _, p in logs):
+        panels.append(("wall_s", "wall time (s, evaluations included)"))
+    elif all(p[-1]["time_s"] is not None for _, p in logs):
+        panels.append(("time_s", "training time (s, step times summed, evaluations excluded)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.4), squeeze=False)
     axes = axes[0]
-    panels = [("step", "step")] + ([("time_s", "training time (s, evaluation excluded)")]
-                                   if timed else [])
     for ax, (key, xlabel) in zip(axes, panels):
         for i, (label, points) in enumerate(logs):
             xs = [p[key] for p in points]
             ax.plot(xs, [p["loss"] for p in points], color=color(i), linewidth=0.8, alpha=0.8,
-                    label=label + " train")
+                    label=label + " train (batch)")
             val = [(p[key], p["val_loss"]) for p in points if p["val_loss"] is not None]
             if val:
                 ax.plot([v[0] for v in val], [v[1] for v in val], color=color(i), marker="o",
                         markersize=4, linestyle="--", linewidth=1.2, label=label + " validation")
+            ev = [(p[key], p["train_loss"]) for p in points if p["train_loss"] is not None]
+            if ev:
+                ax.plot([v[0] for v in ev], [v[1] for v in ev], color=color(i), marker="s",
+                        markersize=4, linestyle="none", label=label + " train (evaluated)")
         totals = [p[-1][key] for _, p in logs]
-        if key == "time_s" and min(totals) > 0 and max(totals) / min(totals) > 5:
+        if key != "step" and min(totals) > 0 and max(totals) / min(totals) > 5:
             ax.set_xscale("log")  # a 20x slower backend would squash the others into one line
             xlabel += ", log scale"
         ax.set_xlabel(xlabel)
         ax.set_ylabel("loss (cross-entropy, nats per byte)")
-        ax.set_title("by step" if key == "step" else "by training time")
+        ax.set_title("by step" if key == "step" else "by time")
         ax.grid(True, alpha=0.3)
     axes[0].legend(fontsize="small")
     fig.suptitle(title)

@@ -432,6 +432,24 @@ class PlotScript(unittest.TestCase):
         self.assertEqual(data[:8], PNG_MAGIC)
         self.assertGreater(len(data), 10000)
 
+    def test_wall_time_carried_over_a_resume(self):
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
+        import rgplot
+        path = os.path.join(TMP, "plot-resumed.jsonl")
+        lines = [{"step": 1, "loss": 4.0, "ms": 10.0, "wall_s": 0.5},
+                 {"step": 2, "loss": 3.9, "ms": 10.0, "wall_s": 1.5, "train_loss": 3.8,
+                  "val_loss": 3.85},
+                 {"step": 3, "loss": 3.7, "ms": 12.0, "wall_s": 0.25}]  # resumed: a new clock
+        with open(path, "w") as f:
+            f.write("".join(json.dumps(l) + "\n" for l in lines))
+        points = rgplot.load_log(path)
+        self.assertEqual([p["wall_s"] for p in points], [0.5, 1.5, 1.75])
+        self.assertEqual([round(p["time_s"], 6) for p in points], [0.01, 0.02, 0.032])
+        self.assertEqual([p["train_loss"] for p in points], [None, 3.8, None])
+        self.assertEqual([p["val_loss"] for p in points], [None, 3.85, None])
+        proc = run_plot(path, LOG, "--out", os.path.join(TMP, "plot-mixed.png"))
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+
     def test_bad_log(self):
         bad = os.path.join(TMP, "plot-bad.jsonl")
         with open(bad, "w") as f:
