@@ -3,7 +3,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "app/backend_args.h"
 #include "app/backend_auto.h"
 #include "app/cmdline.h"
+#include "app/stop.h"
 #include "app/textgen.h"
 #include "app/train_parts.h"
 #include "commands.h"
@@ -73,7 +73,9 @@ static void usage(FILE *f) {
             "                           at each evaluation when stdout is a terminal, else none;\n"
             "                           0: none)\n"
             "  --help                   this help\n"
-            "Ctrl-C finishes the current step, saves a checkpoint and exits with status 130.\n",
+            "Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits with\n"
+            "status 130 (143); a second one stops at once (a hung backend), keeping the\n"
+            "checkpoints already saved.\n",
             RG_MAX_CHANNELS, RG_MAX_LAYERS, RG_MAX_BLOCK, RG_FORTUNES_DIR);
 }
 
@@ -193,8 +195,6 @@ static double phys_bytes(void) {
     return pages > 0 && size > 0 ? (double)pages * (double)size : 0;
 }
 
-static volatile sig_atomic_t stop_signal = 0;
-static void on_signal(int sig) { stop_signal = sig; }
 
 static double now_s(void) {
     struct timespec ts;
@@ -238,6 +238,7 @@ int rg_cmd_train(int argc, char **argv) {
     train_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc == 1 ? 0 : rc;
+    rg_stop_install(CMD); /* from here on: a backend hanging in create can be interrupted too */
 
     char err[1024];
     rg_data data;
@@ -388,12 +389,6 @@ int rg_cmd_train(int argc, char **argv) {
            model.num_params, data.vocab.V, data.len, data.split, data.len - data.split);
     fflush(stdout);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 
     int tty = isatty(fileno(stderr));  /* the progress bar goes to a terminal's stderr */
     int sample_every = o.sample_every >= 0 ? o.sample_every
@@ -442,13 +437,17 @@ int rg_cmd_train(int argc, char **argv) {
             break;
         }
         double tok_s = (double)B * T / dt;
-        int stopping = st.step == end || stop_signal;
+        int stopping = st.step == end || rg_stop_requested();
         if (log) {
             fprintf(log, "{\"step\":%lld,\"loss\":%.9g", (long long)st.step, loss);
             if (eval) fprintf(log, ",\"train_loss\":%.9g,\"val_loss\":%.9g", ev.train, ev.val);
             fprintf(log, ",\"lr\":%.9g,\"ms\":%.3f,\"tok_per_s\":%.1f,\"wall_s\":%.3f}\n", lr,
                     dt * 1e3, tok_s, now_s() - t_start);
-            fflush(log);
+            if (fflush(log) != 0 || ferror(log)) {
+                fprintf(stderr, CMD ": cannot write log %s: %s\n", o.log, strerror(errno));
+                status = 1;
+                break;
+            }
         }
         double left = rg_eta_remaining(&eta, end - (long)st.step,
                                        rg_evals_between((long)st.step, end, o.eval_every, o.iters));
@@ -500,10 +499,10 @@ int rg_cmd_train(int argc, char **argv) {
         double after = now_s() - t1;
         if (eval) rg_eta_add_step(&eta, dt), rg_eta_add_eval(&eta, after), eval_s += after;
         else rg_eta_add_step(&eta, dt + after);
-        if (stop_signal) {
+        if (rg_stop_requested()) {
             printf("stopped by signal %d after step %lld; resume with --resume %s\n",
-                   (int)stop_signal, (long long)st.step, o.checkpoint);
-            status = 130;
+                   rg_stop_requested(), (long long)st.step, o.checkpoint);
+            status = 128 + rg_stop_requested();
             break;
         }
     }

@@ -1,4 +1,5 @@
 /* randygpt: train randyGPT with a chosen backend, generate text, list, check and benchmark backends. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,6 +48,14 @@ static int find_command(const char *name) {
     return -1;
 }
 
+/* What a command printed must have reached its file: a full disk or /dev/full as stdout is one line
+ * and a non-zero status, not a silent success (a command that failed has said why already). */
+static int finish_stdout(const char *cmd, int rc) {
+    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+    if (rc == 0) fprintf(stderr, "randygpt %s: cannot write standard output: %s\n", cmd, strerror(errno));
+    return rc ? rc : 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -73,5 +82,7 @@ int main(int argc, char **argv) {
         return commands[k].run(2, help_argv);
     }
     int k = find_command(first);
-    return k < 0 ? 2 : commands[k].run(argc - 1, argv + 1);
+    if (k < 0) return 2;
+    int rc = commands[k].run(argc - 1, argv + 1);
+    return finish_stdout(first, rc);
 }

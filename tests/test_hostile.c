@@ -2,13 +2,16 @@
  * clear line and a non-zero exit, never a crash or a hang, and no earlier file is damaged. Every
  * command runs under timeout(1), so a regression that hangs fails here instead of at ctest's limit. */
 #define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -63,6 +66,16 @@ static int run_to(const char *out, const char *fmt, ...) {
     return WEXITSTATUS(st);
 }
 #define run(...) run_to(OUT, __VA_ARGS__)
+
+/* path still holds exactly the n bytes of want. */
+static void assert_file_is(const char *path, const void *want, size_t n) {
+    size_t got_n;
+    char *got = read_file(path, &got_n);
+    assert_non_null(got);
+    assert_int_equal(got_n, n);
+    assert_memory_equal(got, want, n);
+    free(got);
+}
 
 /* stderr was exactly one line, holding want. */
 static void assert_one_line(const char *want) {
@@ -139,11 +152,7 @@ static void test_checkpoint_wrapping_sizes(void **state) {
     assert_int_equal(run(TRAIN "--data " CORPUS " --resume " DIR "/wrap.ckpt"), 1);
     assert_one_line("over its limit");
     /* the crafted file was not rewritten */
-    size_t n1;
-    char *after = read_file(DIR "/wrap.ckpt", &n1);
-    assert_int_equal(n1, n);
-    assert_memory_equal(after, buf, n);
-    free(after);
+    assert_file_is(DIR "/wrap.ckpt", buf, n);
     free(buf);
     free(orig);
 }
@@ -162,12 +171,8 @@ static void test_checkpoint_over_corpus_or_device(void **state) {
     assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint %s", link_path), 2);
     assert_one_line("is the training corpus");
     unlink(link_path);
-    size_t n1;
-    char *after = read_file(CORPUS, &n1);
-    assert_int_equal(n0, n1);
-    assert_memory_equal(before, after, n0);
+    assert_file_is(CORPUS, before, n0);
     free(before);
-    free(after);
 
     assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint /dev/null"), 2);
     assert_one_line("checkpoint /dev/null is a character device, not a regular file");
@@ -262,6 +267,131 @@ static void test_foreign_architecture(void **state) {
                                 : "built for aarch64 (64-bit), this machine is x86_64 (64-bit)");
 }
 
+/* ---- files written ---- */
+
+static void test_write_errors(void **state) {
+    (void)state;
+    assert_int_equal(run_to("/dev/full", "generate --checkpoint " CKPT " --tokens 50 --backend single"
+                            " --backend-dir " RG_TEST_PLUGIN_DIR), 1);
+    assert_one_line("randygpt generate: cannot write the generated text: No space left on device");
+    assert_int_equal(run_to("/dev/full", "backends --backend-dir " RG_TEST_PLUGIN_DIR), 1);
+    assert_one_line("randygpt backends: cannot write standard output: No space left on device");
+
+    /* --log on a full device: one line, and the checkpoint already at the path is untouched */
+    size_t n0;
+    char *before = read_file(CKPT, &n0);
+    write_file(DIR "/log.ckpt", before, n0);
+    assert_int_equal(run(TRAIN "--backend single --data " CORPUS " --iters 4 --eval-every 2 "
+                         "--checkpoint " DIR "/log.ckpt --log /dev/full"), 1);
+    assert_one_line("randygpt train: cannot write log /dev/full: No space left on device");
+    assert_file_is(DIR "/log.ckpt", before, n0);
+    free(before);
+    unlink(DIR "/log.ckpt");
+}
+
+/* ---- signals ---- */
+
+/* Starts `randygpt train ARGS...` (NULL-terminated) with stdout in OUT and stderr in ERR. */
+static pid_t spawn_train(const char *const *args) {
+    const char *argv[64] = {RG_TEST_BIN, "train", "--backend-dir", RG_TEST_PLUGIN_DIR, "--threads", "1",
+                            "--preset", "tiny", "--batch", "2", "--sample-tokens", "0",
+                            "--data", CORPUS};
+    int n = 14;
+    for (int k = 0; args[k]; k++) argv[n++] = args[k];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int out = open(OUT, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(ERR, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(out, 1);
+        dup2(err, 2);
+        execv(RG_TEST_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* Waits until path holds text (at most 30 s). */
+static void wait_for_text(const char *path, const char *text) {
+    struct timespec nap = {0, 20 * 1000 * 1000};
+    for (int k = 0; k < 1500; k++) {
+        char *s = read_file(path, NULL);
+        int found = s && strstr(s, text);
+        free(s);
+        if (found) return;
+        nanosleep(&nap, NULL);
+    }
+    fail_msg("'%s' never appeared in %s", text, path);
+}
+
+/* Waits for pid (at most 10 s); returns its exit status, or -1 if it is still running. */
+static int wait_exit(pid_t pid) {
+    struct timespec nap = {0, 20 * 1000 * 1000};
+    for (int k = 0; k < 500; k++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 256;
+        nanosleep(&nap, NULL);
+    }
+    return -1;
+}
+
+/* A backend that hangs inside a training step: the first signal only asks for a stop (the step
+ * never ends), the second stops at once with status 128 + signal, and the checkpoint already at
+ * the path is left byte-identical. */
+static void interrupt_hung_step(int second, int want_status, const char *want_line) {
+    size_t n0;
+    char *before = read_file(CKPT, &n0);
+    write_file(DIR "/hung.ckpt", before, n0);
+    const char *args[] = {"--backend", FIX "/hang.so", "--iters", "5", "--checkpoint",
+                          DIR "/hung.ckpt", NULL};
+    pid_t pid = spawn_train(args);
+    wait_for_text(OUT, "backend ");                 /* set up: the first step is running */
+    struct timespec settle = {0, 200 * 1000 * 1000};
+    nanosleep(&settle, NULL);
+    kill(pid, SIGINT);
+    wait_for_text(ERR, "stopping after this step");
+    nanosleep(&settle, NULL);
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), 0); /* still in the hung step */
+    kill(pid, second);
+    int status = wait_exit(pid);
+    if (status < 0) kill(pid, SIGKILL), waitpid(pid, NULL, 0);
+    assert_int_equal(status, want_status);
+    char *err = read_file(ERR, NULL);
+    if (!strstr(err, want_line)) fail_msg("expected '%s' in: %s", want_line, err);
+    free(err);
+    assert_file_is(DIR "/hung.ckpt", before, n0);
+    free(before);
+    unlink(DIR "/hung.ckpt");
+}
+
+static void test_second_sigint_stops_hung_backend(void **state) {
+    (void)state;
+    interrupt_hung_step(SIGINT, 130, "SIGINT while a stop was pending: stopped at once");
+}
+
+static void test_sigterm_while_pending_stops_at_once(void **state) {
+    (void)state;
+    interrupt_hung_step(SIGTERM, 143, "SIGTERM while a stop was pending: stopped at once");
+}
+
+/* A backend hanging in create (tried in a child): two Ctrl-C end train at once. */
+static void test_interrupt_hang_in_create(void **state) {
+    (void)state;
+    const char *args[] = {"--backend", FIX "/hostile_hang_create.so", "--iters", "5",
+                          "--checkpoint", DIR "/hc.ckpt", NULL};
+    pid_t pid = spawn_train(args);
+    struct timespec settle = {0, 500 * 1000 * 1000};
+    nanosleep(&settle, NULL);
+    kill(pid, SIGINT);
+    wait_for_text(ERR, "stopping after this step");
+    kill(pid, SIGINT);
+    int status = wait_exit(pid);
+    if (status < 0) kill(pid, SIGKILL), waitpid(pid, NULL, 0);
+    assert_int_equal(status, 130);
+    assert_int_equal(access(DIR "/hc.ckpt", F_OK), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_not_regular),
@@ -271,6 +401,10 @@ int main(void) {
         cmocka_unit_test(test_backends_lists_hostile_plugins),
         cmocka_unit_test(test_train_refuses_hostile_plugins),
         cmocka_unit_test(test_foreign_architecture),
+        cmocka_unit_test(test_write_errors),
+        cmocka_unit_test(test_second_sigint_stops_hung_backend),
+        cmocka_unit_test(test_sigterm_while_pending_stops_at_once),
+        cmocka_unit_test(test_interrupt_hang_in_create),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -1,7 +1,9 @@
 /* Text generation: sliding-window inference with temperature and top-p sampling (see textgen.h). */
 #include "app/textgen.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,14 +77,17 @@ int rg_generate(rg_model *m, rg_ops *ops, const rg_vocab *vocab, const int32_t *
     for (int k = 0; k < n_new; k++) {
         rg_model_forward(m, ops, window, NULL, 1, T);
         int tok = rg_sample_token(m->acts.logits + (size_t)(T - 1) * V, V, temperature, top_p, rng);
-        fputc(vocab->bytes[tok], out);
+        if (fputc(vocab->bytes[tok], out) == EOF) break; /* reported below */
         if (T == maxT) {
             memmove(window, window + 1, (size_t)(maxT - 1) * sizeof *window);
             T--;
         }
         window[T++] = tok;
     }
-    fflush(out);
     free(window);
+    if (fflush(out) != 0 || ferror(out)) {
+        snprintf(err, err_len, "cannot write the generated text: %s", strerror(errno));
+        return -1;
+    }
     return 0;
 }
