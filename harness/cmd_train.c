@@ -437,7 +437,10 @@ int rg_cmd_train(int argc, char **argv) {
             break;
         }
         double tok_s = (double)B * T / dt;
-        int stopping = st.step == end || rg_stop_requested();
+        /* read once: a signal that comes later is handled after the next step, never between
+         * deciding to save and stopping (which would stop without the save) */
+        int stop_sig = rg_stop_requested();
+        int stopping = st.step == end || stop_sig;
         if (log) {
             fprintf(log, "{\"step\":%lld,\"loss\":%.9g", (long long)st.step, loss);
             if (eval) fprintf(log, ",\"train_loss\":%.9g,\"val_loss\":%.9g", ev.train, ev.val);
@@ -499,10 +502,10 @@ int rg_cmd_train(int argc, char **argv) {
         double after = now_s() - t1;
         if (eval) rg_eta_add_step(&eta, dt), rg_eta_add_eval(&eta, after), eval_s += after;
         else rg_eta_add_step(&eta, dt + after);
-        if (rg_stop_requested()) {
-            printf("stopped by signal %d after step %lld; resume with --resume %s\n",
-                   rg_stop_requested(), (long long)st.step, o.checkpoint);
-            status = 128 + rg_stop_requested();
+        if (stop_sig) {
+            printf("stopped by signal %d after step %lld; resume with --resume %s\n", stop_sig,
+                   (long long)st.step, o.checkpoint);
+            status = 128 + stop_sig;
             break;
         }
     }
