@@ -184,22 +184,17 @@ static void slice_params(rg_params *p, float *memory, const size_t sizes[RG_NUM_
 static void act_sizes(const rg_model_config *cfg, int B, int T, size_t sizes[RG_NUM_ACT_TENSORS]) {
     size_t BT = (size_t)B * T, C = (size_t)cfg->C, L = (size_t)cfg->L, V = (size_t)cfg->V;
     size_t NH = (size_t)cfg->NH;
-    sizes[0] = BT * C;                   /* encoded */
-    sizes[1] = L * BT * C;               /* ln1 */
-    sizes[2] = L * BT;                   /* ln1_rstd */
-    sizes[3] = L * BT * 3 * C;           /* qkv */
-    sizes[4] = L * BT * C;               /* atty */
-    sizes[5] = L * B * NH * T * (size_t)T; /* att */
-    sizes[6] = L * BT * C;               /* attproj */
-    sizes[7] = L * BT * C;               /* residual2 */
-    sizes[8] = L * BT * C;               /* ln2 */
-    sizes[9] = L * BT;                   /* ln2_rstd */
-    sizes[10] = L * BT * 4 * C;          /* fch */
-    sizes[11] = L * BT * 4 * C;          /* fch_act */
-    sizes[12] = L * BT * C;              /* fcproj */
-    sizes[13] = L * BT * C;              /* residual3 */
-    sizes[14] = BT * V;                  /* logits */
-    sizes[15] = BT * V;                  /* probs */
+    sizes[0] = BT * C;                     /* encoded */
+    sizes[1] = L * BT;                     /* ln1_rstd */
+    sizes[2] = L * BT * 3 * C;             /* qkv */
+    sizes[3] = L * BT * C;                 /* atty */
+    sizes[4] = L * B * NH * T * (size_t)T; /* att */
+    sizes[5] = L * BT * C;                 /* residual2 */
+    sizes[6] = L * BT;                     /* ln2_rstd */
+    sizes[7] = L * BT * 4 * C;             /* fch */
+    sizes[8] = L * BT * C;                 /* residual3 */
+    sizes[9] = BT * V;                     /* logits */
+    sizes[10] = BT * V;                    /* probs */
 }
 
 /* Activation gradients are needed for one layer at a time, and the residual stream's gradient is
@@ -237,9 +232,8 @@ double rg_model_train_bytes(const rg_model_config *cfg, int B, int T) {
 /* Points the named activations at consecutive slices of memory, in rg_acts order. */
 static void slice_acts(rg_acts *a, float *memory, const size_t sizes[RG_NUM_ACT_TENSORS]) {
     float **ptrs[RG_NUM_ACT_TENSORS] = {
-        &a->encoded, &a->ln1, &a->ln1_rstd, &a->qkv,       &a->atty, &a->att,
-        &a->attproj, &a->residual2, &a->ln2, &a->ln2_rstd, &a->fch,  &a->fch_act,
-        &a->fcproj,  &a->residual3, &a->logits, &a->probs};
+        &a->encoded,  &a->ln1_rstd, &a->qkv,       &a->atty,   &a->att,  &a->residual2,
+        &a->ln2_rstd, &a->fch,      &a->residual3, &a->logits, &a->probs};
     for (int i = 0; i < RG_NUM_ACT_TENSORS; i++) {
         *ptrs[i] = memory;
         memory += sizes[i];
@@ -399,26 +393,21 @@ static void op_end(rg_ops *ops, rg_op_kind kind, double t0) {
 /* Per-layer slices of the activations at shape (B,T): a layer's tensors are packed at the front of
  * each region, so a smaller forward than the allocated one fits. */
 typedef struct layer_acts {
-    float *ln1, *ln1_rstd, *qkv, *atty, *att, *attproj, *residual2;
-    float *ln2, *ln2_rstd, *fch, *fch_act, *fcproj, *residual3;
+    float *ln1_rstd, *qkv, *atty, *att, *residual2;
+    float *ln2_rstd, *fch, *residual3;
     float *residual; /* the layer's input: encoded, or the previous layer's residual3 */
 } layer_acts;
 
 static layer_acts layer_slice(const rg_acts *a, const rg_model_config *cfg, int l, int B, int T) {
     size_t BT = (size_t)B * T, C = (size_t)cfg->C, l_ = (size_t)l;
     layer_acts la = {
-        .ln1 = a->ln1 + l_ * BT * C,
         .ln1_rstd = a->ln1_rstd + l_ * BT,
         .qkv = a->qkv + l_ * BT * 3 * C,
         .atty = a->atty + l_ * BT * C,
         .att = a->att + l_ * B * cfg->NH * (size_t)T * T,
-        .attproj = a->attproj + l_ * BT * C,
         .residual2 = a->residual2 + l_ * BT * C,
-        .ln2 = a->ln2 + l_ * BT * C,
         .ln2_rstd = a->ln2_rstd + l_ * BT,
         .fch = a->fch + l_ * BT * 4 * C,
-        .fch_act = a->fch_act + l_ * BT * 4 * C,
-        .fcproj = a->fcproj + l_ * BT * C,
         .residual3 = a->residual3 + l_ * BT * C,
         .residual = l == 0 ? a->encoded : a->residual3 + (l_ - 1) * BT * C,
     };
@@ -474,23 +463,27 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
     for (int l = 0; l < L; l++) {
         layer_acts la = layer_slice(a, cfg, l, B, T);
         layer_params lw = layer_weights(&m->params, cfg, l);
-        /* attention block: residual2 = x + attention(rmsnorm(x)) Wo^T */
-        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.ln1, la.ln1_rstd, la.residual,
-              (int)N, C);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.qkv, la.ln1, lw.wqkv, (int)N, C, 3 * C);
+        /* attention block: residual2 = x + attention(rmsnorm(x)) Wo^T; the norm's output goes
+         * to scratch (the backward recomputes it from x and rstd), the projection straight into
+         * residual2, which then adds x in place (a + b == b + a: the same bits as x + proj) */
+        float *ln = m->grad_acts.dln1, *fch_act = m->grad_acts.dfch; /* scratch, see model.h */
+        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln, la.ln1_rstd, la.residual, (int)N, C);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.qkv, ln, lw.wqkv, (int)N, C, 3 * C);
         RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, la.atty, la.att, la.qkv, B, T, C, NH);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.attproj, la.atty, lw.wo, (int)N, C, C);
-        RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual2, la.residual, la.attproj,
-              N * C);
-        /* MLP block: residual3 = residual2 + relu(rmsnorm(residual2) W1^T)^2 W2^T */
-        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.ln2, la.ln2_rstd, la.residual2,
-              (int)N, C);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.fch, la.ln2, lw.w1, (int)N, C, 4 * C);
-        RG_OP(ops, RG_OP_SQRELU_FORWARD, sqrelu_forward, la.fch_act, la.fch, N * 4 * C);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.fcproj, la.fch_act, lw.w2, (int)N,
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual2, la.atty, lw.wo, (int)N, C,
+              C);
+        RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual2, la.residual2,
+              la.residual, N * C);
+        /* MLP block: residual3 = residual2 + relu(rmsnorm(residual2) W1^T)^2 W2^T; only fch,
+         * before the squared ReLU, is kept */
+        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln, la.ln2_rstd, la.residual2, (int)N,
+              C);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.fch, ln, lw.w1, (int)N, C, 4 * C);
+        RG_OP(ops, RG_OP_SQRELU_FORWARD, sqrelu_forward, fch_act, la.fch, N * 4 * C);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual3, fch_act, lw.w2, (int)N,
               4 * C, C);
-        RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual3, la.residual2, la.fcproj,
-              N * C);
+        RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual3, la.residual3,
+              la.residual2, N * C);
     }
     /* no final norm: the LM head reads the residual stream directly */
     float *final = layer_slice(a, cfg, L - 1, B, T).residual3;
@@ -542,21 +535,30 @@ void rg_model_backward(rg_model *m, rg_ops *ops) {
         layer_params lw = layer_weights(&m->params, cfg, l);
         layer_params dlw = layer_weights(&m->grads, cfg, l);
         /* MLP block, in reverse. dres holds the gradient of residual3, which is also that of
-         * fcproj and (through the skip connection) of residual2. */
-        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dfch_act, dlw.w2, g->dres,
-              la.fch_act, lw.w2, (int)N, 4 * C, C);
+         * the MLP's projection and (through the skip connection) of residual2. The squared ReLU
+         * is recomputed from fch into dfch, free until sqrelu_backward writes it; the norms'
+         * outputs into dln1 (free until the Wqkv product) and dln2 (free after the norm's
+         * backward). The same ops on the same inputs: the same bits as in the forward. */
+        float *fch_act = g->dfch, *ln2 = g->dln1, *ln1 = g->dln2;
+        RG_OP(ops, RG_OP_SQRELU_FORWARD, sqrelu_forward, fch_act, la.fch, N * 4 * C);
+        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dfch_act, dlw.w2, g->dres, fch_act,
+              lw.w2, (int)N, 4 * C, C);
         RG_OP(ops, RG_OP_SQRELU_BACKWARD, sqrelu_backward, g->dfch, g->dfch_act, la.fch, N * 4 * C);
-        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dln2, dlw.w1, g->dfch, la.ln2, lw.w1,
+        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln2, la.ln2_rstd, la.residual2, (int)N,
+              C);
+        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dln2, dlw.w1, g->dfch, ln2, lw.w1,
               (int)N, C, 4 * C);
         RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, g->dln2, la.residual2,
               la.ln2_rstd, (int)N, C);
         /* attention block, in reverse: dres now holds the gradient of residual2, which is also
-         * that of attproj and of the layer's input */
+         * that of the attention's projection and of the layer's input */
         RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->datty, dlw.wo, g->dres, la.atty,
               lw.wo, (int)N, C, C);
         RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, g->dqkv, g->datty, la.qkv, la.att,
               B, T, C, NH);
-        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dln1, dlw.wqkv, g->dqkv, la.ln1,
+        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln1, la.ln1_rstd, la.residual, (int)N,
+              C);
+        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dln1, dlw.wqkv, g->dqkv, ln1,
               lw.wqkv, (int)N, C, 3 * C);
         RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, g->dln1, la.residual,
               la.ln1_rstd, (int)N, C);

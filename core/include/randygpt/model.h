@@ -55,22 +55,20 @@ typedef struct rg_params {
     float *wlm;   /* (V, C) LM head */
 } rg_params;
 
-/* Activations of a forward pass at (B,T), one allocation. */
-#define RG_NUM_ACT_TENSORS 16
+/* Activations of a forward pass at (B,T) that the backward reads, one allocation. What it can
+ * recompute cheaply is not kept (docs/model.md, Memory): the norms' outputs (from the input and
+ * rstd), the squared ReLU (from fch), and the two projections (written straight into the
+ * residual stream). */
+#define RG_NUM_ACT_TENSORS 11
 typedef struct rg_acts {
     float *encoded;    /* (B, T, C) embedding output: residual stream before layer 0 */
-    float *ln1;        /* (L, B, T, C) */
     float *ln1_rstd;   /* (L, B, T) */
     float *qkv;        /* (L, B, T, 3C) */
     float *atty;       /* (L, B, T, C) attention output before the projection */
     float *att;        /* (L, B, NH, T, T) attention probabilities */
-    float *attproj;    /* (L, B, T, C) */
     float *residual2;  /* (L, B, T, C) residual after attention */
-    float *ln2;        /* (L, B, T, C) */
     float *ln2_rstd;   /* (L, B, T) */
-    float *fch;        /* (L, B, T, 4C) */
-    float *fch_act;    /* (L, B, T, 4C) squared ReLU of fch */
-    float *fcproj;     /* (L, B, T, C) */
+    float *fch;        /* (L, B, T, 4C) the MLP's hidden layer before the squared ReLU */
     float *residual3;  /* (L, B, T, C) residual after the MLP: input of the next layer */
     float *logits;     /* (B, T, V) */
     float *probs;      /* (B, T, V) */
@@ -79,7 +77,9 @@ typedef struct rg_acts {
 
 /* Gradients of the activations that a backward pass at (B,T) uses, one allocation. Every op
  * overwrites the gradient it produces (backend.h), so none of them is ever zeroed; the layer ones
- * are reused by every layer, from the last down. */
+ * are reused by every layer, from the last down. The forward uses dln1 and dfch as scratch for
+ * each layer's norm output and squared ReLU, and the backward recomputes those into buffers free
+ * at that point (docs/model.md, Memory). */
 #define RG_NUM_GRAD_ACT_TENSORS 8
 typedef struct rg_grad_acts {
     float *dres;      /* (B, T, C) the residual stream's gradient, one buffer for the whole pass */
