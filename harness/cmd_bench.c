@@ -84,7 +84,8 @@ static void usage(FILE *f) {
             "  --data FILE              train on this text (default: seeded random tokens, V=%d)\n"
             "  --seed S                 seed of the weights and the tokens (default %d)\n"
             "  --machine NAME           name of the machine folder (default: from the CPU model)\n"
-            "  --report-script PATH     report generator (default SOURCE/scripts/report.py)\n"
+            "  --report-script PATH     report generator (default: report.py in the share/randygpt\n"
+            "                           folder of this program's prefix, else SOURCE/scripts)\n"
             "  --contend N              run N busy processes during the rounds (default 0)\n"
             "  --bandwidth-mib M        MiB of each bandwidth triad array (default: twice the\n"
             "                           last-level cache, 64 to 1024)\n"
@@ -300,34 +301,48 @@ static int resolve_backends(const bench_opts *o, backend_list *l) {
 }
 
 static int mkdir_p(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
+    char *buf = strdup(path);
+    if (!buf) return -1;
+    int rc = 0;
+    for (char *p = buf + 1; *p && rc == 0; p++) {
         if (*p != '/') continue;
         *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) rc = -1;
         *p = '/';
     }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+    if (rc == 0 && mkdir(buf, 0755) != 0 && errno != EEXIST) rc = -1;
+    int saved = errno;
+    free(buf);
+    errno = saved;
+    return rc;
 }
 
-/* Creates OUT/SLUG/TIMESTAMP (with -2, -3... if taken). */
-static int make_run_dir(const char *out, const char *slug, const struct tm *utc, char *dir, size_t n) {
-    char parent[4096], stamp[32];
-    snprintf(parent, sizeof parent, "%s/%s", out, slug);
+/* Creates OUT/SLUG/TIMESTAMP (with -2, -3... if taken). Returns it (malloc'd), or NULL after one
+ * line on stderr. */
+static char *make_run_dir(const char *out, const char *slug, const struct tm *utc) {
+    char *parent, stamp[32];
+    if (asprintf(&parent, "%s/%s", out, slug) < 0) return NULL;
     if (mkdir_p(parent) != 0) {
         fprintf(stderr, "randygpt bench: cannot create %s: %s\n", parent, strerror(errno));
-        return -1;
+        free(parent);
+        return NULL;
     }
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", utc);
     for (int k = 1; k < 1000; k++) {
-        if (k == 1) snprintf(dir, n, "%s/%s", parent, stamp);
-        else snprintf(dir, n, "%s/%s-%d", parent, stamp, k);
-        if (mkdir(dir, 0755) == 0) return 0;
+        char *dir;
+        int n = k == 1 ? asprintf(&dir, "%s/%s", parent, stamp)
+                       : asprintf(&dir, "%s/%s-%d", parent, stamp, k);
+        if (n < 0) break;
+        if (mkdir(dir, 0755) == 0) {
+            free(parent);
+            return dir;
+        }
+        free(dir);
         if (errno != EEXIST) break;
     }
     fprintf(stderr, "randygpt bench: cannot create a run folder in %s: %s\n", parent, strerror(errno));
-    return -1;
+    free(parent);
+    return NULL;
 }
 
 /* The last non-empty line of a file, for the error of a child that failed. */
@@ -491,7 +506,9 @@ typedef struct bench_context {
     char src_dir[4096];       /* "" when unknown */
     char commit[64];
     char created[32];         /* ISO 8601 UTC */
-    char command[4096];
+    char *command;            /* the command line (malloc'd) */
+    int children;             /* run so far, and their wall time: the estimate of what is left */
+    double spent_s;
     /* the FMA peak and the triad bandwidth at each thread count of o->threads, in that order, and
      * then at 1 thread if the list lacks it (the reference of the scaling check) */
     int npeak;
@@ -643,17 +660,37 @@ static int write_json(const char *path, const bench_context *c, const rg_bench_r
     return rc;
 }
 
-/* Runs the report generator on dir; its failure is only a warning. */
-static void run_report(const bench_opts *o, const char *src_dir, const char *dir) {
-    char script[4200];
-    if (o->report_script) snprintf(script, sizeof script, "%s", o->report_script);
-    else if (src_dir[0]) snprintf(script, sizeof script, "%s/scripts/report.py", src_dir);
-    else return;
-    if (access(script, R_OK) != 0) {
-        if (o->report_script)
-            fprintf(stderr, "randygpt bench: warning: cannot read report script %s\n", script);
-        return;
+/* The report script: --report-script, else report.py installed beside the program
+ * (PREFIX/bin/randygpt finds PREFIX/share/randygpt/report.py), else the source tree's. NULL when
+ * none is readable (after a warning for a --report-script that is not). Malloc'd. */
+static char *find_report_script(const bench_opts *o, const char *exe, const char *src_dir) {
+    if (o->report_script) {
+        if (access(o->report_script, R_OK) == 0) return strdup(o->report_script);
+        fprintf(stderr, "randygpt bench: warning: cannot read report script %s\n", o->report_script);
+        return NULL;
     }
+    char *exe_dir = strdup(exe), *script = NULL;
+    if (!exe_dir) return NULL;
+    char *slash = strrchr(exe_dir, '/');
+    if (slash) *slash = '\0';
+    if (asprintf(&script, "%s/%s/report.py", exe_dir, RG_DATA_RELDIR) >= 0 &&
+        access(script, R_OK) != 0) {
+        free(script);
+        script = NULL;
+        if (src_dir[0] && (asprintf(&script, "%s/scripts/report.py", src_dir) < 0 ||
+                           access(script, R_OK) != 0)) {
+            free(script);
+            script = NULL;
+        }
+    }
+    free(exe_dir);
+    return script;
+}
+
+/* Runs the report generator on dir; its failure is only a warning. */
+static void run_report(const bench_opts *o, const char *exe, const char *src_dir, const char *dir) {
+    char *script = find_report_script(o, exe, src_dir);
+    if (!script) return;
     /* Debian's python has the plotting packages; another python3 on PATH may not. */
     char *python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
     char *argv[] = {python, script, (char *)dir, NULL};
@@ -662,6 +699,7 @@ static void run_report(const bench_opts *o, const char *src_dir, const char *dir
     fprintf(stderr, "bench: writing the report (%s)\n", script);
     if (rg_proc_run(argv, NULL, REPORT_TIMEOUT_S, CHILD_MAX_OUT, &pr, err, sizeof err) != 0) {
         fprintf(stderr, "randygpt bench: warning: report not written: %s\n", err);
+        free(script);
         return;
     }
     fputs(pr.out, stderr);
@@ -669,11 +707,216 @@ static void run_report(const bench_opts *o, const char *src_dir, const char *dir
         fprintf(stderr, "randygpt bench: warning: report script %s failed (%s)\n", script,
                 pr.end == RG_PROC_TIMED_OUT ? "timed out" : pr.end == RG_PROC_SIGNALED ? "signal" : "non-zero exit");
     free(pr.out);
+    free(script);
 }
 
 static int has_flag(int argc, char **argv, const char *flag) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], flag)) return 1;
+    return 0;
+}
+
+/* The model's shape, with the corpus's vocabulary for --data (FLOPs depend on V, as the children
+ * will build it). Returns 0, or 2 after one line. */
+static int set_model_config(bench_context *c) {
+    c->ps = rg_preset_find(c->o->run.preset);
+    c->mc = (rg_model_config){.V = RG_BENCH_SYNTHETIC_V, .maxT = c->ps->T, .C = c->ps->C,
+                              .NH = c->ps->NH, .L = c->ps->L};
+    const char *data = c->o->run.data;
+    if (!data) return 0;
+    rg_data d;
+    char err[1024];
+    if (rg_data_load_file(&d, data, err, sizeof err) != 0) {
+        fprintf(stderr, "randygpt bench: %s\n", err);
+        return 2;
+    }
+    c->mc.V = d.vocab.V;
+    int short_corpus = rg_data_check_block(&d, c->ps->T, err, sizeof err) != 0;
+    rg_data_free(&d);
+    if (short_corpus) {
+        fprintf(stderr, "randygpt bench: %s: %s\n", data, err);
+        return 2;
+    }
+    return 0;
+}
+
+/* The command line as one string, for bench.json (malloc'd; NULL when out of memory). */
+static char *command_line(int argc, char **argv) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f) return NULL;
+    fputs("randygpt bench", f);
+    for (int i = 1; i < argc; i++) fprintf(f, " %s", argv[i]);
+    return fclose(f) == 0 ? text : (free(text), NULL);
+}
+
+/* The FMA peak and the bandwidth at every thread count (and at 1, the scaling reference), before
+ * the rounds while nothing else of ours runs. */
+static void measure_machine(bench_context *c) {
+    const bench_opts *o = c->o;
+    int has_one = 0;
+    for (int k = 0; k < o->num_threads; k++) {
+        c->peak[c->npeak++].threads = o->threads[k];
+        has_one |= o->threads[k] == 1;
+    }
+    if (!has_one) c->peak[c->npeak++].threads = 1;
+    measure_peaks(c, "before the rounds");
+    c->bandwidth_bytes = o->bandwidth_mib ? (size_t)o->bandwidth_mib << 20 : rg_bandwidth_array_bytes();
+    for (int k = 0; k < c->npeak; k++) {
+        c->bandwidth_gbps[k] = rg_bandwidth_triad_gbps(c->peak[k].threads, c->bandwidth_bytes,
+                                                       BANDWIDTH_PASSES);
+        fprintf(stderr, "bench: memory bandwidth (triad, 3 x %zu MiB), %d thread%s: %.1f GB/s\n",
+                c->bandwidth_bytes >> 20, c->peak[k].threads, c->peak[k].threads > 1 ? "s" : "",
+                c->bandwidth_gbps[k]);
+    }
+}
+
+/* The log of one child: LOGS/LABEL-tTHREADS[-rROUND].log, the label made safe for a file name. */
+static char *child_log_path(const char *logs, const char *label, int threads, int round) {
+    char *safe = strdup(label), *path = NULL;
+    if (!safe) return NULL;
+    for (char *p = safe; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.')) *p = '_';
+    int n = round == 0 ? asprintf(&path, "%s/%s-t%d.log", logs, safe, threads)
+                       : asprintf(&path, "%s/%s-t%d-r%d.log", logs, safe, threads, round + 1);
+    free(safe);
+    return n < 0 ? NULL : path;
+}
+
+/* One round: a child for every (backend, threads) pair still ok, folded into runs. */
+static void run_round(bench_context *c, const backend_list *backends, const char *exe,
+                      const char *logs, int round, rg_bench_result *runs) {
+    const bench_opts *o = c->o;
+    const int total = backends->n * o->num_threads, rounds = o->run.repeat;
+    for (int i = 0; i < total; i++) {
+        const bench_backend *be = &backends->items[i / o->num_threads];
+        const int threads = o->threads[i % o->num_threads];
+        rg_bench_result *r = &runs[i];
+        if (round > 0 && !r->ok) continue; /* failed or refused: once is enough */
+        fprintf(stderr, "bench: [round %d/%d, %d/%d] %s, %d thread%s", round + 1, rounds, i + 1,
+                total, be->label, threads, threads > 1 ? "s" : "");
+        if (c->children > 0) {
+            /* the children still to run, at the mean time of those run so far */
+            int left = (rounds - round) * total - i;
+            fprintf(stderr, " (about %.0f s left)", c->spent_s / c->children * left);
+        }
+        fputs("...\n", stderr);
+        char *log_path = child_log_path(logs, be->label, threads, round);
+        rg_bench_result one;
+        if (log_path) run_child(o, exe, be, threads, log_path, &one);
+        else memset(&one, 0, sizeof one), rg_bench_result_fail(&one, "exit", "out of memory");
+        free(log_path);
+        c->spent_s += one.wall_s;
+        c->children++;
+        rg_bench_result_add_round(r, &one, round);
+        if (one.ok)
+            fprintf(stderr, "bench:   %.3f ms/step, %.1f s\n", one.step_ms_median, one.wall_s);
+        else if (!strcmp(one.reason, "refused"))
+            fprintf(stderr, "bench:   refused: %s\n", one.error);
+        else
+            fprintf(stderr, "bench:   FAILED (%s): %s\n", one.reason, one.error);
+    }
+}
+
+/* Every round, each repeat a child of its own, round by round over every (backend, threads) pair:
+ * on a shared machine a slow phase then falls on every pair alike instead of on the one that
+ * happened to run then, so the pairs' ratios hold. */
+static void run_rounds(bench_context *c, const backend_list *backends, const char *exe,
+                       const char *logs, rg_bench_result *runs) {
+    const bench_opts *o = c->o;
+    for (int round = 0; round < o->run.repeat; round++) {
+        rg_contend busy = {0};
+        char err[512];
+        if (rg_contend_start(&busy, o->contend, err, sizeof err) != 0)
+            fprintf(stderr, "randygpt bench: warning: %s\n", err);
+        else if (o->contend)
+            fprintf(stderr, "bench: %d busy process%s running\n", o->contend,
+                    o->contend > 1 ? "es" : "");
+        run_round(c, backends, exe, logs, round, runs);
+        rg_contend_stop(&busy);
+        measure_peaks(c, round + 1 < o->run.repeat ? "between rounds" : "after the rounds");
+    }
+}
+
+/* After the rounds: each run's step time, peak and MFU; counts the failed and refused ones. */
+static void finish_runs(bench_context *c, rg_bench_result *runs, int total, int *failed,
+                        int *refused) {
+    *failed = *refused = 0;
+    for (int i = 0; i < total; i++) {
+        rg_bench_result *r = &runs[i];
+        rg_bench_result_finish_rounds(r);
+        r->peak_gflops = peak_at(c, r->threads);
+        r->mfu = r->ok ? r->gflops / r->peak_gflops : NAN;
+        if (!r->ok) {
+            if (strcmp(r->reason, "refused")) ++*failed;
+            else ++*refused;
+        }
+    }
+    check_reliability(c, runs, total);
+}
+
+static void print_summary(const bench_context *c, const rg_bench_result *runs, int total,
+                          const char *dir) {
+    printf("%-16s %7s %8s %10s %9s %7s\n", "backend", "threads", "status", "ms/step", "GFLOP/s", "MFU");
+    for (int i = 0; i < total; i++) {
+        const rg_bench_result *r = &runs[i];
+        if (r->ok)
+            printf("%-16s %7d %8s %10.3f %9.2f %6.1f%%\n", r->backend, r->threads, "ok",
+                   r->step_ms_median, r->gflops, 100.0 * r->mfu);
+        else
+            printf("%-16s %7d %8s   %s\n", r->backend, r->threads,
+                   strcmp(r->reason, "refused") ? "failed" : "refused", r->error);
+    }
+    for (int k = 0; k < c->nproblems; k++) printf("UNRELIABLE: %s\n", c->problems[k]);
+    printf("results: %s\n", dir);
+    fflush(stdout);
+}
+
+/* Writes bench.json and bench.csv in dir. Returns 0, or -1 after one line. */
+static int write_results(const bench_context *c, const rg_bench_result *runs, int total,
+                         const char *dir) {
+    char *json_path = NULL, *csv_path = NULL;
+    int rc = -1;
+    if (asprintf(&json_path, "%s/bench.json", dir) >= 0 && asprintf(&csv_path, "%s/bench.csv", dir) >= 0)
+        rc = write_json(json_path, c, runs, total) == 0 &&
+                     write_csv(csv_path, c->o, c->ps, runs, total) == 0
+                 ? 0
+                 : -1;
+    if (rc != 0)
+        fprintf(stderr, "randygpt bench: cannot write the results in %s: %s\n", dir, strerror(errno));
+    free(json_path);
+    free(csv_path);
+    return rc;
+}
+
+/* The run folder and its logs folder (both malloc'd). Returns 0, or 1 after one line. */
+static int make_dirs(const bench_context *c, const struct tm *utc, char **dir, char **logs) {
+    *logs = NULL;
+    *dir = make_run_dir(c->o->out, c->o->machine ? c->o->machine : c->mi.slug, utc);
+    if (!*dir) return 1;
+    if (asprintf(logs, "%s/logs", *dir) < 0 || mkdir(*logs, 0755) != 0) {
+        fprintf(stderr, "randygpt bench: cannot create %s/logs: %s\n", *dir, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* Everything bench.json records about this run before any child runs. Returns 0, or the exit
+ * status after one line. */
+static int describe_run(bench_context *c, int argc, char **argv, struct tm *utc) {
+    int rc = set_model_config(c);
+    if (rc) return rc;
+    rg_machine_info_get(&c->mi);
+    if (rg_source_dir(c->src_dir, sizeof c->src_dir) != 0) c->src_dir[0] = '\0';
+    rg_git_commit(c->src_dir[0] ? c->src_dir : NULL, c->commit, sizeof c->commit);
+    time_t now = time(NULL);
+    gmtime_r(&now, utc);
+    strftime(c->created, sizeof c->created, "%Y-%m-%dT%H:%M:%SZ", utc);
+    if (!(c->command = command_line(argc, argv))) {
+        fprintf(stderr, "randygpt bench: out of memory\n");
+        return 1;
+    }
     return 0;
 }
 
@@ -683,178 +926,54 @@ int rg_cmd_bench(int argc, char **argv) {
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc == 1 ? 0 : rc;
 
-    static bench_context c; /* large; one per process */
-    memset(&c, 0, sizeof c);
-    c.o = &o;
-    c.ps = rg_preset_find(o.run.preset);
-    c.mc = (rg_model_config){.V = RG_BENCH_SYNTHETIC_V, .maxT = c.ps->T, .C = c.ps->C, .NH = c.ps->NH,
-                             .L = c.ps->L};
-    if (o.run.data) {
-        /* FLOPs depend on V: the corpus's vocabulary, as the children will build it. */
-        rg_data d;
-        char err[512];
-        if (rg_data_load_file(&d, o.run.data, err, sizeof err) != 0) {
-            fprintf(stderr, "randygpt bench: %s\n", err);
-            return 2;
-        }
-        c.mc.V = d.vocab.V;
-        int short_corpus = rg_data_check_block(&d, c.ps->T, err, sizeof err) != 0;
-        rg_data_free(&d);
-        if (short_corpus) {
-            fprintf(stderr, "randygpt bench: %s: %s\n", o.run.data, err);
-            return 2;
-        }
-    }
-    static backend_list backends;
-    if ((rc = resolve_backends(&o, &backends)) != 0) return rc;
-
-    char exe[4096];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len <= 0) {
-        fprintf(stderr, "randygpt bench: cannot find the running executable: %s\n", strerror(errno));
-        return 1;
-    }
-    exe[len] = '\0';
-
-    rg_machine_info_get(&c.mi);
-    if (rg_source_dir(c.src_dir, sizeof c.src_dir) != 0) c.src_dir[0] = '\0';
-    rg_git_commit(c.src_dir[0] ? c.src_dir : NULL, c.commit, sizeof c.commit);
-    time_t now = time(NULL);
+    bench_context *c = calloc(1, sizeof *c);
+    backend_list *backends = calloc(1, sizeof *backends);
+    char *exe = NULL, *dir = NULL, *logs = NULL;
+    rg_bench_result *runs = NULL;
     struct tm utc;
-    gmtime_r(&now, &utc);
-    strftime(c.created, sizeof c.created, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    size_t used = (size_t)snprintf(c.command, sizeof c.command, "randygpt bench");
-    for (int i = 1; i < argc && used < sizeof c.command; i++)
-        used += (size_t)snprintf(c.command + used, sizeof c.command - used, " %s", argv[i]);
-
-    char dir[4400], logs[4500];
-    if (make_run_dir(o.out, o.machine ? o.machine : c.mi.slug, &utc, dir, sizeof dir) != 0) return 1;
-    snprintf(logs, sizeof logs, "%s/logs", dir);
-    if (mkdir(logs, 0755) != 0) {
-        fprintf(stderr, "randygpt bench: cannot create %s: %s\n", logs, strerror(errno));
-        return 1;
-    }
-
-    /* The peak and the bandwidth first, while nothing else of ours runs. */
-    int has_one = 0;
-    for (int k = 0; k < o.num_threads; k++) {
-        c.peak[c.npeak++].threads = o.threads[k];
-        has_one |= o.threads[k] == 1;
-    }
-    if (!has_one) c.peak[c.npeak++].threads = 1;
-    measure_peaks(&c, "before the rounds");
-    c.bandwidth_bytes = o.bandwidth_mib ? (size_t)o.bandwidth_mib << 20 : rg_bandwidth_array_bytes();
-    for (int k = 0; k < c.npeak; k++) {
-        c.bandwidth_gbps[k] = rg_bandwidth_triad_gbps(c.peak[k].threads, c.bandwidth_bytes,
-                                                      BANDWIDTH_PASSES);
-        fprintf(stderr, "bench: memory bandwidth (triad, 3 x %zu MiB), %d thread%s: %.1f GB/s\n",
-                c.bandwidth_bytes >> 20, c.peak[k].threads, c.peak[k].threads > 1 ? "s" : "",
-                c.bandwidth_gbps[k]);
-    }
-
-    /* Each repeat is a child of its own, and the repeats go round by round over every (backend,
-     * threads) pair: on a shared machine a slow phase then falls on every pair alike instead of on
-     * the one that happened to run then, so the pairs' ratios hold. */
-    const int total = backends.n * o.num_threads, rounds = o.run.repeat;
-    rg_bench_result *runs = calloc((size_t)total, sizeof *runs);
-    if (!runs) {
+    rc = 1;
+    if (!c || !backends) {
         fprintf(stderr, "randygpt bench: out of memory\n");
-        return 1;
+        goto done;
     }
-    int children = 0;
-    double spent_s = 0.0;
-    for (int round = 0; round < rounds; round++) {
-        rg_contend busy = {0};
-        char err[512];
-        if (rg_contend_start(&busy, o.contend, err, sizeof err) != 0)
-            fprintf(stderr, "randygpt bench: warning: %s\n", err);
-        else if (o.contend)
-            fprintf(stderr, "bench: %d busy process%s running\n", o.contend,
-                    o.contend > 1 ? "es" : "");
-        for (int i = 0; i < total; i++) {
-            const bench_backend *be = &backends.items[i / o.num_threads];
-            const int threads = o.threads[i % o.num_threads];
-            rg_bench_result *r = &runs[i];
-            if (round > 0 && !r->ok) continue; /* failed or refused: once is enough */
-            char safe[256], log_path[4800];
-            snprintf(safe, sizeof safe, "%s", be->label);
-            for (char *p = safe; *p; p++)
-                if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.')) *p = '_';
-            if (round == 0)
-                snprintf(log_path, sizeof log_path, "%s/%s-t%d.log", logs, safe, threads);
-            else
-                snprintf(log_path, sizeof log_path, "%s/%s-t%d-r%d.log", logs, safe, threads, round + 1);
-            fprintf(stderr, "bench: [round %d/%d, %d/%d] %s, %d thread%s", round + 1, rounds, i + 1,
-                    total, be->label, threads, threads > 1 ? "s" : "");
-            if (children > 0) {
-                /* the children still to run, at the mean time of those run so far */
-                int left = (rounds - round) * total - i;
-                fprintf(stderr, " (about %.0f s left)", spent_s / children * left);
-            }
-            fputs("...\n", stderr);
-
-            rg_bench_result one;
-            run_child(&o, exe, be, threads, log_path, &one);
-            spent_s += one.wall_s;
-            children++;
-            rg_bench_result_add_round(r, &one, round);
-            if (one.ok)
-                fprintf(stderr, "bench:   %.3f ms/step, %.1f s\n", one.step_ms_median, one.wall_s);
-            else if (!strcmp(one.reason, "refused"))
-                fprintf(stderr, "bench:   refused: %s\n", one.error);
-            else
-                fprintf(stderr, "bench:   FAILED (%s): %s\n", one.reason, one.error);
-        }
-        rg_contend_stop(&busy);
-        measure_peaks(&c, round + 1 < rounds ? "between rounds" : "after the rounds");
+    c->o = &o;
+    if ((rc = describe_run(c, argc, argv, &utc)) != 0 || (rc = resolve_backends(&o, backends)) != 0)
+        goto done;
+    rc = 1;
+    if (!(exe = realpath("/proc/self/exe", NULL))) {
+        fprintf(stderr, "randygpt bench: cannot find the running executable: %s\n", strerror(errno));
+        goto done;
     }
-    int failed = 0, refused = 0;
-    for (int i = 0; i < total; i++) {
-        rg_bench_result *r = &runs[i];
-        rg_bench_result_finish_rounds(r);
-        r->peak_gflops = peak_at(&c, r->threads);
-        r->mfu = r->ok ? r->gflops / r->peak_gflops : NAN;
-        if (!r->ok) {
-            if (strcmp(r->reason, "refused")) failed++;
-            else refused++;
-        }
+    if (make_dirs(c, &utc, &dir, &logs) != 0) goto done;
+    measure_machine(c);
+    const int total = backends->n * o.num_threads;
+    if (!(runs = calloc((size_t)total, sizeof *runs))) {
+        fprintf(stderr, "randygpt bench: out of memory\n");
+        goto done;
     }
-
-    check_reliability(&c, runs, total);
-
-    char json_path[4500], csv_path[4500];
-    snprintf(json_path, sizeof json_path, "%s/bench.json", dir);
-    snprintf(csv_path, sizeof csv_path, "%s/bench.csv", dir);
+    run_rounds(c, backends, exe, logs, runs);
+    int failed, refused;
+    finish_runs(c, runs, total, &failed, &refused);
+    if (write_results(c, runs, total, dir) != 0) goto done;
+    print_summary(c, runs, total, dir);
+    run_report(&o, exe, c->src_dir, dir);
     rc = 0;
-    if (write_json(json_path, &c, runs, total) != 0 || write_csv(csv_path, &o, c.ps, runs, total) != 0) {
-        fprintf(stderr, "randygpt bench: cannot write the results in %s: %s\n", dir, strerror(errno));
+    if (failed) {
+        fprintf(stderr, "randygpt bench: %d of %d runs failed\n", failed, total);
+        rc = 1;
+    } else if (refused == total) {
+        fprintf(stderr, "randygpt bench: every backend refused its configuration\n");
         rc = 1;
     }
-    if (rc == 0) {
-        printf("%-16s %7s %8s %10s %9s %7s\n", "backend", "threads", "status", "ms/step", "GFLOP/s", "MFU");
-        for (int i = 0; i < total; i++) {
-            const rg_bench_result *r = &runs[i];
-            if (r->ok)
-                printf("%-16s %7d %8s %10.3f %9.2f %6.1f%%\n", r->backend, r->threads, "ok",
-                       r->step_ms_median, r->gflops, 100.0 * r->mfu);
-            else
-                printf("%-16s %7d %8s   %s\n", r->backend, r->threads,
-                       strcmp(r->reason, "refused") ? "failed" : "refused", r->error);
-        }
-        for (int k = 0; k < c.nproblems; k++)
-            printf("UNRELIABLE: %s\n", c.problems[k]);
-        printf("results: %s\n", dir);
-        fflush(stdout);
-        run_report(&o, c.src_dir, dir);
-        if (failed) {
-            fprintf(stderr, "randygpt bench: %d of %d runs failed\n", failed, total);
-            rc = 1;
-        } else if (refused == total) {
-            fprintf(stderr, "randygpt bench: every backend refused its configuration\n");
-            rc = 1;
-        }
-    }
+done:
     free(runs);
-    for (int b = 0; b < backends.n; b++) free(backends.items[b].arg);
+    free(exe);
+    free(dir);
+    free(logs);
+    if (backends)
+        for (int b = 0; b < backends->n; b++) free(backends->items[b].arg);
+    free(backends);
+    if (c) free(c->command);
+    free(c);
     return rc;
 }

@@ -287,6 +287,39 @@ static void test_bench_bad_input(void **state) {
     free(out);
 }
 
+/* An installed program (PREFIX/bin/randygpt) runs the report.py installed in PREFIX/share/randygpt,
+ * not the source tree's. */
+static void test_bench_finds_installed_report(void **state) {
+    char *prefix = make_tmpdir("bench-installed");
+    char *cmd, *marker;
+    assert_true(asprintf(&cmd,
+                         "mkdir -p '%s/bin' '%s/share/randygpt' && cp '%s' '%s/bin/randygpt' && "
+                         "printf 'import sys\nopen(sys.argv[1] + \"/installed-report\", \"w\").close()\n'"
+                         " > '%s/share/randygpt/report.py'",
+                         prefix, prefix, RG_TEST_BIN, prefix, prefix) > 0);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    char bin[4200], log[4200], out[4200];
+    snprintf(bin, sizeof bin, "%s/bin/randygpt", prefix);
+    snprintf(log, sizeof log, "%s/bench.log", prefix);
+    snprintf(out, sizeof out, "%s/results", prefix);
+    char *argv[] = {bin, "bench", "--preset", "tiny", "--steps", "1", "--warmup", "0", "--repeat", "1",
+                    "--threads", "1", "--backends", "single", "--backend-dir", RG_TEST_PLUGIN_DIR,
+                    "--machine", "testbox", "--bandwidth-mib", "8", "--out", out, NULL};
+    rg_proc_result r;
+    char err[256];
+    assert_int_equal(rg_proc_run(argv, log, 60.0, 1 << 20, &r, err, sizeof err), 0);
+    free(r.out);
+    assert_int_equal(r.end, RG_PROC_EXITED);
+    assert_int_equal(r.exit_code, 0);
+    char dir[4400];
+    find_run_dir(out, "testbox", dir, sizeof dir);
+    assert_true(asprintf(&marker, "%s/installed-report", dir) > 0);
+    if (access(marker, F_OK) != 0) fail_msg("%s was not written: the installed report did not run", marker);
+    free(marker);
+    free(prefix);
+}
+
 /* A backend that refuses a thread count is reported as refused, and bench still succeeds. */
 static void test_bench_refused_thread_count(void **state) {
     char *out = make_tmpdir("bench-refused");
@@ -488,6 +521,7 @@ int main(void) {
         cmocka_unit_test(test_contend),
         cmocka_unit_test(test_bench_bad_input),
         cmocka_unit_test(test_bench_refused_thread_count),
+        cmocka_unit_test(test_bench_finds_installed_report),
         cmocka_unit_test(test_bench_run_with_failing_plugins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

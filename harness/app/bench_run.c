@@ -126,6 +126,101 @@ static void train_step(rg_model *m, rg_ops *ops, const rg_optim_config *oc, cons
     rg_model_update(m, ops, oc, rg_lr_at(oc, step, total));
 }
 
+/* The BENCH_BATCHES batches of a child, (BENCH_BATCHES,B,T) each: windows of cc->data or
+ * synthetic tokens. Returns 0 with *V the vocabulary size, or -1 after one line on stderr. */
+static int load_batches(const rg_bench_child_config *cc, int B, int T, int *V, int32_t **inputs,
+                        int32_t **targets) {
+    char err[1024];
+    rg_data data, *dp = NULL;
+    *V = RG_BENCH_SYNTHETIC_V;
+    if (cc->data) {
+        if (rg_data_load_file(&data, cc->data, err, sizeof err) != 0) {
+            fprintf(stderr, "randygpt bench: %s\n", err);
+            return -1;
+        }
+        dp = &data;
+        if (rg_data_check_block(dp, T, err, sizeof err) != 0) {
+            fprintf(stderr, "randygpt bench: %s: %s\n", cc->data, err);
+            rg_data_free(dp);
+            return -1;
+        }
+        *V = data.vocab.V;
+    }
+    size_t bt = (size_t)B * T;
+    *inputs = malloc(BENCH_BATCHES * bt * sizeof **inputs);
+    *targets = malloc(BENCH_BATCHES * bt * sizeof **targets);
+    int ok = *inputs && *targets;
+    if (ok) make_batches(dp, *V, BENCH_BATCHES, B, T, cc->seed, *inputs, *targets);
+    else fprintf(stderr, "randygpt bench: out of memory for the batches\n");
+    if (dp) rg_data_free(dp);
+    return ok ? 0 : -1;
+}
+
+/* Warm-up, then cc->repeat timed repeats of cc->steps steps with the ops timed; fills the
+ * measured fields of r. */
+static void measure(rg_model *m, rg_ops *ops, const rg_bench_child_config *cc,
+                    const int32_t *inputs, const int32_t *targets, rg_bench_result *r) {
+    const size_t bt = (size_t)m->B * m->T;
+    rg_optim_config oc = rg_optim_default();
+    const int total = cc->warmup + cc->repeat * cc->steps;
+    int step = 0;
+    for (; step < cc->warmup; step++) {
+        size_t k = (size_t)(step % BENCH_BATCHES) * bt;
+        train_step(m, ops, &oc, inputs + k, targets + k, step, total);
+        if (step == 0) r->loss_first = m->mean_loss;
+    }
+    /* Per-op timing costs two clock reads per op call, far below a step's time. */
+    ops->timing = 1;
+    memset(ops->seconds, 0, sizeof ops->seconds);
+    memset(ops->calls, 0, sizeof ops->calls);
+    double timed_s = 0.0;
+    r->nrepeat = cc->repeat;
+    for (int rep = 0; rep < cc->repeat; rep++) {
+        double t0 = now_s();
+        for (int s = 0; s < cc->steps; s++, step++) {
+            size_t k = (size_t)(step % BENCH_BATCHES) * bt;
+            train_step(m, ops, &oc, inputs + k, targets + k, step, total);
+            if (step == 0) r->loss_first = m->mean_loss;
+        }
+        double dt = now_s() - t0;
+        timed_s += dt;
+        r->repeat_step_ms[rep] = dt * 1e3 / cc->steps;
+    }
+    r->loss_last = m->mean_loss;
+    r->step_ms_median = rg_median(r->repeat_step_ms, r->nrepeat);
+    r->step_ms_min = r->step_ms_max = r->repeat_step_ms[0];
+    for (int i = 1; i < r->nrepeat; i++) {
+        r->step_ms_min = fmin(r->step_ms_min, r->repeat_step_ms[i]);
+        r->step_ms_max = fmax(r->step_ms_max, r->repeat_step_ms[i]);
+    }
+    r->tok_per_s = (double)bt / (r->step_ms_median * 1e-3);
+    r->gflops = rg_model_step_flops(&m->cfg, m->B, m->T) / (r->step_ms_median * 1e-3) * 1e-9;
+    const int timed_steps = cc->repeat * cc->steps;
+    const double mean_step_ms = timed_s * 1e3 / timed_steps;
+    double in_ops_ms = 0.0;
+    for (int k = 0; k < RG_OP_COUNT; k++) {
+        rg_bench_op *o = &r->ops[k];
+        o->native = (ops->native_mask >> k) & 1u;
+        o->calls_per_step = (double)ops->calls[k] / timed_steps;
+        o->ms_per_step = ops->seconds[k] * 1e3 / timed_steps;
+        o->fraction = o->ms_per_step / mean_step_ms;
+        in_ops_ms += o->ms_per_step;
+    }
+    r->other_ms_per_step = fmax(0.0, mean_step_ms - in_ops_ms);
+}
+
+/* Prints r's child fields as one JSON line. Returns 0, or -1 after one line on stderr. */
+static int print_result_line(const rg_bench_result *r, FILE *out) {
+    json_t *line = rg_bench_result_json(r, 1);
+    int rc = line && json_dumpf(line, out, RG_JSON_LINE_FLAGS) == 0 && fputc('\n', out) != EOF &&
+                     fflush(out) == 0
+                 ? 0
+                 : -1;
+    json_decref(line);
+    if (rc) fprintf(stderr, "randygpt bench: cannot write the result line\n");
+    return rc;
+}
+
 int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, FILE *out) {
     char err[1024];
     const rg_preset *ps = rg_preset_find(cc->preset);
@@ -134,40 +229,18 @@ int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, F
         return 1;
     }
     const int B = ps->B, T = ps->T;
-    rg_data data, *dp = NULL;
-    int V = RG_BENCH_SYNTHETIC_V;
-    if (cc->data) {
-        if (rg_data_load_file(&data, cc->data, err, sizeof err) != 0) {
-            fprintf(stderr, "randygpt bench: %s\n", err);
-            return 1;
-        }
-        dp = &data;
-        if (rg_data_check_block(dp, T, err, sizeof err) != 0) {
-            fprintf(stderr, "randygpt bench: %s: %s\n", cc->data, err);
-            rg_data_free(dp);
-            return 1;
-        }
-        V = data.vocab.V;
-    }
-    size_t bt = (size_t)B * T;
-    int32_t *inputs = malloc(BENCH_BATCHES * bt * sizeof *inputs);
-    int32_t *targets = malloc(BENCH_BATCHES * bt * sizeof *targets);
-    if (!inputs || !targets) {
-        fprintf(stderr, "randygpt bench: out of memory for the batches\n");
-        free(inputs);
-        free(targets);
-        if (dp) rg_data_free(dp);
-        return 1;
-    }
-    make_batches(dp, V, BENCH_BATCHES, B, T, cc->seed, inputs, targets);
-    if (dp) rg_data_free(dp);
-
-    int rc = 1;
+    int V, rc = 1, opened = 0;
+    int32_t *inputs = NULL, *targets = NULL;
     rg_plugin plugin;
     rg_ops ops;
     rg_model model;
     memset(&model, 0, sizeof model);
-    int opened = 0;
+    rg_bench_result *r = calloc(1, sizeof *r);
+    if (!r) {
+        fprintf(stderr, "randygpt bench: out of memory\n");
+        return 1;
+    }
+    if (load_batches(cc, B, T, &V, &inputs, &targets) != 0) goto done;
     rg_model_config mc = {.V = V, .maxT = T, .C = ps->C, .NH = ps->NH, .L = ps->L};
     if (rg_plugin_open(&plugin, ba->backend, ba->backend_dir, err, sizeof err) != 0) {
         fprintf(stderr, "randygpt bench: %s\n", err);
@@ -189,70 +262,12 @@ int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, F
         fprintf(stderr, "randygpt bench: %s\n", err);
         goto done;
     }
-
-    static rg_bench_result r; /* large; one per process */
-    memset(&r, 0, sizeof r);
-    snprintf(r.plugin_name, sizeof r.plugin_name, "%s", plugin.table->name ? plugin.table->name : "");
-    snprintf(r.path, sizeof r.path, "%s", plugin.path);
-    rg_ops_describe(&ops, r.describe, sizeof r.describe);
-    rg_ops_native_list(&ops, r.native_ops, sizeof r.native_ops);
-
-    rg_optim_config oc = rg_optim_default();
-    const int total = cc->warmup + cc->repeat * cc->steps;
-    int step = 0;
-    for (; step < cc->warmup; step++) {
-        size_t k = (size_t)(step % BENCH_BATCHES) * bt;
-        train_step(&model, &ops, &oc, inputs + k, targets + k, step, total);
-        if (step == 0) r.loss_first = model.mean_loss;
-    }
-    /* Per-op timing costs two clock reads per op call, far below a step's time. */
-    ops.timing = 1;
-    memset(ops.seconds, 0, sizeof ops.seconds);
-    memset(ops.calls, 0, sizeof ops.calls);
-    double timed_s = 0.0;
-    r.nrepeat = cc->repeat;
-    for (int rep = 0; rep < cc->repeat; rep++) {
-        double t0 = now_s();
-        for (int s = 0; s < cc->steps; s++, step++) {
-            size_t k = (size_t)(step % BENCH_BATCHES) * bt;
-            train_step(&model, &ops, &oc, inputs + k, targets + k, step, total);
-            if (step == 0) r.loss_first = model.mean_loss;
-        }
-        double dt = now_s() - t0;
-        timed_s += dt;
-        r.repeat_step_ms[rep] = dt * 1e3 / cc->steps;
-    }
-    r.loss_last = model.mean_loss;
-
-    r.step_ms_median = rg_median(r.repeat_step_ms, r.nrepeat);
-    r.step_ms_min = r.step_ms_max = r.repeat_step_ms[0];
-    for (int i = 1; i < r.nrepeat; i++) {
-        r.step_ms_min = fmin(r.step_ms_min, r.repeat_step_ms[i]);
-        r.step_ms_max = fmax(r.step_ms_max, r.repeat_step_ms[i]);
-    }
-    r.tok_per_s = (double)bt / (r.step_ms_median * 1e-3);
-    r.gflops = rg_model_step_flops(&mc, B, T) / (r.step_ms_median * 1e-3) * 1e-9;
-    const int timed_steps = cc->repeat * cc->steps;
-    const double mean_step_ms = timed_s * 1e3 / timed_steps;
-    double in_ops_ms = 0.0;
-    for (int k = 0; k < RG_OP_COUNT; k++) {
-        rg_bench_op *o = &r.ops[k];
-        o->native = (ops.native_mask >> k) & 1u;
-        o->calls_per_step = (double)ops.calls[k] / timed_steps;
-        o->ms_per_step = ops.seconds[k] * 1e3 / timed_steps;
-        o->fraction = o->ms_per_step / mean_step_ms;
-        in_ops_ms += o->ms_per_step;
-    }
-    r.other_ms_per_step = fmax(0.0, mean_step_ms - in_ops_ms);
-    json_t *line = rg_bench_result_json(&r, 1);
-    if (!line || json_dumpf(line, out, RG_JSON_LINE_FLAGS) != 0 || fputc('\n', out) == EOF ||
-        fflush(out) != 0) {
-        fprintf(stderr, "randygpt bench: cannot write the result line\n");
-        json_decref(line);
-        goto done;
-    }
-    json_decref(line);
-    rc = 0;
+    snprintf(r->plugin_name, sizeof r->plugin_name, "%s", plugin.table->name ? plugin.table->name : "");
+    snprintf(r->path, sizeof r->path, "%s", plugin.path);
+    rg_ops_describe(&ops, r->describe, sizeof r->describe);
+    rg_ops_native_list(&ops, r->native_ops, sizeof r->native_ops);
+    measure(&model, &ops, cc, inputs, targets, r);
+    rc = print_result_line(r, out) == 0 ? 0 : 1;
 done:
     rg_model_free(&model);
     if (opened) {
@@ -261,6 +276,7 @@ done:
     }
     free(inputs);
     free(targets);
+    free(r);
     return rc;
 }
 
