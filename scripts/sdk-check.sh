@@ -3,7 +3,8 @@
 # every shell block that the page marks with `<!-- sdk-check -->` runs, in order, in one shell,
 # with a fresh HOME (so a fresh install prefix, $HOME/randygpt), from a checkout whose build/ is
 # BUILD_DIR. Then the bench results that the page's last block writes must hold the page's backend,
-# `mybackend`, run successfully at 1 and 2 threads. The page and this test cannot drift apart.
+# `mybackend`, run successfully at 1 and 2 threads, and their report a speedup row for it. The page
+# and this test cannot drift apart.
 # Usage: scripts/sdk-check.sh [BUILD_DIR]   (BUILD_DIR: a configured and built tree, default build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,4 +43,8 @@ if ok != [1, 2]:
     sys.exit("sdk-check: mybackend ran successfully at %s threads in %s, not at 1 and 2"
              % (ok or "no", sys.argv[1]))
 PY
+# the bench report names every backend that ran, this one too, in its speedup table
+report="$(dirname "$json")/report.md"
+grep -q '^| 2 cores with mybackend | mybackend | 2 |' "$report" ||
+  { echo "sdk-check: $report has no speedup row for mybackend at 2 threads" >&2; exit 1; }
 echo "sdk-check: $doc works as written: mybackend builds against the installed SDK (CMake and pkg-config), passes check and benchmarks at 1 and 2 threads"
