@@ -81,7 +81,7 @@ static int append_file(const char *path, uint8_t **buf, size_t *len, size_t *cap
     /* room for the whole file and one byte more, to notice a file that grows while read */
     size_t need = *len + (size_t)size + 1;
     if (*cap < need) {
-        size_t ncap = *cap ? *cap : 1 << 20;
+        size_t ncap = *cap ? *cap : 1 << 16;
         while (ncap < need) ncap *= 2;
         uint8_t *nb = realloc(*buf, ncap);
         if (!nb) {

@@ -79,9 +79,11 @@ float rg_lr_at(const rg_optim_config *oc, int step, int max_steps) {
 static int param_sizes(const rg_model_config *cfg, size_t sizes[RG_NUM_PARAM_TENSORS]) {
     size_t V = (size_t)cfg->V, C = (size_t)cfg->C, L = (size_t)cfg->L, CC, LCC;
     const size_t per_layer[4] = {3, 1, 4, 4}; /* wqkv, wo, w1, w2: multiples of L*C*C */
-    int ovf = __builtin_mul_overflow(C, C, &CC) | __builtin_mul_overflow(L, CC, &LCC) |
-              __builtin_mul_overflow(V, C, &sizes[0]) |
-              __builtin_mul_overflow((size_t)cfg->maxT, C, &sizes[1]);
+    int ovf = 0;
+    ovf |= __builtin_mul_overflow(C, C, &CC);
+    ovf |= __builtin_mul_overflow(L, CC, &LCC);
+    ovf |= __builtin_mul_overflow(V, C, &sizes[0]);
+    ovf |= __builtin_mul_overflow((size_t)cfg->maxT, C, &sizes[1]);
     for (int i = 0; i < 4; i++) ovf |= __builtin_mul_overflow(per_layer[i], LCC, &sizes[2 + i]);
     sizes[6] = sizes[0]; /* wlm is (V, C) like wte */
     size_t total = 0;
