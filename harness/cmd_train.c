@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@
 #include "randygpt/checkpoint.h"
 #include "randygpt/data.h"
 #include "randygpt/model.h"
+#include "randygpt/replicas.h"
+#include "ranks/ranks.h"
 
 #define CMD "randygpt train"
 /* The default schedule, chosen from a sweep by steps (results/intel-xeon-processor-2c/
@@ -34,7 +37,7 @@
 typedef struct train_opts {
     rg_backend_args ba;
     const char *preset, *data, *checkpoint, *resume, *log;
-    int iters, batch, warmup, eval_every, sample_tokens, sample_every, stop_at;
+    int iters, batch, warmup, eval_every, sample_tokens, sample_every, stop_at, replicas;
     int n_embd, n_head, n_layer, block_size;  /* the model's shape: 0 takes the preset's */
     float lr;
     uint64_t seed;
@@ -78,10 +81,14 @@ static void usage(FILE *f) {
             "  --sample-every N         a short sample at the evaluations every N steps (default:\n"
             "                           at each evaluation when stdout is a terminal, else none;\n"
             "                           0: none)\n"
+            "  --replicas R             data parallelism: the batch split over R replicas on threads\n"
+            "                           of their own, --threads / R threads each (default 1)\n"
             "  --help                   this help\n"
             "Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits with\n"
             "status 130 (143); a second one stops at once (a hung backend), keeping the\n"
-            "checkpoints already saved.\n",
+            "checkpoints already saved.\n"
+            "Under `mpirun -np P` (a build with MPI) the P processes train one model, each its\n"
+            "share of the batch; rank 0 alone prints and writes the log, checkpoints and samples.\n",
             RG_MAX_CHANNELS, RG_MAX_LAYERS, RG_MAX_BLOCK, RG_FORTUNES_DIR, DEFAULT_ITERS,
             (double)DEFAULT_LR, DEFAULT_EVAL_EVERY);
 }
@@ -118,7 +125,7 @@ static int shape_check(const train_opts *o, char *err, size_t n) {
 enum {
     OPT_PRESET = RG_CLI_FIRST_ID, OPT_DATA, OPT_ITERS, OPT_BATCH, OPT_LR, OPT_WARMUP, OPT_SEED,
     OPT_EVAL_EVERY, OPT_CHECKPOINT, OPT_RESUME, OPT_STOP_AT, OPT_LOG, OPT_SAMPLE_TOKENS,
-    OPT_SAMPLE_EVERY, OPT_N_EMBD, OPT_N_HEAD, OPT_N_LAYER, OPT_BLOCK_SIZE
+    OPT_SAMPLE_EVERY, OPT_N_EMBD, OPT_N_HEAD, OPT_N_LAYER, OPT_BLOCK_SIZE, OPT_REPLICAS
 };
 static const struct option options[] = {
     RG_BACKEND_OPTIONS,
@@ -136,6 +143,7 @@ static const struct option options[] = {
     {"log", required_argument, NULL, OPT_LOG},
     {"sample-tokens", required_argument, NULL, OPT_SAMPLE_TOKENS},
     {"sample-every", required_argument, NULL, OPT_SAMPLE_EVERY},
+    {"replicas", required_argument, NULL, OPT_REPLICAS},
     {"n-embd", required_argument, NULL, OPT_N_EMBD},
     {"n-head", required_argument, NULL, OPT_N_HEAD},
     {"n-layer", required_argument, NULL, OPT_N_LAYER},
@@ -166,6 +174,7 @@ static int take_option(rg_cli *c, int id, const char *v, void *user) {
     case OPT_LOG: return rg_cli_string(c, v, &o->log);
     case OPT_SAMPLE_TOKENS: return rg_cli_int(c, v, 0, 100000000L, &o->sample_tokens);
     case OPT_SAMPLE_EVERY: return rg_cli_int(c, v, 0, 1000000000L, &o->sample_every);
+    case OPT_REPLICAS: return rg_cli_int(c, v, 1, RG_MAX_THREADS, &o->replicas);
     case OPT_N_EMBD: return rg_cli_int(c, v, 1, RG_MAX_CHANNELS, &o->n_embd);
     case OPT_N_HEAD: return rg_cli_int(c, v, 1, RG_MAX_CHANNELS, &o->n_head);
     case OPT_N_LAYER: return rg_cli_int(c, v, 1, RG_MAX_LAYERS, &o->n_layer);
@@ -183,6 +192,7 @@ static int parse_args(train_opts *o, int argc, char **argv) {
     o->iters = DEFAULT_ITERS;
     o->eval_every = DEFAULT_EVAL_EVERY;
     o->sample_tokens = 200;
+    o->replicas = 1;
     o->sample_every = -1;  /* chosen once we know whether stdout is a terminal */
     o->seed = 1337;
     rg_optim_config def = rg_optim_default();
@@ -213,6 +223,9 @@ static double now_s(void) {
  * replaces it only with a better one; INFINITY when there is none (or it is of another corpus). */
 static float best_val_of(const char *path, rg_ops *ops, const rg_data *d, int B, int T,
                          int32_t *in, int32_t *tg) {
+    /* evaluated here, in this process alone: only rank 0 writes the best checkpoint */
+    rg_gradsum alone = rg_gradsum_local();
+    rg_dp dp;
     rg_model m;
     rg_vocab v;
     rg_train_state st;
@@ -221,8 +234,11 @@ static float best_val_of(const char *path, rg_ops *ops, const rg_data *d, int B,
         return INFINITY;
     float best = INFINITY;
     if (rg_vocab_equal(&v, &d->vocab) && m.cfg.maxT >= T &&
-        rg_model_set_batch(&m, B, T, err, sizeof err) == 0)
-        best = rg_eval_run(&m, ops, d, B, T, in, tg).val;
+        rg_dp_init(&dp, &m, ops, 1, B, T, &alone, err, sizeof err) == 0) {
+        rg_eval_losses ev;
+        if (rg_eval_run(&dp, d, in, tg, &ev, err, sizeof err) == 0) best = ev.val;
+        rg_dp_free(&dp);
+    }
     rg_model_free(&m);
     return best;
 }
@@ -248,16 +264,29 @@ int rg_cmd_train(int argc, char **argv) {
     rg_stop_install(CMD); /* from here on: a backend hanging in create can be interrupted too */
 
     char err[1024];
+    rg_gradsum gs;
+    if (rg_ranks_open(&gs, err, sizeof err) != 0) {
+        fprintf(stderr, CMD ": %s\n", err);
+        return 2;
+    }
+    /* rank 0 alone speaks; every rank's errors still reach stderr */
+    if (gs.rank > 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, CMD ": rank %d cannot silence its output: %s\n", gs.rank, strerror(errno));
+        rg_ranks_close(&gs, 1);
+        return 1;
+    }
     rg_data data;
     int status = 1;
     if ((o.data ? rg_data_load_file(&data, o.data, err, sizeof err)
                 : rg_data_load_fortunes(&data, NULL, err, sizeof err)) != 0) {
         fprintf(stderr, CMD ": %s\n", err);
+        rg_ranks_close(&gs, 1);
         return 1;
     }
     if (rg_checkpoint_check_path(o.checkpoint, o.data, err, sizeof err) != 0) {
         fprintf(stderr, CMD ": %s\n", err);
         rg_data_free(&data);
+        rg_ranks_close(&gs, 2);
         return 2;
     }
 
@@ -266,7 +295,9 @@ int rg_cmd_train(int argc, char **argv) {
     rg_train_state st;
     memset(&st, 0, sizeof st);
     rg_plugin plugin;
-    rg_ops ops;
+    rg_ops *ops = NULL;
+    rg_dp dp;
+    memset(&dp, 0, sizeof dp);
     int ops_open = 0;
     int32_t *in = NULL, *tg = NULL;
     FILE *log = NULL;
@@ -344,7 +375,8 @@ int rg_cmd_train(int argc, char **argv) {
         /* the batches and the samples get streams of their own, apart from the weights' */
         rg_rng_seed(&rng_data, o.seed ^ 0x5eed0da7a0000001ULL);
         rg_rng_seed(&rng_sample, o.seed ^ 0x5eed5a3b1e000002ULL);
-        double need = rg_model_train_bytes(&cfg, st.B, st.T), have = phys_bytes();
+        double need = rg_dp_train_bytes(&cfg, st.B / gs.size, st.T, o.replicas);
+        double have = phys_bytes();
         if (have > 0 && need > have) {
             fprintf(stderr, CMD ": batch %d does not fit: preset %s (C=%d NH=%d L=%d T=%d) needs "
                     "%.1f GiB, the machine has %.1f GiB\n", st.B, st.preset, cfg.C, cfg.NH, cfg.L,
@@ -368,31 +400,40 @@ int rg_cmd_train(int argc, char **argv) {
         fprintf(stderr, CMD ": %s\n", err);
         goto done;
     }
-    char why[4096] = "";
-    int auto_pick = !strcmp(o.ba.backend, RG_BACKEND_AUTO);
-    if ((auto_pick ? rg_backend_auto_open(&o.ba, &plugin, &ops, why, sizeof why, err, sizeof err)
-                   : rg_backend_args_open(&o.ba, &plugin, &ops, err, sizeof err)) != 0) {
+    const int R = o.replicas;
+    if (rg_dp_check_split(B, gs.size, R, o.ba.threads, err, sizeof err) != 0) {
         fprintf(stderr, CMD ": %s\n", err);
+        status = 2;
+        goto done;
+    }
+    char why[4096] = "";
+    if (!(ops = calloc((size_t)R, sizeof *ops)) ||
+        rg_backend_args_open_replicas(&o.ba, R, &plugin, ops, why, sizeof why, err,
+                                      sizeof err) != 0) {
+        fprintf(stderr, CMD ": %s\n", ops ? err : "out of memory");
         goto done;
     }
     ops_open = 1;
-    if (auto_pick) printf("backend: %s\n", why);
+    if (why[0]) printf("backend: %s\n", why);
     in = malloc((size_t)B * T * sizeof *in);
     tg = malloc((size_t)B * T * sizeof *tg);
-    if (!in || !tg || rg_model_set_batch(&model, B, T, err, sizeof err) != 0) {
+    if (!in || !tg || rg_dp_init(&dp, &model, ops, R, B, T, &gs, err, sizeof err) != 0) {
         fprintf(stderr, CMD ": batch %d x %d: %s\n", B, T, (!in || !tg) ? "out of memory" : err);
         goto done;
     }
-    if (o.log && !(log = fopen(o.log, o.resume ? "a" : "w"))) {
+    if (gs.rank == 0 && o.log && !(log = fopen(o.log, o.resume ? "a" : "w"))) {
         fprintf(stderr, CMD ": cannot open log %s: %s\n", o.log, strerror(errno));
         goto done;
     }
 
     char desc[512];
-    rg_ops_describe(&ops, desc, sizeof desc);
+    rg_ops_describe(&ops[0], desc, sizeof desc);
+    if (R > 1 || gs.size > 1)
+        printf("data parallel: %d rank%s x %d replica%s, %d sequences each\n", gs.size,
+               gs.size > 1 ? "s" : "", R, R > 1 ? "s" : "", dp.share);
     printf("backend %s | threads %d | preset %s (C=%d NH=%d L=%d T=%d) batch %d | params %zu at "
            "V=%d | tokens %zu (train %zu, val %zu)\n",
-           desc, ops.num_threads, st.preset, model.cfg.C, model.cfg.NH, model.cfg.L, T, B,
+           desc, ops[0].num_threads * R, st.preset, model.cfg.C, model.cfg.NH, model.cfg.L, T, B,
            model.num_params, data.vocab.V, data.len, data.split, data.len - data.split);
     fflush(stdout);
 
@@ -408,7 +449,8 @@ int rg_cmd_train(int argc, char **argv) {
         status = 2;
         goto done;
     }
-    float best_val = o.resume ? best_val_of(best_path, &ops, &data, B, T, in, tg) : INFINITY;
+    float best_val = o.resume && gs.rank == 0 ? best_val_of(best_path, ops, &data, B, T, in, tg)
+                                              : INFINITY;
     long best_step = 0, start_step = (long)st.step;
     double best_at_s = 0;
     rg_eval_losses last = {NAN, NAN};
@@ -423,17 +465,24 @@ int rg_cmd_train(int argc, char **argv) {
         float lr = rg_lr_at(&st.optim, step, o.iters);
         double t0 = now_s();
         rg_data_train_batch(&data, &rng_data, B, T, in, tg);
-        rg_model_zero_grad(&model);
-        rg_model_forward(&model, &ops, in, tg, B, T);
-        rg_model_backward(&model, &ops);
-        rg_model_update(&model, &ops, &st.optim, lr);
+        float loss;
+        if (rg_dp_step(&dp, in, tg, &st.optim, lr, &loss, err, sizeof err) != 0) {
+            fprintf(stderr, CMD ": %s\n", err);
+            status = 1;
+            break;
+        }
         double t1 = now_s(), dt = t1 - t0;
-        float loss = model.mean_loss;
         st.step++;
         train_s += dt;
         int eval = st.step % o.eval_every == 0 || st.step == o.iters;
         rg_eval_losses ev = {0, 0};
-        if (eval) last = ev = rg_eval_run(&model, &ops, &data, B, T, in, tg);
+        if (eval && (rg_eval_run(&dp, &data, in, tg, &ev, err, sizeof err) != 0 ||
+                     rg_dp_check_same(&dp, err, sizeof err) != 0)) {
+            fprintf(stderr, CMD ": %s\n", err);
+            status = 1;
+            break;
+        }
+        if (eval) last = ev;
         if (!isfinite(loss) || !isfinite(ev.train) || !isfinite(ev.val)) {
             if (live) fputc('\n', stderr);
             fprintf(stderr, CMD ": %s is %f at step %lld: training diverged (try a lower --lr)\n",
@@ -446,7 +495,14 @@ int rg_cmd_train(int argc, char **argv) {
         double tok_s = (double)B * T / dt;
         /* read once: a signal that comes later is handled after the next step, never between
          * deciding to save and stopping (which would stop without the save) */
-        int stop_sig = rg_stop_requested();
+        int stop_sig = rg_stop_requested(), any_stop;
+        /* every rank stops at the same step: a signal to one is a stop for all */
+        if (rg_dp_any(&dp, stop_sig, &any_stop, err, sizeof err) != 0) {
+            fprintf(stderr, CMD ": %s\n", err);
+            status = 1;
+            break;
+        }
+        if (any_stop && !stop_sig) stop_sig = SIGTERM;
         int stopping = st.step == end || stop_sig;
         if (log) {
             fprintf(log, "{\"step\":%lld,\"loss\":%.9g", (long long)st.step, loss);
@@ -477,8 +533,11 @@ int rg_cmd_train(int argc, char **argv) {
         if (eval || stopping) {
             st.rng_data = rng_data.state;
             st.rng_sample = rng_sample.state;
-            int saved = rg_checkpoint_save(o.checkpoint, &model, &data.vocab, &st, err, sizeof err);
-            int better = saved == 0 && eval && ev.val < best_val;
+            /* one writer: rank 0 */
+            int saved = gs.rank > 0 ? 0
+                                    : rg_checkpoint_save(o.checkpoint, &model, &data.vocab, &st,
+                                                         err, sizeof err);
+            int better = gs.rank == 0 && saved == 0 && eval && ev.val < best_val;
             if (better) saved = rg_checkpoint_save(best_path, &model, &data.vocab, &st, err, sizeof err);
             if (better && saved == 0) {
                 best_val = ev.val;
@@ -497,8 +556,8 @@ int rg_cmd_train(int argc, char **argv) {
                 break;
             }
             if (!eval) printf("step %lld: saved %s\n", (long long)st.step, o.checkpoint);
-            if (eval && sample_every > 0 && st.step % sample_every == 0 &&
-                eval_sample(&model, &ops, &data.vocab, st.seed, (long)st.step, err, sizeof err)) {
+            if (eval && gs.rank == 0 && sample_every > 0 && st.step % sample_every == 0 &&
+                eval_sample(&model, &ops[0], &data.vocab, st.seed, (long)st.step, err, sizeof err)) {
                 fprintf(stderr, CMD ": %s\n", err);
                 status = 1;
                 break;
@@ -534,11 +593,11 @@ int rg_cmd_train(int argc, char **argv) {
         printf("summary: peak RSS %.1f MiB\n", rg_peak_rss_mib());
     }
 
-    if (status == 0 && st.step == o.iters && o.sample_tokens > 0) {
+    if (status == 0 && gs.rank == 0 && st.step == o.iters && o.sample_tokens > 0) {
         /* the sample starts from a newline when the corpus has one, else from its first byte */
         int32_t start = data.vocab.token['\n'] >= 0 ? data.vocab.token['\n'] : 0;
         printf("sample:\n");
-        if (rg_generate(&model, &ops, &data.vocab, &start, 1, o.sample_tokens, RG_GEN_TEMPERATURE,
+        if (rg_generate(&model, &ops[0], &data.vocab, &start, 1, o.sample_tokens, RG_GEN_TEMPERATURE,
                         RG_GEN_TOP_P, &rng_sample, stdout, err, sizeof err) != 0) {
             fprintf(stderr, CMD ": %s\n", err);
             status = 1;
@@ -553,11 +612,14 @@ done:
     }
     free(in);
     free(tg);
+    rg_dp_free(&dp);
     if (ops_open) {
-        rg_ops_destroy(&ops);
+        for (int r = 0; r < o.replicas; r++) rg_ops_destroy(&ops[r]);
         rg_plugin_close(&plugin);
     }
+    free(ops);
     rg_model_free(&model);
     rg_data_free(&data);
+    rg_ranks_close(&gs, status);
     return status;
 }

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "randygpt/checkpoint.h"
+#include "run_support.h"
 
 #define DIR RG_TEST_TMPDIR "/train"
 #define CORPUS DIR "/corpus.txt"
@@ -28,26 +29,6 @@
 /* small and fast: the tiny preset at batch 4 */
 #define COMMON "--backend single --backend-dir " RG_TEST_PLUGIN_DIR " --threads 1 --preset tiny " \
                "--batch 4 --data " CORPUS " --sample-tokens 0"
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
 
 /* Runs `randygpt ARGS` with stdout in OUT and stderr in ERR; returns its exit status. */
 static int run(const char *fmt, ...) {
@@ -92,20 +73,7 @@ static char *losses_of(const char *log_path) {
 static int setup(void **state) {
     (void)state;
     mkdir(DIR, 0755);
-    /* A corpus with some structure to learn: sentences drawn from a few words, fixed seed. */
-    static const char *words[] = {"the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran",
-                                  "to", "big", "red", "house", "while", "birds", "sing"};
-    FILE *f = fopen(CORPUS, "wb");
-    if (!f) return -1;
-    rg_rng r;
-    rg_rng_seed(&r, 2024);
-    for (int s = 0; s < 600; s++) {
-        int n = 3 + (int)rg_rng_below(&r, 6);
-        for (int w = 0; w < n; w++)
-            fprintf(f, "%s%s", w ? " " : "", words[rg_rng_below(&r, sizeof words / sizeof *words)]);
-        fputs(".\n", f);
-    }
-    return fclose(f);
+    return write_word_corpus(CORPUS);
 }
 
 static void test_same_seed_same_losses(void **state) {
@@ -196,15 +164,7 @@ static void test_sigint_saves_and_exits_130(void **state) {
         _exit(127);
     }
     /* wait until three steps are logged (at most 30 s), then interrupt */
-    struct timespec nap = {0, 20 * 1000 * 1000};
-    int lines = 0;
-    for (int k = 0; k < 1500 && lines < 3; k++) {
-        nanosleep(&nap, NULL);
-        char *log = read_text(DIR "/int.log");
-        lines = log ? count_lines(log) : 0;
-        free(log);
-    }
-    assert_true(lines >= 3);
+    assert_true(wait_for_lines(DIR "/int.log", 3, 30) >= 3);
     kill(pid, SIGINT);
     int st;
     assert_int_equal(waitpid(pid, &st, 0), pid);

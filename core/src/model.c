@@ -355,12 +355,32 @@ int rg_model_set_batch(rg_model *m, int B, int T, char *err, size_t err_len) {
 
 void rg_model_free(rg_model *m) {
     free_acts(m);
-    free(m->params_memory);
+    if (!m->shares_params) free(m->params_memory);
     free(m->grads_memory);
     free(m->m_memory);
     free(m->v_memory);
     memset(m, 0, sizeof *m);
     m->mean_loss = -1.0f;
+}
+
+int rg_model_init_replica(rg_model *rep, const rg_model *master, char *err, size_t err_len) {
+    memset(rep, 0, sizeof *rep);
+    rep->mean_loss = -1.0f;
+    rep->cfg = master->cfg;
+    memcpy(rep->param_sizes, master->param_sizes, sizeof rep->param_sizes);
+    rep->num_params = master->num_params;
+    rep->num_decay_params = master->num_decay_params;
+    rep->params_memory = master->params_memory;
+    rep->params = master->params;
+    rep->shares_params = 1;
+    rep->grads_memory = alloc_floats(rep->num_params);
+    if (!rep->grads_memory) {
+        snprintf(err, err_len, "out of memory allocating a replica's %zu gradients", rep->num_params);
+        rg_model_free(rep);
+        return -1;
+    }
+    slice_params(&rep->grads, rep->grads_memory, rep->param_sizes);
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -511,6 +531,10 @@ void rg_model_zero_grad(rg_model *m) {
 }
 
 void rg_model_backward(rg_model *m, rg_ops *ops) {
+    rg_model_backward_share(m, ops, (size_t)m->fwd_B * m->fwd_T);
+}
+
+void rg_model_backward_share(rg_model *m, rg_ops *ops, size_t total_positions) {
     const rg_model_config *cfg = &m->cfg;
     int C = cfg->C, V = cfg->V, NH = cfg->NH, L = cfg->L;
     int B = m->fwd_B, T = m->fwd_T;
@@ -525,9 +549,9 @@ void rg_model_backward(rg_model *m, rg_ops *ops) {
      * layer, and the rmsnorm_backward at the start of each branch adds the branch's part into it. */
     rg_acts *a = &m->acts;
     rg_grad_acts *g = &m->grad_acts;
-    /* loss = mean over the N positions, so each position's loss has weight 1/N */
+    /* loss = mean over the batch's positions, so each position's loss has weight 1/total */
     RG_OP(ops, RG_OP_CROSSENTROPY_BACKWARD, crossentropy_backward, g->dlogits, a->probs,
-          m->targets, (int)N, V, 1.0f / (float)N);
+          m->targets, (int)N, V, 1.0f / (float)total_positions);
     float *final = layer_slice(a, cfg, L - 1, B, T).residual3;
     RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dres, m->grads.wlm, g->dlogits, final,
           m->params.wlm, (int)N, C, V);

@@ -194,6 +194,26 @@ int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, ch
     return open_here(a, p, ops, err, n);
 }
 
+int rg_backend_args_open_replicas(const rg_backend_args *a, int R, rg_plugin *p, rg_ops *ops,
+                                  char *why, size_t why_n, char *err, size_t n) {
+    rg_backend_args each = *a;
+    each.threads = a->threads / R;
+    memset(ops, 0, (size_t)R * sizeof *ops);
+    if (why_n) why[0] = '\0';
+    if ((!strcmp(a->backend, RG_BACKEND_AUTO)
+             ? rg_backend_auto_open(&each, p, &ops[0], why, why_n, err, n)
+             : rg_backend_args_open(&each, p, &ops[0], err, n)) != 0)
+        return -1;
+    for (int r = 1; r < R; r++) {
+        if (rg_backend_args_create(&each, p, &ops[r], err, n) != 0) {
+            while (r-- > 0) rg_ops_destroy(&ops[r]);
+            rg_plugin_close(p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void rg_backend_args_help(FILE *f) {
     fprintf(f,
             "  --backend NAME|PATH      backend plugin: a name (NAME.so in the search folders) or a\n"

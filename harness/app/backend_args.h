@@ -93,6 +93,13 @@ int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, ch
  * "backends found: a, b, c; did you mean b?" (or "no backends found"). NULL otherwise. */
 char *rg_backend_names_hint(const char *name, const char *backend_dir);
 
+/* The same for R data-parallel replicas (R divides a->threads): ops is (R), R instances of the
+ * plugin with a->threads / R threads each; backend "auto" picks the plugin as
+ * rg_backend_auto_open does and says why in why ("" otherwise). Returns 0, or -1 with one line in
+ * err (nothing left open). */
+int rg_backend_args_open_replicas(const rg_backend_args *a, int R, rg_plugin *p, rg_ops *ops,
+                                  char *why, size_t why_n, char *err, size_t n);
+
 /* Prints the help lines of these options, in the style of the commands' --help. */
 void rg_backend_args_help(FILE *f);
 

@@ -5,20 +5,22 @@
 #include <string.h>
 #include <sys/resource.h>
 
-rg_eval_losses rg_eval_run(rg_model *m, rg_ops *ops, const rg_data *d, int B, int T, int32_t *in,
-                           int32_t *tg) {
-    int nb = rg_data_val_batches(d, B, T);
+int rg_eval_run(rg_dp *dp, const rg_data *d, int32_t *in, int32_t *tg, rg_eval_losses *out,
+                char *err, size_t err_len) {
+    int B = dp->B, T = dp->T, nb = rg_data_val_batches(d, B, T);
     double train = 0, val = 0;
     for (int k = 0; k < nb; k++) {
+        float loss;
         rg_data_held_train_batch(d, k, B, T, in, tg);
-        rg_model_forward(m, ops, in, tg, B, T);
-        train += m->mean_loss;
+        if (rg_dp_loss(dp, in, tg, &loss, err, err_len) != 0) return -1;
+        train += loss;
         rg_data_val_batch(d, k, B, T, in, tg);
-        rg_model_forward(m, ops, in, tg, B, T);
-        val += m->mean_loss;
+        if (rg_dp_loss(dp, in, tg, &loss, err, err_len) != 0) return -1;
+        val += loss;
     }
-    rg_eval_losses r = {(float)(train / nb), (float)(val / nb)};
-    return r;
+    out->train = (float)(train / nb);
+    out->val = (float)(val / nb);
+    return 0;
 }
 
 void rg_eta_init(rg_eta *e, double eval_guess) {

@@ -12,6 +12,7 @@
 #include "randygpt/data.h"
 #include "randygpt/model.h"
 #include "randygpt/ops.h"
+#include "randygpt/replicas.h"
 
 /* Losses measured at an evaluation, both the same way: the mean over the same number of fixed
  * batches (rg_data_val_batches), forward only. */
@@ -19,9 +20,11 @@ typedef struct rg_eval_losses {
     float train, val;
 } rg_eval_losses;
 
-/* Evaluates m on the held training batches and the validation batches; in, tg are (B,T) scratch. */
-rg_eval_losses rg_eval_run(rg_model *m, rg_ops *ops, const rg_data *d, int B, int T, int32_t *in,
-                           int32_t *tg);
+/* Evaluates the model of dp on the held training batches and the validation batches of its
+ * (B,T), sharded like its steps; in, tg are (B,T) scratch. Returns 0, or -1 with one line in err
+ * (a rank failed). */
+int rg_eval_run(rg_dp *dp, const rg_data *d, int32_t *in, int32_t *tg, rg_eval_losses *out,
+                char *err, size_t err_len);
 
 /* Wall-time estimate of the rest of a run: the mean time of a step (the first one, which warms
  * caches and pages up, left out once there are others) times the steps left, plus the mean time

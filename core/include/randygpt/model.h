@@ -134,6 +134,7 @@ typedef struct rg_model {
     int32_t *targets;         /* (B, T) copy of the last forward's targets */
     float mean_loss;          /* of the last forward with targets, else -1 */
     int fwd_B, fwd_T;         /* shape of the last forward (<= B, T): the backward runs at it */
+    int shares_params;        /* a replica (rg_model_init_replica): params_memory is another's */
 } rg_model;
 
 /* Number of parameters of a configuration (SIZE_MAX when it does not fit in size_t). */
@@ -150,6 +151,10 @@ int rg_model_init(rg_model *m, const rg_model_config *cfg, uint64_t seed, char *
 /* (Re)sizes activations for batch B and sequence length T (T <= maxT). Returns 0 or -1. */
 int rg_model_set_batch(rg_model *m, int B, int T, char *err, size_t err_len);
 void rg_model_free(rg_model *m);
+/* A replica of master for data parallelism: the same configuration and the same parameters (it
+ * points at master's, which must outlive it), gradients of its own, no optimizer moments, no
+ * activations until rg_model_set_batch. Returns 0, or -1 with one line in err. */
+int rg_model_init_replica(rg_model *rep, const rg_model *master, char *err, size_t err_len);
 
 /* Forward over inputs (B,T). With targets (B,T) it computes losses and mean_loss; with NULL it
  * computes logits and probs only (mean_loss = -1). B,T must not exceed rg_model_set_batch's. */
@@ -160,6 +165,10 @@ void rg_model_zero_grad(rg_model *m);
 /* Backward of the last forward (which must have had targets): accumulates into grads, overwrites
  * the activation gradients. */
 void rg_model_backward(rg_model *m, rg_ops *ops);
+/* The same when the last forward was one share of a batch of total_positions positions (B*T over
+ * every share): each position's loss has weight 1/total_positions, so the shares' gradients add up
+ * to the whole batch's. rg_model_backward is this with the forward's own B*T. */
+void rg_model_backward_share(rg_model *m, rg_ops *ops, size_t total_positions);
 /* Clips by global norm, then one AdamW step at learning rate lr. Returns the gradient norm before
  * clipping. */
 float rg_model_update(rg_model *m, rg_ops *ops, const rg_optim_config *oc, float lr);
