@@ -1,8 +1,10 @@
 /* The parts every parallel backend shares: chunking with a grain, the backend part of a context
  * and its workspace. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rg_par_internal.h"
 
@@ -110,4 +112,10 @@ const char *rg_par_kernel_isa(void) {
 #else
     return "generic";
 #endif
+}
+
+double rg_par_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

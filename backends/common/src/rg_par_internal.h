@@ -34,6 +34,58 @@ static inline int rg_par_chunk_order(int tid, int nthreads, int nchunks, int k) 
     return k < own ? first + k : (first - 1 - (k - own) + 2 * nchunks) % nchunks;
 }
 
+/* Contention governor of a driver (its state is the calling thread's alone). When the caller,
+ * after running its own chunks, waited for the others longer than it worked (and more than
+ * RG_PAR_GOV_MIN_WAIT_S), another thread held a chunk while it had lost its core to some other
+ * process: on a shared machine that wait recurs at every op, and two threads end up slower than
+ * one. The next ops then run on the caller alone, every chunk in order (the same boundaries, so
+ * the same results; tid 0 runs several chunks in any case when it takes the others' chunks), for a
+ * back-off of RG_PAR_GOV_MIN_OPS ops that doubles (up to RG_PAR_GOV_MAX_OPS) each time the op
+ * tried after it waits again, and ends at the first op that does not. */
+#define RG_PAR_GOV_MIN_WAIT_S 100e-6
+#define RG_PAR_GOV_MIN_OPS 16
+#define RG_PAR_GOV_MAX_OPS 1024
+
+typedef struct rg_par_gov {
+    int skip;    /* ops still to run on the caller alone */
+    int backoff; /* the last back-off, 0 after an op without a long wait */
+} rg_par_gov;
+
+/* 1 when this op runs on the caller alone (rg_par_gov_run_alone), counting it. */
+static inline int rg_par_gov_alone(rg_par_gov *g) {
+    if (g->skip > 0) {
+        g->skip--;
+        return 1;
+    }
+    return 0;
+}
+
+/* After an op run by every thread: work_s the caller spent in its chunks, wait_s it then waited. */
+static inline void rg_par_gov_record(rg_par_gov *g, double work_s, double wait_s) {
+    if (wait_s > RG_PAR_GOV_MIN_WAIT_S && wait_s > work_s) {
+        g->backoff = g->backoff ? 2 * g->backoff : RG_PAR_GOV_MIN_OPS;
+        if (g->backoff > RG_PAR_GOV_MAX_OPS) {
+            g->backoff = RG_PAR_GOV_MAX_OPS;
+        }
+        g->skip = g->backoff;
+    } else {
+        g->backoff = 0;
+    }
+}
+
+/* Runs every chunk of the job, in order, on the calling thread (tid 0). */
+static inline void rg_par_gov_run_alone(int64_t n, int nchunks, rg_range_fn fn, void *arg) {
+    for (int i = 0; i < nchunks; i++) {
+        int64_t begin = n * i / nchunks, end = n * (i + 1) / nchunks;
+        if (begin < end) {
+            fn(arg, begin, end, 0);
+        }
+    }
+}
+
+/* Seconds on the monotonic clock. */
+double rg_par_now_s(void);
+
 /* A strided view of a matrix: element (i, j) is p[i * rs + j * cs]. */
 typedef struct rg_par_mat_view {
     const float *p;

@@ -20,11 +20,19 @@ typedef struct omp_chunk_flag {
 typedef struct omp_par {
     rg_par base; /* first member: the rg_par the kernels see */
     omp_chunk_flag *flags; /* (max_chunks) */
+    rg_par_gov gov;        /* the caller's: runs alone while others are descheduled */
 } omp_par;
 
 static void omp_run(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *arg) {
     omp_par *op = (omp_par *)par;
     int nthreads = nchunks < par->num_threads ? nchunks : par->num_threads;
+    if (nthreads > 1 && rg_par_gov_alone(&op->gov)) {
+        rg_par_gov_run_alone(n, nchunks, fn, arg);
+        return;
+    }
+    /* when the caller (thread 0) finished its chunks: the region's end barrier waits for every
+     * thread of the team, a descheduled one too */
+    double t0 = rg_par_now_s(), t1 = t0;
     for (int i = 0; i < nchunks; i++) {
         atomic_store_explicit(&op->flags[i].taken, 0, memory_order_relaxed);
     }
@@ -49,6 +57,12 @@ static void omp_run(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *a
                 fn(arg, begin, end, tid);
             }
         }
+        if (tid == 0) {
+            t1 = rg_par_now_s();
+        }
+    }
+    if (nthreads > 1) {
+        rg_par_gov_record(&op->gov, t1 - t0, rg_par_now_s() - t1);
     }
 }
 

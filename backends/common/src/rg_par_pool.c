@@ -80,6 +80,7 @@ struct rg_pool {
     atomic_int stop;            /* set before the last bump of gen: workers exit */
     atomic_int sleepers;        /* workers sleeping (or about to) on gen */
     atomic_int caller_sleeping; /* the caller sleeps on done */
+    rg_par_gov gov;             /* the caller's: runs alone while others are descheduled */
 };
 
 static void cpu_relax(void) {
@@ -88,11 +89,7 @@ static void cpu_relax(void) {
 #endif
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#define now_s rg_par_now_s
 
 /* The state of one bounded spin. */
 typedef struct spin {
@@ -201,24 +198,8 @@ static void post(rg_pool *pool) {
     }
 }
 
-static void pool_run(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *arg) {
-    rg_pool *pool = (rg_pool *)par;
-    if (pool->started == 0 || nchunks <= 1) {
-        fn(arg, 0, n, 0);
-        return;
-    }
-    pool->fn = fn;
-    pool->arg = arg;
-    pool->n = n;
-    atomic_store_explicit(&pool->nchunks, nchunks, memory_order_relaxed);
-    atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
-    for (int i = 0; i < nchunks; i++) { /* release: a thread that takes a chunk sees the job */
-        atomic_store_explicit(&pool->flags[i].taken, 0, memory_order_release);
-    }
-    post(pool);
-
-    run_chunks(pool, 0);
-
+/* The caller's wait until every chunk of the current job is done: a bounded spin, then sleep. */
+static void wait_done(rg_pool *pool, int nchunks) {
     for (spin s = spin_begin(); spin_more(&s);) {
         if (atomic_load_explicit(&pool->done, memory_order_acquire) == nchunks) {
             return;
@@ -230,6 +211,33 @@ static void pool_run(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *
         wait_on(&pool->done, d);
     }
     atomic_store(&pool->caller_sleeping, 0);
+}
+
+static void pool_run(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *arg) {
+    rg_pool *pool = (rg_pool *)par;
+    if (pool->started == 0 || nchunks <= 1) {
+        fn(arg, 0, n, 0);
+        return;
+    }
+    if (rg_par_gov_alone(&pool->gov)) {
+        rg_par_gov_run_alone(n, nchunks, fn, arg);
+        return;
+    }
+    const double t0 = now_s();
+    pool->fn = fn;
+    pool->arg = arg;
+    pool->n = n;
+    atomic_store_explicit(&pool->nchunks, nchunks, memory_order_relaxed);
+    atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
+    for (int i = 0; i < nchunks; i++) { /* release: a thread that takes a chunk sees the job */
+        atomic_store_explicit(&pool->flags[i].taken, 0, memory_order_release);
+    }
+    post(pool);
+
+    run_chunks(pool, 0);
+    const double t1 = now_s();
+    wait_done(pool, nchunks);
+    rg_par_gov_record(&pool->gov, t1 - t0, now_s() - t1);
 }
 
 static void pool_destroy(rg_par *par) {
