@@ -590,7 +590,18 @@ int rg_cmd_train(int argc, char **argv) {
         if (best_step)
             printf("summary: best val loss %.4f at step %ld, %s into the run (%s)\n", best_val,
                    best_step, at, best_path);
-        printf("summary: peak RSS %.1f MiB\n", rg_peak_rss_mib());
+        if (R > 1 || gs.size > 1)
+            printf("summary: gradient sum %.2f ms/step, %.1f%% of the training time\n",
+                   1e3 * dp.reduce_s / (double)dp.steps, 100.0 * dp.reduce_s / train_s);
+        double rss[2] = {rg_peak_rss_mib(), 0};
+        rss[1] = rss[0];
+        if (gs.size > 1 && status == 0 && gs.sum_doubles(gs.ctx, rss + 1, 1, err, sizeof err) != 0)
+            rss[1] = NAN;
+        if (gs.size > 1)
+            printf("summary: peak RSS %.1f MiB on rank 0, %.1f MiB over the %d ranks\n", rss[0],
+                   rss[1], gs.size);
+        else
+            printf("summary: peak RSS %.1f MiB\n", rss[0]);
     }
 
     if (status == 0 && gs.rank == 0 && st.step == o.iters && o.sample_tokens > 0) {
