@@ -209,7 +209,10 @@ static void test_backends_lists_hostile_plugins(void **state) {
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const char *row = strstr(out, rows[i].name);
-        if (!row) fail_msg("no row for %s in: %s", rows[i].name, out);
+        if (!row) {
+            fail_msg("no row for %s in: %s", rows[i].name, out);
+            return;
+        }
         const char *next = strstr(row + 1, "\nhostile_"); /* the rows after it */
         const char *hit = strstr(row, rows[i].want);
         if (!hit || (next && hit > next)) fail_msg("row of %s lacks '%s': %s", rows[i].name, rows[i].want, out);
