@@ -17,5 +17,6 @@ endfunction()
 function(rg_bundle_backend name)
   set_target_properties(${name} PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${RG_PLUGIN_DIR})
   add_dependencies(rg_plugins ${name})
+  set_property(GLOBAL APPEND PROPERTY RG_BUNDLED_BACKENDS ${name}) # the tests skip the others
   install(TARGETS ${name} LIBRARY DESTINATION ${RG_PLUGIN_INSTALL_DIR})
 endfunction()

@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "built.h"
+
 #include "commands.h"
 #include "randygpt/conformance.h"
 #include "randygpt/loader.h"
@@ -65,6 +67,7 @@ static void test_backend(void **state) {
     const backend_case *bc = *state;
     char path[4096], err[512];
     snprintf(path, sizeof path, "%s/%s.so", RG_TEST_PLUGIN_DIR, bc->name);
+    RG_SKIP_UNLESS_BUILT(bc->name);
     struct stat st;
     if (stat(path, &st) != 0) fail_msg("bundled backend %s was not built: %s is missing", bc->name, path);
 
@@ -76,7 +79,9 @@ static void test_backend(void **state) {
     if (bc->kernels) {
         if (!cpu_runs_kernels(bc->kernels)) {
             rg_plugin_close(&p);
-            skip(); /* this CPU lacks the instructions: create would refuse, as it must */
+            /* create would refuse, as it must */
+            print_message("skipped: this CPU lacks the instructions of kernel set %s\n", bc->kernels);
+            skip();
         }
         opt.backend.num_options = 1;
         opt.backend.options = &kernels;
