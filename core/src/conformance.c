@@ -1,11 +1,27 @@
 /*
  * Conformance suite (see conformance.h): a backend against the reference kernels and model.
+ *
+ * The parent process never creates an instance or calls an op: every group of checks runs in a
+ * forked child with its own instance, and sends each result back through a pipe as it is measured,
+ * preceded by a note of the case it is about to run. So a crash is reported with the op and shape
+ * it happened in, a hang ends at the timeout, and `check` itself always finishes. Buffers are
+ * placed against guard pages (mmap + mprotect) and surrounded by canaries: an access beyond the
+ * end or before the start faults in the child, whose handler names the op, the buffer and the side.
  */
+#define _GNU_SOURCE /* MAP_ANONYMOUS, REG_ERR */
 #include "randygpt/conformance.h"
 
+#include <errno.h>
 #include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <ucontext.h>
+#include <unistd.h>
 
 #include "randygpt/model.h"
 #include "randygpt/op_case.h"
@@ -22,8 +38,8 @@
 #define TOL_MODEL_UPDATE 1e-3
 /* The loss of one step: a mean of B*T cross-entropies of nearly identical logits. */
 #define TOL_MODEL_LOSS 1e-5
-/* Losses over RG_CONF_TRAIN_STEPS AdamW steps: differences grow step by step; relative 1e-3 of the
- * loss is far below the loss's own drop over the run. */
+/* Losses over the training run: differences grow step by step; relative 1e-3 of the loss is far
+ * below the loss's own drop over the run. */
 #define TOL_TRAIN_LOSS 1e-3
 
 /* The vocabulary size of the op checks and of the model checks (the default corpus has 67). */
@@ -33,18 +49,46 @@
 /* Model checks: the tiny preset at this batch, cycling over a few fixed synthetic batches. */
 #define CONF_MODEL_B 4
 #define CONF_NUM_BATCHES 4
-#define CONF_MAX_BUFS 16
+#define CONF_MAX_BUFS 512
 #define CONF_MAX_PRESETS 16
+#define CONF_MAX_KEYS 256
+#define CANARY 0xA5
+
+/* One buffer between two guard pages: [guard][data pages][guard]. The buffer ends right at the
+ * second guard, or starts right after the first; the rest of the data pages holds canaries. */
+typedef struct gbuf {
+    char *map;
+    size_t map_len, data_len;
+    char *p;
+    size_t bytes;
+    const char *name; /* set for the backend's side of a case, for the fault report */
+} gbuf;
+
+/* Shapes passed by an op so far in this group, for the hints. */
+enum { OK_SHORT_T = 1, OK_ALIGNED = 2, OK_SMALL_N = 4 };
 
 typedef struct conf {
-    rg_ops *be;                /* the backend under test, optional ops resolved */
+    const rg_backend *table;
+    rg_ops *be;                /* the instance of the current group, optional ops resolved */
     const rg_conf_options *opt;
-    const rg_conf_report *rep;
+    const rg_conf_report *rep; /* used by the parent */
     rg_rng rng;
     int failures;
     int oom;                   /* an allocation failed: the run stops with an error */
-    void *bufs[CONF_MAX_BUFS]; /* buffers of the current check, freed by release() */
+    gbuf bufs[CONF_MAX_BUFS];  /* buffers of the current check, freed by release() */
     int nbufs;
+    int fd;                    /* in a child: the pipe to the parent; -1 in the parent */
+    const char *check;         /* the current group's class of checks */
+    int threads;               /* of the current instance */
+    int place_start;           /* buffers start right after a guard page (else end right before) */
+    const char *variant;       /* values group: what is unusual about the inputs, for the hint */
+    const char *variant_hint;
+    unsigned ok[RG_OP_COUNT];  /* OK_* of each op so far in this group */
+    int case_failed;           /* a check of the current case failed */
+    /* failing checks at 1 thread ("op output shape"), for the hints of the other counts */
+    char one_thread_fail[CONF_MAX_KEYS][160];
+    int num_one_thread_fail;
+    int train_steps;
 } conf;
 
 /* One shape of the op checks: label ("small" or "odd"), batch, sequence, channels, heads. */
@@ -53,22 +97,209 @@ typedef struct conf_shape {
     int B, T, C, NH, V;
 } conf_shape;
 
-/* ---- helpers ---- */
+/* What a child sends: results, notes, the case about to run, and the end. */
+enum { MSG_RESULT, MSG_NOTE, MSG_RUNNING, MSG_DONE, MSG_REFUSED };
+typedef struct conf_msg {
+    int kind;
+    rg_conf_result r;
+    char text[400];
+} conf_msg;
+
+/* ---- guarded buffers ---- */
+
+static size_t page_size(void) {
+    long ps = sysconf(_SC_PAGESIZE);
+    return ps > 0 ? (size_t)ps : 4096;
+}
 
 static void *take(conf *c, size_t bytes) {
-    void *p = c->nbufs < CONF_MAX_BUFS ? malloc(bytes ? bytes : 1) : NULL;
-    if (!p) {
+    size_t ps = page_size(), data = (bytes + ps - 1) / ps * ps;
+    if (data == 0) data = ps;
+    char *map = c->nbufs < CONF_MAX_BUFS ? mmap(NULL, data + 2 * ps, PROT_READ | PROT_WRITE,
+                                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                                         : MAP_FAILED;
+    if (map == MAP_FAILED) {
         c->oom = 1;
         return NULL;
     }
-    c->bufs[c->nbufs++] = p;
+    if (mprotect(map, ps, PROT_NONE) != 0 || mprotect(map + ps + data, ps, PROT_NONE) != 0) {
+        munmap(map, data + 2 * ps);
+        c->oom = 1;
+        return NULL;
+    }
+    memset(map + ps, CANARY, data);
+    char *p = c->place_start ? map + ps : map + ps + data - bytes;
+    c->bufs[c->nbufs++] = (gbuf){map, data + 2 * ps, data, p, bytes, NULL};
     return p;
 }
 
 static void release(conf *c) {
-    for (int i = 0; i < c->nbufs; i++) free(c->bufs[i]);
+    for (int i = 0; i < c->nbufs; i++) munmap(c->bufs[i].map, c->bufs[i].map_len);
     c->nbufs = 0;
 }
+
+static gbuf *gbuf_of(conf *c, const void *p) {
+    for (int i = 0; i < c->nbufs; i++)
+        if (c->bufs[i].p == p) return &c->bufs[i];
+    return NULL;
+}
+
+/* 0 when the canaries beside g's buffer are intact; -1 when a byte before its start was written,
+ * 1 when one after its end was. */
+static int canary_side(const gbuf *g) {
+    const unsigned char *lo = (const unsigned char *)g->map + page_size();
+    const unsigned char *hi = lo + g->data_len, *p = (const unsigned char *)g->p;
+    for (const unsigned char *q = lo; q < p; q++)
+        if (*q != CANARY) return -1;
+    for (const unsigned char *q = p + g->bytes; q < hi; q++)
+        if (*q != CANARY) return 1;
+    return 0;
+}
+
+/* ---- results: sent to the parent from a child, delivered to the report in the parent ---- */
+
+static void send_msg(int fd, const conf_msg *m) {
+    const char *p = (const char *)m;
+    size_t left = sizeof *m;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        p += n;
+        left -= (size_t)n;
+    }
+}
+
+static void deliver(conf *c, const rg_conf_result *r) {
+    if (!r->pass) {
+        c->failures++;
+        if (!strcmp(r->check, "threads") && r->threads == 1 &&
+            c->num_one_thread_fail < CONF_MAX_KEYS)
+            snprintf(c->one_thread_fail[c->num_one_thread_fail++], 160, "%s %s %s", r->name,
+                     r->output, r->shape);
+    }
+    if (c->rep && c->rep->result) c->rep->result(c->rep->user, r);
+}
+
+static void note(conf *c, const char *line) {
+    if (c->fd >= 0) {
+        conf_msg m;
+        memset(&m, 0, sizeof m);
+        m.kind = MSG_NOTE;
+        snprintf(m.text, sizeof m.text, "%s", line);
+        send_msg(c->fd, &m);
+    } else if (c->rep && c->rep->note) {
+        c->rep->note(c->rep->user, line);
+    }
+}
+
+static void emit_result(conf *c, rg_conf_result *r) {
+    r->pass = r->error <= r->tolerance; /* false for NaN and INFINITY */
+    if (!r->pass) c->case_failed = 1;
+    if (r->pass) r->hint[0] = '\0';
+    if (c->fd >= 0) {
+        conf_msg m;
+        memset(&m, 0, sizeof m);
+        m.kind = MSG_RESULT;
+        m.r = *r;
+        send_msg(c->fd, &m);
+    } else {
+        deliver(c, r);
+    }
+}
+
+static void emit(conf *c, const char *part, const char *name, const char *output,
+                 const char *shape, int native, double error, double tolerance, const char *bound,
+                 const char *hint) {
+    rg_conf_result r;
+    memset(&r, 0, sizeof r);
+    r.part = part;
+    snprintf(r.check, sizeof r.check, "%s", c->check ? c->check : part);
+    snprintf(r.name, sizeof r.name, "%s", name);
+    snprintf(r.output, sizeof r.output, "%s", output);
+    snprintf(r.shape, sizeof r.shape, "%s", shape);
+    snprintf(r.bound, sizeof r.bound, "%s", bound ? bound : "");
+    snprintf(r.hint, sizeof r.hint, "%s", hint ? hint : "");
+    r.threads = c->threads;
+    r.native = native;
+    r.error = error;
+    r.tolerance = tolerance;
+    emit_result(c, &r);
+}
+
+/* ---- the fault handler of a child: a guard page hit names the buffer and the side ---- */
+
+static conf *fault_conf;             /* the child's suite state */
+static char fault_running[96];      /* "op shape" of the call in progress */
+static const char *fault_op = "(none)";
+
+static void on_fault(int sig, siginfo_t *si, void *ucv) {
+    conf *c = fault_conf;
+    conf_msg m;
+    memset(&m, 0, sizeof m);
+    m.kind = MSG_RESULT;
+    rg_conf_result *r = &m.r;
+    r->part = "run";
+    snprintf(r->check, sizeof r->check, "%s", c->check);
+    snprintf(r->name, sizeof r->name, "%s", fault_op);
+    snprintf(r->shape, sizeof r->shape, "%s", fault_running);
+    r->threads = c->threads;
+    r->native = -1;
+    r->error = INFINITY;
+    const char *access = "an access";
+#if defined(__x86_64__) && defined(REG_ERR)
+    const ucontext_t *uc = ucv;
+    if (sig == SIGSEGV) access = (uc->uc_mcontext.gregs[REG_ERR] & 2) ? "a write" : "a read";
+#else
+    (void)ucv;
+#endif
+    const char *a = si ? (const char *)si->si_addr : NULL;
+    size_t ps = page_size();
+    snprintf(r->output, sizeof r->output, "crashed");
+    snprintf(r->hint, sizeof r->hint, "signal %d (%s) while running it: a bad pointer or an index "
+             "out of range?", sig, strsignal(sig));
+    for (int i = 0; sig == SIGSEGV && a && i < c->nbufs; i++) {
+        const gbuf *g = &c->bufs[i];
+        if (!g->name) continue;
+        int before = a >= g->map && a < g->map + ps;
+        int after = a >= g->map + ps + g->data_len && a < g->map + g->map_len;
+        if (!before && !after) continue;
+        snprintf(r->check, sizeof r->check, "memory");
+        snprintf(r->output, sizeof r->output, "%s", g->name);
+        snprintf(r->hint, sizeof r->hint, "%s %s of %s (guard page): %s", access,
+                 after ? "past the end" : "before the start", g->name,
+                 after ? "a vector tail or a loop bound off by one?" : "a negative index?");
+        break;
+    }
+    send_msg(c->fd, &m);
+    _exit(70);
+}
+
+static void install_fault_handlers(conf *c) {
+    fault_conf = c;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+}
+
+/* Tells the parent (and the fault handler) which call is about to run. */
+static void running(conf *c, rg_op_kind op, const char *shape) {
+    fault_op = rg_op_name(op);
+    snprintf(fault_running, sizeof fault_running, "%s", shape);
+    if (c->fd < 0) return;
+    conf_msg m;
+    memset(&m, 0, sizeof m);
+    m.kind = MSG_RUNNING;
+    snprintf(m.text, sizeof m.text, "%s", shape);
+    snprintf(m.r.name, sizeof m.r.name, "%s", rg_op_name(op));
+    send_msg(c->fd, &m);
+}
+
+/* ---- helpers ---- */
 
 /* x is (n): uniform in [lo, hi). */
 static void fill(conf *c, float *x, size_t n, float lo, float hi) {
@@ -129,32 +360,84 @@ static double rel_err(double x, double ref) {
     return fabs(x - ref) / fmax(1e-6, fabs(ref));
 }
 
-static void emit(conf *c, const char *part, const char *name, const char *output,
-                 const char *shape, int native, double error, double tolerance, const char *bound) {
-    rg_conf_result r;
-    memset(&r, 0, sizeof r);
-    r.part = part;
-    snprintf(r.name, sizeof r.name, "%s", name);
-    snprintf(r.output, sizeof r.output, "%s", output);
-    snprintf(r.shape, sizeof r.shape, "%s", shape);
-    snprintf(r.bound, sizeof r.bound, "%s", bound ? bound : "");
-    r.native = native;
-    r.error = error;
-    r.tolerance = tolerance;
-    r.pass = error <= tolerance; /* false for NaN and INFINITY */
-    if (!r.pass) c->failures++;
-    if (c->rep && c->rep->result) c->rep->result(c->rep->user, &r);
-}
-
-static void note(conf *c, const char *line) {
-    if (c->rep && c->rep->note) c->rep->note(c->rep->user, line);
-}
-
 static int is_native(const conf *c, rg_op_kind op) { return (int)((c->be->native_mask >> op) & 1u); }
 
-static void emit_op(conf *c, rg_op_kind op, const char *output, const char *shape, double error,
-                    double tolerance, const char *bound) {
-    emit(c, "op", rg_op_name(op), output, shape, is_native(c, op), error, tolerance, bound);
+/* ---- hints: the likely cause of a failing op check ---- */
+
+static int is_attention(rg_op_kind op) {
+    return op == RG_OP_ATTENTION_FORWARD || op == RG_OP_ATTENTION_BACKWARD;
+}
+
+/* The OK_* classes a case's shape belongs to. */
+static unsigned shape_classes(const rg_op_case *oc) {
+    const rg_op_dims *d = &oc->d;
+    int hs = d->NH > 0 ? d->C / d->NH : 0;
+    unsigned k = 0;
+    if (d->T <= 64) k |= OK_SHORT_T;
+    if (d->C % 16 == 0 && (!is_attention(oc->op) || hs % 16 == 0) && d->n % 16 == 0 &&
+        d->OC % 16 == 0)
+        k |= OK_ALIGNED;
+    if ((size_t)d->B * d->T <= 4096) k |= OK_SMALL_N;
+    return k;
+}
+
+/* 1 when the check "op output shape" failed at 1 thread too. */
+static int failed_at_one_thread(const conf *c, const char *key) {
+    for (int i = 0; i < c->num_one_thread_fail; i++)
+        if (!strcmp(c->one_thread_fail[i], key)) return 1;
+    return 0;
+}
+
+static void op_hint(conf *c, const rg_op_case *oc, const char *output, const char *shape,
+                    double error, double tol, char *h, size_t n) {
+    const rg_op_dims *d = &oc->d;
+    size_t N = (size_t)d->B * d->T;
+    unsigned ok = c->ok[oc->op];
+    int hs = d->NH > 0 ? d->C / d->NH : 0;
+    if (!isfinite(error)) {
+        snprintf(h, n, "NaN or infinity: overflow (a softmax without subtracting the max?), a "
+                       "division by zero or an unwritten element?");
+    } else if (!strcmp(c->check, "threads") && c->threads > 1) {
+        char key[200];
+        snprintf(key, sizeof key, "%s %s %s", rg_op_name(oc->op), output, shape);
+        if (failed_at_one_thread(c, key))
+            snprintf(h, n, "wrong at 1 thread too: see that line");
+        else
+            snprintf(h, n, "right at 1 thread, wrong at %d: a race, or the rows left over when "
+                           "the work is split?", c->threads);
+    } else if (c->variant_hint) {
+        snprintf(h, n, "wrong with %s: %s", c->variant, c->variant_hint);
+    } else if (oc->op == RG_OP_SUM_SQUARES && error < 1e4 * tol) {
+        snprintf(h, n, "close but above the bound: the contract sums in double; an fp32 "
+                       "accumulator?");
+    } else if (is_attention(oc->op) && d->T > 64 && (ok & OK_SHORT_T)) {
+        snprintf(h, n, "wrong only for T > 64 (T=%d), right below: key tiling or a T remainder?",
+                 d->T);
+    } else if (N > 4096 && (ok & OK_SMALL_N)) {
+        snprintf(h, n, "wrong only for N > 4096 (N=%zu): a strategy switch for large N?", N);
+    } else if (!(shape_classes(oc) & OK_ALIGNED) && (ok & OK_ALIGNED)) {
+        if (d->n)
+            snprintf(h, n, "right at multiples of 16, wrong at n=%zu: a vector tail?", d->n);
+        else
+            snprintf(h, n, "right at multiples of 16, wrong at C=%d hs=%d: a vector tail?", d->C,
+                     hs);
+    } else if (d->T == 1 || N < 8) {
+        snprintf(h, n, "wrong at tiny sizes (T=%d, N=%zu): an empty split or a division by "
+                       "zero?", d->T, N);
+    } else if (error < 100 * tol) {
+        snprintf(h, n, "close to the bound: a reduction in lower precision or a lossy order?");
+    } else {
+        snprintf(h, n, "wrong at this shape: compare with the shapes it passes");
+    }
+}
+
+/* One op check's result row. */
+static void emit_op(conf *c, const rg_op_case *oc, const char *output, const char *shape,
+                    double error, double tolerance, const char *bound) {
+    char hint[128] = "";
+    if (!(error <= tolerance)) op_hint(c, oc, output, shape, error, tolerance, hint, sizeof hint);
+    emit(c, "op", rg_op_name(oc->op), output, shape, is_native(c, oc->op), error, tolerance,
+         bound, hint);
 }
 
 /* ---- op checks: each op case (op_case.h) on the backend and on the reference ---- */
@@ -172,6 +455,7 @@ typedef struct case_bufs {
 static int case_prepare(conf *c, const rg_op_case *oc, case_bufs *cb, const rg_case_fill *fill) {
     for (int i = 0; i < oc->nbufs; i++) {
         cb->be[i] = take(c, rg_case_buf_bytes(&oc->buf[i]));
+        if (cb->be[i]) gbuf_of(c, cb->be[i])->name = oc->buf[i].name;
         cb->ref[i] = take(c, rg_case_buf_bytes(&oc->buf[i]));
     }
     if (c->oom || rg_op_case_fill(oc, cb->be, &c->rng, fill) != 0) {
@@ -188,65 +472,397 @@ static int case_prepare(conf *c, const rg_op_case *oc, case_bufs *cb, const rg_c
     return 0;
 }
 
-/* Every output of the case, the backend's against the reference's, and every input left as it
- * was given. */
-static void case_compare(conf *c, const rg_op_case *oc, const case_bufs *cb, const char *shape,
-                         double got, double want) {
+/* Copies every buffer of side from into side to (same case). */
+static void case_copy(const rg_op_case *oc, void *const *to, void *const *from) {
+    for (int i = 0; i < oc->nbufs; i++) memcpy(to[i], from[i], rg_case_buf_bytes(&oc->buf[i]));
+}
+
+/* The backend's canaries beside every buffer, and every input left as it was given. */
+static void case_check_memory(conf *c, const rg_op_case *oc, void *const *be, void *const *ref,
+                              const char *shape) {
     for (int i = 0; i < oc->nbufs; i++) {
         const rg_case_buf *b = &oc->buf[i];
-        if (b->role == RG_BUF_IN) {
-            /* the reference leaves its inputs alone: a difference is the backend writing one */
-            if (memcmp(cb->be[i], cb->ref[i], rg_case_buf_bytes(b)) != 0) {
-                char what[24];
-                snprintf(what, sizeof what, "%s written", b->name);
-                emit_op(c, oc->op, what, shape, 1.0, 0.0, "input unchanged");
-            }
-            continue;
+        const gbuf *g = gbuf_of(c, be[i]);
+        int side = g ? canary_side(g) : 0;
+        if (side) {
+            char hint[128];
+            snprintf(hint, sizeof hint, "wrote %s of %s (canary): %s",
+                     side > 0 ? "past the end" : "before the start", b->name,
+                     side > 0 ? "a vector tail or a loop bound off by one?" : "a negative index?");
+            const char *saved = c->check;
+            c->check = "memory";
+            emit(c, "op", rg_op_name(oc->op), b->name, shape, is_native(c, oc->op), 1.0, 0.0,
+                 "canaries intact", hint);
+            c->check = saved;
         }
+        /* the reference leaves its inputs alone: a difference is the backend writing one */
+        if (b->role == RG_BUF_IN && memcmp(be[i], ref[i], rg_case_buf_bytes(b)) != 0) {
+            char what[24], hint[128];
+            snprintf(what, sizeof what, "%s written", b->name);
+            snprintf(hint, sizeof hint, "the op wrote into its input %s: scratch kept in an "
+                     "input buffer?", b->name);
+            emit(c, "op", rg_op_name(oc->op), what, shape, is_native(c, oc->op), 1.0, 0.0,
+                 "input unchanged", hint);
+        }
+    }
+}
+
+/* Every output of the case, the backend's against the reference's. */
+static void case_compare(conf *c, const rg_op_case *oc, void *const *be, void *const *ref,
+                         const char *shape, double got, double want) {
+    for (int i = 0; i < oc->nbufs; i++) {
+        const rg_case_buf *b = &oc->buf[i];
+        if (b->role == RG_BUF_IN) continue;
         static const char *const qkv_parts[3] = {"dq", "dk", "dv"};
         size_t row = b->parts * b->part_cols;
         for (int p = 0; p < b->parts; p++) {
             double e = b->parts == 1
-                           ? norm_err(cb->be[i], cb->ref[i], b->count)
-                           : norm_err_strided((const float *)cb->be[i] + p * b->part_cols,
-                                              (const float *)cb->ref[i] + p * b->part_cols,
+                           ? norm_err(be[i], ref[i], b->count)
+                           : norm_err_strided((const float *)be[i] + p * b->part_cols,
+                                              (const float *)ref[i] + p * b->part_cols,
                                               b->count / row, b->part_cols, row);
-            emit_op(c, oc->op, b->parts == 3 ? qkv_parts[p] : b->name, shape, e, b->tol, b->bound);
+            emit_op(c, oc, b->parts == 3 ? qkv_parts[p] : b->name, shape, e, b->tol, b->bound);
         }
     }
-    if (oc->returns) emit_op(c, oc->op, "result", shape, rel_err(got, want), oc->result_tol, oc->result_bound);
+    if (oc->returns) emit_op(c, oc, "result", shape, rel_err(got, want), oc->result_tol,
+                             oc->result_bound);
 }
 
-/* One case: the backend and the reference on identical inputs. */
-static void check_case(conf *c, const rg_op_case *oc, const char *label, const rg_case_fill *fill) {
-    char shape[96];
-    snprintf(shape, sizeof shape, "%s%s%s %s", label, oc->label ? " " : "",
-             oc->label ? oc->label : "", oc->shape);
-    case_bufs cb;
-    if (case_prepare(c, oc, &cb, fill) == 0) {
-        double got = rg_op_case_call(oc, &c->be->k, c->be->ctx, cb.be);
-        double want = rg_op_case_call(oc, &rg_reference_backend, NULL, cb.ref);
-        case_compare(c, oc, &cb, shape, got, want);
+/* Largest |x - y| over every output of two runs of the backend (INFINITY for NaN or infinity,
+ * 0 only when bit-identical). */
+static double case_max_diff(const rg_op_case *oc, void *const *x, void *const *y, double gx,
+                            double gy) {
+    double d = memcmp(&gx, &gy, sizeof gx) ? fabs(gx - gy) + 1e-300 : 0.0;
+    for (int i = 0; i < oc->nbufs; i++) {
+        const rg_case_buf *b = &oc->buf[i];
+        if (b->role == RG_BUF_IN || !memcmp(x[i], y[i], rg_case_buf_bytes(b))) continue;
+        const float *a = x[i], *e = y[i];
+        for (size_t j = 0; j < b->count; j++) {
+            double v = fabs((double)a[j] - e[j]);
+            d = fmax(d, isfinite(v) ? (v > 0 ? v : 1e-300) : INFINITY);
+        }
+        if (d == 0.0) d = 1e-300; /* differ in bits only (-0 against 0, NaN payloads) */
     }
+    return d;
+}
+
+static void case_label(const rg_op_case *oc, const char *label, char *shape, size_t n) {
+    snprintf(shape, n, "%s%s%s %s", label, oc->label ? " " : "", oc->label ? oc->label : "",
+             oc->shape);
+}
+
+/* One case: the backend and the reference on identical inputs. With repeat, the backend runs a
+ * second time on the same inputs and must give bit-identical outputs. */
+static void check_case(conf *c, const rg_op_case *oc, const char *label, const rg_case_fill *fill,
+                       int repeat) {
+    char shape[96];
+    case_label(oc, label, shape, sizeof shape);
+    case_bufs cb, again;
+    c->case_failed = 0;
+    if (case_prepare(c, oc, &cb, fill) == 0) {
+        for (int i = 0; repeat && i < oc->nbufs; i++)
+            again.be[i] = take(c, rg_case_buf_bytes(&oc->buf[i]));
+        if (repeat && !c->oom) case_copy(oc, again.be, cb.be);
+        if (!c->oom) {
+            running(c, oc->op, shape);
+            double got = rg_op_case_call(oc, &c->be->k, c->be->ctx, cb.be);
+            double want = rg_op_case_call(oc, &rg_reference_backend, NULL, cb.ref);
+            case_check_memory(c, oc, cb.be, cb.ref, shape);
+            case_compare(c, oc, cb.be, cb.ref, shape, got, want);
+            if (repeat) {
+                running(c, oc->op, shape);
+                double got2 = rg_op_case_call(oc, &c->be->k, c->be->ctx, again.be);
+                const char *saved = c->check;
+                c->check = "repeat";
+                emit(c, "op", rg_op_name(oc->op), "rerun", shape, is_native(c, oc->op),
+                     case_max_diff(oc, cb.be, again.be, got, got2), 0.0, "bit-identical",
+                     "two identical calls differ: a nondeterministic reduction (atomics, dynamic "
+                     "scheduling)?");
+                c->check = saved;
+            }
+        }
+    }
+    if (!c->case_failed) c->ok[oc->op] |= shape_classes(oc);
     release(c);
 }
 
-/* Every op at one model shape: the cases of a training step (the matmuls at each of their uses),
- * adamw and sum_squares over N*4C + 5 elements (a tail behind any vector width), and the
- * in-place residual the model runs (out == inp1, which the contract allows). */
-static void check_ops_at(conf *c, const conf_shape *s) {
+/* The cases of one model shape: a training step's (the matmuls at each of their uses), the
+ * element-wise ops over 5 more elements than the model gives them and adamw and sum_squares over
+ * N*4C + 5 (a tail behind any vector width), and the in-place residual
+ * the model runs (out == inp1, which the contract allows). only, when not RG_OP_COUNT, keeps the
+ * cases of that op. Returns the count (up to RG_STEP_CASES + 1). */
+static int cases_at(const conf_shape *s, float scale, rg_op_kind only, rg_op_case *out) {
     rg_op_dims d = {.B = s->B, .T = s->T, .C = s->C, .NH = s->NH, .V = s->V};
-    rg_op_case cases[RG_STEP_CASES];
-    int n = rg_op_step_cases(&d, (size_t)s->B * s->T * 4 * s->C + 5, 1.0f, cases);
-    for (int i = 0; i < n && !c->oom; i++) {
-        check_case(c, &cases[i], s->label, NULL);
-        if (cases[i].op == RG_OP_RESIDUAL_FORWARD && !c->oom) {
-            rg_op_case in_place = cases[i];
-            in_place.in_place = 1;
-            in_place.label = "out=inp1";
-            check_case(c, &in_place, s->label, NULL);
+    rg_op_case all[RG_STEP_CASES];
+    int n = rg_op_step_cases(&d, (size_t)s->B * s->T * 4 * s->C + 5, scale, all), count = 0;
+    for (int i = 0; i < n; i++) {
+        if (only != RG_OP_COUNT && all[i].op != only) continue;
+        rg_op_kind op = all[i].op;
+        if (op == RG_OP_SQRELU_FORWARD || op == RG_OP_SQRELU_BACKWARD ||
+            op == RG_OP_RESIDUAL_FORWARD) { /* a tail too */
+            rg_op_dims tail = all[i].d;
+            tail.n += 5;
+            rg_op_case_make(&all[i], op, &tail, scale);
+        }
+        out[count++] = all[i];
+        if (all[i].op == RG_OP_RESIDUAL_FORWARD) {
+            out[count] = all[i];
+            out[count].in_place = 1;
+            out[count++].label = "out=inp1";
         }
     }
+    return count;
+}
+
+static void check_ops_at(conf *c, const conf_shape *s, rg_op_kind only, int repeat) {
+    rg_op_case cases[RG_STEP_CASES + 1];
+    int n = cases_at(s, 1.0f, only, cases);
+    for (int i = 0; i < n && !c->oom; i++) check_case(c, &cases[i], s->label, NULL, repeat);
+}
+
+/* ---- the groups of checks: each runs in its own child with its own instance ---- */
+
+/* Shapes that break vector-width, tiling and splitting assumptions. */
+static const conf_shape stress_shapes[] = {
+    {"odd", 37, 1, 40, 5, CONF_V},  /* T = 1, N = 37 rows, hs = 8 */
+    {"odd", 3, 7, 40, 5, CONF_V},
+    {"odd", 1, 37, 40, 5, CONF_V},
+    {"oddC", 2, 9, 37, 1, CONF_V},  /* C and hs = 37 */
+    {"oddhs", 2, 33, 45, 3, 31},    /* hs = 15 */
+    {"tiny", 1, 1, 8, 1, 3},        /* one row */
+    {"tiny", 1, 2, 3, 3, 2},        /* hs = 1 */
+    {"bigN", 33, 129, 24, 2, CONF_V}, /* N = 4257 > 4096 */
+};
+static const conf_shape quick_stress[] = {
+    {"odd", 37, 1, 40, 5, CONF_V}, {"oddhs", 2, 33, 45, 3, 31}, {"bigN", 33, 129, 24, 2, CONF_V}};
+
+/* T above and below every power of two up to the large preset's 256. */
+static const int t_sweep[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127,
+                              128, 129, 255, 256};
+static const int quick_t_sweep[] = {1, 17, 64, 65, 129};
+
+typedef struct shapes_arg {
+    const rg_preset **presets;
+    int npresets;
+} shapes_arg;
+
+/* shapes: every op at the presets' shapes (big batches capped, but at RG_CONF_THOROUGH), the
+ * stress shapes, attention at every T of the sweep (two head sizes), every op at odd C. */
+static void group_shapes(conf *c, const void *argp) {
+    const shapes_arg *a = argp;
+    int thorough = c->opt->level == RG_CONF_THOROUGH, quick = c->opt->level == RG_CONF_QUICK;
+    for (int i = 0; i < a->npresets && !c->oom; i++) {
+        const rg_preset *ps = a->presets[i];
+        conf_shape s = {ps->name, ps->B, ps->T, ps->C, ps->NH, CONF_V};
+        int cap = (int)(CONF_MAX_TCC / ((double)ps->T * ps->C * ps->C));
+        if (cap < 1) cap = 1;
+        if (s.B > cap && !thorough) {
+            char line[160];
+            snprintf(line, sizeof line,
+                     "preset %s: op checks at B=%d instead of %d, to keep their time near the "
+                     "small preset's (--thorough runs the full batch)",
+                     ps->name, cap, ps->B);
+            note(c, line);
+            s.B = cap;
+        }
+        check_ops_at(c, &s, RG_OP_COUNT, 0);
+    }
+    const conf_shape *stress = quick ? quick_stress : stress_shapes;
+    size_t nstress = quick ? sizeof quick_stress / sizeof quick_stress[0]
+                           : sizeof stress_shapes / sizeof stress_shapes[0];
+    for (size_t i = 0; i < nstress && !c->oom; i++) check_ops_at(c, &stress[i], RG_OP_COUNT, 0);
+    /* T sweep: hs = 5 and, from T = 32, hs = 32 (the presets' head size) */
+    const int *ts = quick ? quick_t_sweep : t_sweep;
+    int nts = quick ? (int)(sizeof quick_t_sweep / sizeof quick_t_sweep[0])
+                    : (int)(sizeof t_sweep / sizeof t_sweep[0]);
+    for (int T = 1, i = 0; thorough ? T <= 256 : i < nts; T++, i++) {
+        int t = thorough ? T : ts[i];
+        conf_shape s5 = {"Tsweep", 2, t, 10, 2, CONF_V}, s32 = {"Tsweep", 1, t, 64, 2, CONF_V};
+        for (int op = RG_OP_ATTENTION_FORWARD; op <= RG_OP_ATTENTION_BACKWARD && !c->oom; op++) {
+            check_ops_at(c, &s5, (rg_op_kind)op, 0);
+            if (t >= 32) check_ops_at(c, &s32, (rg_op_kind)op, 0);
+        }
+    }
+    /* C sweep: every op at C around the vector widths */
+    static const int cs[] = {1, 3, 5, 7, 9, 15, 17, 31, 33, 63, 65};
+    for (size_t i = 0; !quick && i < sizeof cs / sizeof cs[0] && !c->oom; i++) {
+        conf_shape s = {"Csweep", 1, 3, cs[i], 1, CONF_V};
+        check_ops_at(c, &s, RG_OP_COUNT, 0);
+    }
+}
+
+/* One unusual kind of input, with what a failure there usually means. */
+typedef struct value_variant {
+    const char *what, *hint;
+    float scale;
+    rg_case_fill fill;
+    int softmax_only; /* only the cross-entropy ops (an offset means nothing to the others) */
+} value_variant;
+
+static const value_variant value_variants[] = {
+    {"inputs 8x wider (attention scores up to ~100)", "a softmax without subtracting the max, "
+     "or an overflow in exp?", 8.0f, {0.0f, 0, 0.0f}, 0},
+    {"logits around 100", "exp of a logit without subtracting the row's max first?", 1.0f,
+     {0.0f, 0, 100.0f}, 1},
+    {"exact zeros (30% and a whole first row)", "a division by a zero norm, or sign(0)?", 1.0f,
+     {0.3f, 0, 0.0f}, 0},
+    {"every token equal", "colliding rows in a scatter (dwte rows added concurrently)?", 1.0f,
+     {0.0f, 1, 0.0f}, 0},
+};
+
+/* Scalar arguments the training loop rarely varies: each set must be honoured. */
+typedef struct scalar_variant {
+    const char *what;
+    rg_op_scalars s;
+} scalar_variant;
+
+static const scalar_variant scalar_variants[] = {
+    {"lr=0.05 t=1", {0.05f, 0.9f, 0.999f, 1e-8f, 0.1f, 1.0f, 1, 0.0f}},
+    {"grad_scale=0.25 t=7", {1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 0.25f, 7, 0.0f}},
+    {"weight_decay=0 t=1000", {1e-2f, 0.8f, 0.95f, 1e-6f, 0.0f, 1.0f, 1000, 0.0f}},
+    {"weight_decay=0.5 eps=1e-3", {1e-2f, 0.9f, 0.999f, 1e-3f, 0.5f, 3.0f, 2, 0.0f}},
+};
+static const float dloss_variants[] = {1.0f, 0.37f, 2.5f};
+
+/* values: wide and adversarial inputs at two shapes, every scalar argument varied. */
+static void group_values(conf *c, const void *arg) {
+    (void)arg;
+    static const conf_shape shapes[] = {{"values", 3, 17, 24, 3, CONF_V},
+                                        {"values", 2, 65, 40, 5, 7}};
+    int nshapes = c->opt->level == RG_CONF_QUICK ? 1 : 2;
+    for (int si = 0; si < nshapes; si++) {
+        for (size_t v = 0; v < sizeof value_variants / sizeof value_variants[0]; v++) {
+            const value_variant *vv = &value_variants[v];
+            c->variant = vv->what;
+            c->variant_hint = vv->hint;
+            rg_op_case cases[RG_STEP_CASES + 1];
+            int n = cases_at(&shapes[si], vv->scale, RG_OP_COUNT, cases);
+            char label[64];
+            snprintf(label, sizeof label, "%s x%g%s%s%s", shapes[si].label, vv->scale,
+                     vv->fill.offset != 0 ? " +100" : "", vv->fill.zeros > 0 ? " zeros" : "",
+                     vv->fill.one_token ? " one-token" : "");
+            for (int i = 0; i < n && !c->oom; i++)
+                if (!vv->softmax_only || cases[i].op == RG_OP_CROSSENTROPY_FORWARD ||
+                    cases[i].op == RG_OP_CROSSENTROPY_BACKWARD)
+                    check_case(c, &cases[i], label, &vv->fill, 0);
+        }
+    }
+    const conf_shape *s = &shapes[0];
+    rg_op_dims d = {.B = s->B, .T = s->T, .C = s->C, .NH = s->NH, .V = s->V, .n = 4099};
+    c->variant_hint = "the argument ignored or hard-coded?";
+    for (size_t v = 0; v < sizeof scalar_variants / sizeof scalar_variants[0] && !c->oom; v++) {
+        rg_op_case oc;
+        rg_op_case_make(&oc, RG_OP_ADAMW, &d, 1.0f);
+        oc.s = scalar_variants[v].s;
+        c->variant = scalar_variants[v].what;
+        check_case(c, &oc, scalar_variants[v].what, NULL, 0);
+    }
+    for (size_t v = 0; v < sizeof dloss_variants / sizeof dloss_variants[0] && !c->oom; v++) {
+        rg_op_case oc;
+        rg_op_case_make(&oc, RG_OP_CROSSENTROPY_BACKWARD, &d, 1.0f);
+        oc.s.dloss = dloss_variants[v];
+        char what[32];
+        snprintf(what, sizeof what, "dloss=%g", dloss_variants[v]);
+        c->variant = what;
+        check_case(c, &oc, what, NULL, 0);
+    }
+    c->variant = c->variant_hint = NULL;
+}
+
+/* memory: buffers that start right after a guard page (every other group places them to end
+ * right before one), so a read before the start faults too. */
+static void group_memory(conf *c, const void *arg) {
+    (void)arg;
+    c->place_start = 1;
+    int n = c->opt->level == RG_CONF_QUICK ? 2 : (int)(sizeof stress_shapes / sizeof stress_shapes[0]);
+    for (int i = 0; i < n && !c->oom; i++) check_ops_at(c, &stress_shapes[i], RG_OP_COUNT, 0);
+    c->place_start = 0;
+}
+
+/* threads (one child per count): the ops at shapes with rows left over at any split, each run
+ * twice for bit-identity. */
+static void group_threads(conf *c, const void *arg) {
+    (void)arg;
+    static const conf_shape shapes[] = {{"split", 2, 37, 40, 5, CONF_V},
+                                        {"split", 5, 65, 24, 3, CONF_V}};
+    int n = c->opt->level == RG_CONF_QUICK ? 1 : 2;
+    for (int i = 0; i < n && !c->oom; i++) check_ops_at(c, &shapes[i], RG_OP_COUNT, 1);
+}
+
+/* instances: two instances, each on its own thread, run every case at once, each on its own
+ * inputs (with equal inputs, state shared by mistake would go unseen). */
+typedef struct inst_work {
+    rg_ops *ops;
+    const rg_op_case *cases;
+    int ncases, rounds;
+    case_bufs *bufs;    /* (ncases) this instance's buffers */
+    case_bufs *initial; /* (ncases) the inputs every round starts from */
+    pthread_barrier_t *start;
+} inst_work;
+
+static void *inst_thread(void *argp) {
+    inst_work *w = argp;
+    pthread_barrier_wait(w->start);
+    for (int r = 0; r < w->rounds; r++)
+        for (int i = 0; i < w->ncases; i++) {
+            case_copy(&w->cases[i], w->bufs[i].be, w->initial[i].be);
+            rg_op_case_call(&w->cases[i], &w->ops->k, w->ops->ctx, w->bufs[i].be);
+        }
+    return NULL;
+}
+
+#define INST_ROUNDS 5
+
+static void group_instances(conf *c, const void *arg) {
+    (void)arg;
+    static const conf_shape s = {"instances", 2, 33, 40, 5, CONF_V};
+    rg_op_case cases[RG_STEP_CASES + 1];
+    int n = cases_at(&s, 1.0f, RG_OP_COUNT, cases);
+    rg_ops second;
+    char err[256];
+    if (rg_ops_create(&second, c->table, &c->opt->backend, err, sizeof err) != 0) {
+        emit(c, "run", "instances", "create", s.label, -1, INFINITY, 0.0, "", err);
+        return;
+    }
+    /* per instance t: the inputs and the reference's outputs (init), its working buffers */
+    case_bufs init[2][RG_STEP_CASES + 1], mine[2][RG_STEP_CASES + 1];
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < n && !c->oom; i++) {
+            if (case_prepare(c, &cases[i], &init[t][i], NULL) != 0) break;
+            for (int b = 0; b < cases[i].nbufs; b++) {
+                mine[t][i].be[b] = take(c, rg_case_buf_bytes(&cases[i].buf[b]));
+                if (mine[t][i].be[b]) gbuf_of(c, mine[t][i].be[b])->name = cases[i].buf[b].name;
+            }
+            if (!c->oom) rg_op_case_call(&cases[i], &rg_reference_backend, NULL, init[t][i].ref);
+        }
+    if (!c->oom) {
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, 2);
+        rg_ops *ops[2] = {c->be, &second};
+        inst_work w[2];
+        pthread_t th[2];
+        running(c, cases[0].op, "two instances at once, every op");
+        for (int t = 0; t < 2; t++) {
+            w[t] = (inst_work){ops[t], cases, n, INST_ROUNDS, mine[t], init[t], &start};
+            pthread_create(&th[t], NULL, inst_thread, &w[t]);
+        }
+        for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
+        pthread_barrier_destroy(&start);
+        c->variant = "two instances running at once";
+        c->variant_hint = "state shared between instances (static globals)?";
+        for (int t = 0; t < 2; t++)
+            for (int i = 0; i < n; i++) {
+                char shape[96];
+                case_label(&cases[i], t ? "instance2" : "instance1", shape, sizeof shape);
+                /* the value of sum_squares is not kept by the threads: judged by the outputs */
+                rg_op_case oc = cases[i];
+                oc.returns = 0;
+                case_compare(c, &oc, mine[t][i].be, init[t][i].ref, shape, 0.0, 0.0);
+            }
+        c->variant = c->variant_hint = NULL;
+    }
+    release(c);
+    rg_ops_destroy(&second);
 }
 
 /* ---- model checks ---- */
@@ -295,6 +911,10 @@ static int model_open(rg_model *m, const conf_model_setup *ms, uint64_t seed, ch
     return 0;
 }
 
+#define STEP_HINT \
+    "the ops pass alone but the model step differs: an op at the model's exact shapes, or out " \
+    "aliasing an input?"
+
 /* One forward and backward on batch 0 with the backend and with the reference: the loss and
  * every parameter gradient; then the gradient norm that rg_model_update measures. */
 static int check_step(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t *inputs,
@@ -316,7 +936,7 @@ static int check_step(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t 
         rg_model_backward(pair[i], ops[i]);
     }
     emit(c, "step", "model", "loss", shape, -1, rel_err(mb.mean_loss, mr.mean_loss),
-         TOL_MODEL_LOSS, "fixed");
+         TOL_MODEL_LOSS, "fixed", STEP_HINT);
     /* The tensors are slices of one allocation, in rg_params order (model.h). */
     static const char *const names[RG_NUM_PARAM_TENSORS] = {"wte", "wpe", "wqkv", "wo",
                                                             "w1",  "w2",  "wlm"};
@@ -325,7 +945,7 @@ static int check_step(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t 
         snprintf(what, sizeof what, "grad %s", names[i]);
         emit(c, "step", "model", what, shape, -1,
              norm_err(mb.grads_memory + off, mr.grads_memory + off, mb.param_sizes[i]),
-             TOL_MODEL_GRAD, "fixed");
+             TOL_MODEL_GRAD, "fixed", STEP_HINT);
     }
     float *init = malloc(mb.num_params * sizeof(float));
     if (!init) {
@@ -338,7 +958,8 @@ static int check_step(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t 
     rg_optim_config oc = rg_optim_default();
     float nb = rg_model_update(&mb, c->be, &oc, oc.lr);
     float nr = rg_model_update(&mr, ref, &oc, oc.lr);
-    emit(c, "step", "model", "grad norm", shape, -1, rel_err(nb, nr), TOL_MODEL_GRAD, "fixed");
+    emit(c, "step", "model", "grad norm", shape, -1, rel_err(nb, nr), TOL_MODEL_GRAD, "fixed",
+         "sum_squares or the clipping scale differs inside the step?");
     /* The parameters after the AdamW update: (new - old) of the two sides, normalised by the
      * largest update, so that a wrong step is not hidden behind the unchanged weights. */
     for (size_t i = 0, off = 0; i < RG_NUM_PARAM_TENSORS; off += mb.param_sizes[i++]) {
@@ -346,7 +967,8 @@ static int check_step(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t 
         emit(c, "step", "model", what, shape, -1,
              update_err(mb.params_memory + off, mr.params_memory + off, init + off,
                         mr.grads_memory + off, mb.param_sizes[i], TOL_MODEL_GRAD),
-             TOL_MODEL_UPDATE, "fixed, |g| > 1e-4 max|g|");
+             TOL_MODEL_UPDATE, "fixed, |g| > 1e-4 max|g|",
+             "adamw_step inside the step: its scalars (lr, grad_scale, t) or its in-place update?");
     }
     free(init);
     rg_model_free(&mb);
@@ -354,8 +976,8 @@ static int check_step(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t 
     return 0;
 }
 
-/* RG_CONF_TRAIN_STEPS steps from the same initial weights over the fixed batches; losses is
- * (RG_CONF_TRAIN_STEPS). */
+/* c->train_steps steps from the same initial weights over the fixed batches; losses is
+ * (c->train_steps). */
 static int train_run(conf *c, rg_ops *ops, const conf_model_setup *ms, int32_t *inputs,
                      int32_t *targets, float *losses, char *err, size_t err_len) {
     rg_model m;
@@ -363,12 +985,12 @@ static int train_run(conf *c, rg_ops *ops, const conf_model_setup *ms, int32_t *
     rg_optim_config oc = rg_optim_default();
     oc.lr = 1e-3f; /* a bigger step than the default, so the run moves and differences would grow */
     oc.warmup_iters = 5;
-    for (int s = 0; s < RG_CONF_TRAIN_STEPS; s++) {
+    for (int s = 0; s < c->train_steps; s++) {
         get_batch(ms, s % CONF_NUM_BATCHES, inputs, targets);
         rg_model_forward(&m, ops, inputs, targets, ms->B, ms->T);
         rg_model_zero_grad(&m);
         rg_model_backward(&m, ops);
-        rg_model_update(&m, ops, &oc, rg_lr_at(&oc, s, RG_CONF_TRAIN_STEPS));
+        rg_model_update(&m, ops, &oc, rg_lr_at(&oc, s, c->train_steps));
         losses[s] = m.mean_loss;
     }
     rg_model_free(&m);
@@ -383,18 +1005,20 @@ static int check_train(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t
         train_run(c, ref, ms, inputs, targets, lr, err, err_len) != 0)
         return -1;
     double track = 0.0, repeat = 0.0;
-    for (int s = 0; s < RG_CONF_TRAIN_STEPS; s++) {
+    for (int s = 0; s < c->train_steps; s++) {
         track = fmax(track, rel_err(lb[s], lr[s]));
         repeat = fmax(repeat, isfinite(lb2[s]) ? fabs((double)lb[s] - lb2[s]) : INFINITY);
     }
     char shape[80], line[160];
-    snprintf(shape, sizeof shape, "tiny B=%d T=%d %d steps", ms->B, ms->T, RG_CONF_TRAIN_STEPS);
+    snprintf(shape, sizeof shape, "tiny B=%d T=%d %d steps", ms->B, ms->T, c->train_steps);
     snprintf(line, sizeof line, "train: loss %.4f -> %.4f with the backend, %.4f -> %.4f reference",
-             lb[0], lb[RG_CONF_TRAIN_STEPS - 1], lr[0], lr[RG_CONF_TRAIN_STEPS - 1]);
+             lb[0], lb[c->train_steps - 1], lr[0], lr[c->train_steps - 1]);
     note(c, line);
-    emit(c, "train", "model", "losses", shape, -1, track, TOL_TRAIN_LOSS, "fixed");
+    emit(c, "train", "model", "losses", shape, -1, track, TOL_TRAIN_LOSS, "fixed",
+         "drifts over the run: AdamW state (m, v, t) or a small bias that accumulates?");
     /* The same instance, inputs and weights must give bit-identical losses. */
-    emit(c, "train", "model", "rerun losses", shape, -1, repeat, 0.0, "bit-identical");
+    emit(c, "train", "model", "rerun losses", shape, -1, repeat, 0.0, "bit-identical",
+         "two identical runs differ: a nondeterministic reduction (atomics, dynamic scheduling)?");
     return 0;
 }
 
@@ -427,6 +1051,146 @@ done:
     release(c);
     rg_ops_destroy(&ref);
     return rc;
+}
+
+
+/* model: one training step and a training run against the reference model. */
+static void group_model(conf *c, const void *arg) {
+    (void)arg;
+    char err[256];
+    if (check_model(c, err, sizeof err) != 0)
+        emit(c, "run", "model", "setup", "tiny", -1, INFINITY, 0.0, "", err);
+}
+
+/* ---- running a group in a child ---- */
+
+/* A pipe and a child: in the child (0 returned) fds[1] is the end to write, in the parent (the
+ * child's pid returned) fds[0] the end to read. -1 with err on failure. */
+static pid_t spawn(int fds[2], char *err, size_t err_len) {
+    if (pipe(fds) != 0) {
+        snprintf(err, err_len, "conformance: pipe: %s", strerror(errno));
+        return -1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, err_len, "conformance: fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return -1;
+    }
+    if (pid == 0)
+        close(fds[0]);
+    else
+        close(fds[1]);
+    return pid;
+}
+
+/* Reads one whole message, waiting at most timeout_s for each part. Returns 1, 0 at the end of
+ * the stream, -1 after the timeout. */
+static int read_msg(int fd, conf_msg *m, double timeout_s) {
+    size_t have = 0;
+    while (have < sizeof *m) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        int pr = poll(&pfd, 1, (int)(timeout_s * 1000.0));
+        if (pr < 0 && errno == EINTR) continue;
+        if (pr == 0) return -1;
+        ssize_t got = read(fd, (char *)m + have, sizeof *m - have);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) return 0;
+        have += (size_t)got;
+    }
+    return 1;
+}
+
+typedef void (*group_fn)(conf *c, const void *arg);
+
+/* Creates the group's instance at threads and runs fn. Returns 0, or 1 with err when the backend
+ * refuses to create it. */
+static int group_body(conf *c, int threads, group_fn fn, const void *arg, char *err,
+                      size_t err_len) {
+    rg_backend_config cfg = c->opt->backend;
+    cfg.num_threads = threads;
+    rg_ops be;
+    if (rg_ops_create(&be, c->table, &cfg, err, err_len) != 0) return 1;
+    c->be = &be;
+    memset(c->ok, 0, sizeof c->ok);
+    rg_rng_seed(&c->rng, c->opt->seed);
+    fn(c, arg);
+    if (c->oom) emit(c, "run", "(suite)", "memory", "", -1, INFINITY, 0.0, "",
+                     "out of memory for the check's own buffers");
+    release(c);
+    rg_ops_destroy(&be);
+    c->be = NULL;
+    return 0;
+}
+
+static void emit_run_failure(conf *c, const char *op, const char *what, const char *shape,
+                             const char *hint) {
+    emit(c, "run", op, what, shape, -1, INFINITY, 0.0, "", hint);
+}
+
+/* Runs one group in a child (or in this process when isolate is 0), delivering its results.
+ * Returns 0, 1 when the backend refused the instance (err says why), or -1 on a system error. */
+static int run_group(conf *c, const char *check, int threads, group_fn fn, const void *arg,
+                     char *err, size_t err_len) {
+    c->check = check;
+    c->threads = threads;
+    if (!c->opt->isolate) return group_body(c, threads, fn, arg, err, err_len);
+    int fds[2];
+    pid_t pid = spawn(fds, err, err_len);
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        c->fd = fds[1];
+        install_fault_handlers(c);
+        conf_msg m;
+        memset(&m, 0, sizeof m);
+        m.kind = group_body(c, threads, fn, arg, m.text, sizeof m.text) ? MSG_REFUSED : MSG_DONE;
+        send_msg(c->fd, &m);
+        _exit(0);
+    }
+    char last_op[40] = "(setup)", last_shape[96] = "creating the instance";
+    int done = 0, refused = 0, faulted = 0, hung = 0, got;
+    conf_msg m;
+    while ((got = read_msg(fds[0], &m, c->opt->timeout_s)) > 0) {
+        if (m.kind == MSG_RESULT) {
+            if (!strcmp(m.r.part, "run")) faulted = 1;
+            deliver(c, &m.r);
+        } else if (m.kind == MSG_NOTE && c->rep && c->rep->note) {
+            c->rep->note(c->rep->user, m.text);
+        } else if (m.kind == MSG_RUNNING) {
+            snprintf(last_op, sizeof last_op, "%s", m.r.name);
+            snprintf(last_shape, sizeof last_shape, "%.95s", m.text);
+        } else if (m.kind == MSG_DONE) {
+            done = 1;
+        } else if (m.kind == MSG_REFUSED) {
+            refused = 1;
+            snprintf(err, err_len, "%s", m.text);
+        }
+    }
+    if (got < 0) {
+        hung = 1;
+        kill(pid, SIGKILL);
+    }
+    close(fds[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (hung) {
+        char hint[128];
+        snprintf(hint, sizeof hint, "no progress for %g s at %d threads: a deadlock, or a "
+                 "barrier waiting for a thread that never comes?", c->opt->timeout_s, threads);
+        emit_run_failure(c, last_op, "hung", last_shape, hint);
+    } else if (!done && !refused && !faulted) {
+        char hint[128];
+        if (WIFSIGNALED(status))
+            snprintf(hint, sizeof hint, "killed by signal %d (%s) while running it",
+                     WTERMSIG(status), strsignal(WTERMSIG(status)));
+        else
+            snprintf(hint, sizeof hint, "exited with status %d while running it (exit() in a "
+                     "kernel?)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        emit_run_failure(c, last_op, "crashed", last_shape, hint);
+    }
+    return refused ? 1 : 0;
 }
 
 /* ---- the run ---- */
@@ -479,10 +1243,12 @@ rg_conf_options rg_conf_default_options(void) {
     memset(&o, 0, sizeof o);
     o.backend.num_threads = 1;
     o.presets = NULL;
-    o.odd_shapes = 1;
+    o.level = RG_CONF_DEFAULT;
     o.ops = 1;
     o.model = 1;
     o.seed = 20240607u;
+    o.timeout_s = 30.0;
+    o.isolate = 1;
     return o;
 }
 
@@ -492,65 +1258,124 @@ int rg_conformance_run(const rg_backend *table, const rg_conf_options *opt,
         snprintf(err, err_len, "conformance: no backend table or no options given");
         return -1;
     }
+    if (rg_backend_validate(table, err, err_len) != 0) return -1;
     const rg_preset *presets[CONF_MAX_PRESETS];
-    int npresets = 0;
-    if (opt->ops) {
-        npresets = parse_presets(opt->presets, presets, CONF_MAX_PRESETS, err, err_len);
-        if (npresets < 0) return -1;
-    }
-    rg_ops be;
-    if (rg_ops_create(&be, table, &opt->backend, err, err_len) != 0) return -1;
-
-    conf c;
-    memset(&c, 0, sizeof c);
-    c.be = &be;
-    c.opt = opt;
-    c.rep = report;
-    rg_rng_seed(&c.rng, opt->seed);
-
-    for (int i = 0; i < npresets && !c.oom; i++) {
-        const rg_preset *ps = presets[i];
-        conf_shape s = {ps->name, ps->B, ps->T, ps->C, ps->NH, CONF_V};
-        int cap = (int)(CONF_MAX_TCC / ((double)ps->T * ps->C * ps->C));
-        if (cap < 1) cap = 1;
-        if (s.B > cap) {
-            char line[160];
-            snprintf(line, sizeof line,
-                     "preset %s: op checks at B=%d instead of %d, to keep their time near the "
-                     "small preset's",
-                     ps->name, cap, ps->B);
-            note(&c, line);
-            s.B = cap;
-        }
-        check_ops_at(&c, &s);
-    }
-    if (opt->ops && opt->odd_shapes) {
-        /* Rows and channels that are no multiple of any vector width, T=1, hs=8 with NH=5. */
-        static const conf_shape odd[] = {
-            {"odd", 37, 1, 40, 5, CONF_V}, {"odd", 3, 7, 40, 5, CONF_V}, {"odd", 1, 37, 40, 5, CONF_V}};
-        for (size_t i = 0; i < sizeof odd / sizeof odd[0] && !c.oom; i++) check_ops_at(&c, &odd[i]);
-    }
-    int rc = 0;
-    if (c.oom) {
+    int quick = opt->level == RG_CONF_QUICK;
+    const char *list = opt->presets ? opt->presets : quick ? "tiny" : NULL;
+    int npresets = parse_presets(list, presets, CONF_MAX_PRESETS, err, err_len);
+    if (npresets < 0) return -1;
+    conf *c = calloc(1, sizeof *c);
+    if (!c) {
         snprintf(err, err_len, "conformance: out of memory");
-        rc = -1;
-    } else if (opt->model) {
-        rc = check_model(&c, err, err_len);
+        return -1;
     }
-    rg_ops_destroy(&be);
-    return rc < 0 ? -1 : c.failures;
+    c->table = table;
+    c->opt = opt;
+    c->rep = report;
+    c->fd = -1;
+    c->train_steps = quick ? 10 : RG_CONF_TRAIN_STEPS;
+    const int threads = opt->backend.num_threads;
+    shapes_arg sa = {presets, npresets};
+    int rc = 0;
+    if (opt->ops) {
+        rc = run_group(c, "shapes", threads, group_shapes, &sa, err, err_len);
+        if (rc == 0) rc = run_group(c, "values", threads, group_values, NULL, err, err_len);
+        if (rc == 0) rc = run_group(c, "memory", threads, group_memory, NULL, err, err_len);
+        /* odd counts and counts above the CPU count, whatever the machine has */
+        static const int quick_counts[] = {1, 3}, counts[] = {1, 2, 3, 5, 8},
+                         thorough_counts[] = {1, 2, 3, 4, 5, 6, 7, 8, 13, 16};
+        const int *tc = quick ? quick_counts
+                        : opt->level == RG_CONF_THOROUGH ? thorough_counts : counts;
+        int ntc = quick ? 2 : opt->level == RG_CONF_THOROUGH ? 10 : 5;
+        for (int i = 0; rc == 0 && i < ntc; i++) {
+            char why[200];
+            int r = run_group(c, "threads", tc[i], group_threads, NULL, why, sizeof why);
+            if (r == 1) {
+                char line[300];
+                snprintf(line, sizeof line, "threads: the backend refuses %d threads, skipped "
+                         "(%s)", tc[i], why);
+                note(c, line);
+            } else if (r < 0) {
+                snprintf(err, err_len, "%s", why);
+                rc = -1;
+            }
+        }
+        if (rc == 0) rc = run_group(c, "instances", threads, group_instances, NULL, err, err_len);
+    }
+    if (rc == 0 && opt->model) rc = run_group(c, "model", threads, group_model, NULL, err, err_len);
+    int failures = c->failures;
+    free(c);
+    if (rc == 1) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", err);
+        snprintf(err, err_len, "backend %s refuses an instance at %d threads: %s", table->name,
+                 threads, why);
+    }
+    return rc != 0 ? -1 : failures;
+}
+
+int rg_conf_probe(const rg_backend *table, const rg_backend_config *cfg, int fallback_to_one,
+                  char *describe, size_t describe_len, char *err, size_t err_len) {
+    if (rg_backend_validate(table, err, err_len) != 0) return -1;
+    int fds[2];
+    pid_t pid = spawn(fds, err, err_len);
+    if (pid < 0) return -1;
+    conf_msg m;
+    memset(&m, 0, sizeof m);
+    if (pid == 0) {
+        rg_backend_config one = *cfg;
+        rg_ops ops;
+        m.kind = MSG_DONE;
+        if (rg_ops_create(&ops, table, cfg, m.text, sizeof m.text) != 0) {
+            one.num_threads = 1;
+            char why[200];
+            if (!fallback_to_one || cfg->num_threads == 1 ||
+                rg_ops_create(&ops, table, &one, why, sizeof why) != 0)
+                m.kind = MSG_REFUSED;
+        }
+        if (m.kind == MSG_DONE) {
+            m.r.threads = ops.num_threads;
+            rg_ops_describe(&ops, m.text, sizeof m.text);
+            rg_ops_destroy(&ops);
+        }
+        send_msg(fds[1], &m);
+        _exit(0);
+    }
+    int got = read_msg(fds[0], &m, 30.0);
+    close(fds[0]);
+    if (got <= 0) kill(pid, SIGKILL);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (got <= 0) {
+        snprintf(err, err_len, "backend %s crashed or hung while creating an instance",
+                 table->name);
+        return -1;
+    }
+    if (m.kind == MSG_REFUSED) {
+        snprintf(err, err_len, "backend %s: %s", table->name, m.text);
+        return -1;
+    }
+    snprintf(describe, describe_len, "%s", m.text);
+    return m.r.threads;
 }
 
 /* ---- printing ---- */
 
 void rg_conf_print_header(FILE *f) {
-    fprintf(f, "%-5s %-21s %-12s %-40s %-6s %10s %10s  %-6s %s\n", "part", "op", "output",
-            "shape", "native", "error", "tolerance", "result", "bound");
+    fprintf(f, "%-9s %-21s %-12s %-44s %3s %-6s %10s %10s  %-6s %s\n", "check", "op", "output",
+            "shape", "thr", "native", "error", "tolerance", "result", "bound");
 }
 
 void rg_conf_print_result(FILE *f, const rg_conf_result *r) {
     const char *native = r->native < 0 ? "-" : r->native ? "yes" : "no";
-    fprintf(f, "%-5s %-21s %-12s %-40s %-6s %10.3g %10.3g  %-6s %s\n", r->part, r->name,
-            r->output, r->shape, native, r->error, r->tolerance, r->pass ? "PASS" : "FAIL",
-            r->bound);
+    fprintf(f, "%-9s %-21s %-12s %-44s %3d %-6s %10.3g %10.3g  %-6s %s\n", r->check, r->name,
+            r->output, r->shape, r->threads, native, r->error, r->tolerance,
+            r->pass ? "PASS" : "FAIL", r->bound);
+}
+
+void rg_conf_print_failure(FILE *f, const rg_conf_result *r) {
+    fprintf(f, "FAIL %s %s [%s, %s, %d thread%s]: error %.3g > tolerance %.3g%s%s%s; hint: %s\n",
+            r->name, r->output, r->shape, r->check, r->threads, r->threads == 1 ? "" : "s",
+            r->error, r->tolerance, r->bound[0] ? " (" : "", r->bound, r->bound[0] ? ")" : "",
+            r->hint[0] ? r->hint : "-");
 }

@@ -178,8 +178,10 @@ static double call_attention_backward(const rg_op_case *c, const rg_backend *k, 
     return 0.0;
 }
 /* att of the reference forward on the case's qkv. */
-static int derive_attention_backward(const rg_op_case *c, void *const *b, rg_rng *r) {
+static int derive_attention_backward(const rg_op_case *c, void *const *b, rg_rng *r,
+                                     float offset) {
     (void)r;
+    (void)offset;
     float *out = malloc(N_ * c->d.C * sizeof(float) + 1);
     if (!out) return -1;
     rg_ref_attention_forward(NULL, out, F(3), F(2), c->d.B, c->d.T, c->d.C, c->d.NH);
@@ -237,8 +239,10 @@ static double call_rmsnorm_backward(const rg_op_case *c, const rg_backend *k, rg
     return 0.0;
 }
 /* rstd of the reference forward on the case's inp. */
-static int derive_rmsnorm_backward(const rg_op_case *c, void *const *b, rg_rng *r) {
+static int derive_rmsnorm_backward(const rg_op_case *c, void *const *b, rg_rng *r,
+                                   float offset) {
     (void)r;
+    (void)offset;
     float *out = malloc(N_ * c->d.C * sizeof(float) + 1);
     if (!out) return -1;
     rg_ref_rmsnorm_forward(NULL, out, F(3), F(2), (int)N_, c->d.C);
@@ -365,7 +369,8 @@ static double call_sum_squares(const rg_op_case *c, const rg_backend *k, rg_back
 }
 
 /* Softmax of logits drawn in probs' [lo, hi): probs of the reference forward. */
-static int derive_crossentropy_backward(const rg_op_case *c, void *const *b, rg_rng *r) {
+static int derive_crossentropy_backward(const rg_op_case *c, void *const *b, rg_rng *r,
+                                        float offset) {
     size_t n = N_ * c->d.V;
     float *logits = malloc(n * sizeof(float) + 1), *losses = malloc(N_ * sizeof(float) + 1);
     if (!logits || !losses) {
@@ -374,7 +379,8 @@ static int derive_crossentropy_backward(const rg_op_case *c, void *const *b, rg_
         return -1;
     }
     const rg_case_buf *p = &c->buf[1];
-    for (size_t i = 0; i < n; i++) logits[i] = p->lo + (p->hi - p->lo) * rg_rng_uniform(r);
+    for (size_t i = 0; i < n; i++)
+        logits[i] = offset + p->lo + (p->hi - p->lo) * rg_rng_uniform(r);
     rg_ref_crossentropy_forward(NULL, losses, F(1), logits, I(2), (int)N_, c->d.V);
     free(logits);
     free(losses);
@@ -382,7 +388,7 @@ static int derive_crossentropy_backward(const rg_op_case *c, void *const *b, rg_
 }
 
 /* The ops whose backward reads a forward's state: it is computed by the reference. */
-typedef int (*derive_fn)(const rg_op_case *c, void *const *b, rg_rng *r);
+typedef int (*derive_fn)(const rg_op_case *c, void *const *b, rg_rng *r, float offset);
 static const derive_fn derive_of[RG_OP_COUNT] = {
     [RG_OP_ATTENTION_BACKWARD] = derive_attention_backward,
     [RG_OP_RMSNORM_BACKWARD] = derive_rmsnorm_backward,
@@ -425,7 +431,7 @@ int rg_op_case_make(rg_op_case *c, rg_op_kind op, const rg_op_dims *d, float sca
 }
 
 int rg_op_case_fill(const rg_op_case *c, void *const *b, rg_rng *r, const rg_case_fill *fill) {
-    rg_case_fill none = {0.0f, 0};
+    rg_case_fill none = {0.0f, 0, 0.0f};
     if (!fill) fill = &none;
     int32_t token = (int32_t)rg_rng_below(r, (uint64_t)(c->d.V > 0 ? c->d.V : 1));
     for (int i = 0; i < c->nbufs; i++) {
@@ -439,7 +445,7 @@ int rg_op_case_fill(const rg_op_case *c, void *const *b, rg_rng *r, const rg_cas
         }
         float *x = b[i];
         for (size_t j = 0; j < cb->count; j++) {
-            x[j] = cb->lo + (cb->hi - cb->lo) * rg_rng_uniform(r);
+            x[j] = fill->offset + cb->lo + (cb->hi - cb->lo) * rg_rng_uniform(r);
             if (fill->zeros > 0.0f && rg_rng_uniform(r) < fill->zeros) x[j] = 0.0f;
         }
         /* a whole zero row: rmsnorm's eps, a softmax over equal scores */
@@ -448,7 +454,7 @@ int rg_op_case_fill(const rg_op_case *c, void *const *b, rg_rng *r, const rg_cas
     }
     if (c->in_place) memcpy(b[0], b[1], rg_case_buf_bytes(&c->buf[1]));
     derive_fn derive = derive_of[c->op];
-    return derive ? derive(c, b, r) : 0;
+    return derive ? derive(c, b, r, fill->offset) : 0;
 }
 
 double rg_op_case_call(const rg_op_case *c, const rg_backend *k, rg_backend_ctx *ctx,

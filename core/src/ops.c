@@ -162,14 +162,23 @@ void rg_ops_describe(const rg_ops *ops, char *buf, size_t buf_len) {
     rg_plugin_text(buf, buf_len);
 }
 
-void rg_ops_native_list(const rg_ops *ops, char *buf, size_t buf_len) {
+/* The names of the ops in mask, comma-separated. */
+static void mask_list(uint32_t mask, char *buf, size_t buf_len) {
     if (buf_len == 0) {
         return;
     }
     buf[0] = '\0';
     for (int op = 0; op < RG_OP_COUNT; op++) {
-        if (ops->native_mask & (1u << op)) {
+        if (mask & (1u << op)) {
             append(buf, buf_len, ",", op_names[op]);
         }
     }
+}
+
+void rg_ops_native_list(const rg_ops *ops, char *buf, size_t buf_len) {
+    mask_list(ops->native_mask, buf, buf_len);
+}
+
+void rg_ops_table_native_list(const rg_backend *table, char *buf, size_t buf_len) {
+    mask_list(provided_mask(table), buf, buf_len);
 }

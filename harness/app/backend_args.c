@@ -123,17 +123,19 @@ char *rg_backend_names_hint(const char *name, const char *backend_dir) {
     return hint;
 }
 
-/* rg_plugin_open then rg_backend_args_create, in this process; for a NAME that no search folder
- * holds, the error ends with the names found (rg_backend_names_hint). */
+int rg_backend_args_load(const rg_backend_args *a, rg_plugin *p, char *err, size_t n) {
+    if (rg_plugin_open(p, a->backend, a->backend_dir, err, n) == 0) return 0;
+    char *hint = rg_backend_names_hint(a->backend, a->backend_dir);
+    size_t used = strlen(err);
+    if (hint && used + 2 + strlen(hint) < n) snprintf(err + used, n - used, "; %s", hint);
+    free(hint);
+    return -1;
+}
+
+/* rg_backend_args_load then rg_backend_args_create, in this process. */
 static int open_here(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, char *err, size_t n) {
     memset(ops, 0, sizeof *ops);
-    if (rg_plugin_open(p, a->backend, a->backend_dir, err, n) != 0) {
-        char *hint = rg_backend_names_hint(a->backend, a->backend_dir);
-        size_t used = strlen(err);
-        if (hint && used + 2 + strlen(hint) < n) snprintf(err + used, n - used, "; %s", hint);
-        free(hint);
-        return -1;
-    }
+    if (rg_backend_args_load(a, p, err, n) != 0) return -1;
     if (rg_backend_args_create(a, p, ops, err, n) != 0) {
         rg_plugin_close(p);
         return -1;

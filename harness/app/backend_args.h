@@ -73,6 +73,11 @@ void rg_backend_args_config(const rg_backend_args *a, rg_backend_config *cfg, rg
 int rg_backend_args_create(const rg_backend_args *a, const rg_plugin *p, rg_ops *ops, char *err,
                            size_t n);
 
+/* rg_plugin_open of a->backend (a name or a path, not "auto") in this process, creating no
+ * instance. Returns 0, or -1 with one line in err; for a NAME that no search folder holds, the line
+ * ends with the names found and the closest of them (rg_backend_names_hint). */
+int rg_backend_args_load(const rg_backend_args *a, rg_plugin *p, char *err, size_t n);
+
 /* The longest a plugin may take to load and create an instance in rg_backend_args_open. */
 #define RG_PROBE_TIMEOUT_S 60.0
 

@@ -36,14 +36,18 @@ extern "C" {
 
 /* One check of the suite. */
 typedef struct rg_conf_result {
-    const char *part;     /* "op", "step" or "train" */
+    const char *part;     /* "op", "step", "train", or "run" (a crash, a hang, a refused instance) */
+    char check[16];       /* the class: "shapes", "values", "memory", "threads", "repeat",
+                           * "instances", "model" */
     char name[40];        /* op name ("matmul_backward"), or "model" for step/train checks */
     char output[24];      /* the compared output: "dweight", "grad wqkv", "loss", ... */
     char shape[96];       /* e.g. "small qkv N=2048 C=128 OC=384" */
+    int threads;          /* of the instance that ran it */
     int native;           /* 1 the backend runs it itself, 0 reference fallback, -1 not an op */
     double error;         /* normalised error as described above (INFINITY for NaN/Inf output) */
     double tolerance;
     char bound[40];       /* how the tolerance was derived, e.g. "32u*sqrt(C=128)" (u = 2^-24) */
+    char hint[128];       /* failures: the likely cause, e.g. "wrong only for T > 64: key tiling?" */
     int pass;
 } rg_conf_result;
 
@@ -54,33 +58,55 @@ typedef struct rg_conf_report {
     void *user;
 } rg_conf_report;
 
+/* How much the suite runs (see docs/writing-a-backend.md for the list). */
+typedef enum rg_conf_level {
+    RG_CONF_QUICK,    /* a few seconds: the tiny preset, a few stress shapes, threads 1 and 3 */
+    RG_CONF_DEFAULT,  /* every class of check, well under a minute for the bundled backends */
+    RG_CONF_THOROUGH, /* every T from 1 to 256, every preset at its full batch, more seeds */
+} rg_conf_level;
+
 typedef struct rg_conf_options {
     rg_backend_config backend;  /* threads and key=value options the backend instance gets */
     /* Presets whose shapes the op checks use: a comma-separated list of names ("tiny,small"),
-     * or NULL for every preset. Batches of big presets are capped (and a note says so). */
+     * or NULL for every preset (the tiny one at RG_CONF_QUICK). Batches of big presets are
+     * capped (and a note says so) but at RG_CONF_THOROUGH. */
     const char *presets;
-    int odd_shapes;             /* non-zero: also the odd shapes (N=37, C=40, OC=67, T=1, T=7, ...) */
+    rg_conf_level level;
     int ops;                    /* non-zero: the op checks */
     int model;                  /* non-zero: the step and train checks */
     uint64_t seed;              /* seeds every random input */
+    double timeout_s;           /* a group whose child reports nothing for this long has hung */
+    int isolate;                /* non-zero: every group runs in a child process (fork) */
 } rg_conf_options;
 
-/* Everything on, every preset, 1 thread, no backend options, a fixed seed. */
+/* The default level, every preset, 1 thread, no backend options, a fixed seed, a 30 s timeout,
+ * isolated. */
 rg_conf_options rg_conf_default_options(void);
 
 /* Checks a presets list as rg_conf_options.presets takes it. Returns 0, or -1 with one line in err
  * naming an unknown preset. */
 int rg_conf_check_presets(const char *presets, char *err, size_t err_len);
 
-/* Runs the suite on a backend table. Returns the number of failed checks, or -1 with one line in
- * err when the run could not happen (an unknown preset, the instance could not be created, out of
- * memory). */
+/* Runs the suite on a backend table. Each group of checks runs in a child process (unless
+ * isolate is 0) with its own instance: a crash, a fault on a guard page or a hang in the plugin is
+ * a failing check naming the op and shape it was running, and the run goes on. Returns the number
+ * of failed checks, or -1 with one line in err when the run could not happen (an unknown preset,
+ * the instance could not be created at the requested thread count, out of memory). */
 int rg_conformance_run(const rg_backend *table, const rg_conf_options *opt,
                        const rg_conf_report *report, char *err, size_t err_len);
 
-/* The table printed by `randygpt check`: a header line, then one line per check. */
+/* Creates one instance of table with cfg in a child process and writes its describe line into
+ * describe. When fallback_to_one is set and the instance refuses cfg->num_threads, tries 1
+ * thread. Returns the thread count the instance took, or -1 with one line in err. */
+int rg_conf_probe(const rg_backend *table, const rg_backend_config *cfg, int fallback_to_one,
+                  char *describe, size_t describe_len, char *err, size_t err_len);
+
+/* The table printed by `randygpt check --verbose`: a header line, then one line per check. */
 void rg_conf_print_header(FILE *f);
 void rg_conf_print_result(FILE *f, const rg_conf_result *r);
+/* One line per failure: op, output, shape, check, threads, error against tolerance and its bound,
+ * and the hint. */
+void rg_conf_print_failure(FILE *f, const rg_conf_result *r);
 
 #ifdef __cplusplus
 }

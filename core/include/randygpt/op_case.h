@@ -87,10 +87,12 @@ typedef struct rg_op_case {
 int rg_op_case_make(rg_op_case *c, rg_op_kind op, const rg_op_dims *d, float scale);
 
 /* How the inputs are drawn: zeros is the fraction set to exactly 0 (and, when > 0, the first row
- * of each fp32 input too), one_token makes every token equal. */
+ * of each fp32 input too), one_token makes every token equal, offset is added to every drawn fp32
+ * value (logits around 100 overflow an exp that does not subtract the max first). */
 typedef struct rg_case_fill {
     float zeros;
     int one_token;
+    float offset;
 } rg_case_fill;
 
 /* Draws every IN, ACC and INOUT buffer of b (b[i] holds c->buf[i].count elements) from r, then

@@ -55,6 +55,8 @@ void rg_ops_describe(const rg_ops *ops, char *buf, size_t buf_len);
 void rg_plugin_text(char *buf, size_t buf_len);
 /* Writes "matmul_forward,matmul_backward,..." of the native ops into buf. */
 void rg_ops_native_list(const rg_ops *ops, char *buf, size_t buf_len);
+/* The same list for a plugin's table, without an instance. */
+void rg_ops_table_native_list(const rg_backend *table, char *buf, size_t buf_len);
 
 /* The reference backend table ("single"): every op the reference kernel, one thread. */
 extern const rg_backend rg_reference_backend;
