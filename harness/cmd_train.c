@@ -257,6 +257,100 @@ static int eval_sample(rg_model *m, rg_ops *ops, const rg_vocab *v, uint64_t see
     return rc;
 }
 
+/* The run saved in o->resume: its model, state and streams; the options checked against it.
+ * Returns 0, or the exit status after one line (2: an option or the corpus contradicts it). */
+static int resume_run(train_opts *o, const rg_data *data, rg_model *model, rg_train_state *st,
+                      rg_rng *rng_data, rg_rng *rng_sample) {
+    char err[1024];
+    rg_vocab vocab;
+    if (rg_checkpoint_load(o->resume, model, &vocab, st, err, sizeof err) != 0) {
+        fprintf(stderr, CMD ": %s\n", err);
+        return 1;
+    }
+    if (st->weights_only) {
+        fprintf(stderr, CMD ": %s is a weights-only export (no optimizer state): resume from "
+                "the checkpoint it was exported from\n", o->resume);
+        return 2;
+    }
+    /* resume takes the checkpoint's config; an option that contradicts it is a usage error */
+    const char *clash = NULL;
+    char what[128] = "";
+    if (o->preset_given && strcmp(o->preset, st->preset) != 0)
+        clash = "--preset", snprintf(what, sizeof what, "preset '%s'", st->preset);
+    else if (shape_given(o))
+        clash = "--n-embd/--n-head/--n-layer/--block-size",
+        snprintf(what, sizeof what, "C=%d NH=%d L=%d T=%d", model->cfg.C, model->cfg.NH,
+                 model->cfg.L, model->cfg.maxT);
+    else if (o->batch_given && o->batch != st->B)
+        clash = "--batch", snprintf(what, sizeof what, "batch %d", st->B);
+    else if (o->lr_given && o->lr != st->optim.lr)
+        clash = "--lr", snprintf(what, sizeof what, "lr %g", st->optim.lr);
+    else if (o->warmup_given && o->warmup != st->optim.warmup_iters)
+        clash = "--warmup", snprintf(what, sizeof what, "warmup %d", st->optim.warmup_iters);
+    else if (o->seed_given && o->seed != st->seed)
+        clash = "--seed", snprintf(what, sizeof what, "seed %llu", (unsigned long long)st->seed);
+    if (clash) {
+        fprintf(stderr, CMD ": %s was trained with %s and --resume takes the checkpoint's "
+                "config: drop %s or match it\n", o->resume, what, clash);
+        return 2;
+    }
+    if (!rg_vocab_equal(&vocab, &data->vocab)) {
+        fprintf(stderr, CMD ": %s has a vocabulary of %d bytes that differs from the corpus's "
+                "(%d bytes): resume with the corpus it was trained on\n", o->resume, vocab.V,
+                data->vocab.V);
+        return 2;
+    }
+    if (!o->iters_given) o->iters = st->max_steps;
+    if (o->iters <= st->step) {
+        fprintf(stderr, CMD ": %s is already at step %lld: pass --iters above it to train on\n",
+                o->resume, (long long)st->step);
+        return 2;
+    }
+    if (o->iters != st->max_steps)
+        printf("resume: learning-rate schedule re-planned from %d to %d steps\n", st->max_steps,
+               o->iters);
+    st->max_steps = o->iters;
+    rng_data->state = st->rng_data;
+    rng_sample->state = st->rng_sample;
+    printf("resume: %s at step %lld, preset %s (the checkpoint's config)\n", o->resume,
+           (long long)st->step, st->preset);
+    return 0;
+}
+
+/* A new run: the model initialised from o->seed, the state and streams from the options.
+ * Returns 0, or the exit status after one line (2: the batch does not fit in memory). */
+static int start_run(const train_opts *o, const rg_data *data, int ranks, rg_model *model,
+                     rg_train_state *st, rg_rng *rng_data, rg_rng *rng_sample) {
+    char err[1024];
+    const rg_preset *p = rg_preset_find(o->preset);
+    rg_model_config cfg = shape_of(o, data->vocab.V);
+    int custom = cfg.C != p->C || cfg.NH != p->NH || cfg.L != p->L || cfg.maxT != p->T;
+    snprintf(st->preset, sizeof st->preset, "%s", custom ? "custom" : p->name);
+    st->B = o->batch_given ? o->batch : p->B;
+    st->T = cfg.maxT;
+    st->max_steps = o->iters;
+    st->optim = rg_optim_default();
+    st->optim.lr = o->lr;
+    st->optim.warmup_iters = o->warmup;
+    st->seed = o->seed;
+    /* the batches and the samples get streams of their own, apart from the weights' */
+    rg_rng_seed(rng_data, o->seed ^ 0x5eed0da7a0000001ULL);
+    rg_rng_seed(rng_sample, o->seed ^ 0x5eed5a3b1e000002ULL);
+    double need = rg_dp_train_bytes(&cfg, st->B / ranks, st->T, o->replicas);
+    double have = phys_bytes();
+    if (have > 0 && need > have) {
+        fprintf(stderr, CMD ": batch %d does not fit: preset %s (C=%d NH=%d L=%d T=%d) needs "
+                "%.1f GiB, the machine has %.1f GiB\n", st->B, st->preset, cfg.C, cfg.NH, cfg.L,
+                cfg.maxT, need / 1073741824.0, have / 1073741824.0);
+        return 2;
+    }
+    if (rg_model_init(model, &cfg, o->seed, err, sizeof err) != 0) {
+        fprintf(stderr, CMD ": %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
 int rg_cmd_train(int argc, char **argv) {
     train_opts o;
     int rc = parse_args(&o, argc, argv);
@@ -303,92 +397,10 @@ int rg_cmd_train(int argc, char **argv) {
     FILE *log = NULL;
     rg_rng rng_data, rng_sample;
 
-    if (o.resume) {
-        rg_vocab vocab;
-        if (rg_checkpoint_load(o.resume, &model, &vocab, &st, err, sizeof err) != 0) {
-            fprintf(stderr, CMD ": %s\n", err);
-            goto done;
-        }
-        if (st.weights_only) {
-            fprintf(stderr, CMD ": %s is a weights-only export (no optimizer state): resume from "
-                    "the checkpoint it was exported from\n", o.resume);
-            status = 2;
-            goto done;
-        }
-        /* resume takes the checkpoint's config; an option that contradicts it is a usage error */
-        const char *clash = NULL;
-        char what[128] = "";
-        if (o.preset_given && strcmp(o.preset, st.preset) != 0)
-            clash = "--preset", snprintf(what, sizeof what, "preset '%s'", st.preset);
-        else if (shape_given(&o))
-            clash = "--n-embd/--n-head/--n-layer/--block-size",
-            snprintf(what, sizeof what, "C=%d NH=%d L=%d T=%d", model.cfg.C, model.cfg.NH,
-                     model.cfg.L, model.cfg.maxT);
-        else if (o.batch_given && o.batch != st.B)
-            clash = "--batch", snprintf(what, sizeof what, "batch %d", st.B);
-        else if (o.lr_given && o.lr != st.optim.lr)
-            clash = "--lr", snprintf(what, sizeof what, "lr %g", st.optim.lr);
-        else if (o.warmup_given && o.warmup != st.optim.warmup_iters)
-            clash = "--warmup", snprintf(what, sizeof what, "warmup %d", st.optim.warmup_iters);
-        else if (o.seed_given && o.seed != st.seed)
-            clash = "--seed", snprintf(what, sizeof what, "seed %llu", (unsigned long long)st.seed);
-        if (clash) {
-            fprintf(stderr, CMD ": %s was trained with %s and --resume takes the checkpoint's "
-                    "config: drop %s or match it\n", o.resume, what, clash);
-            status = 2;
-            goto done;
-        }
-        if (!rg_vocab_equal(&vocab, &data.vocab)) {
-            fprintf(stderr, CMD ": %s has a vocabulary of %d bytes that differs from the corpus's "
-                    "(%d bytes): resume with the corpus it was trained on\n", o.resume, vocab.V,
-                    data.vocab.V);
-            status = 2;
-            goto done;
-        }
-        if (!o.iters_given) o.iters = st.max_steps;
-        if (o.iters <= st.step) {
-            fprintf(stderr, CMD ": %s is already at step %lld: pass --iters above it to train on\n",
-                    o.resume, (long long)st.step);
-            status = 2;
-            goto done;
-        }
-        if (o.iters != st.max_steps)
-            printf("resume: learning-rate schedule re-planned from %d to %d steps\n", st.max_steps,
-                   o.iters);
-        st.max_steps = o.iters;
-        rng_data.state = st.rng_data;
-        rng_sample.state = st.rng_sample;
-        printf("resume: %s at step %lld, preset %s (the checkpoint's config)\n", o.resume,
-               (long long)st.step, st.preset);
-    } else {
-        const rg_preset *p = rg_preset_find(o.preset);
-        rg_model_config cfg = shape_of(&o, data.vocab.V);
-        int custom = cfg.C != p->C || cfg.NH != p->NH || cfg.L != p->L || cfg.maxT != p->T;
-        snprintf(st.preset, sizeof st.preset, "%s", custom ? "custom" : p->name);
-        st.B = o.batch_given ? o.batch : p->B;
-        st.T = cfg.maxT;
-        st.max_steps = o.iters;
-        st.optim = rg_optim_default();
-        st.optim.lr = o.lr;
-        st.optim.warmup_iters = o.warmup;
-        st.seed = o.seed;
-        /* the batches and the samples get streams of their own, apart from the weights' */
-        rg_rng_seed(&rng_data, o.seed ^ 0x5eed0da7a0000001ULL);
-        rg_rng_seed(&rng_sample, o.seed ^ 0x5eed5a3b1e000002ULL);
-        double need = rg_dp_train_bytes(&cfg, st.B / gs.size, st.T, o.replicas);
-        double have = phys_bytes();
-        if (have > 0 && need > have) {
-            fprintf(stderr, CMD ": batch %d does not fit: preset %s (C=%d NH=%d L=%d T=%d) needs "
-                    "%.1f GiB, the machine has %.1f GiB\n", st.B, st.preset, cfg.C, cfg.NH, cfg.L,
-                    cfg.maxT, need / 1073741824.0, have / 1073741824.0);
-            status = 2;
-            goto done;
-        }
-        if (rg_model_init(&model, &cfg, o.seed, err, sizeof err) != 0) {
-            fprintf(stderr, CMD ": %s\n", err);
-            goto done;
-        }
-    }
+    status = o.resume ? resume_run(&o, &data, &model, &st, &rng_data, &rng_sample)
+                      : start_run(&o, &data, gs.size, &model, &st, &rng_data, &rng_sample);
+    if (status != 0) goto done;
+    status = 1;
     if (o.stop_at && o.stop_at <= st.step) {
         fprintf(stderr, CMD ": --stop-at %d is not after the checkpoint's step %lld\n", o.stop_at,
                 (long long)st.step);
