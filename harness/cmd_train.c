@@ -351,298 +351,381 @@ static int start_run(const train_opts *o, const rg_data *data, int ranks, rg_mod
     return 0;
 }
 
+/* Everything a run holds from loading the corpus to the end, freed by run_free. */
+typedef struct train_run {
+    train_opts *o;
+    rg_gradsum gs;
+    rg_data data;
+    rg_model model;
+    rg_train_state st;
+    rg_plugin plugin;
+    rg_ops *ops;
+    rg_dp dp;
+    int ops_open;
+    int32_t *in, *tg;
+    FILE *log;
+    rg_rng rng_data, rng_sample;
+    char err[1024];
+} train_run;
+
+/* What the training loop keeps from step to step: the schedule of output, the best checkpoint,
+ * the times and the ETA. */
+typedef struct train_loop {
+    int tty, sample_every, end, plain_every;
+    char best_path[4200];
+    float best_val;
+    long best_step, start_step;
+    double best_at_s;
+    rg_eval_losses last;
+    rg_eta eta;
+    double t_start, train_s, eval_s;
+    int live; /* a \r progress line is on the terminal */
+} train_loop;
+
+/* One step's results, shared by its logging, its evaluation and its save. */
+typedef struct step_result {
+    float loss, lr;
+    double dt, t1;
+    int eval, stop_sig, stopping;
+    rg_eval_losses ev;
+} step_result;
+
+/* The run from its model to the opened backend, batch buffers and log, with the banner printed.
+ * Returns 0, or the exit status after one line. */
+static int run_setup(train_run *r) {
+    train_opts *o = r->o;
+    int status = o->resume ? resume_run(o, &r->data, &r->model, &r->st, &r->rng_data, &r->rng_sample)
+                           : start_run(o, &r->data, r->gs.size, &r->model, &r->st, &r->rng_data,
+                                       &r->rng_sample);
+    if (status != 0) return status;
+    if (o->stop_at && o->stop_at <= r->st.step) {
+        fprintf(stderr, CMD ": --stop-at %d is not after the checkpoint's step %lld\n", o->stop_at,
+                (long long)r->st.step);
+        return 2;
+    }
+    const int B = r->st.B, T = r->st.T, R = o->replicas;
+    if (rg_data_check_block(&r->data, T, r->err, sizeof r->err) != 0) {
+        fprintf(stderr, CMD ": %s\n", r->err);
+        return 1;
+    }
+    if (rg_dp_check_split(B, r->gs.size, R, o->ba.threads, r->err, sizeof r->err) != 0) {
+        fprintf(stderr, CMD ": %s\n", r->err);
+        return 2;
+    }
+    char why[4096] = "";
+    if (!(r->ops = calloc((size_t)R, sizeof *r->ops)) ||
+        rg_backend_args_open_replicas(&o->ba, R, &r->plugin, r->ops, why, sizeof why, r->err,
+                                      sizeof r->err) != 0) {
+        fprintf(stderr, CMD ": %s\n", r->ops ? r->err : "out of memory");
+        return 1;
+    }
+    r->ops_open = 1;
+    if (why[0]) printf("backend: %s\n", why);
+    r->in = malloc((size_t)B * T * sizeof *r->in);
+    r->tg = malloc((size_t)B * T * sizeof *r->tg);
+    if (!r->in || !r->tg ||
+        rg_dp_init(&r->dp, &r->model, r->ops, R, B, T, &r->gs, r->err, sizeof r->err) != 0) {
+        fprintf(stderr, CMD ": batch %d x %d: %s\n", B, T,
+                (!r->in || !r->tg) ? "out of memory" : r->err);
+        return 1;
+    }
+    if (r->gs.rank == 0 && o->log && !(r->log = fopen(o->log, o->resume ? "a" : "w"))) {
+        fprintf(stderr, CMD ": cannot open log %s: %s\n", o->log, strerror(errno));
+        return 1;
+    }
+    char desc[512];
+    rg_ops_describe(&r->ops[0], desc, sizeof desc);
+    if (R > 1 || r->gs.size > 1)
+        printf("data parallel: %d rank%s x %d replica%s, %d sequences each\n", r->gs.size,
+               r->gs.size > 1 ? "s" : "", R, R > 1 ? "s" : "", r->dp.share);
+    printf("backend %s | threads %d | preset %s (C=%d NH=%d L=%d T=%d) batch %d | params %zu at "
+           "V=%d | tokens %zu (train %zu, val %zu)\n",
+           desc, r->ops[0].num_threads * R, r->st.preset, r->model.cfg.C, r->model.cfg.NH,
+           r->model.cfg.L, T, B, r->model.num_params, r->data.vocab.V, r->data.len, r->data.split,
+           r->data.len - r->data.split);
+    fflush(stdout);
+    return 0;
+}
+
+/* The loop's starting state. Returns 0, or 2 after one line (the best checkpoint's path). */
+static int loop_init(train_run *r, train_loop *L) {
+    const train_opts *o = r->o;
+    memset(L, 0, sizeof *L);
+    L->tty = isatty(fileno(stderr)); /* the progress bar goes to a terminal's stderr */
+    L->sample_every = o->sample_every >= 0 ? o->sample_every
+                                           : (isatty(fileno(stdout)) ? o->eval_every : 0);
+    L->end = o->stop_at && o->stop_at < o->iters ? o->stop_at : o->iters;
+    L->plain_every = o->iters / PLAIN_LINES > 1 ? o->iters / PLAIN_LINES : 1;
+    if (rg_best_checkpoint_path(o->checkpoint, L->best_path, sizeof L->best_path) != 0) {
+        fprintf(stderr, CMD ": --checkpoint %s is too long\n", o->checkpoint);
+        return 2;
+    }
+    L->best_val = o->resume && r->gs.rank == 0
+                      ? best_val_of(L->best_path, r->ops, &r->data, r->st.B, r->st.T, r->in, r->tg)
+                      : INFINITY;
+    L->start_step = (long)r->st.step;
+    L->last = (rg_eval_losses){NAN, NAN};
+    /* an evaluation is 2 x nb forward passes; a step is about 3 forward passes of work */
+    rg_eta_init(&L->eta, 2.0 * rg_data_val_batches(&r->data, r->st.B, r->st.T) / 3.0);
+    L->t_start = now_s();
+    return 0;
+}
+
+/* Appends the step's line to the log. Returns 0, or 1 after one line. */
+static int log_step(train_run *r, const train_loop *L, const step_result *s) {
+    double tok_s = (double)r->st.B * r->st.T / s->dt;
+    fprintf(r->log, "{\"step\":%lld,\"loss\":%.9g", (long long)r->st.step, s->loss);
+    if (s->eval) fprintf(r->log, ",\"train_loss\":%.9g,\"val_loss\":%.9g", s->ev.train, s->ev.val);
+    fprintf(r->log, ",\"lr\":%.9g,\"ms\":%.3f,\"tok_per_s\":%.1f,\"wall_s\":%.3f}\n", s->lr,
+            s->dt * 1e3, tok_s, now_s() - L->t_start);
+    if (fflush(r->log) != 0 || ferror(r->log)) {
+        fprintf(stderr, CMD ": cannot write log %s: %s\n", r->o->log, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* The progress: a bar on a terminal, else about PLAIN_LINES lines in the run. */
+static void show_progress(train_loop *L, const train_run *r, const step_result *s) {
+    const train_opts *o = r->o;
+    long step = (long)r->st.step;
+    double left = rg_eta_remaining(&L->eta, L->end - step,
+                                   rg_evals_between(step, L->end, o->eval_every, o->iters));
+    double avg_tok_s = (double)r->st.B * r->st.T * (double)(step - L->start_step) / L->train_s;
+    char line[512];
+    if (L->tty) {
+        rg_progress_line(line, sizeof line, step, o->iters, s->loss, avg_tok_s,
+                         now_s() - L->t_start, left, BAR_WIDTH);
+        fprintf(stderr, "\r%s\033[K", line);
+        fflush(stderr);
+        L->live = 1;
+    } else if (step % L->plain_every == 0 || step == L->start_step + 1 || s->stopping) {
+        rg_progress_line(line, sizeof line, step, o->iters, s->loss, avg_tok_s,
+                         now_s() - L->t_start, left, 0);
+        printf("%s\n", line);
+    }
+}
+
+/* One training step with its evaluation when due, the stop decision, the log and the progress.
+ * Returns 0, or 1 after one line. */
+static int step_and_log(train_run *r, train_loop *L, step_result *s) {
+    const train_opts *o = r->o;
+    const int B = r->st.B, T = r->st.T;
+    int step = (int)r->st.step;
+    s->lr = rg_lr_at(&r->st.optim, step, o->iters);
+    double t0 = now_s();
+    rg_data_train_batch(&r->data, &r->rng_data, B, T, r->in, r->tg);
+    if (rg_dp_step(&r->dp, r->in, r->tg, &r->st.optim, s->lr, &s->loss, r->err,
+                   sizeof r->err) != 0) {
+        fprintf(stderr, CMD ": %s\n", r->err);
+        return 1;
+    }
+    s->t1 = now_s(), s->dt = s->t1 - t0;
+    r->st.step++;
+    L->train_s += s->dt;
+    s->eval = r->st.step % o->eval_every == 0 || r->st.step == o->iters;
+    s->ev = (rg_eval_losses){0, 0};
+    if (s->eval && (rg_eval_run(&r->dp, &r->data, r->in, r->tg, &s->ev, r->err, sizeof r->err) != 0 ||
+                    rg_dp_check_same(&r->dp, r->err, sizeof r->err) != 0)) {
+        fprintf(stderr, CMD ": %s\n", r->err);
+        return 1;
+    }
+    if (s->eval) L->last = s->ev;
+    if (!isfinite(s->loss) || !isfinite(s->ev.train) || !isfinite(s->ev.val)) {
+        if (L->live) fputc('\n', stderr);
+        fprintf(stderr, CMD ": %s is %f at step %lld: training diverged (try a lower --lr)\n",
+                isfinite(s->loss) ? "evaluation loss" : "loss",
+                isfinite(s->loss) ? (isfinite(s->ev.val) ? s->ev.train : s->ev.val) : s->loss,
+                (long long)r->st.step);
+        return 1;
+    }
+    /* read once: a signal that comes later is handled after the next step, never between
+     * deciding to save and stopping (which would stop without the save) */
+    int stop_sig = rg_stop_requested(), any_stop;
+    /* every rank stops at the same step: a signal to one is a stop for all */
+    if (rg_dp_any(&r->dp, stop_sig, &any_stop, r->err, sizeof r->err) != 0) {
+        fprintf(stderr, CMD ": %s\n", r->err);
+        return 1;
+    }
+    if (any_stop && !stop_sig) stop_sig = SIGTERM;
+    s->stop_sig = stop_sig;
+    s->stopping = r->st.step == L->end || stop_sig;
+    if (r->log && log_step(r, L, s) != 0) return 1;
+    show_progress(L, r, s);
+    return 0;
+}
+
+/* After an evaluation or before stopping: the checkpoint (and the best one), the evaluation's
+ * line and its sample. Returns 0, or 1 after one line. */
+static int eval_and_save(train_run *r, train_loop *L, const step_result *s) {
+    const train_opts *o = r->o;
+    r->st.rng_data = r->rng_data.state;
+    r->st.rng_sample = r->rng_sample.state;
+    /* one writer: rank 0 */
+    int saved = r->gs.rank > 0 ? 0
+                               : rg_checkpoint_save(o->checkpoint, &r->model, &r->data.vocab,
+                                                    &r->st, r->err, sizeof r->err);
+    int better = r->gs.rank == 0 && saved == 0 && s->eval && s->ev.val < L->best_val;
+    if (better)
+        saved = rg_checkpoint_save(L->best_path, &r->model, &r->data.vocab, &r->st, r->err,
+                                   sizeof r->err);
+    if (better && saved == 0) {
+        L->best_val = s->ev.val;
+        L->best_step = (long)r->st.step;
+        L->best_at_s = now_s() - L->t_start;
+    }
+    if (L->live) fputc('\n', stderr), L->live = 0;
+    if (s->eval)
+        printf("step %lld: train loss %.4f, val loss %.4f%s%s%s%s\n", (long long)r->st.step,
+               s->ev.train, s->ev.val, saved == 0 ? " | saved " : "",
+               saved == 0 ? o->checkpoint : "", better && saved == 0 ? ", best " : "",
+               better && saved == 0 ? L->best_path : "");
+    if (saved != 0) {
+        fprintf(stderr, CMD ": %s\n", r->err);
+        return 1;
+    }
+    if (!s->eval) printf("step %lld: saved %s\n", (long long)r->st.step, o->checkpoint);
+    if (s->eval && r->gs.rank == 0 && L->sample_every > 0 && r->st.step % L->sample_every == 0 &&
+        eval_sample(&r->model, &r->ops[0], &r->data.vocab, r->st.seed, (long)r->st.step, r->err,
+                    sizeof r->err)) {
+        fprintf(stderr, CMD ": %s\n", r->err);
+        return 1;
+    }
+    fflush(stdout);
+    return 0;
+}
+
+/* One pass of the loop. Returns 0 to go on, else the run's exit status (128 + the signal when
+ * stopped by one). */
+static int train_one(train_run *r, train_loop *L) {
+    step_result s;
+    if (step_and_log(r, L, &s) != 0) return 1;
+    if ((s.eval || s.stopping) && eval_and_save(r, L, &s) != 0) return 1;
+    /* all that an evaluation step did beyond the step itself is the evaluation's time */
+    double after = now_s() - s.t1;
+    if (s.eval) rg_eta_add_step(&L->eta, s.dt), rg_eta_add_eval(&L->eta, after), L->eval_s += after;
+    else rg_eta_add_step(&L->eta, s.dt + after);
+    if (s.stop_sig) {
+        printf("stopped by signal %d after step %lld; resume with --resume %s\n", s.stop_sig,
+               (long long)r->st.step, r->o->checkpoint);
+        return 128 + s.stop_sig;
+    }
+    return 0;
+}
+
+/* The summary lines of a run that took at least one step. */
+static void print_summary(train_run *r, const train_loop *L, int status) {
+    long steps = (long)r->st.step - L->start_step;
+    char wall[32], tr[32], evs[32], at[32];
+    rg_format_duration(now_s() - L->t_start, wall, sizeof wall);
+    rg_format_duration(L->train_s, tr, sizeof tr);
+    rg_format_duration(L->eval_s, evs, sizeof evs);
+    rg_format_duration(L->best_at_s, at, sizeof at);
+    printf("summary: %lld steps in %s (%s training, %s evaluating), %.0f tok/s\n",
+           (long long)steps, wall, tr, evs,
+           (double)r->st.B * r->st.T * (double)steps / L->train_s);
+    if (isfinite(L->last.val))
+        printf("summary: last train loss %.4f, val loss %.4f\n", L->last.train, L->last.val);
+    if (L->best_step)
+        printf("summary: best val loss %.4f at step %ld, %s into the run (%s)\n", L->best_val,
+               L->best_step, at, L->best_path);
+    if (r->o->replicas > 1 || r->gs.size > 1)
+        printf("summary: gradient sum %.2f ms/step, %.1f%% of the training time\n",
+               1e3 * r->dp.reduce_s / (double)r->dp.steps, 100.0 * r->dp.reduce_s / L->train_s);
+    double rss[2] = {rg_peak_rss_mib(), 0};
+    rss[1] = rss[0];
+    if (r->gs.size > 1 && status == 0 &&
+        r->gs.sum_doubles(r->gs.ctx, rss + 1, 1, r->err, sizeof r->err) != 0)
+        rss[1] = NAN;
+    if (r->gs.size > 1)
+        printf("summary: peak RSS %.1f MiB on rank 0, %.1f MiB over the %d ranks\n", rss[0],
+               rss[1], r->gs.size);
+    else
+        printf("summary: peak RSS %.1f MiB\n", rss[0]);
+}
+
+/* The sample printed at the end of a finished run. Returns 0, or 1 after one line. */
+static int final_sample(train_run *r) {
+    /* the sample starts from a newline when the corpus has one, else from its first byte */
+    int32_t start = r->data.vocab.token['\n'] >= 0 ? r->data.vocab.token['\n'] : 0;
+    int status = 0;
+    printf("sample:\n");
+    if (rg_generate(&r->model, &r->ops[0], &r->data.vocab, &start, 1, r->o->sample_tokens,
+                    RG_GEN_TEMPERATURE, RG_GEN_TOP_P, &r->rng_sample, stdout, r->err,
+                    sizeof r->err) != 0) {
+        fprintf(stderr, CMD ": %s\n", r->err);
+        status = 1;
+    }
+    printf("\n");
+    return status;
+}
+
+/* Closes the log (a failed close fails a run that had succeeded) and frees the run. */
+static int run_free(train_run *r, int status) {
+    if (r->log && fclose(r->log) != 0 && status == 0) {
+        fprintf(stderr, CMD ": writing log %s failed\n", r->o->log);
+        status = 1;
+    }
+    free(r->in);
+    free(r->tg);
+    rg_dp_free(&r->dp);
+    if (r->ops_open) {
+        for (int i = 0; i < r->o->replicas; i++) rg_ops_destroy(&r->ops[i]);
+        rg_plugin_close(&r->plugin);
+    }
+    free(r->ops);
+    rg_model_free(&r->model);
+    rg_data_free(&r->data);
+    rg_ranks_close(&r->gs, status);
+    return status;
+}
+
+/* Setup, the loop, the summary and the final sample of a run whose corpus is loaded. */
+static int run_train(train_run *r) {
+    int status = run_setup(r);
+    if (status != 0) return status;
+    train_loop L;
+    if (loop_init(r, &L) != 0) return 2;
+    while (r->st.step < L.end && (status = train_one(r, &L)) == 0) {
+    }
+    if (L.live) fputc('\n', stderr);
+    if (r->st.step > L.start_step) print_summary(r, &L, status);
+    if (status == 0 && r->gs.rank == 0 && r->st.step == r->o->iters && r->o->sample_tokens > 0)
+        status = final_sample(r);
+    return status;
+}
+
 int rg_cmd_train(int argc, char **argv) {
     train_opts o;
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc == 1 ? 0 : rc;
     rg_stop_install(CMD); /* from here on: a backend hanging in create can be interrupted too */
 
-    char err[1024];
-    rg_gradsum gs;
-    if (rg_ranks_open(&gs, err, sizeof err) != 0) {
-        fprintf(stderr, CMD ": %s\n", err);
+    train_run r;
+    memset(&r, 0, sizeof r);
+    r.o = &o;
+    if (rg_ranks_open(&r.gs, r.err, sizeof r.err) != 0) {
+        fprintf(stderr, CMD ": %s\n", r.err);
         return 2;
     }
     /* rank 0 alone speaks; every rank's errors still reach stderr */
-    if (gs.rank > 0 && !freopen("/dev/null", "w", stdout)) {
-        fprintf(stderr, CMD ": rank %d cannot silence its output: %s\n", gs.rank, strerror(errno));
-        rg_ranks_close(&gs, 1);
+    if (r.gs.rank > 0 && !freopen("/dev/null", "w", stdout)) {
+        fprintf(stderr, CMD ": rank %d cannot silence its output: %s\n", r.gs.rank,
+                strerror(errno));
+        rg_ranks_close(&r.gs, 1);
         return 1;
     }
-    rg_data data;
-    int status = 1;
-    if ((o.data ? rg_data_load_file(&data, o.data, err, sizeof err)
-                : rg_data_load_fortunes(&data, NULL, err, sizeof err)) != 0) {
-        fprintf(stderr, CMD ": %s\n", err);
-        rg_ranks_close(&gs, 1);
+    if ((o.data ? rg_data_load_file(&r.data, o.data, r.err, sizeof r.err)
+                : rg_data_load_fortunes(&r.data, NULL, r.err, sizeof r.err)) != 0) {
+        fprintf(stderr, CMD ": %s\n", r.err);
+        rg_ranks_close(&r.gs, 1);
         return 1;
     }
-    if (rg_checkpoint_check_path(o.checkpoint, o.data, err, sizeof err) != 0) {
-        fprintf(stderr, CMD ": %s\n", err);
-        rg_data_free(&data);
-        rg_ranks_close(&gs, 2);
+    if (rg_checkpoint_check_path(o.checkpoint, o.data, r.err, sizeof r.err) != 0) {
+        fprintf(stderr, CMD ": %s\n", r.err);
+        rg_data_free(&r.data);
+        rg_ranks_close(&r.gs, 2);
         return 2;
     }
-
-    rg_model model;
-    memset(&model, 0, sizeof model);
-    rg_train_state st;
-    memset(&st, 0, sizeof st);
-    rg_plugin plugin;
-    rg_ops *ops = NULL;
-    rg_dp dp;
-    memset(&dp, 0, sizeof dp);
-    int ops_open = 0;
-    int32_t *in = NULL, *tg = NULL;
-    FILE *log = NULL;
-    rg_rng rng_data, rng_sample;
-
-    status = o.resume ? resume_run(&o, &data, &model, &st, &rng_data, &rng_sample)
-                      : start_run(&o, &data, gs.size, &model, &st, &rng_data, &rng_sample);
-    if (status != 0) goto done;
-    status = 1;
-    if (o.stop_at && o.stop_at <= st.step) {
-        fprintf(stderr, CMD ": --stop-at %d is not after the checkpoint's step %lld\n", o.stop_at,
-                (long long)st.step);
-        status = 2;
-        goto done;
-    }
-    const int B = st.B, T = st.T;
-    if (rg_data_check_block(&data, T, err, sizeof err) != 0) {
-        fprintf(stderr, CMD ": %s\n", err);
-        goto done;
-    }
-    const int R = o.replicas;
-    if (rg_dp_check_split(B, gs.size, R, o.ba.threads, err, sizeof err) != 0) {
-        fprintf(stderr, CMD ": %s\n", err);
-        status = 2;
-        goto done;
-    }
-    char why[4096] = "";
-    if (!(ops = calloc((size_t)R, sizeof *ops)) ||
-        rg_backend_args_open_replicas(&o.ba, R, &plugin, ops, why, sizeof why, err,
-                                      sizeof err) != 0) {
-        fprintf(stderr, CMD ": %s\n", ops ? err : "out of memory");
-        goto done;
-    }
-    ops_open = 1;
-    if (why[0]) printf("backend: %s\n", why);
-    in = malloc((size_t)B * T * sizeof *in);
-    tg = malloc((size_t)B * T * sizeof *tg);
-    if (!in || !tg || rg_dp_init(&dp, &model, ops, R, B, T, &gs, err, sizeof err) != 0) {
-        fprintf(stderr, CMD ": batch %d x %d: %s\n", B, T, (!in || !tg) ? "out of memory" : err);
-        goto done;
-    }
-    if (gs.rank == 0 && o.log && !(log = fopen(o.log, o.resume ? "a" : "w"))) {
-        fprintf(stderr, CMD ": cannot open log %s: %s\n", o.log, strerror(errno));
-        goto done;
-    }
-
-    char desc[512];
-    rg_ops_describe(&ops[0], desc, sizeof desc);
-    if (R > 1 || gs.size > 1)
-        printf("data parallel: %d rank%s x %d replica%s, %d sequences each\n", gs.size,
-               gs.size > 1 ? "s" : "", R, R > 1 ? "s" : "", dp.share);
-    printf("backend %s | threads %d | preset %s (C=%d NH=%d L=%d T=%d) batch %d | params %zu at "
-           "V=%d | tokens %zu (train %zu, val %zu)\n",
-           desc, ops[0].num_threads * R, st.preset, model.cfg.C, model.cfg.NH, model.cfg.L, T, B,
-           model.num_params, data.vocab.V, data.len, data.split, data.len - data.split);
-    fflush(stdout);
-
-
-    int tty = isatty(fileno(stderr));  /* the progress bar goes to a terminal's stderr */
-    int sample_every = o.sample_every >= 0 ? o.sample_every
-                                           : (isatty(fileno(stdout)) ? o.eval_every : 0);
-    int end = o.stop_at && o.stop_at < o.iters ? o.stop_at : o.iters;
-    int plain_every = o.iters / PLAIN_LINES > 1 ? o.iters / PLAIN_LINES : 1;
-    char best_path[4200];
-    if (rg_best_checkpoint_path(o.checkpoint, best_path, sizeof best_path) != 0) {
-        fprintf(stderr, CMD ": --checkpoint %s is too long\n", o.checkpoint);
-        status = 2;
-        goto done;
-    }
-    float best_val = o.resume && gs.rank == 0 ? best_val_of(best_path, ops, &data, B, T, in, tg)
-                                              : INFINITY;
-    long best_step = 0, start_step = (long)st.step;
-    double best_at_s = 0;
-    rg_eval_losses last = {NAN, NAN};
-    rg_eta eta;
-    /* an evaluation is 2 x nb forward passes; a step is about 3 forward passes of work */
-    rg_eta_init(&eta, 2.0 * rg_data_val_batches(&data, B, T) / 3.0);
-    double t_start = now_s(), train_s = 0, eval_s = 0;
-    int live = 0;  /* a \r progress line is on the terminal */
-    status = 0;
-    while (st.step < end) {
-        int step = (int)st.step;
-        float lr = rg_lr_at(&st.optim, step, o.iters);
-        double t0 = now_s();
-        rg_data_train_batch(&data, &rng_data, B, T, in, tg);
-        float loss;
-        if (rg_dp_step(&dp, in, tg, &st.optim, lr, &loss, err, sizeof err) != 0) {
-            fprintf(stderr, CMD ": %s\n", err);
-            status = 1;
-            break;
-        }
-        double t1 = now_s(), dt = t1 - t0;
-        st.step++;
-        train_s += dt;
-        int eval = st.step % o.eval_every == 0 || st.step == o.iters;
-        rg_eval_losses ev = {0, 0};
-        if (eval && (rg_eval_run(&dp, &data, in, tg, &ev, err, sizeof err) != 0 ||
-                     rg_dp_check_same(&dp, err, sizeof err) != 0)) {
-            fprintf(stderr, CMD ": %s\n", err);
-            status = 1;
-            break;
-        }
-        if (eval) last = ev;
-        if (!isfinite(loss) || !isfinite(ev.train) || !isfinite(ev.val)) {
-            if (live) fputc('\n', stderr);
-            fprintf(stderr, CMD ": %s is %f at step %lld: training diverged (try a lower --lr)\n",
-                    isfinite(loss) ? "evaluation loss" : "loss",
-                    isfinite(loss) ? (isfinite(ev.val) ? ev.train : ev.val) : loss,
-                    (long long)st.step);
-            status = 1;
-            break;
-        }
-        double tok_s = (double)B * T / dt;
-        /* read once: a signal that comes later is handled after the next step, never between
-         * deciding to save and stopping (which would stop without the save) */
-        int stop_sig = rg_stop_requested(), any_stop;
-        /* every rank stops at the same step: a signal to one is a stop for all */
-        if (rg_dp_any(&dp, stop_sig, &any_stop, err, sizeof err) != 0) {
-            fprintf(stderr, CMD ": %s\n", err);
-            status = 1;
-            break;
-        }
-        if (any_stop && !stop_sig) stop_sig = SIGTERM;
-        int stopping = st.step == end || stop_sig;
-        if (log) {
-            fprintf(log, "{\"step\":%lld,\"loss\":%.9g", (long long)st.step, loss);
-            if (eval) fprintf(log, ",\"train_loss\":%.9g,\"val_loss\":%.9g", ev.train, ev.val);
-            fprintf(log, ",\"lr\":%.9g,\"ms\":%.3f,\"tok_per_s\":%.1f,\"wall_s\":%.3f}\n", lr,
-                    dt * 1e3, tok_s, now_s() - t_start);
-            if (fflush(log) != 0 || ferror(log)) {
-                fprintf(stderr, CMD ": cannot write log %s: %s\n", o.log, strerror(errno));
-                status = 1;
-                break;
-            }
-        }
-        double left = rg_eta_remaining(&eta, end - (long)st.step,
-                                       rg_evals_between((long)st.step, end, o.eval_every, o.iters));
-        double avg_tok_s = (double)B * T * (double)(st.step - start_step) / train_s;
-        char line[512];
-        if (tty) {
-            rg_progress_line(line, sizeof line, (long)st.step, o.iters, loss, avg_tok_s,
-                             now_s() - t_start, left, BAR_WIDTH);
-            fprintf(stderr, "\r%s\033[K", line);
-            fflush(stderr);
-            live = 1;
-        } else if (st.step % plain_every == 0 || st.step == start_step + 1 || stopping) {
-            rg_progress_line(line, sizeof line, (long)st.step, o.iters, loss, avg_tok_s,
-                             now_s() - t_start, left, 0);
-            printf("%s\n", line);
-        }
-        if (eval || stopping) {
-            st.rng_data = rng_data.state;
-            st.rng_sample = rng_sample.state;
-            /* one writer: rank 0 */
-            int saved = gs.rank > 0 ? 0
-                                    : rg_checkpoint_save(o.checkpoint, &model, &data.vocab, &st,
-                                                         err, sizeof err);
-            int better = gs.rank == 0 && saved == 0 && eval && ev.val < best_val;
-            if (better) saved = rg_checkpoint_save(best_path, &model, &data.vocab, &st, err, sizeof err);
-            if (better && saved == 0) {
-                best_val = ev.val;
-                best_step = (long)st.step;
-                best_at_s = now_s() - t_start;
-            }
-            if (live) fputc('\n', stderr), live = 0;
-            if (eval)
-                printf("step %lld: train loss %.4f, val loss %.4f%s%s%s%s\n", (long long)st.step,
-                       ev.train, ev.val, saved == 0 ? " | saved " : "",
-                       saved == 0 ? o.checkpoint : "", better && saved == 0 ? ", best " : "",
-                       better && saved == 0 ? best_path : "");
-            if (saved != 0) {
-                fprintf(stderr, CMD ": %s\n", err);
-                status = 1;
-                break;
-            }
-            if (!eval) printf("step %lld: saved %s\n", (long long)st.step, o.checkpoint);
-            if (eval && gs.rank == 0 && sample_every > 0 && st.step % sample_every == 0 &&
-                eval_sample(&model, &ops[0], &data.vocab, st.seed, (long)st.step, err, sizeof err)) {
-                fprintf(stderr, CMD ": %s\n", err);
-                status = 1;
-                break;
-            }
-            fflush(stdout);
-        }
-        /* all that an evaluation step did beyond the step itself is the evaluation's time */
-        double after = now_s() - t1;
-        if (eval) rg_eta_add_step(&eta, dt), rg_eta_add_eval(&eta, after), eval_s += after;
-        else rg_eta_add_step(&eta, dt + after);
-        if (stop_sig) {
-            printf("stopped by signal %d after step %lld; resume with --resume %s\n", stop_sig,
-                   (long long)st.step, o.checkpoint);
-            status = 128 + stop_sig;
-            break;
-        }
-    }
-    if (live) fputc('\n', stderr);
-    if (st.step > start_step) {
-        char wall[32], tr[32], evs[32], at[32];
-        rg_format_duration(now_s() - t_start, wall, sizeof wall);
-        rg_format_duration(train_s, tr, sizeof tr);
-        rg_format_duration(eval_s, evs, sizeof evs);
-        rg_format_duration(best_at_s, at, sizeof at);
-        printf("summary: %lld steps in %s (%s training, %s evaluating), %.0f tok/s\n",
-               (long long)st.step - start_step, wall, tr, evs,
-               (double)B * T * (double)(st.step - start_step) / train_s);
-        if (isfinite(last.val))
-            printf("summary: last train loss %.4f, val loss %.4f\n", last.train, last.val);
-        if (best_step)
-            printf("summary: best val loss %.4f at step %ld, %s into the run (%s)\n", best_val,
-                   best_step, at, best_path);
-        if (R > 1 || gs.size > 1)
-            printf("summary: gradient sum %.2f ms/step, %.1f%% of the training time\n",
-                   1e3 * dp.reduce_s / (double)dp.steps, 100.0 * dp.reduce_s / train_s);
-        double rss[2] = {rg_peak_rss_mib(), 0};
-        rss[1] = rss[0];
-        if (gs.size > 1 && status == 0 && gs.sum_doubles(gs.ctx, rss + 1, 1, err, sizeof err) != 0)
-            rss[1] = NAN;
-        if (gs.size > 1)
-            printf("summary: peak RSS %.1f MiB on rank 0, %.1f MiB over the %d ranks\n", rss[0],
-                   rss[1], gs.size);
-        else
-            printf("summary: peak RSS %.1f MiB\n", rss[0]);
-    }
-
-    if (status == 0 && gs.rank == 0 && st.step == o.iters && o.sample_tokens > 0) {
-        /* the sample starts from a newline when the corpus has one, else from its first byte */
-        int32_t start = data.vocab.token['\n'] >= 0 ? data.vocab.token['\n'] : 0;
-        printf("sample:\n");
-        if (rg_generate(&model, &ops[0], &data.vocab, &start, 1, o.sample_tokens, RG_GEN_TEMPERATURE,
-                        RG_GEN_TOP_P, &rng_sample, stdout, err, sizeof err) != 0) {
-            fprintf(stderr, CMD ": %s\n", err);
-            status = 1;
-        }
-        printf("\n");
-    }
-
-done:
-    if (log && fclose(log) != 0 && status == 0) {
-        fprintf(stderr, CMD ": writing log %s failed\n", o.log);
-        status = 1;
-    }
-    free(in);
-    free(tg);
-    rg_dp_free(&dp);
-    if (ops_open) {
-        for (int r = 0; r < o.replicas; r++) rg_ops_destroy(&ops[r]);
-        rg_plugin_close(&plugin);
-    }
-    free(ops);
-    rg_model_free(&model);
-    rg_data_free(&data);
-    rg_ranks_close(&gs, status);
-    return status;
+    return run_free(&r, run_train(&r));
 }
