@@ -2,6 +2,7 @@
  * resumes exactly, and prints a sample at the end. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "app/backend_args.h"
 #include "app/backend_auto.h"
@@ -77,6 +79,7 @@ static void usage(FILE *f) {
             "                           planned for --iters (split a run into parts)\n"
             "  --log FILE               one JSON object per step: step, loss, train_loss and\n"
             "                           val_loss (when evaluated), lr, ms, tok_per_s, wall_s\n"
+            "                           (a regular file or a device: a FIFO is refused)\n"
             "  --sample-tokens N        bytes of text generated at the end (default 200, 0: none)\n"
             "  --sample-every N         a short sample at the evaluations every N steps (default:\n"
             "                           at each evaluation when stdout is a terminal, else none;\n"
@@ -390,6 +393,34 @@ typedef struct step_result {
     rg_eval_losses ev;
 } step_result;
 
+/* Opens the --log file without ever blocking on it: O_NONBLOCK for the open (a FIFO without a
+ * reader would otherwise hang there), then fstat, then blocking writes again. A regular file or a
+ * character device (/dev/null, a terminal) is taken; anything else is refused with one line.
+ * Returns the stream, or NULL after one line. */
+static FILE *open_log(const char *path, int append) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISCHR(sb.st_mode)) {
+        fprintf(stderr, CMD ": log %s is not a regular file\n", path);
+        return NULL;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
+                            (append ? O_APPEND : 0), 0666);
+    if (fd < 0) {
+        fprintf(stderr, CMD ": cannot open log %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    FILE *f = NULL;
+    if (fstat(fd, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISCHR(sb.st_mode))
+        fprintf(stderr, CMD ": log %s is not a regular file\n", path);
+    else if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0 ||
+             (!append && S_ISREG(sb.st_mode) && ftruncate(fd, 0) != 0) ||
+             !(f = fdopen(fd, append ? "a" : "w")))
+        fprintf(stderr, CMD ": cannot open log %s: %s\n", path, strerror(errno));
+    if (!f) close(fd);
+    return f;
+}
+
 /* The run from its model to the opened backend, batch buffers and log, with the banner printed.
  * Returns 0, or the exit status after one line. */
 static int run_setup(train_run *r) {
@@ -429,10 +460,7 @@ static int run_setup(train_run *r) {
                 (!r->in || !r->tg) ? "out of memory" : r->err);
         return 1;
     }
-    if (r->gs.rank == 0 && o->log && !(r->log = fopen(o->log, o->resume ? "a" : "w"))) {
-        fprintf(stderr, CMD ": cannot open log %s: %s\n", o->log, strerror(errno));
-        return 1;
-    }
+    if (r->gs.rank == 0 && o->log && !(r->log = open_log(o->log, o->resume != NULL))) return 1;
     char desc[512];
     rg_ops_describe(&r->ops[0], desc, sizeof desc);
     if (R > 1 || r->gs.size > 1)

@@ -292,6 +292,22 @@ static void test_write_errors(void **state) {
     unlink(DIR "/log.ckpt");
 }
 
+/* --log naming a FIFO (no reader) or a directory: one line and exit 1 before training, no hang */
+static void test_log_not_regular(void **state) {
+    (void)state;
+    const char *fifo = DIR "/log.fifo";
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(run(TRAIN "--backend single --data " CORPUS " --iters 2 --checkpoint " DIR
+                         "/lf.ckpt --log %s", fifo), 1);
+    assert_one_line("randygpt train: log " DIR "/log.fifo is not a regular file");
+    assert_int_equal(run(TRAIN "--backend single --data " CORPUS " --iters 2 --checkpoint " DIR
+                         "/lf.ckpt --log " DIR), 1);
+    assert_one_line("randygpt train: log " DIR " is not a regular file");
+    assert_int_not_equal(access(DIR "/lf.ckpt", F_OK), 0);
+    unlink(fifo);
+}
+
 /* ---- signals ---- */
 
 /* Starts `randygpt train ARGS...` (NULL-terminated) with stdout in OUT and stderr in ERR. */
@@ -411,6 +427,7 @@ int main(void) {
         cmocka_unit_test(test_train_refuses_hostile_plugins),
         cmocka_unit_test(test_foreign_architecture),
         cmocka_unit_test(test_write_errors),
+        cmocka_unit_test(test_log_not_regular),
         cmocka_unit_test(test_second_sigint_stops_hung_backend),
         cmocka_unit_test(test_sigterm_while_pending_stops_at_once),
         cmocka_unit_test(test_interrupt_hang_in_create),
