@@ -15,6 +15,7 @@
 #include "commands.h"
 #include "randygpt/loader.h"
 #include "randygpt/ops.h"
+#include "randygpt/text.h"
 
 typedef struct plugin_entry {
     char *name;
@@ -89,7 +90,7 @@ static void usage(FILE *f) {
 /* One row: name, ABI version, loads yes/no, then what an instance runs or why there is none.
  * Returns 1 when the plugin is usable. Runs in a child (show_isolated). */
 static int show_plugin(const plugin_entry *e, const rg_backend_args *ba) {
-    char err[1024];
+    char err[RG_ERR_LEN];
     rg_plugin plugin;
     if (rg_plugin_open(&plugin, e->path, NULL, err, sizeof err) != 0) {
         uint32_t v;
@@ -109,7 +110,7 @@ static int show_plugin(const plugin_entry *e, const rg_backend_args *ba) {
         rg_plugin_close(&plugin);
         return 0;
     }
-    char desc[1024], native[1024];
+    char desc[RG_DESCRIBE_LEN], native[1024];
     rg_ops_describe(&ops, desc, sizeof desc);
     rg_ops_native_list(&ops, native, sizeof native);
     printf("%-12s %-5s %-5s %s\n", e->name, abi, "yes", summary);
@@ -137,7 +138,7 @@ static int show_child(void *user) {
 static int show_isolated(const plugin_entry *e, const rg_backend_args *ba, double timeout_s) {
     show_job job = {e, ba};
     rg_proc_result r;
-    char why[256];
+    char why[RG_ERR_LEN];
     if (rg_proc_call(show_child, &job, timeout_s, 1 << 16, &r, why, sizeof why) != 0) {
         printf("%-12s %-5s %-5s cannot try it: %s\n", e->name, "-", "no", why);
         return 0;
@@ -211,7 +212,7 @@ int rg_cmd_backends(int argc, char **argv) {
     /* what --backend auto, the default of train and generate, opens with these options */
     rg_plugin plugin;
     rg_ops ops;
-    char why[4096], err[1024];
+    char why[RG_ERR_LEN], err[RG_ERR_LEN];
     if (rg_backend_auto_open(&ba, &plugin, &ops, why, sizeof why, err, sizeof err) == 0) {
         printf("%s\n", why);
         rg_ops_destroy(&ops);

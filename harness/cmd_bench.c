@@ -27,6 +27,7 @@
 #include "randygpt/data.h"
 #include "randygpt/loader.h"
 #include "randygpt/model.h"
+#include "randygpt/text.h"
 
 #define BENCH_MAX_BACKENDS 64
 #define BENCH_MAX_THREADS 64
@@ -239,13 +240,13 @@ static void backend_label(const char *arg, char *label, size_t n) {
     base = base ? base + 1 : arg;
     size_t len = strlen(base);
     if (len > 3 && !strcmp(base + len - 3, ".so")) len -= 3;
-    snprintf(label, n, "%.*s", (int)len, base);
+    rg_errf(label, n, "%.*s", (int)len, base);
 }
 
 static int add_backend(backend_list *l, const char *label, const char *arg) {
     if (l->n == BENCH_MAX_BACKENDS) return -1;
     bench_backend *b = &l->items[l->n];
-    snprintf(b->label, sizeof b->label, "%s", label);
+    rg_errf(b->label, sizeof b->label, "%s", label);
     if (!(b->arg = strdup(arg))) return -1;
     l->n++;
     return 0;
@@ -350,24 +351,31 @@ static void last_line(const char *path, char *buf, size_t n) {
     buf[0] = '\0';
     FILE *f = fopen(path, "r");
     if (!f) return;
-    char line[1024];
-    while (fgets(line, sizeof line, f)) {
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
         line[strcspn(line, "\r\n")] = '\0';
-        if (line[0]) snprintf(buf, n, "%s", line);
+        if (line[0]) rg_errf(buf, n, "%s", line);
     }
+    free(line);
     fclose(f);
 }
 
-/* Runs one (backend, threads) child and fills r. */
-static void run_child(const bench_opts *o, const char *exe, const bench_backend *b, int threads,
-                      const char *log_path, rg_bench_result *r) {
-    char tbuf[16], sbuf[16], wbuf[16], rbuf[16], seedbuf[32];
-    snprintf(tbuf, sizeof tbuf, "%d", threads);
-    snprintf(sbuf, sizeof sbuf, "%d", o->run.steps);
-    snprintf(wbuf, sizeof wbuf, "%d", o->run.warmup);
-    snprintf(rbuf, sizeof rbuf, "%d", 1); /* one repeat per child: the parent runs the rounds */
-    snprintf(seedbuf, sizeof seedbuf, "%llu", o->run.seed);
+/* One child's command line and the strings it points into. */
+typedef struct child_args {
+    char threads[16], steps[16], warmup[16], seed[32];
+    char opts[RG_MAX_BACKEND_OPTS][RG_BACKEND_OPT_LEN];
     char *argv[32 + 2 * RG_MAX_BACKEND_OPTS];
+} child_args;
+
+/* "EXE bench --child --backend ARG --threads N ..." for one (backend, threads) child. */
+static void child_args_make(child_args *c, const bench_opts *o, const char *exe,
+                            const bench_backend *b, int threads) {
+    snprintf(c->threads, sizeof c->threads, "%d", threads);
+    snprintf(c->steps, sizeof c->steps, "%d", o->run.steps);
+    snprintf(c->warmup, sizeof c->warmup, "%d", o->run.warmup);
+    snprintf(c->seed, sizeof c->seed, "%llu", o->run.seed);
+    char **argv = c->argv;
     int n = 0;
     argv[n++] = (char *)exe;
     argv[n++] = "bench";
@@ -375,17 +383,17 @@ static void run_child(const bench_opts *o, const char *exe, const bench_backend 
     argv[n++] = "--backend";
     argv[n++] = b->arg;
     argv[n++] = "--threads";
-    argv[n++] = tbuf;
+    argv[n++] = c->threads;
     argv[n++] = "--preset";
     argv[n++] = (char *)o->run.preset;
     argv[n++] = "--steps";
-    argv[n++] = sbuf;
+    argv[n++] = c->steps;
     argv[n++] = "--warmup";
-    argv[n++] = wbuf;
+    argv[n++] = c->warmup;
     argv[n++] = "--repeat";
-    argv[n++] = rbuf;
+    argv[n++] = "1"; /* one repeat per child: the parent runs the rounds */
     argv[n++] = "--seed";
-    argv[n++] = seedbuf;
+    argv[n++] = c->seed;
     if (o->run.data) {
         argv[n++] = "--data";
         argv[n++] = (char *)o->run.data;
@@ -394,56 +402,66 @@ static void run_child(const bench_opts *o, const char *exe, const bench_backend 
         argv[n++] = "--backend-dir";
         argv[n++] = (char *)o->ba.backend_dir;
     }
-    char opts[RG_MAX_BACKEND_OPTS][RG_BACKEND_OPT_LEN];
     for (int k = 0; k < o->ba.num_options; k++) {
-        const char *key = o->ba.option_text[k]; /* KEY\0VALUE */
-        snprintf(opts[k], sizeof opts[k], "%s=%s", key, key + strlen(key) + 1);
+        const char *key = o->ba.option_text[k]; /* KEY\0VALUE, shorter than RG_BACKEND_OPT_LEN */
+        snprintf(c->opts[k], sizeof c->opts[k], "%s=%s", key, key + strlen(key) + 1);
         argv[n++] = "--backend-opt";
-        argv[n++] = opts[k];
+        argv[n++] = c->opts[k];
     }
     argv[n] = NULL;
+}
 
-    memset(r, 0, sizeof *r);
-    snprintf(r->backend, sizeof r->backend, "%s", b->label);
-    snprintf(r->path, sizeof r->path, "%s", b->arg);
-    r->threads = threads;
-    r->exit_code = -1;
-    r->ok = 1;
-
-    rg_proc_result pr;
-    char err[512];
-    if (rg_proc_run(argv, log_path, o->timeout_s, CHILD_MAX_OUT, &pr, err, sizeof err) != 0) {
-        rg_bench_result_fail(r, "exit", "%s", err);
-        return;
-    }
-    r->wall_s = pr.wall_s;
-    r->peak_rss_bytes = (long long)pr.maxrss_kib * 1024;
-    char line[1024];
-    if (pr.end == RG_PROC_TIMED_OUT) {
+/* Fills r from how the child ended: its result line, or why it has none (from its log). */
+static void child_result(const bench_opts *o, const rg_proc_result *pr, const char *log_path,
+                         rg_bench_result *r) {
+    r->wall_s = pr->wall_s;
+    r->peak_rss_bytes = (long long)pr->maxrss_kib * 1024;
+    char line[RG_ERR_LEN];
+    if (pr->end == RG_PROC_TIMED_OUT) {
         rg_bench_result_fail(r, "timeout", "timed out after %g s, killed", o->timeout_s);
-    } else if (pr.end == RG_PROC_SIGNALED) {
-        snprintf(r->signal, sizeof r->signal, "%s", rg_signal_name(pr.signo, line, sizeof line));
-        rg_bench_result_fail(r, "signal", "killed by %s (%s)", r->signal, strsignal(pr.signo));
-    } else if (pr.exit_code == RG_BENCH_EXIT_REFUSED) {
-        r->exit_code = pr.exit_code;
+    } else if (pr->end == RG_PROC_SIGNALED) {
+        rg_errf(r->signal, sizeof r->signal, "%s", rg_signal_name(pr->signo, line, sizeof line));
+        rg_bench_result_fail(r, "signal", "killed by %s (%s)", r->signal, strsignal(pr->signo));
+    } else if (pr->exit_code == RG_BENCH_EXIT_REFUSED) {
+        r->exit_code = pr->exit_code;
         last_line(log_path, line, sizeof line);
         rg_bench_result_fail(r, "refused", "%s", line[0] ? line : "the backend refused the configuration");
-    } else if (pr.exit_code != 0) {
-        r->exit_code = pr.exit_code;
+    } else if (pr->exit_code != 0) {
+        r->exit_code = pr->exit_code;
         last_line(log_path, line, sizeof line);
-        rg_bench_result_fail(r, "exit", "exit status %d: %s", pr.exit_code,
+        rg_bench_result_fail(r, "exit", "exit status %d: %s", pr->exit_code,
                              line[0] ? line : "(no message)");
     } else {
         r->exit_code = 0;
         /* The result is the last non-empty line: a plugin may have printed before it. */
-        char *out = pr.out;
+        char *out = pr->out;
         size_t len = strlen(out);
         while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == '\r')) out[--len] = '\0';
         char *start = strrchr(out, '\n');
         start = start ? start + 1 : out;
-        if (rg_bench_result_parse(r, start, err, sizeof err) != 0)
-            rg_bench_result_fail(r, "output", "bad result line: %s", err);
+        if (rg_bench_result_parse(r, start, line, sizeof line) != 0)
+            rg_bench_result_fail(r, "output", "bad result line: %s", line);
     }
+}
+
+/* Runs one (backend, threads) child and fills r. */
+static void run_child(const bench_opts *o, const char *exe, const bench_backend *b, int threads,
+                      const char *log_path, rg_bench_result *r) {
+    child_args args;
+    child_args_make(&args, o, exe, b, threads);
+    memset(r, 0, sizeof *r);
+    rg_errf(r->backend, sizeof r->backend, "%s", b->label);
+    rg_errf(r->path, sizeof r->path, "%s", b->arg);
+    r->threads = threads;
+    r->exit_code = -1;
+    r->ok = 1;
+    rg_proc_result pr;
+    char err[RG_ERR_LEN];
+    if (rg_proc_run(args.argv, log_path, o->timeout_s, CHILD_MAX_OUT, &pr, err, sizeof err) != 0) {
+        rg_bench_result_fail(r, "exit", "%s", err);
+        return;
+    }
+    child_result(o, &pr, log_path, r);
     free(pr.out);
 }
 
@@ -503,7 +521,7 @@ typedef struct bench_context {
     const rg_preset *ps;
     rg_model_config mc;
     rg_machine_info mi;
-    char src_dir[4096];       /* "" when unknown */
+    const char *src_dir;      /* NULL when unknown */
     char commit[64];
     char created[32];         /* ISO 8601 UTC */
     char *command;            /* the command line (malloc'd) */
@@ -541,7 +559,7 @@ static void measure_peaks(bench_context *c, const char *when) {
 
 static void add_problem(bench_context *c, const char *text) {
     const int max = (int)(sizeof c->problems / sizeof c->problems[0]);
-    if (c->nproblems < max) snprintf(c->problems[c->nproblems++], sizeof c->problems[0], "%s", text);
+    if (c->nproblems < max) rg_errf(c->problems[c->nproblems++], sizeof c->problems[0], "%s", text);
 }
 
 /* After the last round: the checks that make a run unreliable (docs/bench-format.md). */
@@ -554,10 +572,10 @@ static void check_reliability(bench_context *c, const rg_bench_result *runs, int
     for (int i = 0; i < total; i++) {
         const rg_bench_result *r = &runs[i];
         if (r->ok && r->mfu > 1.0) {
-            snprintf(why, sizeof why,
-                     "%s at %d thread%s: MFU %.1f%% exceeds 100%%: the peak it is measured "
-                     "against is too low",
-                     r->backend, r->threads, r->threads > 1 ? "s" : "", 100.0 * r->mfu);
+            rg_errf(why, sizeof why,
+                    "%s at %d thread%s: MFU %.1f%% exceeds 100%%: the peak it is measured "
+                    "against is too low",
+                    r->backend, r->threads, r->threads > 1 ? "s" : "", 100.0 * r->mfu);
             add_problem(c, why);
         }
     }
@@ -576,7 +594,7 @@ static json_t *machine_json(const bench_context *c) {
 static json_t *build_json(const bench_context *c) {
     return json_pack("{s:o, s:o, s:o, s:o}", "compiler", rg_json_text(rg_build_compiler()), "flags",
                      rg_json_text(rg_build_flags()), "git_commit", rg_json_text(c->commit),
-                     "source_dir", rg_json_text(c->src_dir[0] ? c->src_dir : NULL));
+                     "source_dir", rg_json_text(c->src_dir));
 }
 
 /* A seed as a JSON integer; one above jansson's signed 64-bit range as the nearest double. */
@@ -677,7 +695,7 @@ static char *find_report_script(const bench_opts *o, const char *exe, const char
         access(script, R_OK) != 0) {
         free(script);
         script = NULL;
-        if (src_dir[0] && (asprintf(&script, "%s/scripts/report.py", src_dir) < 0 ||
+        if (src_dir && (asprintf(&script, "%s/scripts/report.py", src_dir) < 0 ||
                            access(script, R_OK) != 0)) {
             free(script);
             script = NULL;
@@ -695,7 +713,7 @@ static void run_report(const bench_opts *o, const char *exe, const char *src_dir
     char *python = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
     char *argv[] = {python, script, (char *)dir, NULL};
     rg_proc_result pr;
-    char err[512];
+    char err[RG_ERR_LEN];
     fprintf(stderr, "bench: writing the report (%s)\n", script);
     if (rg_proc_run(argv, NULL, REPORT_TIMEOUT_S, CHILD_MAX_OUT, &pr, err, sizeof err) != 0) {
         fprintf(stderr, "randygpt bench: warning: report not written: %s\n", err);
@@ -725,7 +743,7 @@ static int set_model_config(bench_context *c) {
     const char *data = c->o->run.data;
     if (!data) return 0;
     rg_data d;
-    char err[1024];
+    char err[RG_ERR_LEN];
     if (rg_data_load_file(&d, data, err, sizeof err) != 0) {
         fprintf(stderr, "randygpt bench: %s\n", err);
         return 2;
@@ -827,7 +845,7 @@ static void run_rounds(bench_context *c, const backend_list *backends, const cha
     const bench_opts *o = c->o;
     for (int round = 0; round < o->run.repeat; round++) {
         rg_contend busy = {0};
-        char err[512];
+        char err[RG_ERR_LEN];
         if (rg_contend_start(&busy, o->contend, err, sizeof err) != 0)
             fprintf(stderr, "randygpt bench: warning: %s\n", err);
         else if (o->contend)
@@ -908,8 +926,8 @@ static int describe_run(bench_context *c, int argc, char **argv, struct tm *utc)
     int rc = set_model_config(c);
     if (rc) return rc;
     rg_machine_info_get(&c->mi);
-    if (rg_source_dir(c->src_dir, sizeof c->src_dir) != 0) c->src_dir[0] = '\0';
-    rg_git_commit(c->src_dir[0] ? c->src_dir : NULL, c->commit, sizeof c->commit);
+    c->src_dir = rg_source_dir();
+    rg_git_commit(c->src_dir, c->commit, sizeof c->commit);
     time_t now = time(NULL);
     gmtime_r(&now, utc);
     strftime(c->created, sizeof c->created, "%Y-%m-%dT%H:%M:%SZ", utc);

@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "randygpt/conformance.h"
 #include "randygpt/model.h"
+#include "randygpt/text.h"
 
 #define MAX_CLASSES 16
 
@@ -113,7 +114,7 @@ static int take_option(rg_cli *c, int id, const char *v, void *user) {
 }
 
 int rg_cmd_check(int argc, char **argv) {
-    char err[1024];
+    char err[RG_ERR_LEN];
     rg_conf_options opt = rg_conf_default_options();
     check_opts o = {.plugin = NULL, .presets = NULL, .timeout_s = opt.timeout_s};
     rg_backend_args_init(&o.ba);
@@ -141,7 +142,7 @@ int rg_cmd_check(int argc, char **argv) {
     }
     rg_option backend_opts[RG_MAX_BACKEND_OPTS];
     rg_backend_args_config(&o.ba, &opt.backend, backend_opts);
-    char desc[512];
+    char desc[RG_DESCRIBE_LEN];
     int threads = rg_conf_probe(plugin.table, &opt.backend, !o.ba.threads_given, desc,
                                 sizeof desc, err, sizeof err);
     if (threads < 0) {

@@ -5,6 +5,7 @@
 #include "app/cmdline.h"
 #include "commands.h"
 #include "randygpt/checkpoint.h"
+#include "randygpt/text.h"
 
 #define CMD "randygpt export"
 
@@ -21,7 +22,7 @@ static void usage(FILE *f) {
 int rg_cmd_export(int argc, char **argv) {
     const char *files[2] = {NULL, NULL};
     int nfiles = 0;
-    char err[1024];
+    char err[RG_ERR_LEN];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -29,11 +30,11 @@ int rg_cmd_export(int argc, char **argv) {
             return 0;
         }
         if (a[0] == '-' && a[1]) {
-            snprintf(err, sizeof err, "unknown option '%s'", a);
+            rg_errf(err, sizeof err, "unknown option '%s'", a);
             return rg_cli_usage_error(CMD, err);
         }
         if (nfiles == 2) {
-            snprintf(err, sizeof err, "unexpected argument '%s'", a);
+            rg_errf(err, sizeof err, "unexpected argument '%s'", a);
             return rg_cli_usage_error(CMD, err);
         }
         files[nfiles++] = a;

@@ -8,6 +8,7 @@
 #include "app/textgen.h"
 #include "commands.h"
 #include "randygpt/checkpoint.h"
+#include "randygpt/text.h"
 
 #define CMD "randygpt generate"
 
@@ -84,7 +85,7 @@ int rg_cmd_generate(int argc, char **argv) {
     int rc = parse_args(&o, argc, argv);
     if (rc) return rc == 1 ? 0 : rc;
 
-    char err[1024];
+    char err[RG_ERR_LEN];
     rg_model model;
     rg_vocab vocab;
     rg_train_state st;

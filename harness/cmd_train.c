@@ -23,6 +23,7 @@
 #include "randygpt/data.h"
 #include "randygpt/model.h"
 #include "randygpt/replicas.h"
+#include "randygpt/text.h"
 #include "ranks/ranks.h"
 
 #define CMD "randygpt train"
@@ -113,13 +114,13 @@ static int shape_given(const train_opts *o) {
 static int shape_check(const train_opts *o, char *err, size_t n) {
     rg_model_config cfg = shape_of(o, RG_MAX_VOCAB);
     if (cfg.C % cfg.NH != 0) {
-        snprintf(err, n, "--n-embd %d is not a multiple of --n-head %d%s", cfg.C, cfg.NH,
-                 o->n_embd && o->n_head ? "" : " (the preset's value for the one not given)");
+        rg_errf(err, n, "--n-embd %d is not a multiple of --n-head %d%s", cfg.C, cfg.NH,
+                o->n_embd && o->n_head ? "" : " (the preset's value for the one not given)");
         return -1;
     }
-    char why[256];
+    char why[RG_ERR_LEN];
     if (rg_model_config_check(&cfg, why, sizeof why) != 0) {
-        snprintf(err, n, "model shape: %s", why);
+        rg_errf(err, n, "model shape: %s", why);
         return -1;
     }
     return 0;
@@ -205,7 +206,7 @@ static int parse_args(train_opts *o, int argc, char **argv) {
     if (rc) return rc;
     /* a resumed run goes on writing the checkpoint it came from */
     if (o->resume && !o->checkpoint_given) o->checkpoint = o->resume;
-    char err[512];
+    char err[RG_ERR_LEN];
     if (!o->resume && shape_check(o, err, sizeof err) != 0) return rg_cli_usage_error(CMD, err);
     return 0;
 }
@@ -232,7 +233,7 @@ static float best_val_of(const char *path, rg_ops *ops, const rg_data *d, int B,
     rg_model m;
     rg_vocab v;
     rg_train_state st;
-    char err[1024];
+    char err[RG_ERR_LEN];
     if (access(path, F_OK) != 0 || rg_checkpoint_load(path, &m, &v, &st, err, sizeof err) != 0)
         return INFINITY;
     float best = INFINITY;
@@ -264,7 +265,7 @@ static int eval_sample(rg_model *m, rg_ops *ops, const rg_vocab *v, uint64_t see
  * Returns 0, or the exit status after one line (2: an option or the corpus contradicts it). */
 static int resume_run(train_opts *o, const rg_data *data, rg_model *model, rg_train_state *st,
                       rg_rng *rng_data, rg_rng *rng_sample) {
-    char err[1024];
+    char err[RG_ERR_LEN];
     rg_vocab vocab;
     if (rg_checkpoint_load(o->resume, model, &vocab, st, err, sizeof err) != 0) {
         fprintf(stderr, CMD ": %s\n", err);
@@ -279,19 +280,19 @@ static int resume_run(train_opts *o, const rg_data *data, rg_model *model, rg_tr
     const char *clash = NULL;
     char what[128] = "";
     if (o->preset_given && strcmp(o->preset, st->preset) != 0)
-        clash = "--preset", snprintf(what, sizeof what, "preset '%s'", st->preset);
+        clash = "--preset", rg_errf(what, sizeof what, "preset '%s'", st->preset);
     else if (shape_given(o))
         clash = "--n-embd/--n-head/--n-layer/--block-size",
-        snprintf(what, sizeof what, "C=%d NH=%d L=%d T=%d", model->cfg.C, model->cfg.NH,
-                 model->cfg.L, model->cfg.maxT);
+        rg_errf(what, sizeof what, "C=%d NH=%d L=%d T=%d", model->cfg.C, model->cfg.NH,
+                model->cfg.L, model->cfg.maxT);
     else if (o->batch_given && o->batch != st->B)
-        clash = "--batch", snprintf(what, sizeof what, "batch %d", st->B);
+        clash = "--batch", rg_errf(what, sizeof what, "batch %d", st->B);
     else if (o->lr_given && o->lr != st->optim.lr)
-        clash = "--lr", snprintf(what, sizeof what, "lr %g", st->optim.lr);
+        clash = "--lr", rg_errf(what, sizeof what, "lr %g", st->optim.lr);
     else if (o->warmup_given && o->warmup != st->optim.warmup_iters)
-        clash = "--warmup", snprintf(what, sizeof what, "warmup %d", st->optim.warmup_iters);
+        clash = "--warmup", rg_errf(what, sizeof what, "warmup %d", st->optim.warmup_iters);
     else if (o->seed_given && o->seed != st->seed)
-        clash = "--seed", snprintf(what, sizeof what, "seed %llu", (unsigned long long)st->seed);
+        clash = "--seed", rg_errf(what, sizeof what, "seed %llu", (unsigned long long)st->seed);
     if (clash) {
         fprintf(stderr, CMD ": %s was trained with %s and --resume takes the checkpoint's "
                 "config: drop %s or match it\n", o->resume, what, clash);
@@ -324,7 +325,7 @@ static int resume_run(train_opts *o, const rg_data *data, rg_model *model, rg_tr
  * Returns 0, or the exit status after one line (2: the batch does not fit in memory). */
 static int start_run(const train_opts *o, const rg_data *data, int ranks, rg_model *model,
                      rg_train_state *st, rg_rng *rng_data, rg_rng *rng_sample) {
-    char err[1024];
+    char err[RG_ERR_LEN];
     const rg_preset *p = rg_preset_find(o->preset);
     rg_model_config cfg = shape_of(o, data->vocab.V);
     int custom = cfg.C != p->C || cfg.NH != p->NH || cfg.L != p->L || cfg.maxT != p->T;
@@ -368,14 +369,14 @@ typedef struct train_run {
     int32_t *in, *tg;
     FILE *log;
     rg_rng rng_data, rng_sample;
-    char err[1024];
+    char err[RG_ERR_LEN];
 } train_run;
 
 /* What the training loop keeps from step to step: the schedule of output, the best checkpoint,
  * the times and the ETA. */
 typedef struct train_loop {
     int tty, sample_every, end, plain_every;
-    char best_path[4200];
+    char *best_path; /* owned */
     float best_val;
     long best_step, start_step;
     double best_at_s;
@@ -443,7 +444,7 @@ static int run_setup(train_run *r) {
         fprintf(stderr, CMD ": %s\n", r->err);
         return 2;
     }
-    char why[4096] = "";
+    char why[RG_ERR_LEN] = "";
     if (!(r->ops = calloc((size_t)R, sizeof *r->ops)) ||
         rg_backend_args_open_replicas(&o->ba, R, &r->plugin, r->ops, why, sizeof why, r->err,
                                       sizeof r->err) != 0) {
@@ -461,7 +462,7 @@ static int run_setup(train_run *r) {
         return 1;
     }
     if (r->gs.rank == 0 && o->log && !(r->log = open_log(o->log, o->resume != NULL))) return 1;
-    char desc[512];
+    char desc[RG_DESCRIBE_LEN];
     rg_ops_describe(&r->ops[0], desc, sizeof desc);
     if (R > 1 || r->gs.size > 1)
         printf("data parallel: %d rank%s x %d replica%s, %d sequences each\n", r->gs.size,
@@ -484,8 +485,9 @@ static int loop_init(train_run *r, train_loop *L) {
                                            : (isatty(fileno(stdout)) ? o->eval_every : 0);
     L->end = o->stop_at && o->stop_at < o->iters ? o->stop_at : o->iters;
     L->plain_every = o->iters / PLAIN_LINES > 1 ? o->iters / PLAIN_LINES : 1;
-    if (rg_best_checkpoint_path(o->checkpoint, L->best_path, sizeof L->best_path) != 0) {
-        fprintf(stderr, CMD ": --checkpoint %s is too long\n", o->checkpoint);
+    L->best_path = rg_best_checkpoint_path(o->checkpoint);
+    if (!L->best_path) {
+        fprintf(stderr, CMD ": out of memory\n");
         return 2;
     }
     L->best_val = o->resume && r->gs.rank == 0
@@ -718,6 +720,7 @@ static int run_train(train_run *r) {
     }
     if (L.live) fputc('\n', stderr);
     if (r->st.step > L.start_step) print_summary(r, &L, status);
+    free(L.best_path);
     if (status == 0 && r->gs.rank == 0 && r->st.step == r->o->iters && r->o->sample_tokens > 0)
         status = final_sample(r);
     return status;

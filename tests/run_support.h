@@ -1,16 +1,23 @@
-/* Helpers of the tests that run the built program (test_train, test_replicas): read what it wrote,
- * count lines, and write the small generated corpus they train on. Needs cmocka.h first. */
+/* Helpers of the tests that run the built program or write files: run a command and capture what
+ * it wrote, read and write whole files, count lines, and write the small generated corpus they
+ * train on. Needs cmocka.h first, and _GNU_SOURCE (vasprintf, popen) before any system header. */
 #ifndef RANDYGPT_TEST_RUN_SUPPORT_H
 #define RANDYGPT_TEST_RUN_SUPPORT_H
 
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "randygpt/rng.h"
 
-/* The whole file, NUL-terminated (malloc'd), or NULL when it cannot be opened. */
-static inline char *read_text(const char *path) {
+/* The whole file, NUL-terminated (malloc'd), or NULL when it cannot be opened; *len (when len is
+ * not NULL) is its size. */
+static inline char *read_text_n(const char *path, size_t *len) {
+    if (len) *len = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -21,7 +28,98 @@ static inline char *read_text(const char *path) {
     assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
     s[n] = '\0';
     fclose(f);
+    if (len) *len = (size_t)n;
     return s;
+}
+
+static inline char *read_text(const char *path) { return read_text_n(path, NULL); }
+
+/* Writes exactly the n bytes of buf to path, replacing it. */
+static inline void write_bytes(const char *path, const void *buf, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* The formatted text in a new heap string: commands and paths of any length. */
+static inline char *vformat(const char *fmt, va_list ap) {
+    char *s = NULL;
+    assert_true(vasprintf(&s, fmt, ap) >= 0);
+    return s;
+}
+
+static inline char *format(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = vformat(fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* Runs the shell command fmt... with stdout in out and stderr in err (stdin empty); returns its
+ * exit status. */
+static inline int run_shell_to(const char *out, const char *err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *cmd = vformat(fmt, ap);
+    va_end(ap);
+    char *full = format("%s >%s 2>%s </dev/null", cmd, out, err);
+    int st = system(full);
+    free(full);
+    free(cmd);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+/* Starts argv (argv[0] a path) with stdout in out and stderr in err; returns its pid. */
+static inline pid_t spawn_to(const char *out, const char *err, const char *const *argv) {
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* In a sanitizer build, lets a segfaulting fixture die of its signal as in a release build,
+ * instead of the sanitizer catching it and exiting 1. Call first in main. */
+static inline void let_crashes_die_of_signal(void) {
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *opts = format("%s%shandle_segv=0", asan ? asan : "", asan && *asan ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    free(opts);
+}
+
+/* Runs cmd (stderr into stdout) and returns its exit status; *out is what it printed (malloc'd). */
+static inline int run_capture(const char *cmd, char **out) {
+    char *full = format("%s 2>&1", cmd);
+    FILE *f = popen(full, "r");
+    free(full);
+    assert_non_null(f);
+    size_t size = 0, len = 0;
+    char *buf = NULL;
+    for (;;) {
+        if (len + 4096 + 1 > size) {
+            size = 2 * size + 4096 + 1;
+            buf = realloc(buf, size);
+            assert_non_null(buf);
+        }
+        size_t got = fread(buf + len, 1, 4096, f);
+        len += got;
+        if (got == 0) break;
+    }
+    buf[len] = '\0';
+    int status = pclose(f);
+    assert_true(WIFEXITED(status));
+    *out = buf;
+    return WEXITSTATUS(status);
 }
 
 static inline int count_lines(const char *s) {

@@ -27,6 +27,7 @@
 #include "app/bench_proc.h"
 #include "app/bench_run.h"
 #include "randygpt/ops.h"
+#include "run_support.h"
 
 /* Runs the randygpt binary with args (NULL-terminated after the command); returns its exit status,
  * or -1 if it did not exit normally. Its output goes to the test's log file in tmpdir. */
@@ -506,12 +507,7 @@ static void test_contend(void **state) {
 }
 
 int main(void) {
-    /* In a sanitizer build, let the crash fixture die of its signal as in a release build instead
-     * of the sanitizer catching it and exiting 1. */
-    const char *asan = getenv("ASAN_OPTIONS");
-    char opts[1024];
-    snprintf(opts, sizeof opts, "%s%shandle_segv=0", asan ? asan : "", asan && *asan ? ":" : "");
-    setenv("ASAN_OPTIONS", opts, 1);
+    let_crashes_die_of_signal();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_result_line_round_trip),
         cmocka_unit_test(test_proc_limits),

@@ -1,6 +1,6 @@
 /* Tests of checkpoints: an exact round trip, the refusal of damaged or foreign files with one clear
  * line each, and saves that fail without touching the previous checkpoint. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* vasprintf, popen (run_support.h) */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "randygpt/checkpoint.h"
+#include "run_support.h"
 
 typedef struct fixture {
     rg_model model;
@@ -67,27 +68,6 @@ static void save_ok(fixture *fx) {
     char err[512] = "";
     int rc = rg_checkpoint_save(fx->path, &fx->model, &fx->vocab, &fx->st, err, sizeof err);
     if (rc != 0) fail_msg("%s", err);
-}
-
-static uint8_t *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = malloc((size_t)len + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return buf;
-}
-
-static void write_all(const char *path, const uint8_t *buf, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(buf, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
 }
 
 /* Loading must fail with one line holding `want`. */
@@ -147,14 +127,15 @@ static void test_truncated_refused(void **state) {
     fixture *fx = *state;
     save_ok(fx);
     size_t n;
-    uint8_t *buf = read_all(fx->path, &n);
-    write_all(fx->path, buf, n / 2);
+    uint8_t *buf = (uint8_t *)read_text_n(fx->path, &n);
+    assert_non_null(buf);
+    write_bytes(fx->path, buf, n / 2);
     assert_refused(fx->path, "truncated");
-    write_all(fx->path, buf, n - 1);  /* only the last checksum byte missing */
+    write_bytes(fx->path, buf, n - 1);  /* only the last checksum byte missing */
     assert_refused(fx->path, "truncated");
-    write_all(fx->path, buf, 5);
+    write_bytes(fx->path, buf, 5);
     assert_refused(fx->path, "truncated");
-    write_all(fx->path, buf, 0);
+    write_bytes(fx->path, buf, 0);
     assert_refused(fx->path, "truncated");
     free(buf);
 }
@@ -163,13 +144,14 @@ static void test_bit_flip_refused(void **state) {
     fixture *fx = *state;
     save_ok(fx);
     size_t n;
-    uint8_t *buf = read_all(fx->path, &n);
+    uint8_t *buf = (uint8_t *)read_text_n(fx->path, &n);
+    assert_non_null(buf);
     buf[n / 2] ^= 0x10;  /* inside the weights and moments */
-    write_all(fx->path, buf, n);
+    write_bytes(fx->path, buf, n);
     assert_refused(fx->path, "checksum mismatch");
     buf[n / 2] ^= 0x10;
     buf[110] ^= 0x01;  /* inside the header's RNG state */
-    write_all(fx->path, buf, n);
+    write_bytes(fx->path, buf, n);
     assert_refused(fx->path, "checksum mismatch");
     free(buf);
 }
@@ -177,7 +159,7 @@ static void test_bit_flip_refused(void **state) {
 static void test_foreign_file_refused(void **state) {
     fixture *fx = *state;
     const char *text = "This is a plain text file, certainly not a checkpoint of any kind.\n";
-    write_all(fx->path, (const uint8_t *)text, strlen(text));
+    write_bytes(fx->path, (const uint8_t *)text, strlen(text));
     assert_refused(fx->path, "not a randyGPT checkpoint (bad magic)");
 }
 
@@ -185,10 +167,11 @@ static void test_other_version_refused(void **state) {
     fixture *fx = *state;
     save_ok(fx);
     size_t n;
-    uint8_t *buf = read_all(fx->path, &n);
+    uint8_t *buf = (uint8_t *)read_text_n(fx->path, &n);
+    assert_non_null(buf);
     uint32_t v = RG_CKPT_VERSION + 1;
     memcpy(buf + 8, &v, 4);
-    write_all(fx->path, buf, n);
+    write_bytes(fx->path, buf, n);
     char want[128];
     snprintf(want, sizeof want, "format version %u; this build reads version %u", v, RG_CKPT_VERSION);
     assert_refused(fx->path, want);
@@ -199,16 +182,17 @@ static void test_inconsistent_sizes_refused(void **state) {
     fixture *fx = *state;
     save_ok(fx);
     size_t n;
-    uint8_t *buf = read_all(fx->path, &n);
+    uint8_t *buf = (uint8_t *)read_text_n(fx->path, &n);
+    assert_non_null(buf);
     int32_t nh = 3;  /* C = 16 is not a multiple of 3 heads */
     memcpy(buf + 8 + 4 + 12, &nh, 4);
-    write_all(fx->path, buf, n);
+    write_bytes(fx->path, buf, n);
     assert_refused(fx->path, "inconsistent sizes");
     nh = 2;
     memcpy(buf + 8 + 4 + 12, &nh, 4);
     int32_t C = 32;  /* a valid config, but not the size of the data that follows */
     memcpy(buf + 8 + 4 + 8, &C, 4);
-    write_all(fx->path, buf, n);
+    write_bytes(fx->path, buf, n);
     assert_refused(fx->path, "truncated");
     free(buf);
 }
@@ -217,13 +201,14 @@ static void test_failed_save_keeps_previous(void **state) {
     fixture *fx = *state;
     save_ok(fx);
     size_t n0;
-    uint8_t *before = read_all(fx->path, &n0);
+    uint8_t *before = (uint8_t *)read_text_n(fx->path, &n0);
+    assert_non_null(before);
 
     char err[512] = "";
     char missing[600];
     snprintf(missing, sizeof missing, "%s/no-such-dir-%ld/x.ckpt", RG_TEST_TMPDIR, (long)getpid());
     assert_int_equal(rg_checkpoint_save(missing, &fx->model, &fx->vocab, &fx->st, err, sizeof err), -1);
-    assert_non_null(strstr(err, "cannot save checkpoint"));
+    assert_non_null(strstr(err, "cannot be written: folder"));
     assert_non_null(strstr(err, "No such file"));
 
     /* a save at the same path that cannot create its temporary file leaves the old file alone */
@@ -237,7 +222,8 @@ static void test_failed_save_keeps_previous(void **state) {
     assert_int_equal(rc, -1);
     assert_non_null(strstr(err, "cannot save checkpoint"));
     size_t n1;
-    uint8_t *after = read_all(fx->path, &n1);
+    uint8_t *after = (uint8_t *)read_text_n(fx->path, &n1);
+    assert_non_null(after);
     assert_int_equal(n0, n1);
     assert_memory_equal(before, after, n0);
     free(before);
@@ -273,10 +259,11 @@ static void reseal(uint8_t *buf, size_t n) {
 static void assert_field_refused(fixture *fx, size_t off, const void *v, const char *want) {
     save_ok(fx);
     size_t n;
-    uint8_t *buf = read_all(fx->path, &n);
+    uint8_t *buf = (uint8_t *)read_text_n(fx->path, &n);
+    assert_non_null(buf);
     put32(buf, off, v);
     reseal(buf, n);
-    write_all(fx->path, buf, n);
+    write_bytes(fx->path, buf, n);
     assert_refused(fx->path, want);
     free(buf);
 }
@@ -289,7 +276,8 @@ static void test_wrapping_header_refused(void **state) {
     fixture *fx = *state;
     save_ok(fx);
     size_t n0;
-    uint8_t *orig = read_all(fx->path, &n0);
+    uint8_t *orig = (uint8_t *)read_text_n(fx->path, &n0);
+    assert_non_null(orig);
     const uint64_t V = 1, maxT = 262143, C = 65536, L = 89478485;
     uint64_t np = 2 * V * C + maxT * C + 12 * L * C * C;
     uint64_t body = 12 * np; /* unsigned: wraps, as the old reader's size check did */
@@ -303,7 +291,7 @@ static void test_wrapping_header_refused(void **state) {
     buf[128] = 'a';
     memcpy(buf + 128 + V, &np, 8);
     reseal(buf, n);
-    write_all(fx->path, buf, n);
+    write_bytes(fx->path, buf, n);
     assert_refused(fx->path, "over its limit");
     free(buf);
     free(orig);
@@ -335,11 +323,12 @@ static void test_optimizer_fields_validated(void **state) {
     /* a step far beyond the schedule (int64) */
     save_ok(fx);
     size_t n;
-    uint8_t *buf = read_all(fx->path, &n);
+    uint8_t *buf = (uint8_t *)read_text_n(fx->path, &n);
+    assert_non_null(buf);
     int64_t step = INT64_MAX;
     memcpy(buf + OFF_STEP, &step, 8);
     reseal(buf, n);
-    write_all(fx->path, buf, n);
+    write_bytes(fx->path, buf, n);
     assert_refused(fx->path, "bad training state");
     free(buf);
 }
@@ -379,7 +368,7 @@ static void test_save_refuses_non_regular(void **state) {
     char corpus[600], link_path[700];
     snprintf(corpus, sizeof corpus, "%s/corpus-%ld.txt", RG_TEST_TMPDIR, (long)getpid());
     snprintf(link_path, sizeof link_path, "%s.link", corpus);
-    write_all(corpus, (const uint8_t *)"text\n", 5);
+    write_bytes(corpus, (const uint8_t *)"text\n", 5);
     unlink(link_path);
     assert_int_equal(link(corpus, link_path), 0);
     assert_int_equal(rg_checkpoint_check_path(link_path, corpus, err, sizeof err), -1);
@@ -401,8 +390,8 @@ static void test_stale_tmp_removed(void **state) {
     char stale[600], live[600];
     snprintf(stale, sizeof stale, "%s.tmp.%ld", fx->path, (long)dead);
     snprintf(live, sizeof live, "%s.tmp.%ld", fx->path, (long)getppid());
-    write_all(stale, (const uint8_t *)"half a checkpoint", 17);
-    write_all(live, (const uint8_t *)"a save in progress", 18);
+    write_bytes(stale, (const uint8_t *)"half a checkpoint", 17);
+    write_bytes(live, (const uint8_t *)"a save in progress", 18);
     save_ok(fx);
     assert_int_equal(access(stale, F_OK), -1);
     assert_int_equal(access(live, F_OK), 0);

@@ -15,40 +15,9 @@
 
 #include "app/cmdline.h"
 #include "randygpt/backend.h"
+#include "run_support.h"
 
 #define BIN "'" RG_TEST_BIN "'"
-
-/* Runs cmd (stderr into stdout) and returns its exit status; *out is what it printed (malloc'd). */
-static int run_capture(const char *cmd, char **out) {
-    char *full;
-    assert_true(asprintf(&full, "%s 2>&1", cmd) > 0);
-    FILE *f = popen(full, "r");
-    free(full);
-    assert_non_null(f);
-    size_t size = 0, len = 0;
-    char *buf = NULL;
-    for (;;) {
-        if (len + 4096 + 1 > size) {
-            size = 2 * size + 4096 + 1;
-            buf = realloc(buf, size);
-            assert_non_null(buf);
-        }
-        size_t got = fread(buf + len, 1, 4096, f);
-        len += got;
-        if (got == 0) break;
-    }
-    buf[len] = '\0';
-    int status = pclose(f);
-    assert_true(WIFEXITED(status));
-    *out = buf;
-    return WEXITSTATUS(status);
-}
-
-static int count_lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
 
 /* cmd exits 2 with exactly one line that holds want. */
 static void expect_usage_error(const char *cmd, const char *want) {

@@ -1,7 +1,7 @@
 /* Hostile and careless inputs, run as a user would run the built program: each is refused with one
  * clear line and a non-zero exit, never a crash or a hang, and no earlier file is damaged. Every
  * command runs under timeout(1), so a regression that hangs fails here instead of at ctest's limit. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* vasprintf, popen (run_support.h) */
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -19,6 +19,8 @@
 #include <cmocka.h>
 
 #include "randygpt/checkpoint.h"
+#include "randygpt/text.h"
+#include "run_support.h"
 
 #define DIR RG_TEST_TMPDIR "/hostile"
 #define CORPUS DIR "/corpus.txt"
@@ -29,48 +31,15 @@
 #define TRAIN "train --backend-dir " RG_TEST_PLUGIN_DIR " --threads 1 --preset tiny --batch 2 " \
               "--sample-tokens 0 "
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return s;
-}
-
-static void write_file(const char *path, const void *buf, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(buf, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* Runs `randygpt ARGS` (at most 60 s) with stdout to out and stderr in ERR; returns its exit
- * status, 124 when it had to be stopped. */
-static int run_to(const char *out, const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "timeout -s KILL 60 %s %s >%s 2>%s </dev/null", RG_TEST_BIN, args, out,
-             ERR);
-    int st = system(cmd);
-    assert_true(WIFEXITED(st));
-    return WEXITSTATUS(st);
-}
+ * status, 137 when it had to be stopped. ARGS start with a string literal. */
+#define run_to(out, ...) run_shell_to(out, ERR, "timeout -s KILL 60 " RG_TEST_BIN " " __VA_ARGS__)
 #define run(...) run_to(OUT, __VA_ARGS__)
 
 /* path still holds exactly the n bytes of want. */
 static void assert_file_is(const char *path, const void *want, size_t n) {
     size_t got_n;
-    char *got = read_file(path, &got_n);
+    char *got = read_text_n(path, &got_n);
     assert_non_null(got);
     assert_int_equal(got_n, n);
     assert_memory_equal(got, want, n);
@@ -79,7 +48,7 @@ static void assert_file_is(const char *path, const void *want, size_t n) {
 
 /* stderr was exactly one line, holding want. */
 static void assert_one_line(const char *want) {
-    char *err = read_file(ERR, NULL);
+    char *err = read_text_n(ERR, NULL);
     assert_non_null(err);
     if (!strstr(err, want)) fail_msg("expected '%s' in stderr: %s", want, err);
     char *nl = strchr(err, '\n');
@@ -132,7 +101,7 @@ static void test_checkpoint_fifo(void **state) {
 static void test_checkpoint_wrapping_sizes(void **state) {
     (void)state;
     size_t n0;
-    char *orig = read_file(CKPT, &n0);
+    char *orig = read_text_n(CKPT, &n0);
     assert_non_null(orig);
     const uint64_t V = 1, maxT = 262143, C = 65536, L = 89478485;
     uint64_t np = 2 * V * C + maxT * C + 12 * L * C * C, body = 12 * np; /* wraps to 768 KiB */
@@ -146,7 +115,7 @@ static void test_checkpoint_wrapping_sizes(void **state) {
     memcpy(buf + 129, &np, 8);
     uint64_t h = rg_fnv1a64(RG_FNV1A64_INIT, buf, n - 8);
     memcpy(buf + n - 8, &h, 8);
-    write_file(DIR "/wrap.ckpt", buf, n);
+    write_bytes(DIR "/wrap.ckpt", buf, n);
     assert_int_equal(run("generate --checkpoint " DIR "/wrap.ckpt --tokens 5"), 1);
     assert_one_line("has inconsistent sizes: bad model config: a size is over its limit");
     assert_int_equal(run(TRAIN "--data " CORPUS " --resume " DIR "/wrap.ckpt"), 1);
@@ -162,7 +131,8 @@ static void test_checkpoint_wrapping_sizes(void **state) {
 static void test_checkpoint_over_corpus_or_device(void **state) {
     (void)state;
     size_t n0;
-    char *before = read_file(CORPUS, &n0);
+    char *before = read_text_n(CORPUS, &n0);
+    assert_non_null(before);
     assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " CORPUS), 2);
     assert_one_line("is the training corpus");
     const char *link_path = DIR "/corpus.link";
@@ -195,7 +165,7 @@ static void test_checkpoint_over_corpus_or_device(void **state) {
 static void test_backends_lists_hostile_plugins(void **state) {
     (void)state;
     assert_int_equal(run("backends --backend-dir " FIX " --threads 1 --timeout 2"), 0);
-    char *out = read_file(OUT, NULL);
+    char *out = read_text_n(OUT, NULL);
     assert_non_null(out);
     static const struct {
         const char *name, *want;
@@ -234,6 +204,7 @@ static void test_train_refuses_hostile_plugins(void **state) {
         {"hostile_segv_entry", "crashed (SIGSEGV)"},
         {"hostile_err", "hostile_err.so: x?x?xxxx"},
     };
+    unlink(DIR "/p.ckpt"); /* left by an earlier run that failed */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " DIR "/p.ckpt "
                              "--backend " FIX "/%s.so", cases[i].file), 1);
@@ -243,18 +214,89 @@ static void test_train_refuses_hostile_plugins(void **state) {
     /* an unterminated describe() string is cut and cleaned, and training goes on */
     assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " DIR "/p.ckpt "
                          "--backend " FIX "/hostile_describe.so"), 0);
-    char *out = read_file(OUT, NULL);
+    char *out = read_text_n(OUT, NULL);
     assert_non_null(strstr(out, "backend x?x?xxx"));
     assert_null(strchr(out, '\033'));
     free(out);
     unlink(DIR "/p.ckpt");
 }
 
+/* ---- text that does not fit ---- */
+
+/* A plugin text that fills its whole buffer is shown cut and marked so, never cut silently. */
+static void test_plugin_text_cut_is_marked(void **state) {
+    (void)state;
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " DIR "/p.ckpt "
+                         "--backend " FIX "/hostile_err.so"), 1);
+    assert_one_line("xxxx" RG_TRUNCATED_MARK "\n");
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " DIR "/p.ckpt "
+                         "--backend " FIX "/hostile_describe.so"), 0);
+    char *out = read_text_n(OUT, NULL);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "xxxx" RG_TRUNCATED_MARK " | threads"));
+    free(out);
+    unlink(DIR "/p.ckpt");
+}
+
+/* Paths longer than PATH_MAX: the message still names all of the path and gives the cause. */
+static void test_very_long_paths(void **state) {
+    (void)state;
+    char *path = malloc(6002);
+    assert_non_null(path);
+    path[0] = '/';
+    memset(path + 1, 'p', 6000);
+    path[6001] = '\0';
+    static const char *const cmds[] = {
+        TRAIN "--data %s --checkpoint " DIR "/long.ckpt",
+        TRAIN "--data " CORPUS " --resume %s --checkpoint " DIR "/long.ckpt",
+        "generate --checkpoint %s --tokens 5",
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char *cmd = format("timeout -s KILL 60 " RG_TEST_BIN " %s", cmds[i]);
+        assert_int_equal(run_shell_to(OUT, ERR, cmd, path), 1);
+        free(cmd);
+        char *want = format("%s: File name too long", path);
+        assert_one_line(want);
+        free(want);
+    }
+    /* saving to one: refused before training, nothing cut */
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint %s", path), 2);
+    assert_one_line("cannot be written: File name too long");
+    char *err = read_text_n(ERR, NULL);
+    assert_non_null(strstr(err, path));
+    assert_null(strstr(err, RG_TRUNCATED_MARK));
+    free(err);
+    free(path);
+    assert_int_equal(access(DIR "/long.ckpt", F_OK), -1);
+}
+
+/* A wrong backend name among many long ones: the list of names found is not dropped; what does
+ * not fit in the message is marked. */
+static void test_many_backends_hint(void **state) {
+    (void)state;
+    const char *dir = DIR "/many";
+    mkdir(dir, 0755);
+    for (int i = 0; i < 60; i++) {
+        char *link_path = format("%s/%0200d.so", dir, i);
+        unlink(link_path);
+        assert_int_equal(symlink(RG_TEST_PLUGIN_DIR "/single.so", link_path), 0);
+        free(link_path);
+    }
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --backend-dir %s --backend nosuch "
+                         "--checkpoint " DIR "/p.ckpt", dir), 1);
+    assert_one_line("backend 'nosuch' not found");
+    char *err = read_text_n(ERR, NULL);
+    assert_non_null(strstr(err, "; backends found: "));
+    assert_non_null(strstr(err, RG_TRUNCATED_MARK "\n"));
+    free(err);
+    assert_int_equal(access(DIR "/p.ckpt", F_OK), -1);
+}
+
 /* A plugin built for another architecture: said so, instead of glibc's "No such file". */
 static void test_foreign_architecture(void **state) {
     (void)state;
     size_t n;
-    char *so = read_file(FIX "/hostile_err.so", &n);
+    char *so = read_text_n(FIX "/hostile_err.so", &n);
     assert_non_null(so);
     assert_true(n > 20);
     uint16_t machine;
@@ -262,7 +304,7 @@ static void test_foreign_architecture(void **state) {
     int host_is_arm = machine == 183;
     uint16_t other = host_is_arm ? 62 : 183; /* EM_X86_64 : EM_AARCH64 */
     memcpy(so + 18, &other, 2);
-    write_file(DIR "/foreign.so", so, n);
+    write_bytes(DIR "/foreign.so", so, n);
     free(so);
     assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " DIR "/p.ckpt "
                          "--backend " DIR "/foreign.so"), 1);
@@ -282,8 +324,9 @@ static void test_write_errors(void **state) {
 
     /* --log on a full device: one line, and the checkpoint already at the path is untouched */
     size_t n0;
-    char *before = read_file(CKPT, &n0);
-    write_file(DIR "/log.ckpt", before, n0);
+    char *before = read_text_n(CKPT, &n0);
+    assert_non_null(before);
+    write_bytes(DIR "/log.ckpt", before, n0);
     assert_int_equal(run(TRAIN "--backend single --data " CORPUS " --iters 4 --eval-every 2 "
                          "--checkpoint " DIR "/log.ckpt --log /dev/full"), 1);
     assert_one_line("randygpt train: cannot write log /dev/full: No space left on device");
@@ -318,24 +361,14 @@ static pid_t spawn_train(const char *const *args) {
     int n = 14;
     for (int k = 0; args[k]; k++) argv[n++] = args[k];
     argv[n] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int out = open(OUT, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(ERR, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(out, 1);
-        dup2(err, 2);
-        execv(RG_TEST_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
+    return spawn_to(OUT, ERR, argv);
 }
 
 /* Waits until path holds text (at most 30 s). */
 static void wait_for_text(const char *path, const char *text) {
     struct timespec nap = {0, 20 * 1000 * 1000};
     for (int k = 0; k < 1500; k++) {
-        char *s = read_file(path, NULL);
+        char *s = read_text_n(path, NULL);
         int found = s && strstr(s, text);
         free(s);
         if (found) return;
@@ -360,8 +393,9 @@ static int wait_exit(pid_t pid) {
  * the path is left byte-identical. */
 static void interrupt_hung_step(int second, int want_status, const char *want_line) {
     size_t n0;
-    char *before = read_file(CKPT, &n0);
-    write_file(DIR "/hung.ckpt", before, n0);
+    char *before = read_text_n(CKPT, &n0);
+    assert_non_null(before);
+    write_bytes(DIR "/hung.ckpt", before, n0);
     const char *args[] = {"--backend", FIX "/hang.so", "--iters", "5", "--checkpoint",
                           DIR "/hung.ckpt", NULL};
     pid_t pid = spawn_train(args);
@@ -376,7 +410,7 @@ static void interrupt_hung_step(int second, int want_status, const char *want_li
     int status = wait_exit(pid);
     if (status < 0) kill(pid, SIGKILL), waitpid(pid, NULL, 0);
     assert_int_equal(status, want_status);
-    char *err = read_file(ERR, NULL);
+    char *err = read_text_n(ERR, NULL);
     if (!strstr(err, want_line)) fail_msg("expected '%s' in: %s", want_line, err);
     free(err);
     assert_file_is(DIR "/hung.ckpt", before, n0);
@@ -412,12 +446,7 @@ static void test_interrupt_hang_in_create(void **state) {
 }
 
 int main(void) {
-    /* In a sanitizer build, let the segfaulting fixture die of its signal as in a release build
-     * instead of the sanitizer catching it and exiting 1. */
-    const char *asan = getenv("ASAN_OPTIONS");
-    char opts[1024];
-    snprintf(opts, sizeof opts, "%s%shandle_segv=0", asan ? asan : "", asan && *asan ? ":" : "");
-    setenv("ASAN_OPTIONS", opts, 1);
+    let_crashes_die_of_signal();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_not_regular),
         cmocka_unit_test(test_checkpoint_fifo),
@@ -425,6 +454,9 @@ int main(void) {
         cmocka_unit_test(test_checkpoint_over_corpus_or_device),
         cmocka_unit_test(test_backends_lists_hostile_plugins),
         cmocka_unit_test(test_train_refuses_hostile_plugins),
+        cmocka_unit_test(test_plugin_text_cut_is_marked),
+        cmocka_unit_test(test_very_long_paths),
+        cmocka_unit_test(test_many_backends_hint),
         cmocka_unit_test(test_foreign_architecture),
         cmocka_unit_test(test_write_errors),
         cmocka_unit_test(test_log_not_regular),

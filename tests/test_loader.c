@@ -21,6 +21,7 @@
 #include "randygpt/loader.h"
 #include "randygpt/ops.h"
 #include "randygpt/rng.h"
+#include "run_support.h"
 
 #define FIXTURES RG_TEST_FIXTURE_DIR
 #define PLUGINS RG_TEST_PLUGIN_DIR
@@ -52,19 +53,6 @@ static int copy_file(const char *from, const char *to) {
 static void make_tmpdir(char *dir, size_t n, const char *tag) {
     snprintf(dir, n, "%s/loader_%s_XXXXXX", RG_TEST_TMPDIR, tag);
     assert_non_null(mkdtemp(dir));
-}
-
-/* Runs a shell command, captures stdout and stderr into out; returns the exit status. */
-static int run_capture(const char *cmd, char *out, size_t n) {
-    char full[4 * PATH_MAX + 16];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *f = popen(full, "r");
-    assert_non_null(f);
-    size_t len = fread(out, 1, n - 1, f);
-    out[len] = '\0';
-    int status = pclose(f);
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
 }
 
 /* ---- refusals ---- */
@@ -394,10 +382,9 @@ static void row_of(const char *out, const char *name, char *row, size_t n) {
 }
 
 static void test_cmd_backends(void **state) {
-    static char out[65536];
-    char row[4096];
+    char *out, row[4096];
     int rc = run_capture("env -u " RG_BACKEND_PATH_ENV " '" RG_TEST_BIN "' backends --backend-dir '" FIXTURES
-                         "' --threads 1", out, sizeof out);
+                         "' --threads 1", &out);
     assert_int_equal(rc, 0);
     struct {
         const char *name, *cause;
@@ -427,21 +414,24 @@ static void test_cmd_backends(void **state) {
     snprintf(total, sizeof total, "%d plugins found", rg_plugin_list(FIXTURES, NULL, NULL));
     assert_contains(out, total);
 
+    free(out);
+
     /* Bad usage exits 2 with one line. */
-    rc = run_capture("'" RG_TEST_BIN "' backends --threads 0", out, sizeof out);
+    rc = run_capture("'" RG_TEST_BIN "' backends --threads 0", &out);
     assert_int_equal(rc, 2);
     assert_contains(out, "--threads");
-    rc = run_capture("'" RG_TEST_BIN "' backends --frobnicate", out, sizeof out);
+    free(out);
+    rc = run_capture("'" RG_TEST_BIN "' backends --frobnicate", &out);
     assert_int_equal(rc, 2);
     assert_contains(out, "unknown option");
+    free(out);
 }
 
 static void test_cmd_backends_none_found(void **state) {
     /* A copy of the program in a folder without plugins beside it finds nothing and says where
      * it looked. */
     char root[PATH_MAX], bin[PATH_MAX + 8], exe[PATH_MAX + 32], empty[PATH_MAX + 8];
-    char cmd[4 * PATH_MAX];
-    static char out[8192];
+    char *out;
     make_tmpdir(root, sizeof root, "none");
     snprintf(bin, sizeof bin, "%s/bin", root);
     snprintf(empty, sizeof empty, "%s/empty", root);
@@ -450,13 +440,14 @@ static void test_cmd_backends_none_found(void **state) {
     assert_int_equal(mkdir(empty, 0755), 0);
     assert_int_equal(copy_file(RG_TEST_BIN, exe), 0);
     assert_int_equal(chmod(exe, 0755), 0);
-    snprintf(cmd, sizeof cmd, "env -u %s '%s' backends --backend-dir '%s'", RG_BACKEND_PATH_ENV,
-             exe, empty);
-    int rc = run_capture(cmd, out, sizeof out);
+    char *cmd = format("env -u %s '%s' backends --backend-dir '%s'", RG_BACKEND_PATH_ENV, exe, empty);
+    int rc = run_capture(cmd, &out);
+    free(cmd);
     assert_int_equal(rc, 1);
     assert_contains(out, "no backend plugins");
     assert_contains(out, empty);
     assert_contains(out, root); /* the program's (missing) plugin folder */
+    free(out);
     unlink(exe);
     rmdir(bin);
     rmdir(empty);

@@ -8,8 +8,7 @@
  * at losses near 3, i.e. 1e-7 relative, on the Intel Xeon of CI).
  * argv[1], when given, is a cmocka test-name filter (the ThreadSanitizer run takes the pthreads
  * case alone). */
-#define _POSIX_C_SOURCE 200809L
-#define _DEFAULT_SOURCE /* realpath */
+#define _GNU_SOURCE /* realpath; vasprintf, popen (run_support.h) */
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
@@ -49,17 +48,7 @@ static int count_of(const char *s, const char *needle) {
 
 /* Runs the shell command PREFIX ARGS (PREFIX: the program, or mpirun and the program) with stdout
  * in OUT and stderr in ERR; returns its exit status. */
-static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s >%s 2>%s </dev/null", args, OUT, ERR);
-    int st = system(cmd);
-    assert_true(WIFEXITED(st));
-    return WEXITSTATUS(st);
-}
+#define run(...) run_shell_to(OUT, ERR, __VA_ARGS__)
 
 /* The losses of a --log file, in step order: loss[i] of step i+1; returns how many. */
 static int losses_of(const char *log_path, double *loss) {

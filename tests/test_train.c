@@ -1,7 +1,7 @@
 /* Tests of `randygpt train` and `randygpt generate`, run as the built program on a small generated
  * corpus with the tiny preset: reproducible losses, exact resume, Ctrl-C, and one-line refusals of
  * bad options. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* vasprintf, popen (run_support.h) */
 #include <fcntl.h>
 #include <math.h>
 #include <setjmp.h>
@@ -30,18 +30,9 @@
 #define COMMON "--backend single --backend-dir " RG_TEST_PLUGIN_DIR " --threads 1 --preset tiny " \
                "--batch 4 --data " CORPUS " --sample-tokens 0"
 
-/* Runs `randygpt ARGS` with stdout in OUT and stderr in ERR; returns its exit status. */
-static int run(const char *fmt, ...) {
-    char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s </dev/null", RG_TEST_BIN, args, OUT, ERR);
-    int st = system(cmd);
-    assert_true(WIFEXITED(st));
-    return WEXITSTATUS(st);
-}
+/* Runs `randygpt ARGS` with stdout in OUT and stderr in ERR; returns its exit status. ARGS start
+ * with a string literal. */
+#define run(...) run_shell_to(OUT, ERR, RG_TEST_BIN " " __VA_ARGS__)
 
 /* The "loss" and "val_loss" fields of a --log file, one "step loss [val]" line each. */
 static char *losses_of(const char *log_path) {
@@ -150,19 +141,11 @@ static void test_sigint_saves_and_exits_130(void **state) {
     (void)state;
     unlink(DIR "/int.log");
     unlink(DIR "/int.ckpt");
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int out = open(OUT, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(ERR, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(out, 1);
-        dup2(err, 2);
-        execl(RG_TEST_BIN, RG_TEST_BIN, "train", "--backend", "single", "--backend-dir",
-              RG_TEST_PLUGIN_DIR, "--threads", "1", "--preset", "tiny", "--batch", "4", "--data",
-              CORPUS, "--iters", "100000", "--checkpoint", DIR "/int.ckpt", "--log", DIR "/int.log",
-              (char *)NULL);
-        _exit(127);
-    }
+    const char *const argv[] = {RG_TEST_BIN, "train", "--backend", "single", "--backend-dir",
+                                RG_TEST_PLUGIN_DIR, "--threads", "1", "--preset", "tiny", "--batch",
+                                "4", "--data", CORPUS, "--iters", "100000", "--checkpoint",
+                                DIR "/int.ckpt", "--log", DIR "/int.log", NULL};
+    pid_t pid = spawn_to(OUT, ERR, argv);
     /* wait until three steps are logged (at most 30 s), then interrupt */
     assert_true(wait_for_lines(DIR "/int.log", 3, 30) >= 3);
     kill(pid, SIGINT);

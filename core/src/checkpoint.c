@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "randygpt/text.h"
+
 /* Floats and integers are stored in the host's byte order, which must be little-endian. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the checkpoint format is little-endian; this host is not"
@@ -98,31 +100,48 @@ static int write_all(FILE *f, const void *p, size_t n, uint64_t *h) {
 
 /* Makes a rename in the directory of path durable. */
 static int sync_dir_of(const char *path) {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY) : -1;
+    free(dir);
     if (fd < 0) return -1;
     int rc = fsync(fd);
     close(fd);
     return rc;
 }
 
+/* A path that does not exist yet can be created: its name is valid and its folder is one this
+ * process may write in (a run learns it before training, not at its first save). */
+static int check_new_path(const char *path, char *err, size_t err_len) {
+    if (errno != ENOENT) {
+        rg_errf(err, err_len, "checkpoint %s cannot be written: %s", path, strerror(errno));
+        return -1;
+    }
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    struct stat sd;
+    const char *why = NULL;
+    if (!dir) why = "out of memory";
+    else if (stat(dir, &sd) != 0) why = strerror(errno);
+    else if (!S_ISDIR(sd.st_mode)) why = "not a directory";
+    else if (access(dir, W_OK | X_OK) != 0) why = "not writable";
+    if (why) rg_errf(err, err_len, "checkpoint %s cannot be written: folder %s: %s", path, dir ? dir : "", why);
+    free(dir);
+    return why ? -1 : 0;
+}
+
 int rg_checkpoint_check_path(const char *path, const char *protect, char *err, size_t err_len) {
     struct stat sp, sx;
-    if (lstat(path, &sp) != 0) return 0; /* a new file (or one we cannot see: the save will say) */
+    if (lstat(path, &sp) != 0) return check_new_path(path, err, err_len);
     if (S_ISLNK(sp.st_mode) && stat(path, &sp) != 0) return 0; /* a dangling link: the save makes it */
     if (!S_ISREG(sp.st_mode)) {
-        snprintf(err, err_len, "checkpoint %s is %s, not a regular file: refusing to replace it",
-                 path, rg_file_kind(sp.st_mode));
+        rg_errf(err, err_len, "checkpoint %s is %s, not a regular file: refusing to replace it",
+                path, rg_file_kind(sp.st_mode));
         return -1;
     }
     if (protect && stat(protect, &sx) == 0 && sx.st_dev == sp.st_dev && sx.st_ino == sp.st_ino) {
-        snprintf(err, err_len, "checkpoint %s is the training corpus %s: refusing to overwrite it",
-                 path, protect);
+        rg_errf(err, err_len, "checkpoint %s is the training corpus %s: refusing to overwrite it",
+                path, protect);
         return -1;
     }
     return 0;
@@ -154,28 +173,40 @@ static void remove_stale_tmps(const char *path) {
     free(dir);
 }
 
+static int write_via(const char *tmp, const char *path, const rg_model *m, const rg_vocab *vocab,
+                     const rg_train_state *st, int weights_only, char *err, size_t err_len);
+
 /* Writes a checkpoint, or with weights_only the same file without the AdamW moments. */
 static int save_file(const char *path, const rg_model *m, const rg_vocab *vocab,
                      const rg_train_state *st, int weights_only, char *err, size_t err_len) {
     const char *what = weights_only ? "weights" : "checkpoint";
     if (vocab->V != m->cfg.V) {
-        snprintf(err, err_len, "cannot save %s %s: vocabulary has %d bytes, model V is %d", what,
-                 path, vocab->V, m->cfg.V);
+        rg_errf(err, err_len, "cannot save %s %s: vocabulary has %d bytes, model V is %d", what,
+                path, vocab->V, m->cfg.V);
         return -1;
     }
     if (rg_checkpoint_check_path(path, NULL, err, err_len) != 0) return -1;
     remove_stale_tmps(path);
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) {
-        snprintf(err, err_len, "cannot save %s %.200s...: path too long", what, path);
+    char *tmp = rg_strf("%s.tmp.%ld", path, (long)getpid());
+    if (!tmp) {
+        rg_errf(err, err_len, "cannot save %s %s: out of memory", what, path);
         return -1;
     }
+    int rc = write_via(tmp, path, m, vocab, st, weights_only, err, err_len);
+    free(tmp);
+    return rc;
+}
+
+/* save_file's writing: the whole file into tmp, flushed and synced, then renamed onto path. */
+static int write_via(const char *tmp, const char *path, const rg_model *m, const rg_vocab *vocab,
+                     const rg_train_state *st, int weights_only, char *err, size_t err_len) {
+    const char *what = weights_only ? "weights" : "checkpoint";
     /* never through a link, never onto anything but a new or truncated regular file */
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!f) {
-        snprintf(err, err_len, "cannot save %s %s: cannot create %s: %s", what, path, tmp,
-                 strerror(errno));
+        rg_errf(err, err_len, "cannot save %s %s: %s (creating %s)", what, path, strerror(errno),
+                tmp);
         if (fd >= 0) close(fd);
         return -1;
     }
@@ -195,13 +226,13 @@ static int save_file(const char *path, const rg_model *m, const rg_vocab *vocab,
     if (!bad && rename(tmp, path) != 0) bad = 1, saved_errno = errno;
     if (bad) {
         unlink(tmp);
-        snprintf(err, err_len, "cannot save %s %s: %s", what, path,
-                 saved_errno ? strerror(saved_errno) : "write failed");
+        rg_errf(err, err_len, "cannot save %s %s: %s", what, path,
+                saved_errno ? strerror(saved_errno) : "write failed");
         return -1;
     }
     if (sync_dir_of(path) != 0) {
-        snprintf(err, err_len, "%s %s written, but syncing its directory failed: %s", what, path,
-                 strerror(errno));
+        rg_errf(err, err_len, "%s %s written, but syncing its directory failed: %s", what, path,
+                strerror(errno));
         return -1;
     }
     return 0;
@@ -232,29 +263,29 @@ static int read_header(FILE *f, const char *path, uint64_t size, uint8_t hdr[HEA
     size_t got = fread(hdr, 1, HEADER_BYTES, f);
     *weights_only = got >= 8 && memcmp(hdr, RG_WEIGHTS_MAGIC, 8) == 0;
     if (got < 8 && memcmp(hdr, RG_CKPT_MAGIC, got) == 0) {
-        snprintf(err, err_len, "checkpoint %s is truncated: %llu bytes", path,
-                 (unsigned long long)size);
+        rg_errf(err, err_len, "checkpoint %s is truncated: %llu bytes", path,
+                (unsigned long long)size);
         return -1;
     }
     if (!*weights_only && memcmp(hdr, RG_CKPT_MAGIC, 8) != 0) {
-        snprintf(err, err_len, "%s is not a randyGPT checkpoint (bad magic)", path);
+        rg_errf(err, err_len, "%s is not a randyGPT checkpoint (bad magic)", path);
         return -1;
     }
     if (got < 12) {
-        snprintf(err, err_len, "checkpoint %s is truncated: %llu bytes", path,
-                 (unsigned long long)size);
+        rg_errf(err, err_len, "checkpoint %s is truncated: %llu bytes", path,
+                (unsigned long long)size);
         return -1;
     }
     uint32_t version;
     memcpy(&version, hdr + 8, 4);
     if (version != RG_CKPT_VERSION) {
-        snprintf(err, err_len, "checkpoint %s has format version %u; this build reads version %u",
-                 path, version, RG_CKPT_VERSION);
+        rg_errf(err, err_len, "checkpoint %s has format version %u; this build reads version %u",
+                path, version, RG_CKPT_VERSION);
         return -1;
     }
     if (got < HEADER_BYTES) {
-        snprintf(err, err_len, "checkpoint %s is truncated: %llu bytes", path,
-                 (unsigned long long)size);
+        rg_errf(err, err_len, "checkpoint %s is truncated: %llu bytes", path,
+                (unsigned long long)size);
         return -1;
     }
     return 0;
@@ -291,17 +322,17 @@ static void header_parse(const uint8_t *hdr, rg_model_config *cfg, rg_train_stat
 
 int rg_train_state_check(const rg_train_state *st, const rg_model_config *cfg, int adam_t,
                          char *err, size_t err_len) {
-    char why[256];
+    char why[RG_ERR_LEN];
     if (rg_model_config_check(cfg, why, sizeof why) != 0) {
-        snprintf(err, err_len, "%s", why);
+        rg_errf(err, err_len, "%s", why);
         return -1;
     }
     if (st->B < 1 || st->B > RG_MAX_BATCH || st->T < 1 || st->T > cfg->maxT || st->max_steps < 1 ||
         st->max_steps > RG_MAX_STEPS || st->step < 0 || st->step > st->max_steps || adam_t < 0 ||
         adam_t > st->step) {
-        snprintf(err, err_len, "bad training state: batch %d (1..%d), T %d (1..maxT %d), step %lld "
-                 "of %d (at most %d), AdamW step %d (0..step)", st->B, RG_MAX_BATCH, st->T,
-                 cfg->maxT, (long long)st->step, st->max_steps, RG_MAX_STEPS, adam_t);
+        rg_errf(err, err_len, "bad training state: batch %d (1..%d), T %d (1..maxT %d), step %lld "
+                "of %d (at most %d), AdamW step %d (0..step)", st->B, RG_MAX_BATCH, st->T,
+                cfg->maxT, (long long)st->step, st->max_steps, RG_MAX_STEPS, adam_t);
         return -1;
     }
     return rg_optim_check(&st->optim, err, err_len);
@@ -321,22 +352,22 @@ static int expected_size(size_t np, int V, int weights_only, uint64_t *out) {
 static int check_header(const char *path, uint64_t size, const rg_model_config *cfg,
                         const rg_train_state *st, int adam_t, int weights_only, size_t *np,
                         char *err, size_t err_len) {
-    char why[512];
+    char why[RG_ERR_LEN];
     if (rg_train_state_check(st, cfg, adam_t, why, sizeof why) != 0) {
-        snprintf(err, err_len, "checkpoint %s has inconsistent sizes: %s", path, why);
+        rg_errf(err, err_len, "checkpoint %s has inconsistent sizes: %s", path, why);
         return -1;
     }
     *np = rg_model_num_params(cfg);
     uint64_t expect;
     if (expected_size(*np, cfg->V, weights_only, &expect) != 0) {
-        snprintf(err, err_len, "checkpoint %s has inconsistent sizes: %zu parameters overflow the "
-                 "file size", path, *np);
+        rg_errf(err, err_len, "checkpoint %s has inconsistent sizes: %zu parameters overflow the "
+                "file size", path, *np);
         return -1;
     }
     if (size != expect) {
-        snprintf(err, err_len, "checkpoint %s %s: %llu bytes, expected %llu", path,
-                 size < expect ? "is truncated" : "has inconsistent sizes",
-                 (unsigned long long)size, (unsigned long long)expect);
+        rg_errf(err, err_len, "checkpoint %s %s: %llu bytes, expected %llu", path,
+                size < expect ? "is truncated" : "has inconsistent sizes",
+                (unsigned long long)size, (unsigned long long)expect);
         return -1;
     }
     return 0;
@@ -351,22 +382,22 @@ static int read_body(FILE *f, const char *path, const rg_model_config *cfg, size
     vocab->V = cfg->V;
     uint64_t file_np = 0;
     if (read_hashed(f, vocab->bytes, (size_t)cfg->V, &h) != 0 || read_hashed(f, &file_np, 8, &h) != 0) {
-        snprintf(err, err_len, "checkpoint %s is truncated", path);
+        rg_errf(err, err_len, "checkpoint %s is truncated", path);
         return -1;
     }
     if (rg_vocab_index(vocab) != 0) {
-        snprintf(err, err_len, "checkpoint %s has a corrupt vocabulary (bytes not strictly "
-                 "increasing)", path);
+        rg_errf(err, err_len, "checkpoint %s has a corrupt vocabulary (bytes not strictly "
+                "increasing)", path);
         return -1;
     }
     if (file_np != (uint64_t)np) {
-        snprintf(err, err_len, "checkpoint %s has inconsistent sizes: %llu parameters, the config "
-                 "has %zu", path, (unsigned long long)file_np, np);
+        rg_errf(err, err_len, "checkpoint %s has inconsistent sizes: %llu parameters, the config "
+                "has %zu", path, (unsigned long long)file_np, np);
         return -1;
     }
-    char why[256];
+    char why[RG_ERR_LEN];
     if (rg_model_init(m, cfg, seed, why, sizeof why) != 0) {
-        snprintf(err, err_len, "cannot load checkpoint %s: %s", path, why);
+        rg_errf(err, err_len, "cannot load checkpoint %s: %s", path, why);
         return -1;
     }
     size_t n = np * sizeof(float); /* no overflow: expected_size computed 4 * np */
@@ -375,12 +406,12 @@ static int read_body(FILE *f, const char *path, const rg_model_config *cfg, size
         (!weights_only &&
          (read_hashed(f, m->m_memory, n, &h) != 0 || read_hashed(f, m->v_memory, n, &h) != 0)) ||
         fread(&stored, 1, 8, f) != 8) {
-        snprintf(err, err_len, "checkpoint %s is truncated", path);
+        rg_errf(err, err_len, "checkpoint %s is truncated", path);
         return -1;
     }
     if (stored != h) {
-        snprintf(err, err_len, "checkpoint %s is corrupt: checksum mismatch (stored %016llx, "
-                 "computed %016llx)", path, (unsigned long long)stored, (unsigned long long)h);
+        rg_errf(err, err_len, "checkpoint %s is corrupt: checksum mismatch (stored %016llx, "
+                "computed %016llx)", path, (unsigned long long)stored, (unsigned long long)h);
         return -1;
     }
     return 0;
@@ -394,7 +425,7 @@ int rg_checkpoint_load(const char *path, rg_model *m, rg_vocab *vocab, rg_train_
     if (fd < 0) return -1;
     FILE *f = fdopen(fd, "rb");
     if (!f) {
-        snprintf(err, err_len, "cannot open checkpoint %s: %s", path, strerror(errno));
+        rg_errf(err, err_len, "cannot open checkpoint %s: %s", path, strerror(errno));
         close(fd);
         return -1;
     }

@@ -27,6 +27,7 @@
 #include "randygpt/op_case.h"
 #include "randygpt/ops.h"
 #include "randygpt/rng.h"
+#include "randygpt/text.h"
 
 /* ---- tolerances ----
  * The op checks' bounds come with their cases (op_case.c), derived from the shape. The model
@@ -819,7 +820,7 @@ static void group_instances(conf *c, const void *arg) {
     rg_op_case cases[RG_STEP_CASES + 1];
     int n = cases_at(&s, 1.0f, RG_OP_COUNT, cases);
     rg_ops second;
-    char err[256];
+    char err[RG_ERR_LEN];
     if (rg_ops_create(&second, c->table, &c->opt->backend, err, sizeof err) != 0) {
         emit(c, "run", "instances", "create", s.label, -1, INFINITY, 0.0, "", err);
         return;
@@ -949,7 +950,7 @@ static int check_step(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t 
     }
     float *init = malloc(mb.num_params * sizeof(float));
     if (!init) {
-        snprintf(err, err_len, "conformance: out of memory");
+        rg_errf(err, err_len, "conformance: out of memory");
         rg_model_free(&mb);
         rg_model_free(&mr);
         return -1;
@@ -1025,7 +1026,7 @@ static int check_train(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t
 static int check_model(conf *c, char *err, size_t err_len) {
     const rg_preset *tiny = rg_preset_find("tiny");
     if (!tiny) {
-        snprintf(err, err_len, "conformance: the tiny preset is missing");
+        rg_errf(err, err_len, "conformance: the tiny preset is missing");
         return -1;
     }
     rg_backend_config one = {1, 0, NULL};
@@ -1038,7 +1039,7 @@ static int check_model(conf *c, char *err, size_t err_len) {
     int32_t *inputs = take(c, ntok * sizeof(int32_t)), *targets = take(c, ntok * sizeof(int32_t));
     int rc = -1;
     if (c->oom) {
-        snprintf(err, err_len, "conformance: out of memory");
+        rg_errf(err, err_len, "conformance: out of memory");
         goto done;
     }
     /* Its own stream, so the batches do not depend on which op checks ran before. */
@@ -1057,7 +1058,7 @@ done:
 /* model: one training step and a training run against the reference model. */
 static void group_model(conf *c, const void *arg) {
     (void)arg;
-    char err[256];
+    char err[RG_ERR_LEN];
     if (check_model(c, err, sizeof err) != 0)
         emit(c, "run", "model", "setup", "tiny", -1, INFINITY, 0.0, "", err);
 }
@@ -1068,13 +1069,13 @@ static void group_model(conf *c, const void *arg) {
  * child's pid returned) fds[0] the end to read. -1 with err on failure. */
 static pid_t spawn(int fds[2], char *err, size_t err_len) {
     if (pipe(fds) != 0) {
-        snprintf(err, err_len, "conformance: pipe: %s", strerror(errno));
+        rg_errf(err, err_len, "conformance: pipe: %s", strerror(errno));
         return -1;
     }
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
-        snprintf(err, err_len, "conformance: fork: %s", strerror(errno));
+        rg_errf(err, err_len, "conformance: fork: %s", strerror(errno));
         close(fds[0]);
         close(fds[1]);
         return -1;
@@ -1165,7 +1166,7 @@ static int run_group(conf *c, const char *check, int threads, group_fn fn, const
             done = 1;
         } else if (m.kind == MSG_REFUSED) {
             refused = 1;
-            snprintf(err, err_len, "%s", m.text);
+            rg_errf(err, err_len, "%s", m.text);
         }
     }
     if (got < 0) {
@@ -1215,11 +1216,11 @@ static int parse_presets(const char *list, const rg_preset **out, int count, cha
             for (int i = 0; rg_presets[i].name; i++)
                 snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
                          i ? ", " : "", rg_presets[i].name);
-            snprintf(err, err_len, "unknown preset '%s' (known: %s)", name, known);
+            rg_errf(err, err_len, "unknown preset '%s' (known: %s)", name, known);
             return -1;
         }
         if (n == count) {
-            snprintf(err, err_len, "too many presets in '%s'", list);
+            rg_errf(err, err_len, "too many presets in '%s'", list);
             return -1;
         }
         out[n++] = ps;
@@ -1227,7 +1228,7 @@ static int parse_presets(const char *list, const rg_preset **out, int count, cha
         if (*p == ',') p++;
     }
     if (n == 0) {
-        snprintf(err, err_len, "no preset named in '%s'", list);
+        rg_errf(err, err_len, "no preset named in '%s'", list);
         return -1;
     }
     return n;
@@ -1255,7 +1256,7 @@ rg_conf_options rg_conf_default_options(void) {
 int rg_conformance_run(const rg_backend *table, const rg_conf_options *opt,
                        const rg_conf_report *report, char *err, size_t err_len) {
     if (!table || !opt) {
-        snprintf(err, err_len, "conformance: no backend table or no options given");
+        rg_errf(err, err_len, "conformance: no backend table or no options given");
         return -1;
     }
     if (rg_backend_validate(table, err, err_len) != 0) return -1;
@@ -1266,7 +1267,7 @@ int rg_conformance_run(const rg_backend *table, const rg_conf_options *opt,
     if (npresets < 0) return -1;
     conf *c = calloc(1, sizeof *c);
     if (!c) {
-        snprintf(err, err_len, "conformance: out of memory");
+        rg_errf(err, err_len, "conformance: out of memory");
         return -1;
     }
     c->table = table;
@@ -1296,7 +1297,7 @@ int rg_conformance_run(const rg_backend *table, const rg_conf_options *opt,
                          "(%s)", tc[i], why);
                 note(c, line);
             } else if (r < 0) {
-                snprintf(err, err_len, "%s", why);
+                rg_errf(err, err_len, "%s", why);
                 rc = -1;
             }
         }
@@ -1306,10 +1307,10 @@ int rg_conformance_run(const rg_backend *table, const rg_conf_options *opt,
     int failures = c->failures;
     free(c);
     if (rc == 1) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", err);
-        snprintf(err, err_len, "backend %s refuses an instance at %d threads: %s", table->name,
-                 threads, why);
+        char why[RG_ERR_LEN];
+        rg_errf(why, sizeof why, "%s", err);
+        rg_errf(err, err_len, "backend %s refuses an instance at %d threads: %s", table->name,
+                threads, why);
     }
     return rc != 0 ? -1 : failures;
 }
@@ -1347,12 +1348,12 @@ int rg_conf_probe(const rg_backend *table, const rg_backend_config *cfg, int fal
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     if (got <= 0) {
-        snprintf(err, err_len, "backend %s crashed or hung while creating an instance",
-                 table->name);
+        rg_errf(err, err_len, "backend %s crashed or hung while creating an instance",
+                table->name);
         return -1;
     }
     if (m.kind == MSG_REFUSED) {
-        snprintf(err, err_len, "backend %s: %s", table->name, m.text);
+        rg_errf(err, err_len, "backend %s: %s", table->name, m.text);
         return -1;
     }
     snprintf(describe, describe_len, "%s", m.text);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "file_util.h"
+#include "randygpt/text.h"
 
 void rg_vocab_build(rg_vocab *vocab, const uint8_t *text, size_t n) {
     int seen[256] = {0};
@@ -45,13 +46,13 @@ static int data_adopt(rg_data *d, uint8_t *text, size_t len, const char *what, c
                       size_t err_len) {
     memset(d, 0, sizeof *d);
     if (len == 0) {
-        snprintf(err, err_len, "%s is empty", what);
+        rg_errf(err, err_len, "%s is empty", what);
         free(text);
         return -1;
     }
     d->tokens = malloc(len * sizeof *d->tokens);
     if (!d->tokens) {
-        snprintf(err, err_len, "out of memory for the %zu tokens of %s", len, what);
+        rg_errf(err, err_len, "out of memory for the %zu tokens of %s", len, what);
         free(text);
         return -1;
     }
@@ -63,6 +64,14 @@ static int data_adopt(rg_data *d, uint8_t *text, size_t len, const char *what, c
     return 0;
 }
 
+/* data_adopt with a heap name (what, freed here; NULL when it could not be made). */
+static int adopt_named(rg_data *d, uint8_t *text, size_t len, char *what, char *err,
+                       size_t err_len) {
+    int rc = data_adopt(d, text, len, what ? what : "the corpus", err, err_len);
+    free(what);
+    return rc;
+}
+
 /* Appends the whole file at path to *buf (size *len, capacity *cap), refusing anything but a
  * regular file and a total over RG_DATA_MAX_BYTES before reading. Returns 0 or -1 with err. */
 static int append_file(const char *path, uint8_t **buf, size_t *len, size_t *cap, char *err,
@@ -72,9 +81,9 @@ static int append_file(const char *path, uint8_t **buf, size_t *len, size_t *cap
     if (fd < 0) return -1;
     uint64_t size = (uint64_t)st.st_size;
     if (size > RG_DATA_MAX_BYTES - *len) {
-        snprintf(err, err_len, "data file %s is too large: %llu bytes%s, the limit is %d MiB", path,
-                 (unsigned long long)size, *len ? " after the files before it" : "",
-                 RG_DATA_MAX_BYTES >> 20);
+        rg_errf(err, err_len, "data file %s is too large: %llu bytes%s, the limit is %d MiB", path,
+                (unsigned long long)size, *len ? " after the files before it" : "",
+                RG_DATA_MAX_BYTES >> 20);
         close(fd);
         return -1;
     }
@@ -85,7 +94,7 @@ static int append_file(const char *path, uint8_t **buf, size_t *len, size_t *cap
         while (ncap < need) ncap *= 2;
         uint8_t *nb = realloc(*buf, ncap);
         if (!nb) {
-            snprintf(err, err_len, "out of memory reading %s", path);
+            rg_errf(err, err_len, "out of memory reading %s", path);
             close(fd);
             return -1;
         }
@@ -97,14 +106,14 @@ static int append_file(const char *path, uint8_t **buf, size_t *len, size_t *cap
         ssize_t r = read(fd, *buf + *len + got, need - *len - got);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
-            snprintf(err, err_len, "cannot read data file %s: %s", path, strerror(errno));
+            rg_errf(err, err_len, "cannot read data file %s: %s", path, strerror(errno));
             close(fd);
             return -1;
         }
         if (r == 0) break;
         got += (size_t)r;
         if (got > size) {
-            snprintf(err, err_len, "data file %s grew while it was read", path);
+            rg_errf(err, err_len, "data file %s grew while it was read", path);
             close(fd);
             return -1;
         }
@@ -122,15 +131,13 @@ int rg_data_load_file(rg_data *d, const char *path, char *err, size_t err_len) {
         free(buf);
         return -1;
     }
-    char what[4200];
-    snprintf(what, sizeof what, "data file %s", path);
-    return data_adopt(d, buf, len, what, err, err_len);
+    return adopt_named(d, buf, len, rg_strf("data file %s", path), err, err_len);
 }
 
 int rg_data_from_memory(rg_data *d, const uint8_t *text, size_t n, char *err, size_t err_len) {
     uint8_t *copy = malloc(n ? n : 1);
     if (!copy) {
-        snprintf(err, err_len, "out of memory for %zu bytes of text", n);
+        rg_errf(err, err_len, "out of memory for %zu bytes of text", n);
         return -1;
     }
     if (n) memcpy(copy, text, n);
@@ -145,10 +152,11 @@ static int cmp_names(const void *a, const void *b) {
  * *.dat indexes, the *.u8 links and the directories of other collections (e.g. off/). */
 static int is_fortune_file(const char *dir, const char *name) {
     if (name[0] == '.' || strchr(name, '.')) return 0;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *path = rg_strf("%s/%s", dir, name);
     struct stat st;
-    return lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+    int regular = path && lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+    free(path);
+    return regular;
 }
 
 /* Drops the lines that are exactly "%" (the separators between fortunes), in place. */
@@ -173,10 +181,10 @@ int rg_data_load_fortunes(rg_data *d, const char *dir, char *err, size_t err_len
     if (!dir) dir = RG_FORTUNES_DIR;
     DIR *dp = opendir(dir);
     if (!dp) {
-        snprintf(err, err_len,
-                 "no --data given and the default corpus %s is missing: install it "
-                 "(apt-get install fortunes) or pass --data FILE",
-                 dir);
+        rg_errf(err, err_len,
+                "no --data given and the default corpus %s is missing: install it "
+                "(apt-get install fortunes) or pass --data FILE",
+                dir);
         return -1;
     }
     char **names = NULL;
@@ -201,11 +209,11 @@ int rg_data_load_fortunes(rg_data *d, const char *dir, char *err, size_t err_len
         n++;
     }
     closedir(dp);
-    if (rc != 0) snprintf(err, err_len, "out of memory listing %s", dir);
+    if (rc != 0) rg_errf(err, err_len, "out of memory listing %s", dir);
     if (rc == 0 && n == 0) {
-        snprintf(err, err_len,
-                 "no fortune files in %s: install them (apt-get install fortunes) or pass --data FILE",
-                 dir);
+        rg_errf(err, err_len,
+                "no fortune files in %s: install them (apt-get install fortunes) or pass --data FILE",
+                dir);
         rc = -1;
     }
     if (n) qsort(names, n, sizeof *names, cmp_names);
@@ -213,10 +221,11 @@ int rg_data_load_fortunes(rg_data *d, const char *dir, char *err, size_t err_len
     uint8_t *buf = NULL;
     size_t len = 0, bcap = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        char *path = rg_strf("%s/%s", dir, names[i]);
         size_t start = len;
-        rc = append_file(path, &buf, &len, &bcap, err, err_len);
+        rc = path ? append_file(path, &buf, &len, &bcap, err, err_len) : -1;
+        if (!path) rg_errf(err, err_len, "out of memory reading %s", dir);
+        free(path);
         if (rc == 0) len = start + drop_separators(buf + start, len - start);
     }
     for (size_t i = 0; i < n; i++) free(names[i]);
@@ -225,9 +234,7 @@ int rg_data_load_fortunes(rg_data *d, const char *dir, char *err, size_t err_len
         free(buf);
         return -1;
     }
-    char what[4200];
-    snprintf(what, sizeof what, "the fortune corpus in %s", dir);
-    return data_adopt(d, buf, len, what, err, err_len);
+    return adopt_named(d, buf, len, rg_strf("the fortune corpus in %s", dir), err, err_len);
 }
 
 void rg_data_free(rg_data *d) {
@@ -242,10 +249,10 @@ int rg_data_check_block(const rg_data *d, int T, char *err, size_t err_len) {
     if (T < 1 || d->split < need || val < need) {
         /* the smaller split is the validation one: 10% of the corpus must hold T+1 bytes */
         size_t need_total = need * 10;
-        snprintf(err, err_len,
-                 "corpus too short for block size %d: need at least %zu bytes (each of the 90%%/10%% "
-                 "splits must hold %zu), have %zu",
-                 T, need_total, need, d->len);
+        rg_errf(err, err_len,
+                "corpus too short for block size %d: need at least %zu bytes (each of the 90%%/10%% "
+                "splits must hold %zu), have %zu",
+                T, need_total, need, d->len);
         return -1;
     }
     return 0;

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "randygpt/text.h"
+
 const char *rg_file_kind(mode_t mode) {
     if (S_ISREG(mode)) return "a regular file";
     if (S_ISDIR(mode)) return "a directory";
@@ -22,22 +24,22 @@ const char *rg_file_kind(mode_t mode) {
 int rg_open_regular(const char *path, const char *what, struct stat *st, char *err, size_t err_len) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
-        snprintf(err, err_len, "cannot open %s %s: %s", what, path, strerror(errno));
+        rg_errf(err, err_len, "cannot open %s %s: %s", what, path, strerror(errno));
         return -1;
     }
     if (fstat(fd, st) != 0) {
-        snprintf(err, err_len, "cannot open %s %s: %s", what, path, strerror(errno));
+        rg_errf(err, err_len, "cannot open %s %s: %s", what, path, strerror(errno));
         close(fd);
         return -1;
     }
     if (!S_ISREG(st->st_mode)) {
-        snprintf(err, err_len, "%s %s is %s, not a regular file", what, path, rg_file_kind(st->st_mode));
+        rg_errf(err, err_len, "%s %s is %s, not a regular file", what, path, rg_file_kind(st->st_mode));
         close(fd);
         return -1;
     }
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
-        snprintf(err, err_len, "cannot open %s %s: %s", what, path, strerror(errno));
+        rg_errf(err, err_len, "cannot open %s %s: %s", what, path, strerror(errno));
         close(fd);
         return -1;
     }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "randygpt/ops.h"
+#include "randygpt/text.h"
 
 #ifndef RG_PLUGIN_RELDIR
 #error "RG_PLUGIN_RELDIR must be defined by the build (the plugin folder relative to the binary)"
@@ -62,12 +63,10 @@ static void dirs_free(search_dirs *s) {
     s->n = 0;
 }
 
-/* "dir/file" without a doubled slash. Returns 0, or -1 if it does not fit. */
-static int join_path(char *out, size_t n, const char *dir, const char *file) {
+/* "dir/file" without a doubled slash, on the heap; NULL when out of memory. */
+static char *join_path(const char *dir, const char *file) {
     size_t len = strlen(dir);
-    const char *sep = (len > 0 && dir[len - 1] == '/') ? "" : "/";
-    int w = snprintf(out, n, "%s%s%s", dir, sep, file);
-    return (w < 0 || (size_t)w >= n) ? -1 : 0;
+    return rg_strf("%s%s%s", dir, (len > 0 && dir[len - 1] == '/') ? "" : "/", file);
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -76,24 +75,19 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 const char *rg_plugin_default_dir(void) {
-    static char dir[PATH_MAX];
-    static int done;
-    if (done) return dir;
-    done = 1;
-    dir[0] = '\0';
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len <= 0) return dir;
-    exe[len] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash) return dir;
-    *slash = '\0';
-    char joined[PATH_MAX];
-    if (join_path(joined, sizeof joined, exe, RG_PLUGIN_RELDIR) != 0) return dir;
+    static char *dir; /* found once; lives as long as the process */
+    if (dir) return dir;
+    char *exe = realpath("/proc/self/exe", NULL);
+    char *slash = exe ? strrchr(exe, '/') : NULL;
+    if (slash) *slash = '\0';
+    char *joined = slash ? join_path(exe, RG_PLUGIN_RELDIR) : NULL;
     /* Resolve "bin/../lib" so that messages show a plain path; keep the joined one if the folder
      * does not exist, since "looked in" messages still need to say where. */
-    if (!realpath(joined, dir)) snprintf(dir, sizeof dir, "%s", joined);
-    return dir;
+    char *resolved = joined ? realpath(joined, NULL) : NULL;
+    dir = resolved ? resolved : joined;
+    if (resolved) free(joined);
+    free(exe);
+    return dir ? dir : "";
 }
 
 /* dlerror() usually reads "PATH: cause"; drop the path, the message names it already. */
@@ -163,29 +157,42 @@ static int elf_foreign(const char *path, char *why, size_t n) {
     char buf[32], host_buf[32];
     if (!name) snprintf(buf, sizeof buf, "ELF machine %u", m), name = buf;
     if (!host_name) snprintf(host_buf, sizeof host_buf, "ELF machine %u", host_m), host_name = host_buf;
-    snprintf(why, n, "built for %s (%d-bit), this machine is %s (%d-bit)", name,
-             cls == ELFCLASS64 ? 64 : 32, host_name, host_cls == ELFCLASS64 ? 64 : 32);
+    rg_errf(why, n, "built for %s (%d-bit), this machine is %s (%d-bit)", name,
+            cls == ELFCLASS64 ? 64 : 32, host_name, host_cls == ELFCLASS64 ? 64 : 32);
     return 1;
 }
+
+static int load_checked(rg_plugin *p, const char *dlpath, char *err, size_t err_len);
 
 /* Opens and checks one file; on failure p is left closed. */
 static int open_file(rg_plugin *p, const char *path, char *err, size_t err_len) {
     struct stat st;
     if (stat(path, &st) != 0) {
-        snprintf(err, err_len, "%s: cannot open backend plugin: %s", path, strerror(errno));
+        rg_errf(err, err_len, "%s: cannot open backend plugin: %s", path, strerror(errno));
         return -1;
     }
     if (S_ISDIR(st.st_mode)) {
-        snprintf(err, err_len, "%s: is a directory, not a backend plugin", path);
+        rg_errf(err, err_len, "%s: is a directory, not a backend plugin", path);
         return -1;
     }
     /* dlopen searches the library path for a bare file name, so make a relative path explicit. */
-    char dlpath[sizeof p->path];
-    if (snprintf(dlpath, sizeof dlpath, "%s%s", strchr(path, '/') ? "" : "./", path) >=
-        (int)sizeof dlpath) {
-        snprintf(err, err_len, "%.200s...: path too long", path);
+    char *dlpath = rg_strf("%s%s", strchr(path, '/') ? "" : "./", path);
+    p->path = strdup(path);
+    if (!dlpath || !p->path) {
+        free(dlpath);
+        rg_plugin_close(p);
+        rg_errf(err, err_len, "%s: out of memory", path);
         return -1;
     }
+    int rc = load_checked(p, dlpath, err, err_len);
+    free(dlpath);
+    if (rc != 0) rg_plugin_close(p);
+    return rc;
+}
+
+/* dlopens dlpath (p->path as dlopen needs it) and checks its table into p. */
+static int load_checked(rg_plugin *p, const char *dlpath, char *err, size_t err_len) {
+    const char *path = p->path;
     /* RTLD_NODELETE: a plugin's runtime (an OpenMP team, a library's thread pool) may keep idle
      * threads inside its code after the instance is destroyed; unmapping it would pull the code from
      * under them. Refused plugins are unmapped as usual (their failed dlopen maps nothing). */
@@ -193,23 +200,23 @@ static int open_file(rg_plugin *p, const char *path, char *err, size_t err_len) 
     void *handle = dlopen(dlpath, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!handle) {
         const char *cause = dl_cause(dlpath);
-        char foreign[160];
+        char foreign[RG_ERR_LEN];
         if (elf_foreign(path, foreign, sizeof foreign)) {
-            snprintf(err, err_len, "%s: cannot be loaded: %s", path, foreign);
+            rg_errf(err, err_len, "%s: cannot be loaded: %s", path, foreign);
             return -1;
         }
         /* Bad ELF files and wrong architectures are the common case; name them plainly. */
         int not_so = strstr(cause, "ELF") || strstr(cause, "file too short") ||
                      strstr(cause, "not a dynamic");
-        snprintf(err, err_len, "%s: %s (%s)", path,
-                 not_so ? "is not a shared object" : "cannot be loaded", cause);
+        rg_errf(err, err_len, "%s: %s (%s)", path,
+                not_so ? "is not a shared object" : "cannot be loaded", cause);
         return -1;
     }
     dlerror();
     void *sym = dlsym(handle, RG_BACKEND_ENTRY_SYMBOL);
     if (!sym) {
-        snprintf(err, err_len, "%s: is not a randygpt backend plugin (no %s symbol)", path,
-                 RG_BACKEND_ENTRY_SYMBOL);
+        rg_errf(err, err_len, "%s: is not a randygpt backend plugin (no %s symbol)", path,
+                RG_BACKEND_ENTRY_SYMBOL);
         dlclose(handle);
         return -1;
     }
@@ -218,18 +225,17 @@ static int open_file(rg_plugin *p, const char *path, char *err, size_t err_len) 
     memcpy(&entry, &sym, sizeof entry);
     const rg_backend *table = entry();
     if (!table) {
-        snprintf(err, err_len, "%s: %s() returned NULL", path, RG_BACKEND_ENTRY_SYMBOL);
+        rg_errf(err, err_len, "%s: %s() returned NULL", path, RG_BACKEND_ENTRY_SYMBOL);
         dlclose(handle);
         return -1;
     }
-    char why[512];
+    char why[RG_ERR_LEN];
     if (rg_backend_validate(table, why, sizeof why) != 0) {
-        snprintf(err, err_len, "%s: %s", path, why);
+        rg_errf(err, err_len, "%s: %s", path, why);
         dlclose(handle);
         return -1;
     }
     p->handle = handle;
-    snprintf(p->path, sizeof p->path, "%s", path);
     p->table = table;
     return 0;
 }
@@ -238,7 +244,7 @@ int rg_plugin_open(rg_plugin *p, const char *name_or_path, const char *backend_d
                    size_t err_len) {
     memset(p, 0, sizeof *p);
     if (!name_or_path || !*name_or_path) {
-        snprintf(err, err_len, "no backend given (a name such as 'single', or a path to a .so)");
+        rg_errf(err, err_len, "no backend given (a name such as 'single', or a path to a .so)");
         return -1;
     }
     if (strchr(name_or_path, '/') || ends_with(name_or_path, ".so"))
@@ -247,32 +253,33 @@ int rg_plugin_open(rg_plugin *p, const char *name_or_path, const char *backend_d
     /* A name: the first directory holding NAME.so wins, even if that file turns out broken. */
     char file[NAME_MAX + 1];
     if (snprintf(file, sizeof file, "%s.so", name_or_path) >= (int)sizeof file) {
-        snprintf(err, err_len, "backend name '%.64s...' is too long", name_or_path);
+        rg_errf(err, err_len, "backend name '%.64s...' is too long", name_or_path);
         return -1;
     }
     search_dirs dirs;
     dirs_collect(&dirs, backend_dir);
-    char path[sizeof p->path];
     for (int i = 0; i < dirs.n; i++) {
-        if (join_path(path, sizeof path, dirs.dir[i], file) == 0 && access(path, F_OK) == 0) {
+        char *path = join_path(dirs.dir[i], file);
+        if (path && access(path, F_OK) == 0) {
             dirs_free(&dirs);
-            return open_file(p, path, err, err_len);
+            int rc = open_file(p, path, err, err_len);
+            free(path);
+            return rc;
         }
+        free(path);
     }
     /* Not found: say every place looked, so the user can tell which option to set. */
-    size_t off = (size_t)snprintf(err, err_len, "backend '%s' not found: no %s in ", name_or_path,
-                                  file);
-    if (dirs.n == 0 && off < err_len)
-        snprintf(err + off, err_len - off, "any directory (use --backend-dir or %s)",
-                 RG_BACKEND_PATH_ENV);
-    for (int i = 0; i < dirs.n && off < err_len; i++)
-        off += (size_t)snprintf(err + off, err_len - off, "%s%s", i ? ", " : "", dirs.dir[i]);
+    rg_errf(err, err_len, "backend '%s' not found: no %s in ", name_or_path, file);
+    if (dirs.n == 0)
+        rg_errf_append(err, err_len, "any directory (use --backend-dir or %s)", RG_BACKEND_PATH_ENV);
+    for (int i = 0; i < dirs.n; i++) rg_errf_append(err, err_len, "%s%s", i ? ", " : "", dirs.dir[i]);
     dirs_free(&dirs);
     return -1;
 }
 
 void rg_plugin_close(rg_plugin *p) {
     if (p->handle) dlclose(p->handle);
+    free(p->path);
     memset(p, 0, sizeof *p);
 }
 
@@ -301,18 +308,23 @@ int rg_plugin_list(const char *backend_dir, rg_plugin_visit_fn fn, void *user) {
             for (int i = 0; i < n && !seen; i++)
                 seen = strlen(found[i].name) == len - 3 && !strncmp(found[i].name, e->d_name, len - 3);
             if (seen) continue;
-            char path[PATH_MAX];
+            char *path = join_path(dirs.dir[d], e->d_name);
             struct stat st;
-            if (join_path(path, sizeof path, dirs.dir[d], e->d_name) != 0) continue;
-            if (stat(path, &st) != 0 || S_ISDIR(st.st_mode)) continue;
+            if (!path || stat(path, &st) != 0 || S_ISDIR(st.st_mode)) {
+                free(path);
+                continue;
+            }
             if (n == cap) {
                 cap = cap ? 2 * cap : 16;
                 found_plugin *grown = realloc(found, (size_t)cap * sizeof *found);
-                if (!grown) break;
+                if (!grown) {
+                    free(path);
+                    break;
+                }
                 found = grown;
             }
             found[n].name = strndup(e->d_name, len - 3);
-            found[n].path = strdup(path);
+            found[n].path = path;
             if (!found[n].name || !found[n].path) {
                 free(found[n].name);
                 free(found[n].path);

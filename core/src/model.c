@@ -18,6 +18,7 @@
 
 #include "randygpt/model.h"
 #include "randygpt/rng.h"
+#include "randygpt/text.h"
 
 const rg_preset rg_presets[] = {
     {"tiny", 64, 4, 2, 32, 16},
@@ -103,27 +104,27 @@ size_t rg_model_num_params(const rg_model_config *cfg) {
 
 int rg_model_config_check(const rg_model_config *cfg, char *err, size_t err_len) {
     if (cfg->V <= 0 || cfg->maxT <= 0 || cfg->C <= 0 || cfg->NH <= 0 || cfg->L <= 0) {
-        snprintf(err, err_len,
-                 "bad model config: every size must be positive (V=%d maxT=%d C=%d NH=%d L=%d)",
-                 cfg->V, cfg->maxT, cfg->C, cfg->NH, cfg->L);
+        rg_errf(err, err_len,
+                "bad model config: every size must be positive (V=%d maxT=%d C=%d NH=%d L=%d)",
+                cfg->V, cfg->maxT, cfg->C, cfg->NH, cfg->L);
         return -1;
     }
     if (cfg->V > RG_MAX_VOCAB || cfg->maxT > RG_MAX_BLOCK || cfg->C > RG_MAX_CHANNELS ||
         cfg->L > RG_MAX_LAYERS) {
-        snprintf(err, err_len,
-                 "bad model config: a size is over its limit (V=%d of %d, maxT=%d of %d, C=%d of %d, "
-                 "L=%d of %d)", cfg->V, RG_MAX_VOCAB, cfg->maxT, RG_MAX_BLOCK, cfg->C,
-                 RG_MAX_CHANNELS, cfg->L, RG_MAX_LAYERS);
+        rg_errf(err, err_len,
+                "bad model config: a size is over its limit (V=%d of %d, maxT=%d of %d, C=%d of %d, "
+                "L=%d of %d)", cfg->V, RG_MAX_VOCAB, cfg->maxT, RG_MAX_BLOCK, cfg->C,
+                RG_MAX_CHANNELS, cfg->L, RG_MAX_LAYERS);
         return -1;
     }
     if (cfg->C % cfg->NH != 0) {
-        snprintf(err, err_len, "bad model config: C=%d is not a multiple of NH=%d", cfg->C, cfg->NH);
+        rg_errf(err, err_len, "bad model config: C=%d is not a multiple of NH=%d", cfg->C, cfg->NH);
         return -1;
     }
     size_t sizes[RG_NUM_PARAM_TENSORS];
     if (param_sizes(cfg, sizes) != 0) {
-        snprintf(err, err_len, "bad model config: the parameter count does not fit in memory "
-                 "(C=%d L=%d)", cfg->C, cfg->L);
+        rg_errf(err, err_len, "bad model config: the parameter count does not fit in memory "
+                "(C=%d L=%d)", cfg->C, cfg->L);
         return -1;
     }
     return 0;
@@ -143,9 +144,9 @@ int rg_optim_check(const rg_optim_config *oc, char *err, size_t err_len) {
     else if (!in_range(oc->weight_decay, 0.0f, 10.0f)) bad = "weight_decay must be in [0, 10]";
     else if (!in_range(oc->grad_clip, -1e30f, 1e30f)) bad = "grad_clip must be finite";
     if (!bad) return 0;
-    snprintf(err, err_len, "bad optimizer settings: %s (lr %g, min_lr_frac %g, warmup %d, betas %g "
-             "%g, eps %g, weight decay %g, clip %g)", bad, oc->lr, oc->min_lr_frac, oc->warmup_iters,
-             oc->beta1, oc->beta2, oc->eps, oc->weight_decay, oc->grad_clip);
+    rg_errf(err, err_len, "bad optimizer settings: %s (lr %g, min_lr_frac %g, warmup %d, betas %g "
+            "%g, eps %g, weight decay %g, clip %g)", bad, oc->lr, oc->min_lr_frac, oc->warmup_iters,
+            oc->beta1, oc->beta2, oc->eps, oc->weight_decay, oc->grad_clip);
     return -1;
 }
 
@@ -284,7 +285,7 @@ int rg_model_init(rg_model *m, const rg_model_config *cfg, uint64_t seed, char *
     m->m_memory = alloc_floats(m->num_params);
     m->v_memory = alloc_floats(m->num_params);
     if (!m->params_memory || !m->grads_memory || !m->m_memory || !m->v_memory) {
-        snprintf(err, err_len, "out of memory allocating %zu parameters", m->num_params);
+        rg_errf(err, err_len, "out of memory allocating %zu parameters", m->num_params);
         rg_model_free(m);
         return -1;
     }
@@ -310,12 +311,12 @@ int rg_model_init(rg_model *m, const rg_model_config *cfg, uint64_t seed, char *
 
 int rg_model_set_batch(rg_model *m, int B, int T, char *err, size_t err_len) {
     if (B <= 0 || T <= 0) {
-        snprintf(err, err_len, "bad batch shape: B=%d and T=%d must be positive", B, T);
+        rg_errf(err, err_len, "bad batch shape: B=%d and T=%d must be positive", B, T);
         return -1;
     }
     if (T > m->cfg.maxT) {
-        snprintf(err, err_len, "sequence length T=%d exceeds the model's block size %d", T,
-                 m->cfg.maxT);
+        rg_errf(err, err_len, "sequence length T=%d exceeds the model's block size %d", T,
+                m->cfg.maxT);
         return -1;
     }
     if (m->acts_memory && m->B == B && m->T == T) {
@@ -324,7 +325,7 @@ int rg_model_set_batch(rg_model *m, int B, int T, char *err, size_t err_len) {
     /* the sizes below are products of up to five factors: refuse in floating point what could
      * wrap in size_t, before computing them */
     if (rg_model_train_bytes(&m->cfg, B, T) > (double)SIZE_MAX / 4) {
-        snprintf(err, err_len, "batch B=%d T=%d is too large for this model's memory", B, T);
+        rg_errf(err, err_len, "batch B=%d T=%d is too large for this model's memory", B, T);
         return -1;
     }
     free_acts(m);
@@ -341,8 +342,8 @@ int rg_model_set_batch(rg_model *m, int B, int T, char *err, size_t err_len) {
     m->targets = calloc(BT, sizeof(int32_t));
     if (!m->acts_memory || !m->grad_acts_memory || !m->losses || !m->inputs || !m->targets) {
         free_acts(m);
-        snprintf(err, err_len, "out of memory allocating activations for B=%d T=%d (%zu MiB)", B, T,
-                 (n + n_grad) * sizeof(float) >> 20);
+        rg_errf(err, err_len, "out of memory allocating activations for B=%d T=%d (%zu MiB)", B, T,
+                (n + n_grad) * sizeof(float) >> 20);
         return -1;
     }
     slice_acts(&m->acts, m->acts_memory, sizes);
@@ -375,7 +376,7 @@ int rg_model_init_replica(rg_model *rep, const rg_model *master, char *err, size
     rep->shares_params = 1;
     rep->grads_memory = alloc_floats(rep->num_params);
     if (!rep->grads_memory) {
-        snprintf(err, err_len, "out of memory allocating a replica's %zu gradients", rep->num_params);
+        rg_errf(err, err_len, "out of memory allocating a replica's %zu gradients", rep->num_params);
         rg_model_free(rep);
         return -1;
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "randygpt/ops.h"
+#include "randygpt/text.h"
 
 /* Names (the rg_backend member's) and required flags, in rg_op_kind order, from op_list.h. */
 #define NAME_(name, KIND, req, ret, params) [RG_OP_##KIND] = #name,
@@ -47,39 +48,36 @@ int rg_op_is_required(rg_op_kind op) {
     return (int)op >= 0 && op < RG_OP_COUNT && op_required[op];
 }
 
-/* Appends "sep item" to a bounded string, keeping it terminated when it would overflow. */
+/* Appends "sep item" to a bounded string; a list that does not fit ends with RG_TRUNCATED_MARK. */
 static void append(char *buf, size_t buf_len, const char *sep, const char *item) {
-    size_t used = strlen(buf);
-    if (used < buf_len) {
-        snprintf(buf + used, buf_len - used, "%s%s", used > 0 ? sep : "", item);
-    }
+    rg_errf_append(buf, buf_len, "%s%s", buf[0] ? sep : "", item);
 }
 
 int rg_backend_validate(const rg_backend *table, char *err, size_t err_len) {
     if (!table) {
-        snprintf(err, err_len, "backend table is NULL");
+        rg_errf(err, err_len, "backend table is NULL");
         return -1;
     }
     /* The version comes first: with another version the rest of the struct cannot be trusted. */
     if (table->abi_version != RG_BACKEND_ABI_VERSION) {
-        snprintf(err, err_len,
-                 "backend ABI version mismatch: plugin built for version %u, this randygpt uses "
-                 "version %u; rebuild the plugin against this randygpt's headers",
-                 (unsigned)table->abi_version, (unsigned)RG_BACKEND_ABI_VERSION);
+        rg_errf(err, err_len,
+                "backend ABI version mismatch: plugin built for version %u, this randygpt uses "
+                "version %u; rebuild the plugin against this randygpt's headers",
+                (unsigned)table->abi_version, (unsigned)RG_BACKEND_ABI_VERSION);
         return -1;
     }
     if (table->struct_size != sizeof(rg_backend)) {
-        snprintf(err, err_len,
-                 "backend table size mismatch: plugin's rg_backend is %u bytes, this randygpt's is "
-                 "%zu; rebuild the plugin against this randygpt's headers",
-                 (unsigned)table->struct_size, sizeof(rg_backend));
+        rg_errf(err, err_len,
+                "backend table size mismatch: plugin's rg_backend is %u bytes, this randygpt's is "
+                "%zu; rebuild the plugin against this randygpt's headers",
+                (unsigned)table->struct_size, sizeof(rg_backend));
         return -1;
     }
     if (!table->name || !table->name[0]) {
-        snprintf(err, err_len, "backend table has no name");
+        rg_errf(err, err_len, "backend table has no name");
         return -1;
     }
-    char missing[512] = "";
+    char missing[RG_ERR_LEN] = "";
     if (!table->create) {
         append(missing, sizeof missing, ", ", "create");
     }
@@ -96,7 +94,7 @@ int rg_backend_validate(const rg_backend *table, char *err, size_t err_len) {
         }
     }
     if (missing[0]) {
-        snprintf(err, err_len, "backend %s lacks required ops: %s", table->name, missing);
+        rg_errf(err, err_len, "backend %s lacks required ops: %s", table->name, missing);
         return -1;
     }
     return 0;
@@ -109,7 +107,7 @@ int rg_ops_create(rg_ops *ops, const rg_backend *table, const rg_backend_config 
         return -1;
     }
     if (!cfg) {
-        snprintf(err, err_len, "backend %s: no configuration given", table->name);
+        rg_errf(err, err_len, "backend %s: no configuration given", table->name);
         return -1;
     }
     rg_backend k = *table;
@@ -122,7 +120,7 @@ int rg_ops_create(rg_ops *ops, const rg_backend *table, const rg_backend_config 
     if (!ctx) {
         rg_plugin_text(err, err_len);
         if (err_len > 0 && !err[0]) {
-            snprintf(err, err_len, "backend %s could not create an instance", table->name);
+            rg_errf(err, err_len, "backend %s could not create an instance", table->name);
         }
         return -1;
     }
@@ -144,12 +142,17 @@ void rg_plugin_text(char *buf, size_t buf_len) {
     if (buf_len == 0) {
         return;
     }
+    /* A text that reaches the last byte was cut by the plugin (or never terminated): say so. */
+    int cut = memchr(buf, '\0', buf_len - 1) == NULL;
     buf[buf_len - 1] = '\0';
     for (char *p = buf; *p; p++) {
         unsigned char c = (unsigned char)*p;
         if (c < 0x20 || c == 0x7f) {
             *p = '?';
         }
+    }
+    if (cut) {
+        rg_mark_truncated(buf, buf_len);
     }
 }
 

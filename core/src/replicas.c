@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "randygpt/text.h"
+
 /* ---- the in-process rg_gradsum: one rank, nothing to exchange ---- */
 
 static int local_sum_floats(void *ctx, float *buf, size_t n, char *err, size_t err_len) {
@@ -126,14 +128,14 @@ static rg_dp_pool *pool_start(rg_dp *dp, char *err, size_t err_len) {
         pool->args[i] = (worker_arg){pool, i + 1};
         if (pthread_create(&pool->threads[i], NULL, worker_loop, &pool->args[i]) != 0) {
             pool_stop(pool);
-            snprintf(err, err_len, "cannot start the thread of replica %d", i + 1);
+            rg_errf(err, err_len, "cannot start the thread of replica %d", i + 1);
             return NULL;
         }
         pool->started++;
     }
     return pool;
 oom:
-    snprintf(err, err_len, "out of memory starting %d replica threads", n);
+    rg_errf(err, err_len, "out of memory starting %d replica threads", n);
     return NULL;
 }
 
@@ -227,21 +229,21 @@ static void job_adamw(rg_dp *dp, int r) {
 
 int rg_dp_check_split(int B, int ranks, int replicas, int threads, char *err, size_t err_len) {
     if (replicas < 1 || ranks < 1) {
-        snprintf(err, err_len, "--replicas must be at least 1 (got %d)", replicas);
+        rg_errf(err, err_len, "--replicas must be at least 1 (got %d)", replicas);
         return -1;
     }
     if (threads % replicas != 0) {
-        snprintf(err, err_len, "--threads %d does not split over %d replicas: give a multiple of "
-                 "--replicas", threads, replicas);
+        rg_errf(err, err_len, "--threads %d does not split over %d replicas: give a multiple of "
+                "--replicas", threads, replicas);
         return -1;
     }
     if (B % (ranks * replicas) != 0) {
         if (ranks > 1)
-            snprintf(err, err_len, "batch %d does not split over %d ranks x %d replicas: give a "
-                     "batch that is a multiple of %d", B, ranks, replicas, ranks * replicas);
+            rg_errf(err, err_len, "batch %d does not split over %d ranks x %d replicas: give a "
+                    "batch that is a multiple of %d", B, ranks, replicas, ranks * replicas);
         else
-            snprintf(err, err_len, "batch %d does not split over %d replicas: give a batch that is "
-                     "a multiple of --replicas", B, replicas);
+            rg_errf(err, err_len, "batch %d does not split over %d replicas: give a batch that is "
+                    "a multiple of --replicas", B, replicas);
         return -1;
     }
     return 0;
@@ -273,14 +275,14 @@ int rg_dp_init(rg_dp *dp, rg_model *master, rg_ops *ops, int R, int B, int T, co
     dp->rep = calloc((size_t)R, sizeof *dp->rep);
     dp->sumsq = calloc((size_t)R, sizeof *dp->sumsq);
     if (!dp->rep || !dp->sumsq) {
-        snprintf(err, err_len, "out of memory setting up %d replicas", R);
+        rg_errf(err, err_len, "out of memory setting up %d replicas", R);
         goto fail;
     }
     dp->rep[0] = master;
     for (int r = 1; r < R; r++) {
         dp->rep[r] = calloc(1, sizeof *dp->rep[r]);
         if (!dp->rep[r] || rg_model_init_replica(dp->rep[r], master, err, err_len) != 0) {
-            if (!dp->rep[r]) snprintf(err, err_len, "out of memory setting up replica %d", r);
+            if (!dp->rep[r]) rg_errf(err, err_len, "out of memory setting up replica %d", r);
             goto fail;
         }
     }
@@ -300,7 +302,7 @@ static int batch_mean_loss(rg_dp *dp, float *loss, char *err, size_t err_len) {
     double sum = 0.0;
     for (int r = 0; r < dp->R; r++) {
         if (dp->rep[r]->mean_loss < 0.0f) {
-            snprintf(err, err_len, "replica %d's forward failed", r);
+            rg_errf(err, err_len, "replica %d's forward failed", r);
             return -1;
         }
         sum += dp->rep[r]->mean_loss;
@@ -373,8 +375,8 @@ int rg_dp_check_same(rg_dp *dp, char *err, size_t err_len) {
     int same = 1;
     if (dp->gs->agree(dp->gs->ctx, rg_dp_checksum(dp->rep[0]), &same, err, err_len) != 0) return -1;
     if (!same) {
-        snprintf(err, err_len, "the weights differ between the ranks after step %d (checksums "
-                 "disagree): the ranks diverged", dp->rep[0]->adam_t);
+        rg_errf(err, err_len, "the weights differ between the ranks after step %d (checksums "
+                "disagree): the ranks diverged", dp->rep[0]->adam_t);
         return -1;
     }
     return 0;

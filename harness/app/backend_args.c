@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "randygpt/text.h"
+
 #include "app/backend_auto.h"
 #include "app/bench_proc.h"
 
@@ -67,16 +69,16 @@ int rg_backend_args_create(const rg_backend_args *a, const rg_plugin *p, rg_ops 
     rg_option opts[RG_MAX_BACKEND_OPTS];
     rg_backend_config cfg;
     rg_backend_args_config(a, &cfg, opts);
-    char why[512];
+    char why[RG_ERR_LEN];
     if (rg_ops_create(ops, p->table, &cfg, why, sizeof why) == 0) return 0;
     /* The default is every CPU, which a one-thread backend refuses; only a count the user chose
      * is held to. */
     if (!a->threads_given && a->threads != 1) {
         cfg.num_threads = 1;
-        char why1[512];
+        char why1[RG_ERR_LEN];
         if (rg_ops_create(ops, p->table, &cfg, why1, sizeof why1) == 0) return 0;
     }
-    snprintf(err, n, "%s: %s", p->path, why);
+    rg_errf(err, n, "%s: %s", p->path, why);
     return -1;
 }
 
@@ -126,8 +128,7 @@ char *rg_backend_names_hint(const char *name, const char *backend_dir) {
 int rg_backend_args_load(const rg_backend_args *a, rg_plugin *p, char *err, size_t n) {
     if (rg_plugin_open(p, a->backend, a->backend_dir, err, n) == 0) return 0;
     char *hint = rg_backend_names_hint(a->backend, a->backend_dir);
-    size_t used = strlen(err);
-    if (hint && used + 2 + strlen(hint) < n) snprintf(err + used, n - used, "; %s", hint);
+    if (hint) rg_errf_append(err, n, "; %s", hint);
     free(hint);
     return -1;
 }
@@ -149,7 +150,7 @@ static int probe_child(void *user) {
     const rg_backend_args *a = user;
     rg_plugin p;
     rg_ops ops;
-    char err[2048], desc[512];
+    char err[RG_ERR_LEN], desc[RG_DESCRIBE_LEN];
     if (open_here(a, &p, &ops, err, sizeof err) != 0) {
         printf("%s\n", err);
         return 1;
@@ -162,21 +163,21 @@ static int probe_child(void *user) {
 
 int rg_backend_args_probe(const rg_backend_args *a, double timeout_s, char *err, size_t n) {
     rg_proc_result r;
-    char why[256];
-    if (rg_proc_call(probe_child, (void *)a, timeout_s, 8192, &r, why, sizeof why) != 0) {
-        snprintf(err, n, "cannot try backend %s: %s", a->backend, why);
+    char why[RG_ERR_LEN];
+    if (rg_proc_call(probe_child, (void *)a, timeout_s, RG_PROBE_MAX_OUT, &r, why, sizeof why) != 0) {
+        rg_errf(err, n, "cannot try backend %s: %s", a->backend, why);
         return -1;
     }
     int rc = 0;
     if (!r.returned) {
         rg_proc_describe_end(&r, timeout_s, why, sizeof why);
-        snprintf(err, n, "backend %s %s while it was loaded or created an instance", a->backend, why);
+        rg_errf(err, n, "backend %s %s while it was loaded or created an instance", a->backend, why);
         rc = -1;
     } else if (r.fn_rc != 0) {
         /* the refusal is the child's last line (a plugin may have printed before it) */
         while (r.out_len > 0 && r.out[r.out_len - 1] == '\n') r.out[--r.out_len] = '\0';
         char *line = strrchr(r.out, '\n');
-        snprintf(err, n, "%s", line ? line + 1 : r.out);
+        rg_errf(err, n, "%s", line ? line + 1 : r.out);
         rg_plugin_text(err, n);
         rc = -1;
     }
@@ -189,7 +190,7 @@ int rg_backend_args_open(const rg_backend_args *a, rg_plugin *p, rg_ops *ops, ch
     memset(p, 0, sizeof *p);
     if (!strcmp(a->backend, RG_BACKEND_AUTO)) {
         /* each candidate comes back here by name, and is tried in a child on its own */
-        char why[4096];
+        char why[RG_ERR_LEN];
         return rg_backend_auto_open(a, p, ops, why, sizeof why, err, n);
     }
     if (rg_backend_args_probe(a, RG_PROBE_TIMEOUT_S, err, n) != 0) return -1;

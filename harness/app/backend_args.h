@@ -24,6 +24,7 @@
 #include "app/cmdline.h"
 #include "randygpt/loader.h"
 #include "randygpt/ops.h"
+#include "randygpt/text.h"
 
 #define RG_MAX_BACKEND_OPTS 32
 /* The most threads any command accepts: a count above this is a typo, not a machine. */
@@ -80,6 +81,9 @@ int rg_backend_args_load(const rg_backend_args *a, rg_plugin *p, char *err, size
 
 /* The longest a plugin may take to load and create an instance in rg_backend_args_open. */
 #define RG_PROBE_TIMEOUT_S 60.0
+/* The last bytes of the probe child's output that are kept: room for what a plugin prints before
+ * its refusal line (itself at most RG_ERR_LEN). */
+#define RG_PROBE_MAX_OUT (4 * RG_ERR_LEN)
 
 /* Loads a->backend and creates (then destroys) an instance in a child process (app/bench_proc.h),
  * so that a plugin that crashes, calls exit() or hangs (timeout_s) in its entry point or its create

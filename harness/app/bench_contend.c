@@ -11,19 +11,20 @@
 #include <unistd.h>
 
 #include "bench_peak.h"
+#include "randygpt/text.h"
 
 int rg_contend_start(rg_contend *c, int n, char *err, size_t err_len) {
     c->n = 0;
     if (n < 0 || n > RG_CONTEND_MAX) {
-        snprintf(err, err_len, "--contend needs 0 to %d busy processes, not %d", RG_CONTEND_MAX, n);
+        rg_errf(err, err_len, "--contend needs 0 to %d busy processes, not %d", RG_CONTEND_MAX, n);
         return -1;
     }
     const pid_t parent = getpid();
     for (int i = 0; i < n; i++) {
         pid_t pid = fork();
         if (pid < 0) {
-            snprintf(err, err_len, "cannot start busy process %d of %d: %s", i + 1, n,
-                     strerror(errno));
+            rg_errf(err, err_len, "cannot start busy process %d of %d: %s", i + 1, n,
+                    strerror(errno));
             rg_contend_stop(c);
             return -1;
         }

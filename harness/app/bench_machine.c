@@ -12,17 +12,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "randygpt/text.h"
+
 #include "backend_args.h"
 #include "bench_proc.h"
 
-/* Copies the value after "key<spaces>: " of the first matching line of /proc/cpuinfo. */
-static int cpuinfo_value(const char *key, char *buf, size_t n) {
+/* The value after "key<spaces>: " of the first matching line of /proc/cpuinfo, as a new heap
+ * string (free it; lines have no length limit), or NULL when there is none. */
+static char *cpuinfo_value(const char *key) {
     FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return -1;
-    char line[8192];
-    int found = -1;
-    size_t klen = strlen(key);
-    while (found != 0 && fgets(line, sizeof line, f)) {
+    if (!f) return NULL;
+    char *line = NULL, *value = NULL;
+    size_t cap = 0, klen = strlen(key);
+    while (!value && getline(&line, &cap, f) > 0) {
         if (strncmp(line, key, klen) != 0 || (line[klen] != ' ' && line[klen] != '\t' && line[klen] != ':'))
             continue;
         char *colon = strchr(line, ':');
@@ -30,11 +32,11 @@ static int cpuinfo_value(const char *key, char *buf, size_t n) {
         char *v = colon + 1;
         while (*v == ' ' || *v == '\t') v++;
         v[strcspn(v, "\n")] = '\0';
-        snprintf(buf, n, "%s", v);
-        found = 0;
+        value = strdup(v);
     }
+    free(line);
     fclose(f);
-    return found;
+    return value;
 }
 
 /* 1 if word occurs as a whole space-separated word of list. */
@@ -67,19 +69,21 @@ static void make_slug(const char *model, int cpus, char *slug, size_t n) {
 
 void rg_machine_info_get(rg_machine_info *m) {
     memset(m, 0, sizeof *m);
-    if (cpuinfo_value("model name", m->cpu_model, sizeof m->cpu_model) != 0 &&
-        cpuinfo_value("Model", m->cpu_model, sizeof m->cpu_model) != 0)
-        snprintf(m->cpu_model, sizeof m->cpu_model, "unknown");
+    char *model = cpuinfo_value("model name");
+    if (!model) model = cpuinfo_value("Model");
+    rg_errf(m->cpu_model, sizeof m->cpu_model, "%s", model ? model : "unknown");
+    free(model);
     m->cpus = rg_default_threads();
-    static char flags[8192]; /* the flags line is long; static keeps it off the stack */
-    if (cpuinfo_value("flags", flags, sizeof flags) == 0) {
+    char *flags = cpuinfo_value("flags");
+    if (flags) {
         m->avx2 = has_word(flags, "avx2");
         m->avx512f = has_word(flags, "avx512f");
         m->fma = has_word(flags, "fma");
     }
+    free(flags);
     struct utsname u;
-    if (uname(&u) == 0) snprintf(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release, u.machine);
-    else snprintf(m->kernel, sizeof m->kernel, "unknown");
+    if (uname(&u) == 0) rg_errf(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release, u.machine);
+    else rg_errf(m->kernel, sizeof m->kernel, "unknown");
     m->mem_total_bytes = -1;
     FILE *f = fopen("/proc/meminfo", "r");
     if (f) {
@@ -122,11 +126,9 @@ const char *rg_build_flags(void) {
 #endif
 }
 
-int rg_source_dir(char *buf, size_t n) {
+const char *rg_source_dir(void) {
     struct stat st;
-    if (stat(RG_SOURCE_DIR, &st) != 0 || !S_ISDIR(st.st_mode)) return -1;
-    snprintf(buf, n, "%s", RG_SOURCE_DIR);
-    return 0;
+    return stat(RG_SOURCE_DIR, &st) == 0 && S_ISDIR(st.st_mode) ? RG_SOURCE_DIR : NULL;
 }
 
 void rg_git_commit(const char *src_dir, char *buf, size_t n) {
@@ -134,7 +136,7 @@ void rg_git_commit(const char *src_dir, char *buf, size_t n) {
     if (!src_dir) return;
     char *argv[] = {"git", "-C", (char *)src_dir, "rev-parse", "HEAD", NULL};
     rg_proc_result r;
-    char err[256];
+    char err[RG_ERR_LEN];
     if (rg_proc_run(argv, "/dev/null", 10.0, 256, &r, err, sizeof err) != 0) return;
     r.out[strcspn(r.out, "\r\n")] = '\0';
     if (r.end == RG_PROC_EXITED && r.exit_code == 0 && r.out[0]) snprintf(buf, n, "%s", r.out);

@@ -20,9 +20,9 @@ const char *rg_build_compiler(void);
 /* RG_BUILD_FLAGS when the build defines it, else "unknown" plus what the predefined macros say. */
 const char *rg_build_flags(void);
 
-/* The source tree this binary was built from (RG_SOURCE_DIR), if it still exists. Returns 0, or -1
- * (e.g. an installed binary whose sources are gone). */
-int rg_source_dir(char *buf, size_t n);
+/* The source tree this binary was built from (RG_SOURCE_DIR) if it still exists, else NULL (e.g. an
+ * installed binary whose sources are gone). */
+const char *rg_source_dir(void);
 /* `git rev-parse HEAD` in src_dir (may be NULL), or "unknown". */
 void rg_git_commit(const char *src_dir, char *buf, size_t n);
 

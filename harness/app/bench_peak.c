@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench_peak.h"
 
+#include "randygpt/text.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -137,9 +139,9 @@ int rg_peak_scaling_ok(int threads, double peak_n, double peak_1, char *why, siz
     if (threads <= 1 || !(peak_1 > 0)) return 1;
     const double want = RG_PEAK_MIN_SCALING * threads * peak_1;
     if (peak_n >= want) return 1;
-    snprintf(why, why_len,
-             "the %d-thread FMA peak (%.1f GFLOP/s) is under %.1f x %d x the 1-thread peak "
-             "(%.1f GFLOP/s): the cores were not all free while it was measured",
-             threads, peak_n, RG_PEAK_MIN_SCALING, threads, peak_1);
+    rg_errf(why, why_len,
+            "the %d-thread FMA peak (%.1f GFLOP/s) is under %.1f x %d x the 1-thread peak "
+            "(%.1f GFLOP/s): the cores were not all free while it was measured",
+            threads, peak_n, RG_PEAK_MIN_SCALING, threads, peak_1);
     return 0;
 }

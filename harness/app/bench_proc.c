@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "randygpt/text.h"
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -43,21 +45,25 @@ const char *rg_signal_name(int signo, char *buf, size_t n) {
     return buf;
 }
 
-/* Appends what is readable on fd to r->out (dropping bytes beyond max_out). Returns 0 at EOF. */
+/* Appends what is readable on fd to r->out, keeping its last max_out bytes (the end, where a
+ * result or a refusal is, matters most; r->out_cut says that the start was dropped). Returns 0 at
+ * EOF. */
 static int drain(int fd, rg_proc_result *r, size_t max_out) {
     char chunk[4096];
     ssize_t got = read(fd, chunk, sizeof chunk);
     if (got < 0) return errno == EINTR || errno == EAGAIN ? 1 : 0;
     if (got == 0) return 0;
-    size_t keep = r->out_len + (size_t)got <= max_out ? (size_t)got : max_out - r->out_len;
-    if (keep > 0) {
-        char *bigger = realloc(r->out, r->out_len + keep + 1);
-        if (!bigger) return 1; /* keep what we have; the child still runs to its end */
-        r->out = bigger;
-        memcpy(r->out + r->out_len, chunk, keep);
-        r->out_len += keep;
-        r->out[r->out_len] = '\0';
+    char *bigger = realloc(r->out, r->out_len + (size_t)got + 1);
+    if (!bigger) return 1; /* keep what we have; the child still runs to its end */
+    r->out = bigger;
+    memcpy(r->out + r->out_len, chunk, (size_t)got);
+    r->out_len += (size_t)got;
+    if (r->out_len > max_out) {
+        memmove(r->out, r->out + (r->out_len - max_out), max_out);
+        r->out_len = max_out;
+        r->out_cut = 1;
     }
+    r->out[r->out_len] = '\0';
     return 1;
 }
 
@@ -152,7 +158,7 @@ static int proc_start(const child_job *job, const char *what, const char *stderr
     r->out = calloc(1, 1);
     int pipefd[2];
     if (!r->out || pipe(pipefd) != 0) {
-        snprintf(err, err_len, "cannot create a pipe for %s: %s", what, strerror(errno));
+        rg_errf(err, err_len, "cannot create a pipe for %s: %s", what, strerror(errno));
         free(r->out);
         r->out = NULL;
         return -1;
@@ -161,7 +167,7 @@ static int proc_start(const child_job *job, const char *what, const char *stderr
     if (stderr_path) {
         errfd = open(stderr_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (errfd < 0) {
-            snprintf(err, err_len, "cannot write %s: %s", stderr_path, strerror(errno));
+            rg_errf(err, err_len, "cannot write %s: %s", stderr_path, strerror(errno));
             close(pipefd[0]);
             close(pipefd[1]);
             free(r->out);
@@ -174,7 +180,7 @@ static int proc_start(const child_job *job, const char *what, const char *stderr
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
-        snprintf(err, err_len, "cannot start %s: %s", what, strerror(errno));
+        rg_errf(err, err_len, "cannot start %s: %s", what, strerror(errno));
         close(pipefd[0]);
         close(pipefd[1]);
         if (errfd >= 0) close(errfd);

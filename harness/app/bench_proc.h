@@ -21,8 +21,9 @@ typedef struct rg_proc_result {
     int signo;          /* RG_PROC_SIGNALED */
     double wall_s;      /* from fork to reaping */
     long maxrss_kib;    /* ru_maxrss of the child, KiB */
-    char *out;          /* its stdout, NUL-terminated (malloc'd; free it) */
+    char *out;          /* its stdout, NUL-terminated (malloc'd; free it): the last max_out bytes */
     size_t out_len;
+    int out_cut;        /* 1 when it wrote more than max_out bytes and out lacks their start */
     int returned;       /* rg_proc_call: 1 when the function returned (not exit(), no crash) */
     int fn_rc;          /* rg_proc_call: what it returned */
 } rg_proc_result;
@@ -31,7 +32,7 @@ typedef struct rg_proc_result {
 #define RG_PROC_MARK '\036'
 
 /* Runs argv (argv[0] is a path, or a name looked up in PATH) with stdin from /dev/null, stdout
- * captured (at most max_out bytes kept), stderr to stderr_path (NULL: inherited), in a process group
+ * captured (its last max_out bytes kept), stderr to stderr_path (NULL: inherited), in a process group
  * of its own. timeout_s <= 0 means no limit. Returns 0 when the child ran (whatever its end), or -1
  * with one line in err when it could not be started. */
 int rg_proc_run(char *const argv[], const char *stderr_path, double timeout_s, size_t max_out,

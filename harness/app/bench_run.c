@@ -12,6 +12,7 @@
 #include "randygpt/data.h"
 #include "randygpt/model.h"
 #include "randygpt/rng.h"
+#include "randygpt/text.h"
 
 /* Distinct batches cycled through: enough that no step re-reads the previous step's tokens. */
 #define BENCH_BATCHES 4
@@ -89,7 +90,7 @@ void rg_bench_result_fail(rg_bench_result *r, const char *reason, const char *fm
     r->reason = reason;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->error, sizeof r->error, fmt, ap);
+    rg_verrf(r->error, sizeof r->error, fmt, ap);
     va_end(ap);
 }
 
@@ -130,7 +131,7 @@ static void train_step(rg_model *m, rg_ops *ops, const rg_optim_config *oc, cons
  * synthetic tokens. Returns 0 with *V the vocabulary size, or -1 after one line on stderr. */
 static int load_batches(const rg_bench_child_config *cc, int B, int T, int *V, int32_t **inputs,
                         int32_t **targets) {
-    char err[1024];
+    char err[RG_ERR_LEN];
     rg_data data, *dp = NULL;
     *V = RG_BENCH_SYNTHETIC_V;
     if (cc->data) {
@@ -222,7 +223,7 @@ static int print_result_line(const rg_bench_result *r, FILE *out) {
 }
 
 int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, FILE *out) {
-    char err[1024];
+    char err[RG_ERR_LEN];
     const rg_preset *ps = rg_preset_find(cc->preset);
     if (!ps) {
         fprintf(stderr, "randygpt bench: unknown preset '%s'\n", cc->preset);
@@ -262,8 +263,8 @@ int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, F
         fprintf(stderr, "randygpt bench: %s\n", err);
         goto done;
     }
-    snprintf(r->plugin_name, sizeof r->plugin_name, "%s", plugin.table->name ? plugin.table->name : "");
-    snprintf(r->path, sizeof r->path, "%s", plugin.path);
+    rg_errf(r->plugin_name, sizeof r->plugin_name, "%s", plugin.table->name ? plugin.table->name : "");
+    rg_errf(r->path, sizeof r->path, "%s", plugin.path);
     rg_ops_describe(&ops, r->describe, sizeof r->describe);
     rg_ops_native_list(&ops, r->native_ops, sizeof r->native_ops);
     measure(&model, &ops, cc, inputs, targets, r);
@@ -384,14 +385,14 @@ json_t *rg_bench_result_json(const rg_bench_result *r, int child_only) {
 
 static void copy_str(char *dst, size_t n, const json_t *j, const char *name) {
     const char *s = json_string_value(json_object_get(j, name));
-    snprintf(dst, n, "%s", s ? s : "");
+    rg_errf(dst, n, "%s", s ? s : "");
 }
 
 int rg_bench_result_parse(rg_bench_result *r, const char *line, char *err, size_t err_len) {
     json_error_t jerr;
     json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
     if (!j) {
-        snprintf(err, err_len, "JSON: %s at offset %d", jerr.text, jerr.position);
+        rg_errf(err, err_len, "JSON: %s at offset %d", jerr.text, jerr.position);
         return -1;
     }
     const json_t *steps = json_object_get(j, "step_ms"), *reps = json_object_get(j, "repeat_step_ms");
@@ -399,7 +400,7 @@ int rg_bench_result_parse(rg_bench_result *r, const char *line, char *err, size_
     if (!json_is_object(j) || !json_is_array(reps) || !json_is_array(ops) ||
         json_array_size(ops) != RG_OP_COUNT || !json_is_array(native) ||
         !isfinite(rg_json_num(steps, "median"))) {
-        snprintf(err, err_len, "result line lacks step_ms, repeat_step_ms, native_ops or ops");
+        rg_errf(err, err_len, "result line lacks step_ms, repeat_step_ms, native_ops or ops");
         json_decref(j);
         return -1;
     }
@@ -410,8 +411,7 @@ int rg_bench_result_parse(rg_bench_result *r, const char *line, char *err, size_
     r->num_native_ops = (int)json_array_size(native);
     for (size_t i = 0; i < json_array_size(native); i++) {
         const char *s = json_string_value(json_array_get(native, i));
-        size_t len = strlen(r->native_ops);
-        snprintf(r->native_ops + len, sizeof r->native_ops - len, "%s%s", i ? "," : "", s ? s : "");
+        rg_errf_append(r->native_ops, sizeof r->native_ops, "%s%s", i ? "," : "", s ? s : "");
     }
     r->step_ms_median = rg_json_num(steps, "median");
     r->step_ms_min = rg_json_num(steps, "min");

@@ -43,7 +43,7 @@ typedef struct rg_bench_result {
     double mfu;
     /* measured by the child */
     char plugin_name[64];
-    char describe[1024];
+    char describe[RG_DESCRIBE_LEN];
     char native_ops[1024];    /* "matmul_forward,..." (rg_ops_native_list) */
     int num_native_ops;
     int nrepeat;

@@ -7,9 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "randygpt/text.h"
+
 static volatile sig_atomic_t requested;
 /* The lines are formatted at install time: a handler may only write(2) them. */
-static char first_line[256], again_line[2][256];
+static char first_line[512], again_line[2][512];
 
 static void say(const char *line) {
     ssize_t w = write(STDERR_FILENO, line, strlen(line));
@@ -29,14 +31,14 @@ static void on_stop(int sig) {
 void rg_stop_install(const char *prog) {
     /* on a terminal, first end a progress line drawn with \r */
     const char *nl = isatty(STDERR_FILENO) ? "\n" : "";
-    snprintf(first_line, sizeof first_line,
-             "%s%s: stopping after this step with a checkpoint (Ctrl-C again to stop at once)\n",
-             nl, prog);
+    rg_errf(first_line, sizeof first_line,
+            "%s%s: stopping after this step with a checkpoint (Ctrl-C again to stop at once)\n",
+            nl, prog);
     static const char *const names[2] = {"SIGINT", "SIGTERM"};
     for (int k = 0; k < 2; k++)
-        snprintf(again_line[k], sizeof again_line[k],
-                 "%s%s: %s while a stop was pending: stopped at once; checkpoints already saved "
-                 "are intact\n", nl, prog, names[k]);
+        rg_errf(again_line[k], sizeof again_line[k],
+                "%s%s: %s while a stop was pending: stopped at once; checkpoints already saved "
+                "are intact\n", nl, prog, names[k]);
     requested = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "randygpt/text.h"
+
 int rg_encode(const rg_vocab *vocab, const uint8_t *text, size_t n, int32_t *tokens, char *err,
               size_t err_len) {
     for (size_t i = 0; i < n; i++) {
@@ -15,8 +17,8 @@ int rg_encode(const rg_vocab *vocab, const uint8_t *text, size_t n, int32_t *tok
             int c = text[i];
             char shown[8] = "";
             if (c >= 32 && c < 127) snprintf(shown, sizeof shown, " '%c'", c);
-            snprintf(err, err_len, "prompt byte 0x%02x%s at offset %zu is not in the model's "
-                     "vocabulary of %d bytes", c, shown, i, vocab->V);
+            rg_errf(err, err_len, "prompt byte 0x%02x%s at offset %zu is not in the model's "
+                    "vocabulary of %d bytes", c, shown, i, vocab->V);
             return -1;
         }
         tokens[i] = tok;
@@ -69,7 +71,7 @@ int rg_generate(rg_model *m, rg_ops *ops, const rg_vocab *vocab, const int32_t *
     /* window holds the last maxT tokens */
     int32_t *window = malloc((size_t)maxT * sizeof *window);
     if (!window) {
-        snprintf(err, err_len, "out of memory for the generation window");
+        rg_errf(err, err_len, "out of memory for the generation window");
         return -1;
     }
     int T = len < maxT ? len : maxT;
@@ -86,7 +88,7 @@ int rg_generate(rg_model *m, rg_ops *ops, const rg_vocab *vocab, const int32_t *
     }
     free(window);
     if (fflush(out) != 0 || ferror(out)) {
-        snprintf(err, err_len, "cannot write the generated text: %s", strerror(errno));
+        rg_errf(err, err_len, "cannot write the generated text: %s", strerror(errno));
         return -1;
     }
     return 0;

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "randygpt/text.h"
+
 int rg_eval_run(rg_dp *dp, const rg_data *d, int32_t *in, int32_t *tg, rg_eval_losses *out,
                 char *err, size_t err_len) {
     int B = dp->B, T = dp->T, nb = rg_data_val_batches(d, B, T);
@@ -78,19 +80,14 @@ void rg_progress_line(char *buf, size_t n, long step, long iters, float loss, do
         for (int i = 0; i < bar_width; i++) bar[k++] = i < full ? '#' : '.';
         k += snprintf(bar + k, sizeof bar - (size_t)k, "] %3d%%", (int)(100 * step / iters));
     }
-    snprintf(buf, n, "step %ld/%ld%s | loss %.4f | %.0f tok/s | %s | ETA %s", step, iters, bar,
-             loss, tok_s, elapsed, eta);
+    rg_errf(buf, n, "step %ld/%ld%s | loss %.4f | %.0f tok/s | %s | ETA %s", step, iters, bar,
+            loss, tok_s, elapsed, eta);
 }
 
-int rg_best_checkpoint_path(const char *ckpt, char *buf, size_t n) {
+char *rg_best_checkpoint_path(const char *ckpt) {
     size_t len = strlen(ckpt);
-    const char *ext = ".ckpt";
-    int r;
-    if (len > 5 && !strcmp(ckpt + len - 5, ext))
-        r = snprintf(buf, n, "%.*s.best.ckpt", (int)(len - 5), ckpt);
-    else
-        r = snprintf(buf, n, "%s.best", ckpt);
-    return r >= 0 && (size_t)r < n ? 0 : -1;
+    if (len > 5 && !strcmp(ckpt + len - 5, ".ckpt")) return rg_strf("%.*s.best.ckpt", (int)(len - 5), ckpt);
+    return rg_strf("%s.best", ckpt);
 }
 
 double rg_peak_rss_mib(void) {

@@ -60,8 +60,8 @@ void rg_progress_line(char *buf, size_t n, long step, long iters, float loss, do
                       double elapsed_s, double eta_s, int bar_width);
 
 /* Where the best checkpoint goes beside ckpt: "X.ckpt" gives "X.best.ckpt", any other name "NAME.best".
- * Returns 0, or -1 if it does not fit in n bytes. */
-int rg_best_checkpoint_path(const char *ckpt, char *buf, size_t n);
+ * A new heap string (free it), or NULL when out of memory. */
+char *rg_best_checkpoint_path(const char *ckpt);
 
 /* Peak resident memory of this process so far, in MiB (getrusage). */
 double rg_peak_rss_mib(void);

@@ -149,7 +149,7 @@ static int kb_register_pair(kb_list *list, const rg_plugin *plugin, const rg_bac
         fprintf(stderr, "randygpt-kbench: skipping %s at %d threads: %s\n", name, threads, why);
         return 1;
     }
-    char describe[512], native[1024], key[256];
+    char describe[RG_DESCRIBE_LEN], native[1024], key[256];
     rg_ops_describe(&probe, describe, sizeof describe);
     rg_ops_native_list(&probe, native, sizeof native);
     uint32_t native_mask = probe.native_mask;

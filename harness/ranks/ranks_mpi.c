@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include "ranks/ranks.h"
+#include "randygpt/text.h"
 
 int rg_ranks_have_mpi(void) { return 1; }
 
@@ -13,7 +14,7 @@ static int mpi_fail(int rc, const char *what, char *err, size_t err_len) {
     char msg[MPI_MAX_ERROR_STRING];
     int len = 0;
     MPI_Error_string(rc, msg, &len);
-    snprintf(err, err_len, "%s failed: %.*s (a rank stopped?)", what, len, msg);
+    rg_errf(err, err_len, "%s failed: %.*s (a rank stopped?)", what, len, msg);
     return -1;
 }
 

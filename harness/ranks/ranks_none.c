@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "ranks/ranks.h"
+#include "randygpt/text.h"
 
 int rg_ranks_have_mpi(void) { return 0; }
 
@@ -9,8 +10,8 @@ int rg_ranks_open(rg_gradsum *gs, char *err, size_t err_len) {
     *gs = rg_gradsum_local();
     int n = rg_ranks_launched();
     if (n > 1) {
-        snprintf(err, err_len, "started as one of %d processes (mpirun), but this build has no MPI: "
-                 "install OpenMPI (libopenmpi-dev) and rebuild, or run a single process", n);
+        rg_errf(err, err_len, "started as one of %d processes (mpirun), but this build has no MPI: "
+                "install OpenMPI (libopenmpi-dev) and rebuild, or run a single process", n);
         return -1;
     }
     return 0;

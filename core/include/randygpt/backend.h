@@ -46,6 +46,9 @@ extern "C" {
 
 #define RG_BACKEND_ENTRY_SYMBOL "randygpt_backend_entry"
 
+/* The size of the buffer the host gives describe() (and create()'s err is at least this long). */
+#define RG_DESCRIBE_LEN 1024
+
 #if defined(_WIN32)
 #define RG_EXPORT __declspec(dllexport)
 #else
@@ -85,7 +88,8 @@ typedef struct rg_backend {
     rg_backend_ctx *(*create)(const rg_backend_config *cfg, char *err, size_t err_len);
     void (*destroy)(rg_backend_ctx *ctx);
     /* Writes what the instance really runs: library and version, kernel set picked at run time,
-     * thread count. One line, no newline. */
+     * thread count. One line, no newline. The host passes RG_DESCRIBE_LEN bytes; a text that does
+     * not fit is shown cut and marked so. */
     void (*describe)(rg_backend_ctx *ctx, char *buf, size_t buf_len);
 
     /* ---- required ops ---- */

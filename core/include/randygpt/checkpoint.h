@@ -40,8 +40,9 @@ typedef struct rg_train_state {
     int weights_only;                 /* set by the loader: the file is an export (no moments) */
 } rg_train_state;
 
-/* Whether path may be written as a checkpoint: it is absent or a regular file (a device, a FIFO or
- * a directory is refused), and it is not the same file as protect (the corpus; NULL: none).
+/* Whether path may be written as a checkpoint: it is a regular file (a device, a FIFO or a
+ * directory is refused), or absent with a valid name in a folder this process may write in; and it
+ * is not the same file as protect (the corpus; NULL: none).
  * Returns 0, or -1 with one line in err. */
 int rg_checkpoint_check_path(const char *path, const char *protect, char *err, size_t err_len);
 

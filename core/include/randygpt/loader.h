@@ -20,7 +20,7 @@ extern "C" {
 
 typedef struct rg_plugin {
     void *handle;              /* from dlopen */
-    char path[4096];           /* the file that was opened */
+    char *path;                /* the file that was opened (owned; freed by rg_plugin_close) */
     const rg_backend *table;   /* checked: ABI version, struct size, required ops */
 } rg_plugin;
 

@@ -50,8 +50,9 @@ void rg_ops_destroy(rg_ops *ops);
 void rg_ops_describe(const rg_ops *ops, char *buf, size_t buf_len);
 /* Makes a string a plugin wrote into buf (buf_len bytes) safe to print: terminated within
  * buf_len (cut at its first NUL, else at buf_len - 1), and every control byte (newline, escape, ...)
- * replaced by '?', so it is one line of text. Every string that comes back from a plugin goes
- * through here. */
+ * replaced by '?', so it is one line of text. A text that reaches the buffer's last byte (no NUL
+ * before it: the plugin cut it, or never ended it) ends with RG_TRUNCATED_MARK (randygpt/text.h).
+ * Every string that comes back from a plugin goes through here. */
 void rg_plugin_text(char *buf, size_t buf_len);
 /* Writes "matmul_forward,matmul_backward,..." of the native ops into buf. */
 void rg_ops_native_list(const rg_ops *ops, char *buf, size_t buf_len);
