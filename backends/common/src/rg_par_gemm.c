@@ -4,6 +4,7 @@
  * time), each time with that set's instruction-set flags and
  *   RG_GEMM_FN  the name of the entry point (an rg_par_gemm_fn),
  *   RG_GEMM_MR  rows of the micro-tile, RG_GEMM_KC the K block, RG_GEMM_MC rows per A block,
+ *   RG_GEMM_BPACK  floats of B packed per pass on more than one thread,
  * and the vector width follows the flags (rg_par_internal.h): NR = two vectors.
  *
  *   C(M,NC) (+)= A(M,K) @ B(K,NC), A and B given by row and column strides, so the three products
@@ -12,14 +13,17 @@
  *     backward dinp(N,C)   = dout(N,OC) @ W(OC,C)      A = dout,   B = W     (M=N,  K=OC)
  *     backward dW(OC,C)   += dout(N,OC)^T @ inp(N,C)   A = dout^T, B = inp   (M=OC, K=N)
  *
- * Blocking (GotoBLAS/BLIS order): B is packed one K block at a time into NR-column panels
- * [KC][NR] (shared, packed in parallel, then the products over that block); each thread owns a contiguous range of MR-row tiles of C (so dW is split over
- * its output rows: no atomics, no reduction) and runs the MR x NR micro-kernel over every panel, a
- * block of MC rows and KC columns of A at a time. A KC x NR slice of a B panel (32 KiB at KC=256
+ * Blocking (GotoBLAS/BLIS order): B is packed into NR-column panels [K rows][NR], shared and
+ * packed in parallel, one pass of K rows at a time (one KC block on one thread; on more, as many
+ * as fit RG_GEMM_BPACK, as each pass joins the threads twice); each thread owns a contiguous range
+ * of MR-row tiles of C (so dW is split over its output rows: no atomics, no reduction) and runs
+ * the MR x NR micro-kernel over every panel, a block of MC rows and KC columns of A at a time,
+ * the pass's KC blocks in order. A KC x NR slice of a B panel (32 KiB at KC=256
  * with 512-bit vectors) stays in L1 while the A tiles stream from L2. A is read in place when its
  * rows are contiguous (forward and dinp: MR row streams); dW's dout^T has contiguous columns, so a
  * tile would touch a new cache line at every k: each thread packs that block into [KC][MR] tiles in
- * its own workspace first.
+ * its own workspace first. A step's tensors outgrow L2, so A and C come from L3 or memory: the
+ * kernel prefetches the A tiles it reads next and the lines of the C tile it is about to write.
  *
  * Why vector extensions and not plain loops: the micro-kernel keeps MR x 2 vector accumulators in
  * registers for the whole K loop; with plain loops GCC either spills the accumulator array or
@@ -34,8 +38,9 @@
 
 #include "rg_par_internal.h"
 
-#if !defined(RG_GEMM_FN) || !defined(RG_GEMM_MR) || !defined(RG_GEMM_KC) || !defined(RG_GEMM_MC)
-#error "rg_par_gemm.c is compiled per kernel set with RG_GEMM_FN, _MR, _KC and _MC defined"
+#if !defined(RG_GEMM_FN) || !defined(RG_GEMM_MR) || !defined(RG_GEMM_KC) || !defined(RG_GEMM_MC) || \
+    !defined(RG_GEMM_BPACK)
+#error "rg_par_gemm.c is compiled per kernel set with RG_GEMM_FN, _MR, _KC, _MC and _BPACK defined"
 #endif
 #if RG_GEMM_MC % RG_GEMM_MR != 0
 #error "RG_GEMM_MC must be a multiple of RG_GEMM_MR"
@@ -59,8 +64,8 @@ typedef struct gemm_args {
     float *Cm;        /* (M, NC), row stride ldc */
     int ldc;
     int accumulate;   /* 1: C += A B, 0: C = A B */
-    int k0, kc;       /* the K block being computed: rows [k0, k0+kc) of B are packed */
-    float *ws;        /* workspace: packed B (panels, kc, NR), shared, then per thread a packed A
+    int k0, ks;       /* the K rows being computed: rows [k0, k0+ks) of B are packed */
+    float *ws;        /* workspace: packed B (panels, ks, NR), shared, then per thread a packed A
                          block (MC, KC) when pack_a */
     size_t bp_floats, ap_floats;
     int pack_a;
@@ -80,6 +85,12 @@ static void micro_kernel(int kc, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
     for (int i = 0; i < MR; i++) {
         acc[i][0] = (vf){0};
         acc[i][1] = (vf){0};
+    }
+    /* the tile of C is written after the K loop: ask for its lines now (for writing), so that
+     * their misses (C is rarely in cache: it is written once, N x OC floats) overlap the loop */
+    for (int i = 0; i < mr; i++) {
+        __builtin_prefetch(c + (size_t)i * ldc, 1, 3);
+        __builtin_prefetch(c + (size_t)i * ldc + nr - 1, 1, 3);
     }
     for (int k = 0; k < kc; k++) {
         vf b0 = *(const vf *)(bp + (size_t)k * NR);
@@ -117,24 +128,43 @@ static void micro_kernel(int kc, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
     }
 }
 
-/* Packs rows [m0, m0+mc) and columns [k0, k0+kc) of an A whose columns are contiguous (dout^T of
- * the weight gradient: a tile's MR rows at one k are MR consecutive floats, but consecutive k are
- * OC floats apart) into MR-row tiles of (kc, MR), so that the micro-kernel reads one stream instead
- * of kc cache lines. Rows past M repeat row M-1, as the micro-kernel does. */
+/* Asks for the cache lines of floats [p, p+n) to be brought into L2. */
+static inline void prefetch_span(const float *p, int n) {
+    const char *end = (const char *)(p + n - 1);
+    for (const char *b = (const char *)((uintptr_t)p & ~(uintptr_t)63); b <= end; b += 64) {
+        __builtin_prefetch(b, 0, 2);
+    }
+}
+
+/* Rows of A ahead of the one being packed that pack_a_cols prefetches (one row at a time). */
+#define PACK_A_AHEAD 8
+
+/* Packs rows [m0, m0+mc) and columns [k0, k0+kc) of an A whose columns are contiguous (A.rs == 1:
+ * dout^T of the weight gradient, whose MR rows at one k are MR consecutive floats, but consecutive
+ * k are OC floats apart) into MR-row tiles of (kc, MR), so that the micro-kernel reads one stream
+ * instead of kc cache lines. Rows past M repeat row M-1, as the micro-kernel does. One k (mc
+ * consecutive floats of dout) at a time, into every tile, so each source line is read once, the
+ * row PACK_A_AHEAD further on prefetched (the rows are too short and too far apart for the
+ * hardware prefetchers). */
 static void pack_a_cols(float *restrict dst, mat_view A, int M, int m0, int mc, int k0, int kc) {
-    for (int t = 0; t < mc; t += MR) {
-        float *d = dst + (size_t)t * kc;
-        const float *src = A.p + (m0 + t) * A.rs + k0 * A.cs;
-        if (m0 + t + MR <= M) {
-            for (int k = 0; k < kc; k++) {
-                memcpy(d + (size_t)k * MR, src + k * A.cs, MR * sizeof(float));
-            }
-            continue;
+    int rows = M - m0 < mc ? M - m0 : mc;
+    int whole = rows / MR * MR; /* rows in whole tiles */
+    for (int k = 0; k < kc; k++) {
+        const float *src = A.p + m0 + (k0 + k) * A.cs;
+        if (k + PACK_A_AHEAD < kc) {
+            prefetch_span(src + PACK_A_AHEAD * A.cs, rows);
         }
+        for (int t = 0; t < whole; t += MR) {
+            memcpy(dst + (size_t)t * kc + (size_t)k * MR, src + t, MR * sizeof(float));
+        }
+    }
+    for (int t = whole; t < mc; t += MR) { /* the last tile, past M */
+        float *d = dst + (size_t)t * kc;
+        const float *src = A.p + m0 + t + k0 * A.cs;
         int mr = M - m0 - t;
         for (int k = 0; k < kc; k++) {
             for (int i = 0; i < MR; i++) {
-                d[(size_t)k * MR + i] = src[k * A.cs + (i < mr ? i : mr - 1) * A.rs];
+                d[(size_t)k * MR + i] = src[k * A.cs + (i < mr ? i : mr - 1)];
             }
         }
     }
@@ -149,7 +179,7 @@ static void pack_a_cols(float *restrict dst, mat_view A, int M, int m0, int mc, 
 static void pack_b_range(void *arg, int64_t begin, int64_t end, int tid) {
     const gemm_args *g = arg;
     const ptrdiff_t rs = g->B.rs, cs = g->B.cs;
-    const int kc = g->kc;
+    const int kc = g->ks;
     for (int64_t p = begin; p < end; p++) {
         float *dst = g->ws + (size_t)p * kc * NR;
         int j0 = (int)p * NR;
@@ -202,33 +232,73 @@ static void pack_b_range(void *arg, int64_t begin, int64_t end, int tid) {
     }
 }
 
-/* Rows of C in MR-row tiles [begin, end), over the K block [k0, k0+kc) whose B is packed. For each
- * block of MC rows, every panel of B, then every tile: the panel's kc x NR slice stays in L1 while
- * the MC x kc block of A is read from L2 once per panel. */
+/* Asks for the lines of the MR-row tile at row m (nothing past M), columns [k0, k0+kc), of an A
+ * read in place (A.cs == 1; pack_a_cols prefetches its own) to be brought into L2: a step's
+ * tensors outgrow L2, so A comes from L3 or memory, and the tile's MR short row streams (K = 128
+ * is 8 lines a row) end before the hardware prefetchers ramp up, so without this the first pass
+ * over each block of A waits at every line. */
+static void prefetch_a_tile(mat_view A, int M, int m, int k0, int kc) {
+    int mr = M - m < MR ? M - m : MR;
+    for (int i = 0; A.cs == 1 && i < mr; i++) {
+        prefetch_span(A.p + (m + i) * A.rs + k0, kc);
+    }
+}
+
+/* One MC x kc block of A (rows [m0, m0+mc), columns [k0, k0+kc), a sub-block of the K rows of B
+ * that are packed) against every panel of B: for each panel, every tile, so the panel's kc x NR
+ * slice stays in L1 while the block of A is read from L2 once per panel. (nm0, nk0, nkc) is the
+ * block this thread computes next (nm0 == m_end: none), whose A is prefetched on the last pass. */
+static void gemm_block(const gemm_args *g, float *ap, int m0, int mc, int k0, int kc, int m_end,
+                       int nm0, int nk0, int nkc) {
+    int panels = (g->NC + NR - 1) / NR;
+    int acc = g->accumulate || k0 > 0;
+    if (ap) {
+        pack_a_cols(ap, g->A, g->M, m0, mc, k0, kc);
+    }
+    for (int p = 0; p < panels; p++) {
+        const float *bp = g->ws + ((size_t)p * g->ks + (size_t)(k0 - g->k0)) * NR;
+        int nr = g->NC - p * NR < NR ? g->NC - p * NR : NR;
+        for (int t = 0; t < mc; t += MR) {
+            int mr = mc - t < MR ? mc - t : MR;
+            float *c = g->Cm + (size_t)(m0 + t) * g->ldc + p * NR;
+            /* the next tile on the first pass over this block (read in place), the next block's
+             * tile t on the last pass (one tile's time covers its lines' latency) */
+            if (p == 0 && !ap && t + MR < mc) {
+                prefetch_a_tile(g->A, g->M, m0 + t + MR, k0, kc);
+            }
+            if (p == panels - 1 && !ap && nm0 + t < m_end) {
+                prefetch_a_tile(g->A, g->M, nm0 + t, nk0, nkc);
+            }
+            if (ap) {
+                micro_kernel(kc, ap + (size_t)t * kc, 1, MR, bp, c, g->ldc, mr, nr, acc);
+            } else {
+                const float *a = g->A.p + (m0 + t) * g->A.rs + k0 * g->A.cs;
+                micro_kernel(kc, a, g->A.rs, g->A.cs, bp, c, g->ldc, mr, nr, acc);
+            }
+        }
+    }
+}
+
+/* Rows of C in MR-row tiles [begin, end), over the K rows [k0, k0+ks) of B that are packed: each
+ * K block of KC in order (every element sees the same K order at any thread count), and for each
+ * every block of MC rows, so that the block's packed B stays in L2 for all of this range's rows,
+ * as when each K block had a pass of its own. */
 static void gemm_range(void *arg, int64_t begin, int64_t end, int tid) {
     const gemm_args *g = arg;
+    int m_begin = (int)begin * MR;
     int m_end = end * MR < g->M ? (int)end * MR : g->M;
-    int panels = (g->NC + NR - 1) / NR;
-    int k0 = g->k0, kc = g->kc;
-    int acc = g->accumulate || k0 > 0;
+    int k_end = g->k0 + g->ks;
     float *ap = g->pack_a ? g->ws + rg_par_thread_offset(g->bp_floats, g->ap_floats, tid) : NULL;
-    for (int m0 = (int)begin * MR; m0 < m_end; m0 += MC) {
-        int mc = m_end - m0 < MC ? m_end - m0 : MC;
-        if (ap) {
-            pack_a_cols(ap, g->A, g->M, m0, mc, k0, kc);
-        }
-        for (int p = 0; p < panels; p++) {
-            const float *bp = g->ws + (size_t)p * kc * NR;
-            int nr = g->NC - p * NR < NR ? g->NC - p * NR : NR;
-            for (int t = 0; t < mc; t += MR) {
-                int mr = mc - t < MR ? mc - t : MR;
-                float *c = g->Cm + (size_t)(m0 + t) * g->ldc + p * NR;
-                if (ap) {
-                    micro_kernel(kc, ap + (size_t)t * kc, 1, MR, bp, c, g->ldc, mr, nr, acc);
-                } else {
-                    const float *a = g->A.p + (m0 + t) * g->A.rs + k0 * g->A.cs;
-                    micro_kernel(kc, a, g->A.rs, g->A.cs, bp, c, g->ldc, mr, nr, acc);
-                }
+    for (int k0 = g->k0; k0 < k_end; k0 += KC) {
+        int kc = k_end - k0 < KC ? k_end - k0 : KC;
+        int nk0 = k0 + KC < k_end ? k0 + KC : k_end;
+        int nkc = k_end - nk0 < KC ? k_end - nk0 : KC;
+        for (int m0 = m_begin; m0 < m_end; m0 += MC) {
+            int mc = m_end - m0 < MC ? m_end - m0 : MC;
+            if (m0 + MC < m_end) {
+                gemm_block(g, ap, m0, mc, k0, kc, m_end, m0 + MC, k0, kc);
+            } else { /* the next block is this range's first, in the next K block if any */
+                gemm_block(g, ap, m0, mc, k0, kc, m_end, nkc > 0 ? m_begin : m_end, nk0, nkc);
             }
         }
     }
@@ -251,11 +321,19 @@ void RG_GEMM_FN(rg_par_backend *pb, float *Cm, int ldc, mat_view A, mat_view B, 
         return;
     }
     int panels = (NC + NR - 1) / NR;
-    int kblock = K < KC ? K : KC;
+    /* K rows of B packed per pass: KC on one thread; on more, whole KC blocks, as many as fit
+     * RG_GEMM_BPACK floats (a share of L2) and at least one. A pass costs two joins of the threads
+     * (pack, products), so the weight gradient (K = N = 2048) takes a few passes instead of one per
+     * KC block; on one thread there is nothing to join, and one block at a time keeps more of L2
+     * for the rest. */
+    int64_t threads = pb->par->num_threads;
+    int ks_max = threads > 1 ? RG_GEMM_BPACK / (panels * NR) / KC * KC : KC;
+    ks_max = ks_max > KC ? ks_max : KC;
+    int ks = K < ks_max ? K : ks_max;
     gemm_args g = {.M = M, .NC = NC, .K = K, .A = A, .B = B, .Cm = Cm, .ldc = ldc,
                    .accumulate = accumulate};
-    g.pack_a = A.cs != 1;
-    g.bp_floats = (size_t)panels * kblock * NR;
+    g.pack_a = A.rs == 1 && A.cs != 1; /* dW's dout^T; any other strides are read in place */
+    g.bp_floats = (size_t)panels * ks * NR;
     g.ap_floats = g.pack_a ? (size_t)MC * KC : 0;
     g.ws = rg_par_workspace(pb, g.bp_floats, g.ap_floats);
 
@@ -263,17 +341,13 @@ void RG_GEMM_FN(rg_par_backend *pb, float *Cm, int ldc, mat_view A, mat_view B, 
      * multiply B's traffic: the weight gradient has only M = OC (128 to 512) rows and a B of N rows.
      * Chunks are whole MC-row blocks, as many per thread as there are, at least one per thread. */
     int64_t tiles = (M + MR - 1) / MR;
-    int64_t threads = pb->par->num_threads;
     int64_t chunks = tiles / (MC / MR) / threads * threads;
     chunks = chunks > threads ? chunks : threads;
     int64_t grain = (tiles + chunks - 1) / chunks;
-    int64_t min_grain = 1 + GEMM_GRAIN_FLOPS / (2LL * MR * NC * kblock);
-    int64_t pack_grain = 1 + (1 << 16) / ((int64_t)kblock * NR); /* >= 64 Ki floats per chunk */
-    /* B is packed one K block at a time: the packed block (at most KC x NC, 512 KiB for the
-     * MLP's 4C = 512 columns) stays in L2 for the products that read it, where packing all of K
-     * at once would send the weight gradient's whole (N, NC) copy through memory */
-    for (g.k0 = 0; g.k0 < K; g.k0 += KC) {
-        g.kc = K - g.k0 < KC ? K - g.k0 : KC;
+    int64_t min_grain = 1 + GEMM_GRAIN_FLOPS / (2LL * MR * NC * ks);
+    int64_t pack_grain = 1 + (1 << 16) / ((int64_t)ks * NR); /* >= 64 Ki floats per chunk */
+    for (g.k0 = 0; g.k0 < K; g.k0 += ks_max) {
+        g.ks = K - g.k0 < ks_max ? K - g.k0 : ks_max;
         rg_par_for(pb->par, panels, pack_grain, pack_b_range, &g);
         rg_par_for(pb->par, tiles, grain > min_grain ? grain : min_grain, gemm_range, &g);
     }
