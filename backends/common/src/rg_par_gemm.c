@@ -103,7 +103,10 @@ static void micro_kernel(int kc, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
             acc[i][1] += av * b1;
         }
     }
+    /* Every loop over the MR rows is unrolled, so each accumulator stays in its register (a loop
+     * indexing acc, or a copy of the whole array, puts all of them on the stack first). */
     if (mr == MR && nr == NR) {
+#pragma GCC unroll 16
         for (int i = 0; i < MR; i++) {
             vfu *c0 = (vfu *)(c + (size_t)i * ldc);
             vfu *c1 = (vfu *)(c + (size_t)i * ldc + VL);
@@ -117,13 +120,17 @@ static void micro_kernel(int kc, const float *a, ptrdiff_t rsa, ptrdiff_t csa,
         }
         return;
     }
-    /* an edge tile: through a buffer, writing only the valid part */
-    float tile[MR][NR];
-    memcpy(tile, acc, sizeof(tile));
-    for (int i = 0; i < mr; i++) {
-        float *crow = c + (size_t)i * ldc;
-        for (int j = 0; j < nr; j++) {
-            crow[j] = accumulate ? crow[j] + tile[i][j] : tile[i][j];
+    /* an edge tile: row by row through a buffer, writing only the valid part */
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++) {
+        if (i < mr) {
+            float row[NR];
+            memcpy(row, &acc[i][0], sizeof(vf));
+            memcpy(row + VL, &acc[i][1], sizeof(vf));
+            float *crow = c + (size_t)i * ldc;
+            for (int j = 0; j < nr; j++) {
+                crow[j] = accumulate ? crow[j] + row[j] : row[j];
+            }
         }
     }
 }
