@@ -394,6 +394,27 @@ typedef struct step_result {
     rg_eval_losses ev;
 } step_result;
 
+/* 1 when a and b name the same file (the same string, or one existing inode). */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (!a || !b) return 0;
+    return !strcmp(a, b) ||
+           (stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino);
+}
+
+/* Whether the --log path may be written: not the corpus, a checkpoint of the run or any other
+ * checkpoint (a log written there would destroy it). Returns 0, or -1 after one line. */
+static int check_log_path(const train_opts *o) {
+    const char *clash = same_file(o->log, o->data)         ? "the training corpus"
+                        : same_file(o->log, o->checkpoint) ? "the --checkpoint"
+                        : same_file(o->log, o->resume)     ? "the --resume checkpoint"
+                        : rg_checkpoint_is_file(o->log)    ? "a randyGPT checkpoint"
+                                                           : NULL;
+    if (!clash) return 0;
+    fprintf(stderr, CMD ": log %s is %s: refusing to overwrite it\n", o->log, clash);
+    return -1;
+}
+
 /* Opens the --log file without ever blocking on it: O_NONBLOCK for the open (a FIFO without a
  * reader would otherwise hang there), then fstat, then blocking writes again. A regular file or a
  * character device (/dev/null, a terminal) is taken; anything else is refused with one line.
@@ -461,7 +482,9 @@ static int run_setup(train_run *r) {
                 (!r->in || !r->tg) ? "out of memory" : r->err);
         return 1;
     }
-    if (r->gs.rank == 0 && o->log && !(r->log = open_log(o->log, o->resume != NULL))) return 1;
+    if (r->gs.rank == 0 && o->log &&
+        (check_log_path(o) != 0 || !(r->log = open_log(o->log, o->resume != NULL))))
+        return 1;
     char desc[RG_DESCRIBE_LEN];
     rg_ops_describe(&r->ops[0], desc, sizeof desc);
     if (R > 1 || r->gs.size > 1)

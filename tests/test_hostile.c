@@ -221,6 +221,37 @@ static void test_train_refuses_hostile_plugins(void **state) {
     unlink(DIR "/p.ckpt");
 }
 
+/* Another file with content, the corpus or a checkpoint, under --checkpoint, export or --log:
+ * refused with one line before anything is written, and left as it was. */
+static void test_nothing_written_over_data(void **state) {
+    (void)state;
+    size_t nc, nk;
+    char *corpus = read_text_n(CORPUS, &nc), *ckpt = read_text_n(CKPT, &nk);
+    assert_non_null(corpus);
+    assert_non_null(ckpt);
+    const char *text = DIR "/notes.txt";
+    write_bytes(text, "my notes\n", 9);
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint %s", text), 2);
+    assert_one_line("is a file that is not a randyGPT checkpoint: refusing to replace it");
+    assert_file_is(text, "my notes\n", 9);
+    assert_int_equal(run("export " CKPT " " CORPUS), 1);
+    assert_one_line("is a file that is not a randyGPT checkpoint");
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " DIR "/o.ckpt --log "
+                         CORPUS), 1);
+    assert_one_line("log " CORPUS " is the training corpus: refusing to overwrite it");
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " DIR "/o.ckpt --log "
+                         CKPT), 1);
+    assert_one_line("is a randyGPT checkpoint: refusing to overwrite it");
+    assert_int_equal(run(TRAIN "--data " CORPUS " --iters 2 --checkpoint " DIR "/o.ckpt --log "
+                         DIR "/o.ckpt"), 1);
+    assert_one_line("is the --checkpoint: refusing to overwrite it");
+    assert_file_is(CORPUS, corpus, nc);
+    assert_file_is(CKPT, ckpt, nk);
+    assert_int_equal(access(DIR "/o.ckpt", F_OK), -1);
+    free(corpus);
+    free(ckpt);
+}
+
 /* ---- text that does not fit ---- */
 
 /* A plugin text that fills its whole buffer is shown cut and marked so, never cut silently. */
@@ -454,6 +485,7 @@ int main(void) {
         cmocka_unit_test(test_checkpoint_over_corpus_or_device),
         cmocka_unit_test(test_backends_lists_hostile_plugins),
         cmocka_unit_test(test_train_refuses_hostile_plugins),
+        cmocka_unit_test(test_nothing_written_over_data),
         cmocka_unit_test(test_plugin_text_cut_is_marked),
         cmocka_unit_test(test_very_long_paths),
         cmocka_unit_test(test_many_backends_hint),

@@ -144,7 +144,24 @@ int rg_checkpoint_check_path(const char *path, const char *protect, char *err, s
                 path, protect);
         return -1;
     }
+    /* any other file with content is someone's data (another corpus, a text): only a checkpoint
+     * or an export is replaced */
+    if (sp.st_size > 0 && !rg_checkpoint_is_file(path)) {
+        rg_errf(err, err_len, "checkpoint %s is a file that is not a randyGPT checkpoint: refusing "
+                "to replace it", path);
+        return -1;
+    }
     return 0;
+}
+
+int rg_checkpoint_is_file(const char *path) {
+    char magic[8], why[RG_ERR_LEN];
+    struct stat st;
+    int fd = rg_open_regular(path, "checkpoint", &st, why, sizeof why); /* never blocks on a FIFO */
+    int is = fd >= 0 && read(fd, magic, 8) == 8 &&
+             (!memcmp(magic, RG_CKPT_MAGIC, 8) || !memcmp(magic, RG_WEIGHTS_MAGIC, 8));
+    if (fd >= 0) close(fd);
+    return is;
 }
 
 /* Removes the temporary files "BASE.tmp.PID" that a save of path killed before its rename left

@@ -40,11 +40,15 @@ typedef struct rg_train_state {
     int weights_only;                 /* set by the loader: the file is an export (no moments) */
 } rg_train_state;
 
-/* Whether path may be written as a checkpoint: it is a regular file (a device, a FIFO or a
- * directory is refused), or absent with a valid name in a folder this process may write in; and it
- * is not the same file as protect (the corpus; NULL: none).
+/* Whether path may be written as a checkpoint: it is an empty regular file or a checkpoint or
+ * export (a device, a FIFO, a directory or any other file with content is refused), or absent with
+ * a valid name in a folder this process may write in; and it is not the same file as protect (the
+ * corpus; NULL: none).
  * Returns 0, or -1 with one line in err. */
 int rg_checkpoint_check_path(const char *path, const char *protect, char *err, size_t err_len);
+
+/* 1 when the file at path starts with RG_CKPT_MAGIC or RG_WEIGHTS_MAGIC, else 0. */
+int rg_checkpoint_is_file(const char *path);
 
 /* Writes m (config, weights, moments, adam_t), vocab and st to path, atomically, after
  * rg_checkpoint_check_path(path, NULL). Returns 0, or -1 with one line in err; on failure any
