@@ -5,10 +5,12 @@
  *            FMA ports (Intel Xeon since Skylake-SP, AMD Zen 5). On the Intel Xeon of our runs it
  *            reaches the FMA peak with its data in L1/L2; larger tiles (12 x 32, 6 x 64) and
  *            MC 256 or other KC were no faster there (MC 256 slowed the forward products).
+ *            On more than one thread B is packed up to 1 MiB per pass (half its 2 MiB L2).
  *   zen4     Zen 4 runs a 512-bit FMA as two 256-bit halves (one zmm FMA per cycle, 32 KiB L1,
  *            1 MiB L2); chosen by CPUID (AMD, family 25, with AVX-512), as it cannot be told apart
  *            from a two-port core by its feature flags. It keeps the blocking measured at about 80%
  *            of Zen 4's peak (the avx512 set's, today), so each can be tuned on its own CPU;
+ *            it packs up to 512 KiB of B per pass, half of Zen 4's L2;
  *   avx2     6 x 16 micro-tile (12 ymm accumulators): x86 CPUs with AVX2 and FMA but no AVX-512;
  *   generic  4 x 8 on 128-bit vectors (SSE on x86, NEON and others elsewhere): any CPU.
  * The other kernels of rg_parallel follow the build's flags (-march=native by default).
