@@ -321,8 +321,8 @@ static int mkdir_p(const char *path) {
 /* Creates OUT/SLUG/TIMESTAMP (with -2, -3... if taken). Returns it (malloc'd), or NULL after one
  * line on stderr. */
 static char *make_run_dir(const char *out, const char *slug, const struct tm *utc) {
-    char *parent, stamp[32];
-    if (asprintf(&parent, "%s/%s", out, slug) < 0) return NULL;
+    char stamp[32], *parent = rg_strf("%s/%s", out, slug);
+    if (!parent) return NULL;
     if (mkdir_p(parent) != 0) {
         fprintf(stderr, "randygpt bench: cannot create %s: %s\n", parent, strerror(errno));
         free(parent);
@@ -330,10 +330,8 @@ static char *make_run_dir(const char *out, const char *slug, const struct tm *ut
     }
     strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", utc);
     for (int k = 1; k < 1000; k++) {
-        char *dir;
-        int n = k == 1 ? asprintf(&dir, "%s/%s", parent, stamp)
-                       : asprintf(&dir, "%s/%s-%d", parent, stamp, k);
-        if (n < 0) break;
+        char *dir = k == 1 ? rg_strf("%s/%s", parent, stamp) : rg_strf("%s/%s-%d", parent, stamp, k);
+        if (!dir) break;
         if (mkdir(dir, 0755) == 0) {
             free(parent);
             return dir;
@@ -691,12 +689,11 @@ static char *find_report_script(const bench_opts *o, const char *exe, const char
     if (!exe_dir) return NULL;
     char *slash = strrchr(exe_dir, '/');
     if (slash) *slash = '\0';
-    if (asprintf(&script, "%s/%s/report.py", exe_dir, RG_DATA_RELDIR) >= 0 &&
-        access(script, R_OK) != 0) {
+    script = rg_strf("%s/%s/report.py", exe_dir, RG_DATA_RELDIR);
+    if (script && access(script, R_OK) != 0) {
         free(script);
-        script = NULL;
-        if (src_dir && (asprintf(&script, "%s/scripts/report.py", src_dir) < 0 ||
-                           access(script, R_OK) != 0)) {
+        script = src_dir ? rg_strf("%s/scripts/report.py", src_dir) : NULL;
+        if (script && access(script, R_OK) != 0) {
             free(script);
             script = NULL;
         }
@@ -792,14 +789,14 @@ static void measure_machine(bench_context *c) {
 
 /* The log of one child: LOGS/LABEL-tTHREADS[-rROUND].log, the label made safe for a file name. */
 static char *child_log_path(const char *logs, const char *label, int threads, int round) {
-    char *safe = strdup(label), *path = NULL;
+    char *safe = strdup(label);
     if (!safe) return NULL;
     for (char *p = safe; *p; p++)
         if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.')) *p = '_';
-    int n = round == 0 ? asprintf(&path, "%s/%s-t%d.log", logs, safe, threads)
-                       : asprintf(&path, "%s/%s-t%d-r%d.log", logs, safe, threads, round + 1);
+    char *path = round == 0 ? rg_strf("%s/%s-t%d.log", logs, safe, threads)
+                            : rg_strf("%s/%s-t%d-r%d.log", logs, safe, threads, round + 1);
     free(safe);
-    return n < 0 ? NULL : path;
+    return path;
 }
 
 /* One round: a child for every (backend, threads) pair still ok, folded into runs. */
@@ -894,9 +891,9 @@ static void print_summary(const bench_context *c, const rg_bench_result *runs, i
 /* Writes bench.json and bench.csv in dir. Returns 0, or -1 after one line. */
 static int write_results(const bench_context *c, const rg_bench_result *runs, int total,
                          const char *dir) {
-    char *json_path = NULL, *csv_path = NULL;
+    char *json_path = rg_strf("%s/bench.json", dir), *csv_path = rg_strf("%s/bench.csv", dir);
     int rc = -1;
-    if (asprintf(&json_path, "%s/bench.json", dir) >= 0 && asprintf(&csv_path, "%s/bench.csv", dir) >= 0)
+    if (json_path && csv_path)
         rc = write_json(json_path, c, runs, total) == 0 &&
                      write_csv(csv_path, c->o, c->ps, runs, total) == 0
                  ? 0
@@ -913,7 +910,7 @@ static int make_dirs(const bench_context *c, const struct tm *utc, char **dir, c
     *logs = NULL;
     *dir = make_run_dir(c->o->out, c->o->machine ? c->o->machine : c->mi.slug, utc);
     if (!*dir) return 1;
-    if (asprintf(logs, "%s/logs", *dir) < 0 || mkdir(*logs, 0755) != 0) {
+    if (!(*logs = rg_strf("%s/logs", *dir)) || mkdir(*logs, 0755) != 0) {
         fprintf(stderr, "randygpt bench: cannot create %s/logs: %s\n", *dir, strerror(errno));
         return 1;
     }

@@ -176,7 +176,7 @@ static int open_file(rg_plugin *p, const char *path, char *err, size_t err_len) 
         return -1;
     }
     /* dlopen searches the library path for a bare file name, so make a relative path explicit. */
-    char *dlpath = rg_strf("%s%s", strchr(path, '/') ? "" : "./", path);
+    char *dlpath = strchr(path, '/') ? strdup(path) : rg_strf("./%s", path);
     p->path = strdup(path);
     if (!dlpath || !p->path) {
         free(dlpath);

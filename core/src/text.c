@@ -6,13 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+char *rg_vstrf(const char *fmt, va_list ap) {
+    char *s = NULL;
+    return vasprintf(&s, fmt, ap) < 0 ? NULL : s;
+}
+
 char *rg_strf(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    char *s = NULL;
-    int n = vasprintf(&s, fmt, ap);
+    char *s = rg_vstrf(fmt, ap);
     va_end(ap);
-    return n < 0 ? NULL : s;
+    return s;
 }
 
 void rg_mark_truncated(char *buf, size_t buf_len) {

@@ -1,5 +1,5 @@
 /* The backend command-line options shared by train, check and bench (see backend_args.h). */
-#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT, asprintf, strdup */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT, strdup */
 #include "app/backend_args.h"
 
 #include <sched.h>
@@ -115,9 +115,8 @@ char *rg_backend_names_hint(const char *name, const char *backend_dir) {
         const char *near = rg_closest_name(name, l.names, l.n);
         if (!list) hint = NULL;
         else if (l.n == 0) hint = strdup("no backends found");
-        else if (asprintf(&hint, "backends found: %s%s%s%s", list, near ? "; did you mean " : "",
-                          near ? near : "", near ? "?" : "") < 0)
-            hint = NULL;
+        else hint = rg_strf("backends found: %s%s%s%s", list, near ? "; did you mean " : "",
+                            near ? near : "", near ? "?" : "");
         free(list);
     }
     for (size_t k = 0; k < l.n; k++) free((char *)l.names[k]);

@@ -1,5 +1,5 @@
 /* Command lines for every command: getopt_long and the value checks (see cmdline.h). */
-#define _GNU_SOURCE /* vasprintf, asprintf, getopt_long */
+#define _GNU_SOURCE /* getopt_long */
 #include "app/cmdline.h"
 
 #include <errno.h>
@@ -9,14 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "randygpt/text.h"
+
 int rg_cli_error(rg_cli *c, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    char *msg;
-    int n = vasprintf(&msg, fmt, ap);
+    char *msg = rg_vstrf(fmt, ap);
     va_end(ap);
     free(c->err);
-    c->err = n < 0 ? NULL : msg; /* NULL is reported as "out of memory" */
+    c->err = msg; /* NULL is reported as "out of memory" */
     return -1;
 }
 
@@ -87,7 +88,7 @@ static int take_one(rg_cli *c, const struct option *o, int id, const char *value
                     rg_cli_take_fn take, void *user) {
     free(c->flag);
     c->flag = NULL;
-    if (o && asprintf(&c->flag, "--%s", o->name) < 0) return rg_cli_error(c, "out of memory");
+    if (o && !(c->flag = rg_strf("--%s", o->name))) return rg_cli_error(c, "out of memory");
     int r = take(c, id, value, user);
     if (r == RG_CLI_NOT_MINE) {
         if (id == RG_CLI_ARG) return rg_cli_error(c, "unexpected argument '%s'", value);

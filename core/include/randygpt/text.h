@@ -22,6 +22,7 @@ extern "C" {
 
 /* The formatted text in a new heap string (free it), or NULL when out of memory. */
 char *rg_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *rg_vstrf(const char *fmt, va_list ap);
 
 /* Writes the formatted text into buf (buf_len bytes, always terminated); when it does not fit, its
  * end is RG_TRUNCATED_MARK. */
