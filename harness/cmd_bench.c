@@ -28,9 +28,12 @@
 #include "randygpt/loader.h"
 #include "randygpt/model.h"
 #include "randygpt/text.h"
+#include "randygpt/replicas.h"
+#include "ranks/ranks.h"
 
 #define BENCH_MAX_BACKENDS 64
 #define BENCH_MAX_THREADS 64
+#define BENCH_MAX_STRATEGY 16  /* entries of --replicas and of --ranks */
 /* The FMA peak: each thread count is measured this many times for about this long, before the
  * first round, between rounds and after the last; the best of all counts. */
 #define PEAK_TRY_MS 200
@@ -51,6 +54,10 @@ typedef struct bench_opts {
     const char *backends;     /* "all" or a comma list */
     int threads[BENCH_MAX_THREADS];
     int num_threads;
+    int replicas[BENCH_MAX_STRATEGY];  /* --replicas: data-parallel replicas per process */
+    int num_replicas;
+    int ranks[BENCH_MAX_STRATEGY];     /* --ranks: processes under mpirun */
+    int num_ranks;
     rg_bench_child_config run;  /* what each child measures: preset, steps, warmup, repeat, ... */
     const char *out;
     rg_backend_args ba;       /* only --backend-dir and --backend-opt: passed on to every child */
@@ -73,7 +80,12 @@ static void usage(FILE *f) {
             "\n"
             "options:\n"
             "  --backends all|A,B,PATH  backends by name or .so path; all: every plugin found (default)\n"
-            "  --threads N,M,...        thread counts (default 1 and the CPUs this process may use)\n"
+            "  --threads N,M,...        thread counts (default 1 and the CPUs this process may use);\n"
+            "                           per rank under --ranks\n"
+            "  --replicas R,S,...       data-parallel replicas of each step (default 1): every\n"
+            "                           thread count that is a multiple of R runs with R replicas\n"
+            "  --ranks P,Q,...          processes of each step, started by mpirun (default 1; a build\n"
+            "                           with MPI and mpirun on PATH)\n"
             "  --preset P               model preset: tiny, small, medium, large (default small)\n"
             "  --steps N                timed steps per repeat (default 20)\n"
             "  --warmup W               untimed steps before each repeat (default 3)\n"
@@ -104,7 +116,7 @@ static void usage(FILE *f) {
 enum {
     OPT_PRESET = RG_CLI_FIRST_ID, OPT_DATA, OPT_SEED, OPT_STEPS, OPT_WARMUP, OPT_REPEAT,
     OPT_BACKENDS, OPT_THREAD_LIST, OPT_TIMEOUT, OPT_MACHINE, OPT_OUT, OPT_REPORT_SCRIPT, OPT_CHILD,
-    OPT_CONTEND, OPT_BANDWIDTH_MIB
+    OPT_CONTEND, OPT_BANDWIDTH_MIB, OPT_REPLICA_LIST, OPT_RANK_LIST, OPT_CHILD_REPLICAS
 };
 #define RUN_OPTIONS                                            \
     {"preset", required_argument, NULL, OPT_PRESET},           \
@@ -127,6 +139,8 @@ static const struct option parent_options[] = {
     {"report-script", required_argument, NULL, OPT_REPORT_SCRIPT},
     {"contend", required_argument, NULL, OPT_CONTEND},
     {"bandwidth-mib", required_argument, NULL, OPT_BANDWIDTH_MIB},
+    {"replicas", required_argument, NULL, OPT_REPLICA_LIST},
+    {"ranks", required_argument, NULL, OPT_RANK_LIST},
     RG_CLI_HELP_OPTION,
     RG_CLI_END,
 };
@@ -136,6 +150,7 @@ static const struct option child_options[] = {
     RUN_OPTIONS,
     RG_BACKEND_OPTIONS,
     {"child", no_argument, NULL, OPT_CHILD},
+    {"replicas", required_argument, NULL, OPT_CHILD_REPLICAS},
     RG_CLI_HELP_OPTION,
     RG_CLI_END,
 };
@@ -179,6 +194,12 @@ static int take_parent_option(rg_cli *c, int id, const char *v, void *user) {
     case OPT_REPORT_SCRIPT: return rg_cli_string(c, v, &o->report_script);
     case OPT_CONTEND: return rg_cli_int(c, v, 0, RG_CONTEND_MAX, &o->contend);
     case OPT_BANDWIDTH_MIB: return rg_cli_int(c, v, 1, 16384, &o->bandwidth_mib);
+    case OPT_REPLICA_LIST:
+        return rg_cli_int_list(c, v, 1, RG_MAX_THREADS, o->replicas, BENCH_MAX_STRATEGY,
+                               &o->num_replicas);
+    case OPT_RANK_LIST:
+        return rg_cli_int_list(c, v, 1, RG_BENCH_MAX_RANKS, o->ranks, BENCH_MAX_STRATEGY,
+                               &o->num_ranks);
     case RG_OPT_BACKEND_DIR:
     case RG_OPT_BACKEND_OPT: return rg_backend_args_take(c, &o->ba, id, v);
     default: return take_run_option(c, &o->run, id, v);
@@ -189,7 +210,9 @@ static int take_parent_option(rg_cli *c, int id, const char *v, void *user) {
 static int parse_options(int argc, char **argv, bench_opts *o) {
     memset(o, 0, sizeof *o);
     o->backends = "all";
-    o->run = (rg_bench_child_config){"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL};
+    o->run = (rg_bench_child_config){"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL, 1};
+    o->replicas[o->num_replicas++] = 1;
+    o->ranks[o->num_ranks++] = 1;
     o->out = "results";
     rg_backend_args_init(&o->ba);
     o->timeout_s = 600.0;
@@ -215,12 +238,13 @@ typedef struct child_opts {
 static int take_child_option(rg_cli *c, int id, const char *v, void *user) {
     child_opts *o = user;
     if (id == OPT_CHILD) return 0;
+    if (id == OPT_CHILD_REPLICAS) return rg_cli_int(c, v, 1, RG_MAX_THREADS, &o->cc.replicas);
     int r = take_run_option(c, &o->cc, id, v);
     return r == RG_CLI_NOT_MINE ? rg_backend_args_take(c, &o->ba, id, v) : r;
 }
 
 static int child_main(int argc, char **argv) {
-    child_opts o = {.cc = {"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL}};
+    child_opts o = {.cc = {"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL, 1}};
     rg_backend_args_init(&o.ba);
     int rc = rg_cli_parse(CMD, child_options, argc, argv, take_child_option, &o, usage);
     if (rc) return rc == 1 ? 0 : rc;
@@ -359,22 +383,69 @@ static void last_line(const char *path, char *buf, size_t n) {
     fclose(f);
 }
 
+/* One configuration of the run: a backend, its threads per rank, replicas per rank, ranks. */
+typedef struct bench_config {
+    const bench_backend *backend;
+    int threads, replicas, ranks;
+} bench_config;
+
+/* mpirun on PATH (malloc'd), or NULL. */
+static char *find_mpirun(void) {
+    const char *path = getenv("PATH");
+    char *dirs = strdup(path && *path ? path : "/usr/bin:/bin"), *save = NULL, *found = NULL;
+    for (char *d = dirs ? strtok_r(dirs, ":", &save) : NULL; d && !found; d = strtok_r(NULL, ":", &save)) {
+        if (!(found = rg_strf("%s/mpirun", d))) continue;
+        else if (access(found, X_OK) != 0) free(found), found = NULL;
+    }
+    free(dirs);
+    return found;
+}
+
+/* Why runs of several ranks cannot start here (NULL when they can); *mpirun set when they can. */
+static const char *ranks_unavailable(char **mpirun) {
+    *mpirun = NULL;
+    if (!rg_ranks_have_mpi())
+        return "this build has no MPI (configure with OpenMPI installed, or -DRANDYGPT_MPI=ON)";
+    if (!(*mpirun = find_mpirun())) return "mpirun is not on PATH (install openmpi-bin)";
+    return NULL;
+}
+
+/* The launcher's words before the program for cfg->ranks > 1: mpirun -np P, every rank free to run
+ * on any CPU (as the threads of a single process are), oversubscribed when ranks x threads exceed
+ * the CPUs, and allowed to run as root. Returns the words added at argv. */
+static int mpirun_prefix(const bench_config *cfg, char *mpirun, char *np, size_t np_len,
+                         char **argv) {
+    int n = 0;
+    snprintf(np, np_len, "%d", cfg->ranks);
+    argv[n++] = mpirun;
+    argv[n++] = "-np";
+    argv[n++] = np;
+    argv[n++] = "--bind-to";
+    argv[n++] = "none";
+    if (cfg->ranks * cfg->threads > rg_default_threads()) argv[n++] = "--oversubscribe";
+    if (geteuid() == 0) argv[n++] = "--allow-run-as-root";
+    return n;
+}
+
 /* One child's command line and the strings it points into. */
 typedef struct child_args {
-    char threads[16], steps[16], warmup[16], seed[32];
+    char threads[16], replicas[16], ranks[16], steps[16], warmup[16], seed[32];
     char opts[RG_MAX_BACKEND_OPTS][RG_BACKEND_OPT_LEN];
-    char *argv[32 + 2 * RG_MAX_BACKEND_OPTS];
+    char *argv[48 + 2 * RG_MAX_BACKEND_OPTS];
 } child_args;
 
-/* "EXE bench --child --backend ARG --threads N ..." for one (backend, threads) child. */
-static void child_args_make(child_args *c, const bench_opts *o, const char *exe,
-                            const bench_backend *b, int threads) {
-    snprintf(c->threads, sizeof c->threads, "%d", threads);
+/* "[mpirun -np P ...] EXE bench --child --backend ARG --threads N --replicas R ..." for one
+ * configuration's child; mpirun: the launcher when cfg->ranks > 1. */
+static void child_args_make(child_args *c, const bench_opts *o, const char *exe, char *mpirun,
+                            const bench_config *cfg) {
+    const bench_backend *b = cfg->backend;
+    snprintf(c->threads, sizeof c->threads, "%d", cfg->threads);
+    snprintf(c->replicas, sizeof c->replicas, "%d", cfg->replicas);
     snprintf(c->steps, sizeof c->steps, "%d", o->run.steps);
     snprintf(c->warmup, sizeof c->warmup, "%d", o->run.warmup);
     snprintf(c->seed, sizeof c->seed, "%llu", o->run.seed);
     char **argv = c->argv;
-    int n = 0;
+    int n = cfg->ranks > 1 ? mpirun_prefix(cfg, mpirun, c->ranks, sizeof c->ranks, argv) : 0;
     argv[n++] = (char *)exe;
     argv[n++] = "bench";
     argv[n++] = "--child";
@@ -382,6 +453,8 @@ static void child_args_make(child_args *c, const bench_opts *o, const char *exe,
     argv[n++] = b->arg;
     argv[n++] = "--threads";
     argv[n++] = c->threads;
+    argv[n++] = "--replicas";
+    argv[n++] = c->replicas;
     argv[n++] = "--preset";
     argv[n++] = (char *)o->run.preset;
     argv[n++] = "--steps";
@@ -442,15 +515,17 @@ static void child_result(const bench_opts *o, const rg_proc_result *pr, const ch
     }
 }
 
-/* Runs one (backend, threads) child and fills r. */
-static void run_child(const bench_opts *o, const char *exe, const bench_backend *b, int threads,
+/* Runs one configuration's child and fills r. mpirun: the launcher when cfg->ranks > 1. */
+static void run_child(const bench_opts *o, const char *exe, char *mpirun, const bench_config *cfg,
                       const char *log_path, rg_bench_result *r) {
     child_args args;
-    child_args_make(&args, o, exe, b, threads);
+    child_args_make(&args, o, exe, mpirun, cfg);
     memset(r, 0, sizeof *r);
-    rg_errf(r->backend, sizeof r->backend, "%s", b->label);
-    rg_errf(r->path, sizeof r->path, "%s", b->arg);
-    r->threads = threads;
+    rg_errf(r->backend, sizeof r->backend, "%s", cfg->backend->label);
+    rg_errf(r->path, sizeof r->path, "%s", cfg->backend->arg);
+    r->threads = cfg->threads;
+    r->replicas = cfg->replicas;
+    r->ranks = cfg->ranks;
     r->exit_code = -1;
     r->ok = 1;
     rg_proc_result pr;
@@ -486,25 +561,29 @@ static int write_csv(const char *path, const bench_opts *o, const rg_preset *ps,
                      const rg_bench_result *runs, int n) {
     FILE *f = fopen(path, "w");
     if (!f) return -1;
-    fputs("backend,threads,status,reason,preset,B,T,step_ms_median,step_ms_min,step_ms_max,"
-          "tok_per_s,gflops,peak_gflops,mfu,peak_rss_mib,num_native_ops,describe\n",
+    fputs("backend,threads,replicas,ranks,status,reason,preset,B,T,step_ms_median,step_ms_min,"
+          "step_ms_max,tok_per_s,gflops,peak_gflops,mfu,speedup,reduce_ms_per_step,reduce_fraction,"
+          "peak_rss_mib,peak_rss_sum_mib,num_native_ops,describe\n",
           f);
     for (int i = 0; i < n; i++) {
         const rg_bench_result *r = &runs[i];
         csv_field(f, r->backend);
-        fprintf(f, ",%d,%s,", r->threads, r->ok ? "ok" : "failed");
+        fprintf(f, ",%d,%d,%d,%s,", r->threads, r->replicas, r->ranks, r->ok ? "ok" : "failed");
         csv_field(f, r->ok ? "" : r->reason);
         fputc(',', f);
         csv_field(f, o->run.preset);
         fprintf(f, ",%d,%d,", ps->B, ps->T);
         const double nan = NAN;
         const double v[] = {r->step_ms_median, r->step_ms_min, r->step_ms_max, r->tok_per_s,
-                            r->gflops, r->peak_gflops, r->mfu};
+                            r->gflops, r->peak_gflops, r->mfu, r->speedup, r->reduce_ms_per_step,
+                            r->reduce_fraction};
         for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
             csv_num(f, r->ok ? v[k] : nan);
             fputc(',', f);
         }
         csv_num(f, (double)r->peak_rss_bytes / (1024.0 * 1024.0));
+        fputc(',', f);
+        csv_num(f, r->ok ? (double)r->peak_rss_sum_bytes / (1024.0 * 1024.0) : nan);
         fputc(',', f);
         if (r->ok) fprintf(f, "%d", r->num_native_ops);
         fputc(',', f);
@@ -523,13 +602,18 @@ typedef struct bench_context {
     char commit[64];
     char created[32];         /* ISO 8601 UTC */
     char *command;            /* the command line (malloc'd) */
+    bench_config *configs;    /* (nconfigs) every configuration that fits, in run order */
+    int nconfigs;
+    char *mpirun;             /* the launcher of runs with several ranks (malloc'd), or NULL */
+    const char *no_ranks;     /* why runs of several ranks cannot start, or NULL */
     int children;             /* run so far, and their wall time: the estimate of what is left */
     double spent_s;
-    /* the FMA peak and the triad bandwidth at each thread count of o->threads, in that order, and
-     * then at 1 thread if the list lacks it (the reference of the scaling check) */
+    /* the FMA peak and the triad bandwidth at each thread count of o->threads, in that order, then
+     * at each total of threads x ranks the list lacks, and at 1 thread if it lacks that too (the
+     * reference of the scaling check) */
     int npeak;
-    rg_peak_series peak[BENCH_MAX_THREADS + 1];
-    double bandwidth_gbps[BENCH_MAX_THREADS + 1];
+    rg_peak_series peak[2 * BENCH_MAX_THREADS + 1];
+    double bandwidth_gbps[2 * BENCH_MAX_THREADS + 1];
     size_t bandwidth_bytes;   /* of each triad array */
     /* why the run's MFU figures cannot be trusted: one sentence each */
     int nproblems;
@@ -662,7 +746,7 @@ static int write_json(const char *path, const bench_context *c, const rg_bench_r
     for (int i = 0; list && i < n; i++)
         if (append(list, rg_bench_result_json(&runs[i], 0)) != 0) json_decref(list), list = NULL;
     json_t *root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "schema",
-                             "randygpt-bench/1", "created_utc", rg_json_text(c->created), "command",
+                             "randygpt-bench/2", "created_utc", rg_json_text(c->created), "command",
                              rg_json_text(c->command), "machine", machine_json(c), "build",
                              build_json(c), "config", config_json(c), "peak", peak_json(c),
                              "bandwidth", bandwidth_json(c), "reliability", reliability_json(c),
@@ -766,16 +850,22 @@ static char *command_line(int argc, char **argv) {
     return fclose(f) == 0 ? text : (free(text), NULL);
 }
 
+/* Adds a thread count to those the peak and the bandwidth are measured at, once. */
+static void add_peak_count(bench_context *c, int threads) {
+    const int max = (int)(sizeof c->peak / sizeof c->peak[0]);
+    for (int k = 0; k < c->npeak; k++)
+        if (c->peak[k].threads == threads) return;
+    if (c->npeak < max) c->peak[c->npeak++].threads = threads;
+}
+
 /* The FMA peak and the bandwidth at every thread count (and at 1, the scaling reference), before
  * the rounds while nothing else of ours runs. */
 static void measure_machine(bench_context *c) {
     const bench_opts *o = c->o;
-    int has_one = 0;
-    for (int k = 0; k < o->num_threads; k++) {
-        c->peak[c->npeak++].threads = o->threads[k];
-        has_one |= o->threads[k] == 1;
-    }
-    if (!has_one) c->peak[c->npeak++].threads = 1;
+    for (int k = 0; k < o->num_threads; k++) add_peak_count(c, o->threads[k]);
+    for (int k = 0; k < c->nconfigs; k++)
+        add_peak_count(c, c->configs[k].threads * c->configs[k].ranks);
+    add_peak_count(c, 1);
     measure_peaks(c, "before the rounds");
     c->bandwidth_bytes = o->bandwidth_mib ? (size_t)o->bandwidth_mib << 20 : rg_bandwidth_array_bytes();
     for (int k = 0; k < c->npeak; k++) {
@@ -787,39 +877,66 @@ static void measure_machine(bench_context *c) {
     }
 }
 
-/* The log of one child: LOGS/LABEL-tTHREADS[-rROUND].log, the label made safe for a file name. */
-static char *child_log_path(const char *logs, const char *label, int threads, int round) {
-    char *safe = strdup(label);
+/* The log of one child: LOGS/LABEL-tTHREADS[-RREPLICAS][-npRANKS][-rROUND].log, the label made
+ * safe for a file name, replicas and ranks named when above 1. */
+static char *child_log_path(const char *logs, const bench_config *cfg, int round) {
+    char *safe = strdup(cfg->backend->label);
     if (!safe) return NULL;
     for (char *p = safe; *p; p++)
         if (!(isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.')) *p = '_';
-    char *path = round == 0 ? rg_strf("%s/%s-t%d.log", logs, safe, threads)
-                            : rg_strf("%s/%s-t%d-r%d.log", logs, safe, threads, round + 1);
+    char rep[16] = "", np[16] = "", rnd[16] = "";
+    if (cfg->replicas > 1) snprintf(rep, sizeof rep, "-R%d", cfg->replicas);
+    if (cfg->ranks > 1) snprintf(np, sizeof np, "-np%d", cfg->ranks);
+    if (round > 0) snprintf(rnd, sizeof rnd, "-r%d", round + 1);
+    char *path = rg_strf("%s/%s-t%d%s%s%s.log", logs, safe, cfg->threads, rep, np, rnd);
     free(safe);
     return path;
 }
 
-/* One round: a child for every (backend, threads) pair still ok, folded into runs. */
-static void run_round(bench_context *c, const backend_list *backends, const char *exe,
-                      const char *logs, int round, rg_bench_result *runs) {
+/* "openmp, 2 threads, 2 replicas, 2 ranks": what a progress line names. */
+static void config_text(const bench_config *cfg, char *buf, size_t n) {
+    int used = snprintf(buf, n, "%s, %d thread%s", cfg->backend->label, cfg->threads,
+                        cfg->threads > 1 ? "s" : "");
+    if (cfg->replicas > 1 && used > 0 && (size_t)used < n)
+        used += snprintf(buf + used, n - (size_t)used, ", %d replicas", cfg->replicas);
+    if (cfg->ranks > 1 && used > 0 && (size_t)used < n)
+        snprintf(buf + used, n - (size_t)used, ", %d ranks", cfg->ranks);
+}
+
+/* Fills r for a configuration of several ranks that cannot start here: refused, with why. */
+static void refuse_ranks(const bench_config *cfg, const char *why, rg_bench_result *r) {
+    memset(r, 0, sizeof *r);
+    rg_errf(r->backend, sizeof r->backend, "%s", cfg->backend->label);
+    rg_errf(r->path, sizeof r->path, "%s", cfg->backend->arg);
+    r->threads = cfg->threads;
+    r->replicas = cfg->replicas;
+    r->ranks = cfg->ranks;
+    r->exit_code = -1;
+    rg_bench_result_fail(r, "refused", "--ranks %d: %s", cfg->ranks, why);
+}
+
+/* One round: a child for every configuration still ok, folded into runs. */
+static void run_round(bench_context *c, const char *exe, const char *logs, int round,
+                      rg_bench_result *runs) {
     const bench_opts *o = c->o;
-    const int total = backends->n * o->num_threads, rounds = o->run.repeat;
+    const int total = c->nconfigs, rounds = o->run.repeat;
     for (int i = 0; i < total; i++) {
-        const bench_backend *be = &backends->items[i / o->num_threads];
-        const int threads = o->threads[i % o->num_threads];
+        const bench_config *cfg = &c->configs[i];
         rg_bench_result *r = &runs[i];
         if (round > 0 && !r->ok) continue; /* failed or refused: once is enough */
-        fprintf(stderr, "bench: [round %d/%d, %d/%d] %s, %d thread%s", round + 1, rounds, i + 1,
-                total, be->label, threads, threads > 1 ? "s" : "");
+        char what[320];
+        config_text(cfg, what, sizeof what);
+        fprintf(stderr, "bench: [round %d/%d, %d/%d] %s", round + 1, rounds, i + 1, total, what);
         if (c->children > 0) {
             /* the children still to run, at the mean time of those run so far */
             int left = (rounds - round) * total - i;
             fprintf(stderr, " (about %.0f s left)", c->spent_s / c->children * left);
         }
         fputs("...\n", stderr);
-        char *log_path = child_log_path(logs, be->label, threads, round);
+        char *log_path = child_log_path(logs, cfg, round);
         rg_bench_result one;
-        if (log_path) run_child(o, exe, be, threads, log_path, &one);
+        if (cfg->ranks > 1 && c->no_ranks) refuse_ranks(cfg, c->no_ranks, &one);
+        else if (log_path) run_child(o, exe, c->mpirun, cfg, log_path, &one);
         else memset(&one, 0, sizeof one), rg_bench_result_fail(&one, "exit", "out of memory");
         free(log_path);
         c->spent_s += one.wall_s;
@@ -834,11 +951,10 @@ static void run_round(bench_context *c, const backend_list *backends, const char
     }
 }
 
-/* Every round, each repeat a child of its own, round by round over every (backend, threads) pair:
- * on a shared machine a slow phase then falls on every pair alike instead of on the one that
- * happened to run then, so the pairs' ratios hold. */
-static void run_rounds(bench_context *c, const backend_list *backends, const char *exe,
-                       const char *logs, rg_bench_result *runs) {
+/* Every round, each repeat a child of its own, round by round over every configuration: on a
+ * shared machine a slow phase then falls on every configuration alike instead of on the one that
+ * happened to run then, so their ratios hold. */
+static void run_rounds(bench_context *c, const char *exe, const char *logs, rg_bench_result *runs) {
     const bench_opts *o = c->o;
     for (int round = 0; round < o->run.repeat; round++) {
         rg_contend busy = {0};
@@ -848,21 +964,36 @@ static void run_rounds(bench_context *c, const backend_list *backends, const cha
         else if (o->contend)
             fprintf(stderr, "bench: %d busy process%s running\n", o->contend,
                     o->contend > 1 ? "es" : "");
-        run_round(c, backends, exe, logs, round, runs);
+        run_round(c, exe, logs, round, runs);
         rg_contend_stop(&busy);
         measure_peaks(c, round + 1 < o->run.repeat ? "between rounds" : "after the rounds");
     }
 }
 
-/* After the rounds: each run's step time, peak and MFU; counts the failed and refused ones. */
+/* The step time of backend's run at 1 thread, 1 replica, 1 rank: the reference of speedups. NAN
+ * when that run is not in the list or failed. */
+static double one_core_ms(const rg_bench_result *runs, int total, const char *backend) {
+    for (int i = 0; i < total; i++) {
+        const rg_bench_result *r = &runs[i];
+        if (r->ok && !strcmp(r->backend, backend) && r->threads == 1 && r->replicas == 1 &&
+            r->ranks == 1)
+            return r->step_ms_median;
+    }
+    return NAN;
+}
+
+/* After the rounds: each run's step time, peak, MFU, speedup and memory formula; counts the
+ * failed and refused ones. */
 static void finish_runs(bench_context *c, rg_bench_result *runs, int total, int *failed,
                         int *refused) {
     *failed = *refused = 0;
+    for (int i = 0; i < total; i++) rg_bench_result_finish_rounds(&runs[i]);
     for (int i = 0; i < total; i++) {
         rg_bench_result *r = &runs[i];
-        rg_bench_result_finish_rounds(r);
-        r->peak_gflops = peak_at(c, r->threads);
+        r->peak_gflops = peak_at(c, r->threads * r->ranks);
         r->mfu = r->ok ? r->gflops / r->peak_gflops : NAN;
+        r->speedup = r->ok ? one_core_ms(runs, total, r->backend) / r->step_ms_median : NAN;
+        r->formula_bytes = rg_dp_train_bytes(&c->mc, c->ps->B / r->ranks, c->ps->T, r->replicas);
         if (!r->ok) {
             if (strcmp(r->reason, "refused")) ++*failed;
             else ++*refused;
@@ -873,15 +1004,17 @@ static void finish_runs(bench_context *c, rg_bench_result *runs, int total, int 
 
 static void print_summary(const bench_context *c, const rg_bench_result *runs, int total,
                           const char *dir) {
-    printf("%-16s %7s %8s %10s %9s %7s\n", "backend", "threads", "status", "ms/step", "GFLOP/s", "MFU");
+    printf("%-16s %7s %8s %5s %8s %10s %9s %7s %8s %9s\n", "backend", "threads", "replicas",
+           "ranks", "status", "ms/step", "GFLOP/s", "MFU", "reduce", "RSS MiB");
     for (int i = 0; i < total; i++) {
         const rg_bench_result *r = &runs[i];
+        printf("%-16s %7d %8d %5d ", r->backend, r->threads, r->replicas, r->ranks);
         if (r->ok)
-            printf("%-16s %7d %8s %10.3f %9.2f %6.1f%%\n", r->backend, r->threads, "ok",
-                   r->step_ms_median, r->gflops, 100.0 * r->mfu);
+            printf("%8s %10.3f %9.2f %6.1f%% %7.1f%% %9.1f\n", "ok", r->step_ms_median, r->gflops,
+                   100.0 * r->mfu, 100.0 * r->reduce_fraction,
+                   (double)r->peak_rss_sum_bytes / (1024.0 * 1024.0));
         else
-            printf("%-16s %7d %8s   %s\n", r->backend, r->threads,
-                   strcmp(r->reason, "refused") ? "failed" : "refused", r->error);
+            printf("%8s   %s\n", strcmp(r->reason, "refused") ? "failed" : "refused", r->error);
     }
     for (int k = 0; k < c->nproblems; k++) printf("UNRELIABLE: %s\n", c->problems[k]);
     printf("results: %s\n", dir);
@@ -935,6 +1068,41 @@ static int describe_run(bench_context *c, int argc, char **argv, struct tm *utc)
     return 0;
 }
 
+/* Every (backend, threads, replicas, ranks) that fits, backends outermost, ranks innermost:
+ * threads a multiple of replicas and the batch a multiple of ranks x replicas; the others are
+ * named once and left out. Returns 0, or -1 after one line. */
+static int make_configs(bench_context *c, const backend_list *backends) {
+    const bench_opts *o = c->o;
+    size_t most = (size_t)backends->n * o->num_threads * o->num_replicas * o->num_ranks;
+    if (!(c->configs = calloc(most, sizeof *c->configs))) {
+        fprintf(stderr, "randygpt bench: out of memory\n");
+        return -1;
+    }
+    int several_ranks = 0;
+    char err[RG_ERR_LEN], said[RG_ERR_LEN] = "";
+    for (int b = 0; b < backends->n; b++)
+        for (int t = 0; t < o->num_threads; t++)
+            for (int k = 0; k < o->num_replicas; k++)
+                for (int p = 0; p < o->num_ranks; p++) {
+                    bench_config cfg = {&backends->items[b], o->threads[t], o->replicas[k], o->ranks[p]};
+                    if (rg_dp_check_split(c->ps->B, cfg.ranks, cfg.replicas, cfg.threads, err,
+                                          sizeof err) != 0) {
+                        if (b == 0 && strcmp(err, said)) fprintf(stderr, "bench: left out: %s\n", err);
+                        rg_errf(said, sizeof said, "%s", err);
+                        continue;
+                    }
+                    several_ranks |= cfg.ranks > 1;
+                    c->configs[c->nconfigs++] = cfg;
+                }
+    if (several_ranks && (c->no_ranks = ranks_unavailable(&c->mpirun)))
+        fprintf(stderr, "bench: runs of several ranks refused: %s\n", c->no_ranks);
+    if (c->nconfigs == 0) {
+        fprintf(stderr, "randygpt bench: no configuration of --threads, --replicas and --ranks fits\n");
+        return -1;
+    }
+    return 0;
+}
+
 int rg_cmd_bench(int argc, char **argv) {
     if (has_flag(argc, argv, "--child")) return child_main(argc, argv);
     bench_opts o;
@@ -960,13 +1128,14 @@ int rg_cmd_bench(int argc, char **argv) {
         goto done;
     }
     if (make_dirs(c, &utc, &dir, &logs) != 0) goto done;
+    if (make_configs(c, backends) != 0) goto done;
     measure_machine(c);
-    const int total = backends->n * o.num_threads;
+    const int total = c->nconfigs;
     if (!(runs = calloc((size_t)total, sizeof *runs))) {
         fprintf(stderr, "randygpt bench: out of memory\n");
         goto done;
     }
-    run_rounds(c, backends, exe, logs, runs);
+    run_rounds(c, exe, logs, runs);
     int failed, refused;
     finish_runs(c, runs, total, &failed, &refused);
     if (write_results(c, runs, total, dir) != 0) goto done;
@@ -988,7 +1157,7 @@ done:
     if (backends)
         for (int b = 0; b < backends->n; b++) free(backends->items[b].arg);
     free(backends);
-    if (c) free(c->command);
+    if (c) free(c->command), free(c->configs), free(c->mpirun);
     free(c);
     return rc;
 }

@@ -26,6 +26,7 @@ import roofline  # noqa: E402
 PROG = "report.py"
 NOTE = "randyGPT's multi-core design note"
 BASELINE = "single"
+BENCH_SCHEMAS = ("randygpt-bench/1", "randygpt-bench/2")
 # The op kinds of the current backend ABI, in rg_op_kind order. Results of an older ABI may list
 # others (residual_backward, before version 2): op_kinds() adds them.
 OP_KINDS = ["matmul_forward", "matmul_backward", "attention_forward", "attention_backward",
@@ -64,12 +65,16 @@ def load_json(path, what):
 
 def load_bench_file(path):
     doc = load_json(path, "bench results")
-    if not isinstance(doc, dict) or doc.get("schema") != "randygpt-bench/1":
-        raise ReportError("%s: not a randygpt-bench/1 file (schema %r)" % (
+    if not isinstance(doc, dict) or doc.get("schema") not in BENCH_SCHEMAS:
+        raise ReportError("%s: not a randygpt-bench/1 or /2 file (schema %r)" % (
             path, doc.get("schema") if isinstance(doc, dict) else None))
     for key in ("machine", "build", "config", "peak", "runs"):
         if key not in doc:
             raise ReportError("%s: missing key '%s'" % (os.path.basename(path), key))
+    for r in doc["runs"]:  # /1 runs are all op-level: one replica, one rank
+        if isinstance(r, dict):
+            r.setdefault("replicas", 1)
+            r.setdefault("ranks", 1)
     return doc
 
 

@@ -28,6 +28,7 @@
 #include "app/bench_run.h"
 #include "randygpt/ops.h"
 #include "run_support.h"
+#include "ranks/ranks.h"
 
 /* Runs the randygpt binary with args (NULL-terminated after the command); returns its exit status,
  * or -1 if it did not exit normally. Its output goes to the test's log file in tmpdir. */
@@ -74,6 +75,17 @@ static void find_run_dir(const char *out, const char *machine, char *dir, size_t
     assert_int_equal(found, 1);
 }
 
+/* bench.json of the one run folder under out/testbox (dir: that folder). */
+static json_t *load_bench_json(const char *out, char *dir, size_t n) {
+    char path[4500];
+    json_error_t jerr;
+    find_run_dir(out, "testbox", dir, n);
+    snprintf(path, sizeof path, "%s/bench.json", dir);
+    json_t *j = json_load_file(path, 0, &jerr);
+    if (!j) fail_msg("%s: %s", path, jerr.text);
+    return j;
+}
+
 /* The number v, or dflt when v is missing or not a number. */
 static double num_or(const json_t *v, double dflt) { return json_is_number(v) ? json_number_value(v) : dflt; }
 
@@ -114,13 +126,9 @@ static void test_bench_run_with_failing_plugins(void **state) {
     assert_int_equal(rc, 1);
 
     char dir[4400], path[4500];
-    json_error_t jerr;
-    find_run_dir(out, "testbox", dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/bench.json", dir);
-    json_t *j = json_load_file(path, 0, &jerr);
-    if (!j) fail_msg("%s: %s", path, jerr.text);
+    json_t *j = load_bench_json(out, dir, sizeof dir);
 
-    assert_string_equal(json_string_value(json_object_get(j, "schema")), "randygpt-bench/1");
+    assert_string_equal(json_string_value(json_object_get(j, "schema")), "randygpt-bench/2");
     const json_t *machine = json_object_get(j, "machine");
     assert_string_equal(json_string_value(json_object_get(machine, "slug")), "testbox");
     assert_true(num_or(json_object_get(machine, "cpus"), 0) >= 1);
@@ -221,11 +229,12 @@ static void test_bench_run_with_failing_plugins(void **state) {
     assert_non_null(f);
     char line[4096];
     assert_non_null(fgets(line, sizeof line, f));
-    assert_string_equal(line, "backend,threads,status,reason,preset,B,T,step_ms_median,step_ms_min,"
-                              "step_ms_max,tok_per_s,gflops,peak_gflops,mfu,peak_rss_mib,"
-                              "num_native_ops,describe\n");
-    const char *prefix[] = {"single,1,ok,,tiny,16,32,", "crash,1,failed,signal,tiny,16,32,",
-                            "hang,1,failed,timeout,tiny,16,32,"};
+    assert_string_equal(line, "backend,threads,replicas,ranks,status,reason,preset,B,T,"
+                              "step_ms_median,step_ms_min,step_ms_max,tok_per_s,gflops,peak_gflops,"
+                              "mfu,speedup,reduce_ms_per_step,reduce_fraction,peak_rss_mib,"
+                              "peak_rss_sum_mib,num_native_ops,describe\n");
+    const char *prefix[] = {"single,1,1,1,ok,,tiny,16,32,", "crash,1,1,1,failed,signal,tiny,16,32,",
+                            "hang,1,1,1,failed,timeout,tiny,16,32,"};
     int rows = 0;
     while (fgets(line, sizeof line, f)) {
         assert_true(rows < 3);
@@ -274,12 +283,8 @@ static void test_bench_bad_input(void **state) {
                                   "0", "--repeat", "1", "--threads", "1", "--backends", noplugin,
                                   "--machine", "testbox", "--out", out, NULL),
                      1);
-    char dir[4400], path[4500];
-    json_error_t jerr;
-    find_run_dir(out, "testbox", dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/bench.json", dir);
-    json_t *j = json_load_file(path, 0, &jerr);
-    if (!j) fail_msg("%s: %s", path, jerr.text);
+    char dir[4400];
+    json_t *j = load_bench_json(out, dir, sizeof dir);
     const json_t *r = json_array_get(json_object_get(j, "runs"), 0);
     assert_string_equal(json_string_value(json_object_get(r, "reason")), "exit");
     assert_int_equal((int)num_or(json_object_get(r, "exit_code"), 0), 1);
@@ -332,12 +337,8 @@ static void test_bench_refused_thread_count(void **state) {
                                   "--contend", "1", "--bandwidth-mib", "8",
                                   "--report-script", "/nonexistent/report.py", "--out", out, NULL),
                      0);
-    char dir[4400], path[4500];
-    json_error_t jerr;
-    find_run_dir(out, "testbox", dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/bench.json", dir);
-    json_t *j = json_load_file(path, 0, &jerr);
-    if (!j) fail_msg("%s: %s", path, jerr.text);
+    char dir[4400];
+    json_t *j = load_bench_json(out, dir, sizeof dir);
     const json_t *runs = json_object_get(j, "runs");
     assert_int_equal((int)json_array_size(runs), 2);
     assert_string_equal(json_string_value(json_object_get(json_array_get(runs, 0), "status")), "ok");
@@ -361,6 +362,79 @@ static void test_bench_refused_thread_count(void **state) {
     free(out);
 }
 
+/* The run of backend at threads, replicas and ranks. */
+static const json_t *strategy_run(const json_t *runs, int threads, int replicas, int ranks) {
+    for (size_t i = 0; i < json_array_size(runs); i++) {
+        const json_t *r = json_array_get(runs, i);
+        if ((int)num_or(json_object_get(r, "threads"), 0) == threads &&
+            (int)num_or(json_object_get(r, "replicas"), 0) == replicas &&
+            (int)num_or(json_object_get(r, "ranks"), 0) == ranks)
+            return r;
+    }
+    fail_msg("no run at %d threads, %d replicas, %d ranks", threads, replicas, ranks);
+    return NULL;
+}
+
+/* The memory figures of a run that succeeded: one peak per rank, summed; the formula. */
+static void assert_strategy_memory(const json_t *r, int ranks) {
+    const json_t *rss = json_object_get(r, "rank_peak_rss_bytes");
+    assert_int_equal((int)json_array_size(rss), ranks);
+    double sum = 0.0;
+    for (int k = 0; k < ranks; k++) sum += num_or(json_array_get(rss, k), 0);
+    assert_true(sum > 0.0);
+    assert_float_equal(num_or(json_object_get(r, "peak_rss_sum_bytes"), 0), sum, 0.5);
+    assert_positive(r, "formula_bytes");
+    assert_positive(r, "mfu");
+    assert_true(num_or(json_object_get(r, "reduce_fraction"), -1) >= 0.0);
+}
+
+/* --replicas and --ranks: every combination that fits, each with its reduction time, speedup and
+ * memory; the ranks through mpirun, or refused with the reason in a build without MPI. */
+static void test_bench_strategies(void **state) {
+    char *out = make_tmpdir("bench-strategies");
+    char log[4200];
+    snprintf(log, sizeof log, "%s/bench.log", out);
+    /* OpenMPI's own allocations are not this program's leaks */
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *saved = asan ? strdup(asan) : NULL, opts[1024];
+    snprintf(opts, sizeof opts, "%s%sdetect_leaks=0", asan ? asan : "", asan && *asan ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    int rc = run_randygpt(log, 300.0, "bench", "--preset", "tiny", "--steps", "2", "--warmup", "1",
+                          "--repeat", "1", "--threads", "1,2", "--replicas", "1,2", "--ranks", "1,2",
+                          "--backends", "openmp", "--backend-dir", RG_TEST_PLUGIN_DIR, "--machine",
+                          "testbox", "--bandwidth-mib", "8", "--report-script",
+                          "/nonexistent/report.py", "--out", out, NULL);
+    if (saved) setenv("ASAN_OPTIONS", saved, 1), free(saved);
+    else unsetenv("ASAN_OPTIONS");
+    assert_int_equal(rc, 0);
+    char dir[4400], path[4500];
+    json_t *j = load_bench_json(out, dir, sizeof dir);
+    const json_t *runs = json_object_get(j, "runs");
+    /* 1 thread with 2 replicas does not split: 6 of the 8 combinations */
+    assert_int_equal((int)json_array_size(runs), 6);
+    const json_t *base = strategy_run(runs, 1, 1, 1), *dp = strategy_run(runs, 2, 2, 1);
+    assert_float_equal(num_or(json_object_get(base, "speedup"), 0), 1.0, 1e-12);
+    assert_strategy_memory(base, 1);
+    assert_strategy_memory(dp, 1);
+    assert_positive(dp, "reduce_ms_per_step");
+    assert_positive(dp, "speedup");
+    const json_t *mpi = strategy_run(runs, 1, 1, 2);
+    if (rg_ranks_have_mpi() && !strcmp(json_string_value(json_object_get(mpi, "status")), "ok")) {
+        assert_strategy_memory(mpi, 2);
+        assert_positive(mpi, "reduce_ms_per_step");
+    } else {
+        /* no MPI here, or no mpirun: refused, saying which */
+        assert_string_equal(json_string_value(json_object_get(mpi, "reason")), "refused");
+        const char *err = json_string_value(json_object_get(mpi, "error"));
+        if (!strstr(err, "MPI") && !strstr(err, "mpirun")) fail_msg("refused with: %s", err);
+    }
+    snprintf(path, sizeof path, "%s/logs/openmp-t2-R2.log", dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    json_decref(j);
+    free(out);
+}
+
 /* The child's result line reads back as it was written, and what cannot be JSON is made so. */
 static void test_result_line_round_trip(void **state) {
     rg_bench_result *r = calloc(1, sizeof *r), *back = calloc(1, sizeof *back);
@@ -380,6 +454,10 @@ static void test_result_line_round_trip(void **state) {
     r->gflops = NAN; /* not measured: null */
     r->ops[RG_OP_ADAMW].native = 1;
     r->ops[RG_OP_ADAMW].ms_per_step = 0.25;
+    r->reduce_ms_per_step = 0.375;
+    r->nranks_rss = 2;
+    r->rank_peak_rss_bytes[0] = 1 << 20;
+    r->rank_peak_rss_bytes[1] = 3 << 20;
     json_t *j = rg_bench_result_json(r, 1);
     assert_non_null(j);
     char *line = json_dumps(j, RG_JSON_LINE_FLAGS);
@@ -401,6 +479,9 @@ static void test_result_line_round_trip(void **state) {
     assert_true(back->ops[RG_OP_ADAMW].native);
     assert_false(back->ops[RG_OP_MATMUL_FORWARD].native);
     assert_float_equal(back->ops[RG_OP_ADAMW].ms_per_step, 0.25, 0.0);
+    assert_float_equal(back->reduce_ms_per_step, 0.375, 0.0);
+    assert_int_equal(back->nranks_rss, 2);
+    assert_int_equal(back->rank_peak_rss_bytes[1], 3 << 20);
     free(line);
     /* a line that is not a result is refused with one line */
     const char *bad[] = {"", "{", "[1]", "{\"step_ms\": {\"median\": 1}}", "not json"};
@@ -519,6 +600,7 @@ int main(void) {
         cmocka_unit_test(test_bench_refused_thread_count),
         cmocka_unit_test(test_bench_finds_installed_report),
         cmocka_unit_test(test_bench_run_with_failing_plugins),
+        cmocka_unit_test(test_bench_strategies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,8 +30,10 @@
 #include "randygpt/checkpoint.h"
 #include "run_support.h"
 
-#define HERE RG_TEST_TMPDIR "/replicas"
-#define CORPUS HERE "/corpus.txt"
+/* Every file goes in the working folder, which main makes of its own for each test filter, so
+ * that the whole run and the pthreads run alone (ctest -j) never share a file. */
+#define HERE "."
+#define CORPUS "corpus.txt"
 #define OUT HERE "/out.txt"
 #define ERR HERE "/err.txt"
 #define COMMON "--backend-dir " RG_TEST_PLUGIN_DIR " --preset tiny --batch 4 --data " CORPUS \
@@ -78,8 +80,20 @@ static void assert_losses_close(const char *a_path, const char *b_path, int step
 
 static int setup(void **state) {
     (void)state;
-    mkdir(HERE, 0755);
     return write_word_corpus(CORPUS);
+}
+
+/* Makes RG_TEST_TMPDIR/replicas[-FILTER] and works in it. Returns 0, or -1 with a message. */
+static int enter_own_dir(const char *filter) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, RG_TEST_TMPDIR "/replicas%s%s", filter ? "-" : "", filter ? filter : "");
+    mkdir(RG_TEST_TMPDIR, 0755);
+    mkdir(dir, 0755);
+    if (chdir(dir) != 0) {
+        fprintf(stderr, "test_replicas: cannot work in %s\n", dir);
+        return -1;
+    }
+    return 0;
 }
 
 /* R = 1 (at 1 or 2 threads), 2 (2 threads) and 4 (4 threads, oversubscribing a 2-core machine) of
@@ -175,21 +189,32 @@ static const char *mpirun(void) {
 #define RANK1 HERE "/rank1"
 #define SOLO RG_TEST_BIN " train " COMMON " --backend single --threads 1 --iters 40 --eval-every 10 --lr 3e-3 --warmup 4"
 
+/* Each rank's folder, the corpus in it as in the folder above (the same relative name). */
+static void make_rank_dirs(void) {
+    const char *dirs[] = {RANK0, RANK1};
+    for (int k = 0; k < 2; k++) {
+        char link[256];
+        mkdir(dirs[k], 0755);
+        snprintf(link, sizeof link, "%s/" CORPUS, dirs[k]);
+        if (access(link, R_OK) != 0) assert_int_equal(symlink("../" CORPUS, link), 0);
+    }
+}
+
 /* mpirun -np 1 in dir0 : -np 1 in dir1, each rank in a folder of its own, relative file names:
  * what a rank writes lands in its own folder. */
 static int run_two_ranks(const char *args) {
-    mkdir(RANK0, 0755);
-    mkdir(RANK1, 0755);
+    make_rank_dirs();
     return run("%s -np 1 -wdir " RANK0 " %s %s : -np 1 -wdir " RANK1 " %s %s", mpirun(), RG_TEST_BIN,
                args, RG_TEST_BIN, args);
 }
 
-/* Files in dir other than . and .. */
+/* Files in dir other than ., .. and the corpus's link */
 static int count_files(const char *dir) {
     DIR *d = opendir(dir);
     assert_non_null(d);
     int n = 0;
-    for (struct dirent *e; (e = readdir(d));) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && strcmp(e->d_name, CORPUS);
     closedir(d);
     return n;
 }
@@ -232,8 +257,9 @@ static void test_mpi_two_ranks(void **state) {
     rc = run_two_ranks(TRAIN2 " --stop-at 20 --checkpoint part.ckpt --log part.log");
     assert_int_equal(rc, 0);
     assert_int_equal(run("cp " RANK0 "/part.ckpt " HERE "/part-np2.ckpt"), 0);
-    /* every rank reads the checkpoint (an absolute name); rank 0 alone writes it back */
-    rc = run_two_ranks("train " COMMON " --backend single --threads 1 --eval-every 10 --resume "
+    /* every rank reads the checkpoint (by a name that leads there from either rank's folder);
+     * rank 0 alone writes it back */
+    rc = run_two_ranks("train " COMMON " --backend single --threads 1 --eval-every 10 --resume ../"
                        RANK0 "/part.ckpt --log part.log");
     if (rc != 0) fail_msg("resume under mpirun: status %d: %s", rc, read_text(ERR));
     assert_losses_close(HERE "/solo.log", RANK0 "/part.log", 40);
@@ -255,8 +281,7 @@ static void test_mpi_killed_rank(void **state) {
     (void)state;
     clear_dir(RANK0);
     clear_dir(RANK1);
-    mkdir(RANK0, 0755);
-    mkdir(RANK1, 0755);
+    make_rank_dirs();
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -337,5 +362,6 @@ int main(int argc, char **argv) {
 #endif
     };
     if (argc > 1) cmocka_set_test_filter(argv[1]);
+    if (enter_own_dir(argc > 1 ? argv[1] : NULL) != 0) return 1;
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -632,7 +632,7 @@ class BadInput(unittest.TestCase):
 
     def test_wrong_schema(self):
         self.assert_one_line_error(run_report(self.make_dir("schema", '{"schema": "other/1"}')),
-                                   "not a randygpt-bench/1 file")
+                                   "not a randygpt-bench/1 or /2 file")
 
     def test_run_without_fields(self):
         doc = json.loads(read(os.path.join(FIXTURE, "bench.json")))

@@ -6,13 +6,16 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "bench_json.h"
 #include "randygpt/data.h"
 #include "randygpt/model.h"
+#include "randygpt/replicas.h"
 #include "randygpt/rng.h"
 #include "randygpt/text.h"
+#include "ranks/ranks.h"
 
 /* Distinct batches cycled through: enough that no step re-reads the previous step's tokens. */
 #define BENCH_BATCHES 4
@@ -56,6 +59,10 @@ void rg_bench_result_add_round(rg_bench_result *r, const rg_bench_result *one, i
             r->ops[k].ms_per_step += one->ops[k].ms_per_step;
         }
         r->other_ms_per_step += one->other_ms_per_step;
+        r->reduce_ms_per_step += one->reduce_ms_per_step;
+        for (int k = 0; k < one->nranks_rss && k < r->nranks_rss; k++)
+            if (one->rank_peak_rss_bytes[k] > r->rank_peak_rss_bytes[k])
+                r->rank_peak_rss_bytes[k] = one->rank_peak_rss_bytes[k];
         r->rounds++;
     }
     r->wall_s = wall_s;
@@ -83,6 +90,11 @@ void rg_bench_result_finish_rounds(rg_bench_result *r) {
         r->ops[k].fraction = r->ops[k].ms_per_step / mean_step_ms;
     }
     r->other_ms_per_step /= n;
+    r->reduce_ms_per_step /= n;
+    r->reduce_fraction = r->reduce_ms_per_step / mean_step_ms;
+    r->peak_rss_sum_bytes = 0;
+    for (int k = 0; k < r->nranks_rss; k++) r->peak_rss_sum_bytes += r->rank_peak_rss_bytes[k];
+    if (r->nranks_rss == 0) r->peak_rss_sum_bytes = r->peak_rss_bytes;
 }
 
 void rg_bench_result_fail(rg_bench_result *r, const char *reason, const char *fmt, ...) {
@@ -118,13 +130,14 @@ static void make_batches(const rg_data *d, int V, int nb, int B, int T, uint64_t
     }
 }
 
-/* One training step, exactly as `train` takes it: zero grads, forward, backward, clip + AdamW. */
-static void train_step(rg_model *m, rg_ops *ops, const rg_optim_config *oc, const int32_t *in,
-                       const int32_t *tg, int step, int total) {
-    rg_model_zero_grad(m);
-    rg_model_forward(m, ops, in, tg, m->B, m->T);
-    rg_model_backward(m, ops);
-    rg_model_update(m, ops, oc, rg_lr_at(oc, step, total));
+/* One training step, exactly as `train` takes it (rg_dp_step: with one replica on one rank, zero
+ * grads, forward, backward, clip + AdamW). Returns 0, or -1 after one line on stderr. */
+static int train_step(rg_dp *dp, const rg_optim_config *oc, const int32_t *in, const int32_t *tg,
+                      int step, int total, float *loss) {
+    char err[RG_ERR_LEN];
+    if (rg_dp_step(dp, in, tg, oc, rg_lr_at(oc, step, total), loss, err, sizeof err) == 0) return 0;
+    fprintf(stderr, "randygpt bench: %s\n", err);
+    return -1;
 }
 
 /* The BENCH_BATCHES batches of a child, (BENCH_BATCHES,B,T) each: windows of cc->data or
@@ -157,46 +170,18 @@ static int load_batches(const rg_bench_child_config *cc, int B, int T, int *V, i
     return ok ? 0 : -1;
 }
 
-/* Warm-up, then cc->repeat timed repeats of cc->steps steps with the ops timed; fills the
- * measured fields of r. */
-static void measure(rg_model *m, rg_ops *ops, const rg_bench_child_config *cc,
-                    const int32_t *inputs, const int32_t *targets, rg_bench_result *r) {
-    const size_t bt = (size_t)m->B * m->T;
-    rg_optim_config oc = rg_optim_default();
-    const int total = cc->warmup + cc->repeat * cc->steps;
-    int step = 0;
-    for (; step < cc->warmup; step++) {
-        size_t k = (size_t)(step % BENCH_BATCHES) * bt;
-        train_step(m, ops, &oc, inputs + k, targets + k, step, total);
-        if (step == 0) r->loss_first = m->mean_loss;
+/* Every replica's instance starts timing its ops from zero. */
+static void start_op_timing(rg_dp *dp) {
+    for (int r = 0; r < dp->R; r++) {
+        dp->ops[r].timing = 1;
+        memset(dp->ops[r].seconds, 0, sizeof dp->ops[r].seconds);
+        memset(dp->ops[r].calls, 0, sizeof dp->ops[r].calls);
     }
-    /* Per-op timing costs two clock reads per op call, far below a step's time. */
-    ops->timing = 1;
-    memset(ops->seconds, 0, sizeof ops->seconds);
-    memset(ops->calls, 0, sizeof ops->calls);
-    double timed_s = 0.0;
-    r->nrepeat = cc->repeat;
-    for (int rep = 0; rep < cc->repeat; rep++) {
-        double t0 = now_s();
-        for (int s = 0; s < cc->steps; s++, step++) {
-            size_t k = (size_t)(step % BENCH_BATCHES) * bt;
-            train_step(m, ops, &oc, inputs + k, targets + k, step, total);
-            if (step == 0) r->loss_first = m->mean_loss;
-        }
-        double dt = now_s() - t0;
-        timed_s += dt;
-        r->repeat_step_ms[rep] = dt * 1e3 / cc->steps;
-    }
-    r->loss_last = m->mean_loss;
-    r->step_ms_median = rg_median(r->repeat_step_ms, r->nrepeat);
-    r->step_ms_min = r->step_ms_max = r->repeat_step_ms[0];
-    for (int i = 1; i < r->nrepeat; i++) {
-        r->step_ms_min = fmin(r->step_ms_min, r->repeat_step_ms[i]);
-        r->step_ms_max = fmax(r->step_ms_max, r->repeat_step_ms[i]);
-    }
-    r->tok_per_s = (double)bt / (r->step_ms_median * 1e-3);
-    r->gflops = rg_model_step_flops(&m->cfg, m->B, m->T) / (r->step_ms_median * 1e-3) * 1e-9;
-    const int timed_steps = cc->repeat * cc->steps;
+}
+
+/* The per-step figures of r from timed_steps steps of timed_s seconds (replica 0's op times). */
+static void per_step_figures(const rg_dp *dp, int timed_steps, double timed_s, rg_bench_result *r) {
+    const rg_ops *ops = &dp->ops[0];
     const double mean_step_ms = timed_s * 1e3 / timed_steps;
     double in_ops_ms = 0.0;
     for (int k = 0; k < RG_OP_COUNT; k++) {
@@ -208,6 +193,68 @@ static void measure(rg_model *m, rg_ops *ops, const rg_bench_child_config *cc,
         in_ops_ms += o->ms_per_step;
     }
     r->other_ms_per_step = fmax(0.0, mean_step_ms - in_ops_ms);
+    r->reduce_ms_per_step = dp->reduce_s * 1e3 / timed_steps;
+    r->reduce_fraction = r->reduce_ms_per_step / mean_step_ms;
+}
+
+/* Warm-up, then cc->repeat timed repeats of cc->steps steps with the ops timed; fills the
+ * measured fields of r. Returns 0, or -1 after one line on stderr. */
+static int measure(rg_dp *dp, const rg_bench_child_config *cc, const int32_t *inputs,
+                   const int32_t *targets, rg_bench_result *r) {
+    const size_t bt = (size_t)dp->B * dp->T;
+    rg_optim_config oc = rg_optim_default();
+    const int total = cc->warmup + cc->repeat * cc->steps;
+    int step = 0;
+    float loss = NAN;
+    for (; step < cc->warmup; step++) {
+        size_t k = (size_t)(step % BENCH_BATCHES) * bt;
+        if (train_step(dp, &oc, inputs + k, targets + k, step, total, &loss) != 0) return -1;
+        if (step == 0) r->loss_first = loss;
+    }
+    /* Per-op timing costs two clock reads per op call, far below a step's time. */
+    start_op_timing(dp);
+    dp->reduce_s = 0.0;
+    double timed_s = 0.0;
+    r->nrepeat = cc->repeat;
+    for (int rep = 0; rep < cc->repeat; rep++) {
+        double t0 = now_s();
+        for (int s = 0; s < cc->steps; s++, step++) {
+            size_t k = (size_t)(step % BENCH_BATCHES) * bt;
+            if (train_step(dp, &oc, inputs + k, targets + k, step, total, &loss) != 0) return -1;
+            if (step == 0) r->loss_first = loss;
+        }
+        double dt = now_s() - t0;
+        timed_s += dt;
+        r->repeat_step_ms[rep] = dt * 1e3 / cc->steps;
+    }
+    r->loss_last = loss;
+    r->step_ms_median = rg_median(r->repeat_step_ms, r->nrepeat);
+    r->step_ms_min = r->step_ms_max = r->repeat_step_ms[0];
+    for (int i = 1; i < r->nrepeat; i++) {
+        r->step_ms_min = fmin(r->step_ms_min, r->repeat_step_ms[i]);
+        r->step_ms_max = fmax(r->step_ms_max, r->repeat_step_ms[i]);
+    }
+    r->tok_per_s = (double)bt / (r->step_ms_median * 1e-3);
+    r->gflops = rg_model_step_flops(&dp->rep[0]->cfg, dp->B, dp->T) / (r->step_ms_median * 1e-3) * 1e-9;
+    per_step_figures(dp, cc->repeat * cc->steps, timed_s, r);
+    return 0;
+}
+
+/* Every rank's own peak RSS into r (rank k's at k). Returns 0, or -1 after one line on stderr. */
+static int gather_rss(const rg_gradsum *gs, rg_bench_result *r) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss[RG_BENCH_MAX_RANKS] = {0};
+    int n = gs->size < RG_BENCH_MAX_RANKS ? gs->size : RG_BENCH_MAX_RANKS;
+    if (gs->rank < n) rss[gs->rank] = (double)ru.ru_maxrss * 1024.0;
+    char err[RG_ERR_LEN];
+    if (gs->size > 1 && gs->sum_doubles(gs->ctx, rss, (size_t)n, err, sizeof err) != 0) {
+        fprintf(stderr, "randygpt bench: %s\n", err);
+        return -1;
+    }
+    r->nranks_rss = n;
+    for (int k = 0; k < n; k++) r->rank_peak_rss_bytes[k] = (long long)rss[k];
+    return 0;
 }
 
 /* Prints r's child fields as one JSON line. Returns 0, or -1 after one line on stderr. */
@@ -222,62 +269,93 @@ static int print_result_line(const rg_bench_result *r, FILE *out) {
     return rc;
 }
 
-int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, FILE *out) {
+/* The describing fields of r from the plugin and replica 0's instance. */
+static void describe_backend(const rg_plugin *plugin, rg_ops *ops, rg_bench_result *r) {
+    rg_errf(r->plugin_name, sizeof r->plugin_name, "%s", plugin->table->name ? plugin->table->name : "");
+    rg_errf(r->path, sizeof r->path, "%s", plugin->path);
+    rg_ops_describe(ops, r->describe, sizeof r->describe);
+    rg_ops_native_list(ops, r->native_ops, sizeof r->native_ops);
+}
+
+/* The child on one rank of gs: R replicas of the model, measured; rank 0 prints the line. */
+static int child_run(const rg_backend_args *ba, const rg_bench_child_config *cc, const rg_gradsum *gs,
+                     FILE *out) {
     char err[RG_ERR_LEN];
     const rg_preset *ps = rg_preset_find(cc->preset);
     if (!ps) {
         fprintf(stderr, "randygpt bench: unknown preset '%s'\n", cc->preset);
         return 1;
     }
-    const int B = ps->B, T = ps->T;
+    const int B = ps->B, T = ps->T, R = cc->replicas > 1 ? cc->replicas : 1;
+    if (rg_dp_check_split(B, gs->size, R, ba->threads, err, sizeof err) != 0) {
+        fprintf(stderr, "randygpt bench: %s\n", err);
+        return 2;
+    }
     int V, rc = 1, opened = 0;
     int32_t *inputs = NULL, *targets = NULL;
     rg_plugin plugin;
-    rg_ops ops;
     rg_model model;
+    rg_dp dp;
     memset(&model, 0, sizeof model);
+    memset(&dp, 0, sizeof dp);
     rg_bench_result *r = calloc(1, sizeof *r);
-    if (!r) {
+    rg_ops *ops = calloc((size_t)R, sizeof *ops);
+    if (!r || !ops) {
         fprintf(stderr, "randygpt bench: out of memory\n");
-        return 1;
+        goto done;
     }
     if (load_batches(cc, B, T, &V, &inputs, &targets) != 0) goto done;
     rg_model_config mc = {.V = V, .maxT = T, .C = ps->C, .NH = ps->NH, .L = ps->L};
-    if (rg_plugin_open(&plugin, ba->backend, ba->backend_dir, err, sizeof err) != 0) {
+    if (rg_backend_args_load(ba, &plugin, err, sizeof err) != 0) {
         fprintf(stderr, "randygpt bench: %s\n", err);
         goto done;
     }
     /* A plugin that loads but refuses this thread count or these options is not broken. */
-    rg_backend_config bcfg;
-    rg_option bopts[RG_MAX_BACKEND_OPTS];
-    rg_backend_args_config(ba, &bcfg, bopts);
-    if (rg_ops_create(&ops, plugin.table, &bcfg, err, sizeof err) != 0) {
-        fprintf(stderr, "randygpt bench: %s: %s\n", plugin.path, err);
-        rg_plugin_close(&plugin);
-        rc = RG_BENCH_EXIT_REFUSED;
-        goto done;
+    rg_backend_args each = *ba;
+    each.threads = ba->threads / R;
+    for (int k = 0; k < R; k++) {
+        if (rg_backend_args_create(&each, &plugin, &ops[k], err, sizeof err) != 0) {
+            fprintf(stderr, "randygpt bench: %s\n", err);
+            while (k-- > 0) rg_ops_destroy(&ops[k]);
+            rg_plugin_close(&plugin);
+            rc = RG_BENCH_EXIT_REFUSED;
+            goto done;
+        }
     }
     opened = 1;
     if (rg_model_init(&model, &mc, cc->seed, err, sizeof err) != 0 ||
-        rg_model_set_batch(&model, B, T, err, sizeof err) != 0) {
+        rg_dp_init(&dp, &model, ops, R, B, T, gs, err, sizeof err) != 0) {
         fprintf(stderr, "randygpt bench: %s\n", err);
         goto done;
     }
-    rg_errf(r->plugin_name, sizeof r->plugin_name, "%s", plugin.table->name ? plugin.table->name : "");
-    rg_errf(r->path, sizeof r->path, "%s", plugin.path);
-    rg_ops_describe(&ops, r->describe, sizeof r->describe);
-    rg_ops_native_list(&ops, r->native_ops, sizeof r->native_ops);
-    measure(&model, &ops, cc, inputs, targets, r);
-    rc = print_result_line(r, out) == 0 ? 0 : 1;
+    describe_backend(&plugin, &ops[0], r);
+    if (measure(&dp, cc, inputs, targets, r) != 0 || gather_rss(gs, r) != 0) goto done;
+    rc = gs->rank == 0 ? (print_result_line(r, out) == 0 ? 0 : 1) : 0;
 done:
+    rg_dp_free(&dp);
     rg_model_free(&model);
     if (opened) {
-        rg_ops_destroy(&ops);
+        for (int k = 0; k < R; k++) rg_ops_destroy(&ops[k]);
         rg_plugin_close(&plugin);
     }
+    free(ops);
     free(inputs);
     free(targets);
     free(r);
+    return rc;
+}
+
+int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, FILE *out) {
+    char err[RG_ERR_LEN];
+    rg_gradsum gs;
+    if (rg_ranks_open(&gs, err, sizeof err) != 0) {
+        fprintf(stderr, "randygpt bench: %s\n", err);
+        return 1;
+    }
+    int rc = child_run(ba, cc, &gs, out);
+    /* a refusal (the same plugin, the same configuration) reaches every rank alike, as a usage
+     * error does: no rank needs aborting */
+    rg_ranks_close(&gs, rc == RG_BENCH_EXIT_REFUSED ? 2 : rc);
     return rc;
 }
 
@@ -331,6 +409,8 @@ static json_t *repeats_array(const rg_bench_result *r) {
 /* What only the parent knows: the pair, how its children ended, their time and memory. */
 static void put_parent_fields(json_t *o, const rg_bench_result *r, int *ok) {
     put(o, "threads", json_integer(r->threads), ok);
+    put(o, "replicas", json_integer(r->replicas), ok);
+    put(o, "ranks", json_integer(r->ranks), ok);
     put(o, "status", json_string(r->ok ? "ok" : "failed"), ok);
     put(o, "reason", rg_json_text(r->ok ? NULL : r->reason), ok);
     put(o, "error", rg_json_text(r->ok ? NULL : r->error), ok);
@@ -338,6 +418,19 @@ static void put_parent_fields(json_t *o, const rg_bench_result *r, int *ok) {
     put(o, "signal", rg_json_text(r->signal[0] ? r->signal : NULL), ok);
     put(o, "wall_s", rg_json_real(r->wall_s), ok);
     put(o, "peak_rss_bytes", json_integer(r->peak_rss_bytes), ok);
+    put(o, "peak_rss_sum_bytes", r->ok ? json_integer(r->peak_rss_sum_bytes) : json_null(), ok);
+    put(o, "formula_bytes", rg_json_real(r->formula_bytes), ok);
+    put(o, "speedup", rg_json_real(r->ok ? r->speedup : NAN), ok);
+}
+
+static json_t *rss_array(const rg_bench_result *r) {
+    json_t *a = json_array();
+    for (int i = 0; a && i < r->nranks_rss; i++)
+        if (json_array_append_new(a, json_integer(r->rank_peak_rss_bytes[i])) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
 }
 
 /* What the child measured; every one null when m is 0 (a failed run). */
@@ -365,6 +458,9 @@ static void put_measured_fields(json_t *o, const rg_bench_result *r, int m, int 
             put(o, nums[i].name, rg_json_real(m ? nums[i].value : NAN), ok);
     put(o, "ops", m ? ops_array(r) : json_null(), ok);
     put(o, "other_ms_per_step", rg_json_real(m ? r->other_ms_per_step : NAN), ok);
+    put(o, "reduce_ms_per_step", rg_json_real(m ? r->reduce_ms_per_step : NAN), ok);
+    put(o, "reduce_fraction", rg_json_real(m ? r->reduce_fraction : NAN), ok);
+    put(o, "rank_peak_rss_bytes", m ? rss_array(r) : json_null(), ok);
 }
 
 json_t *rg_bench_result_json(const rg_bench_result *r, int child_only) {
@@ -434,6 +530,13 @@ int rg_bench_result_parse(rg_bench_result *r, const char *line, char *err, size_
         r->ops[k].fraction = rg_json_num(o, "fraction");
     }
     r->other_ms_per_step = rg_json_num(j, "other_ms_per_step");
+    r->reduce_ms_per_step = rg_json_num(j, "reduce_ms_per_step");
+    r->reduce_fraction = rg_json_num(j, "reduce_fraction");
+    const json_t *rss = json_object_get(j, "rank_peak_rss_bytes");
+    size_t nr = json_is_array(rss) ? json_array_size(rss) : 0;
+    r->nranks_rss = nr < RG_BENCH_MAX_RANKS ? (int)nr : RG_BENCH_MAX_RANKS;
+    for (int k = 0; k < r->nranks_rss; k++)
+        r->rank_peak_rss_bytes[k] = (long long)json_number_value(json_array_get(rss, (size_t)k));
     json_decref(j);
     return 0;
 }

@@ -18,6 +18,8 @@
 #define RG_BENCH_MAX_REPEAT 100
 #define RG_BENCH_DEFAULT_SEED 1337
 #define RG_BENCH_SYNTHETIC_V 67
+/* The most ranks of one run whose peak RSS is kept one by one. */
+#define RG_BENCH_MAX_RANKS 64
 
 typedef struct rg_bench_op {
     int native;             /* the plugin runs it itself */
@@ -30,7 +32,9 @@ typedef struct rg_bench_result {
     /* set by the parent */
     char backend[256];        /* the name, or the file name without .so of a path */
     char path[4096];          /* the file opened (the argument as given until the child says) */
-    int threads;
+    int threads;              /* per rank */
+    int replicas;             /* per rank (--replicas); 1: op-level parallelism only */
+    int ranks;                /* processes under mpirun; 1: no mpirun */
     int ok;
     const char *reason;       /* NULL, "signal", "timeout", "exit", "refused" or "output" */
     char error[1024];         /* one line when !ok */
@@ -38,8 +42,11 @@ typedef struct rg_bench_result {
     char signal[32];          /* "" unless it died of a signal */
     double wall_s;            /* of all its children */
     int rounds;               /* children folded into this result (rg_bench_result_add_round) */
-    long long peak_rss_bytes;
-    double peak_gflops;       /* at threads, from the same bench run */
+    long long peak_rss_bytes;     /* the largest process's (wait4) */
+    long long peak_rss_sum_bytes; /* summed over the ranks (their own getrusage) */
+    double speedup;           /* the backend's 1-thread, 1-replica, 1-rank step time over this one */
+    double formula_bytes;     /* rg_dp_train_bytes of one process of this run */
+    double peak_gflops;       /* at threads x ranks, from the same bench run */
     double mfu;
     /* measured by the child */
     char plugin_name[64];
@@ -51,8 +58,12 @@ typedef struct rg_bench_result {
     double step_ms_median, step_ms_min, step_ms_max;
     double tok_per_s, gflops;
     double loss_first, loss_last;
-    rg_bench_op ops[RG_OP_COUNT];
+    rg_bench_op ops[RG_OP_COUNT];  /* replica 0's instance on rank 0 (the others run alike) */
     double other_ms_per_step;
+    double reduce_ms_per_step;     /* summing the gradients over replicas and ranks (rg_dp) */
+    double reduce_fraction;        /* of the mean step time */
+    int nranks_rss;
+    long long rank_peak_rss_bytes[RG_BENCH_MAX_RANKS];  /* (nranks_rss) each rank's own peak */
 } rg_bench_result;
 
 /* What a child measures. */
@@ -61,14 +72,17 @@ typedef struct rg_bench_child_config {
     int steps, warmup, repeat;
     unsigned long long seed;
     const char *data;         /* a text file, or NULL for synthetic tokens */
+    int replicas;             /* data-parallel replicas of the step (0 counts as 1) */
 } rg_bench_child_config;
 
 /* Exit status of a child whose plugin loaded but whose create refused the configuration (a thread
  * count or an option it does not support): the run is "refused", not broken. */
 #define RG_BENCH_EXIT_REFUSED 3
 
-/* The child side of `bench --child`: opens the backend of ba, measures, prints one JSON line on
- * out. Returns 0; RG_BENCH_EXIT_REFUSED or 1 with one line on stderr. */
+/* The child side of `bench --child`: joins the ranks of its job when mpirun started it, opens
+ * cc->replicas instances of the backend of ba (ba->threads / replicas threads each), measures
+ * rg_dp steps as `train` takes them, and rank 0 prints one JSON line on out. Returns 0;
+ * RG_BENCH_EXIT_REFUSED or 1 with one line on stderr. */
 int rg_bench_child(const rg_backend_args *ba, const rg_bench_child_config *cc, FILE *out);
 
 /* Marks r as failed: reason is one of the strings above, error a printf-style line. */
