@@ -685,9 +685,18 @@ static json_t *seed_json(unsigned long long seed) {
                                                         : json_real((double)seed);
 }
 
+/* What each replica after the first should add at 2 replicas on one rank, term by term. */
+static json_t *replica_bytes_json(const bench_context *c) {
+    rg_dp_replica_bytes rb;
+    rg_dp_replica_cost(&c->mc, c->ps->B, c->ps->T, 2, &rb);
+    return json_pack("{s:o, s:o, s:o, s:o}", "param_grads", rg_json_real(rb.param_grads), "acts",
+                     rg_json_real(rb.acts), "batch", rg_json_real(rb.batch), "total",
+                     rg_json_real(rb.total));
+}
+
 static json_t *config_json(const bench_context *c) {
     const bench_opts *o = c->o;
-    return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:i, s:i, s:i, s:o, s:o, s:o, "
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:i, s:i, s:i, s:o, s:o, s:o, "
                      "s:i}",
                      "preset", o->run.preset, "B", c->ps->B, "T", c->ps->T, "C", c->mc.C, "NH",
                      c->mc.NH, "L", c->mc.L, "V", c->mc.V, "num_params",
@@ -697,6 +706,11 @@ static json_t *config_json(const bench_context *c) {
                      rg_json_text(o->run.data ? o->run.data : "synthetic"), "seed",
                      seed_json(o->run.seed), "timeout_s", rg_json_real(o->timeout_s), "contend",
                      o->contend);
+    if (j && json_object_set_new(j, "replica_bytes", replica_bytes_json(c)) != 0) {
+        json_decref(j);
+        return NULL;
+    }
+    return j;
 }
 
 /* Appends v to array a (taking v); returns -1 when v is NULL or the append fails. */

@@ -8,6 +8,8 @@
 #      count, if /usr/bin/python3 has torch;
 #   5. `randygpt bench --contend 1` at 1 and the most threads: the same backends with one busy
 #      process on the machine (contend.json);
+#   5b. `randygpt bench --replicas 1,N --ranks 1,N` at 1 and N = the most threads, openmp and the
+#      fastest other backend: op-level, data-parallel and MPI side by side (strategies.json);
 #   6. `randygpt bench` at the larger presets (--big-presets, default medium,large) without the
 #      reference `single`, with --big-steps steps and one repeat (preset-P.json);
 #   7. scripts/report.py: report.md and the plots.
@@ -16,7 +18,7 @@
 #
 # Usage: scripts/bench-all.sh [--preset P] [--threads 1,2,...] [--backends all|A,B,...]
 #          [--steps N] [--warmup W] [--repeat R] [--out DIR] [--build-dir DIR]
-#          [--kbench-min-time SEC] [--no-kbench] [--no-torch] [--no-contend]
+#          [--kbench-min-time SEC] [--no-kbench] [--no-torch] [--no-contend] [--no-strategies]
 #          [--big-presets P,Q|none] [--big-steps N] [--logs TRAIN_LOG...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +31,7 @@ steps=20 warmup=3 repeat=3
 out=results
 build_dir=build
 kbench_min_time=0.1
-with_kbench=1 with_torch=1 with_contend=1
+with_kbench=1 with_torch=1 with_contend=1 with_strategies=1
 big_presets=medium,large big_steps=2
 logs=()
 
@@ -46,6 +48,7 @@ while [ $# -gt 0 ]; do
     --no-kbench) with_kbench=0 ;;
     --no-torch) with_torch=0 ;;
     --no-contend) with_contend=0 ;;
+    --no-strategies) with_strategies=0 ;;
     --logs)
       shift
       while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do logs+=("$1"); shift; done
@@ -188,6 +191,19 @@ most=${threads##*,}
 if [ "$with_contend" = 1 ] && [ -n "$ran" ] && [ "$most" != 1 ]; then
   side_bench contend --contend 1 --backends "$ran" --threads "1,$most" --preset "$preset" \
     --steps "$steps" --warmup "$warmup" --repeat "$repeat"
+fi
+
+# 5b. the parallel strategies (docs/data-parallel.md): op-level, data-parallel replicas and MPI
+# ranks, at 1 and the most threads, for openmp and the fastest backend at the most threads
+if [ "$with_strategies" = 1 ] && [ "$most" != 1 ]; then
+  best=$("$python" -c 'import json, sys
+runs = [r for r in json.load(open(sys.argv[1]))["runs"] if r["status"] == "ok"
+        and r["backend"] not in ("single", "openmp") and r["threads"] == int(sys.argv[2])]
+print(min(runs, key=lambda r: r["step_ms"]["median"])["backend"] if runs else "")' \
+    "$run_dir/bench.json" "$most")
+  side_bench strategies --backends "openmp${best:+,$best}" --threads "1,$most" \
+    --replicas "1,$most" --ranks "1,$most" --preset "$preset" --steps "$steps" \
+    --warmup "$warmup" --repeat "$repeat"
 fi
 
 # 6. the larger presets: few steps, one repeat

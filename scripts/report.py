@@ -84,12 +84,15 @@ def load_bench(run_dir):
 
 def load_side_benches(run_dir):
     """The bench.json files of the other bench runs of bench-all beside this one: contend.json
-    (`bench --contend N`) or None, and [preset-P.json] (larger presets), in name order."""
-    contend = os.path.join(run_dir, "contend.json")
+    (`bench --contend N`) or None, [preset-P.json] (larger presets), in name order, and
+    strategies.json (`bench --replicas ... --ranks ...`) or None."""
+    def optional(name):
+        path = os.path.join(run_dir, name)
+        return load_bench_file(path) if os.path.exists(path) else None
     presets = sorted(f for f in os.listdir(run_dir)
                      if f.startswith("preset-") and f.endswith(".json"))
-    return (load_bench_file(contend) if os.path.exists(contend) else None,
-            [load_bench_file(os.path.join(run_dir, f)) for f in presets])
+    return (optional("contend.json"), [load_bench_file(os.path.join(run_dir, f)) for f in presets],
+            optional("strategies.json"))
 
 
 def load_torch(run_dir):
@@ -767,6 +770,117 @@ def section_kbench(doc):
     return "\n".join(out)
 
 
+# ---- parallel strategies: op-level, replicas, ranks ----
+
+# The design note's figures for its data parallelism: speedup by cores, and memory.
+NOTE_SPEEDUP = {1: "1x", 2: "~2x (\"2x cores = ~2x speed\")", 4: "~3x", 8: "~5x"}
+NOTE_MEMORY = "~15 MB at 1 thread, ~58 MB at 8 (~6.1 MB per extra worker)"
+
+
+def op_level(run):
+    return run.get("replicas", 1) == 1 and run.get("ranks", 1) == 1
+
+
+def strategy_name(run):
+    r, p = run.get("replicas", 1), run.get("ranks", 1)
+    if p > 1:
+        return "MPI, %d ranks" % p + (" x %d replicas" % r if r > 1 else "")
+    if r == 1:
+        return "op-level"
+    return "data-parallel" if r == run["threads"] else "hybrid, %d replicas" % r
+
+
+def cores_of(run):
+    return run["threads"] * run.get("ranks", 1)
+
+
+def strategy_runs(runs):
+    """The bench runs of every backend that has a run with replicas or ranks, in bench order."""
+    names = {r["backend"] for r in runs if not op_level(r)}
+    return [r for r in runs if r["backend"] in names and r["backend"] != "pytorch"]
+
+
+def find_strategy(runs, backend, threads, replicas, ranks):
+    for r in runs:
+        if (r["backend"], r["threads"], r.get("replicas", 1), r.get("ranks", 1)) == (
+                backend, threads, replicas, ranks):
+            return r
+    return None
+
+
+def strategy_row(runs, run, cpus):
+    """The table row of run; cpus: the machine's (more cores than that share them)."""
+    b = run["backend"]
+    base = find_strategy(runs, b, 1, 1, 1)
+    same_cores = [r for r in runs if r["backend"] == b and op_level(r) and ok(r)
+                  and cores_of(r) == cores_of(run)]
+    cores = cores_of(run)
+    row = [b, strategy_name(run), cores if not cpus or cores <= cpus else
+           "%d (on %d CPUs)" % (cores, cpus), run["threads"], run.get("replicas", 1),
+           run.get("ranks", 1)]
+    if not ok(run):
+        return row + [failure(run)] + ["—"] * 7 + [NOTE_SPEEDUP.get(cores_of(run), "—")]
+    vs_op = ratio(step_ms(same_cores[0]), step_ms(run)) if same_cores else None
+    red = run.get("reduce_ms_per_step")
+    red_text = "—" if red is None else "%s (%s)" % (ms(red), pct(run.get("reduce_fraction")))
+    per_rank = run.get("rank_peak_rss_bytes") or [run.get("peak_rss_bytes")]
+    return row + [ms(step_ms(run)), speedup(ratio(step_ms(base), step_ms(run)) if base and ok(base)
+                                            else None),
+                  speedup(vs_op), pct(run.get("mfu")), red_text, mib(max(per_rank)),
+                  mib(run.get("peak_rss_sum_bytes")), NOTE_SPEEDUP.get(cores_of(run), "—")]
+
+
+def replica_memory_rows(bench, runs):
+    """Each (backend, threads) with a 1-replica and an R-replica run on one rank: the peak RSS each
+    replica after the first adds, against rg_dp_replica_cost's total."""
+    formula = (bench["config"].get("replica_bytes") or {}).get("total")
+    rows = []
+    for run in runs:
+        R = run.get("replicas", 1)
+        one = find_strategy(runs, run["backend"], run["threads"], 1, 1)
+        if R == 1 or run.get("ranks", 1) != 1 or one is None or not (ok(run) and ok(one)):
+            continue
+        grown = (run["peak_rss_sum_bytes"] - one["peak_rss_sum_bytes"]) / (R - 1)
+        rows.append([run["backend"], run["threads"], R, mib(one["peak_rss_sum_bytes"]),
+                     mib(run["peak_rss_sum_bytes"]), mib(grown), mib(formula),
+                     "—" if not formula else "%+.0f%%" % (100.0 * (grown / formula - 1.0))])
+    return rows
+
+
+def section_strategies(bench, runs):
+    runs = strategy_runs(runs)
+    if not runs:
+        return None
+    out = ["## Parallel strategies: op-level, data-parallel replicas, MPI ranks", "",
+           "`randygpt bench --replicas` and `--ranks` (docs/data-parallel.md), interleaved in the "
+           "same rounds. Op-level: one model, every kernel split over the threads. Data-parallel: "
+           "the batch split over replicas on threads of their own (one per thread: the design "
+           "note's strategy), gradients summed, one AdamW. MPI: the batch split over processes, "
+           "gradients summed with `MPI_Allreduce`. Cores: threads x ranks. Speedup: over the "
+           "backend's own 1-core run; vs op-level: the op-level run's step time at as many cores "
+           "over this one's (above 1x: faster than op-level). The "
+           "gradient sum includes the clipping norm's sum of squares fused into it (all an "
+           "op-level run shows). Predicted: %s, for its data parallelism." % NOTE, ""]
+    cpus = bench["machine"].get("cpus")
+    rows = [strategy_row(runs, r, cpus) for r in runs]
+    out.append(table(["backend", "strategy", "cores", "threads", "replicas", "ranks", "step ms",
+                      "speedup", "vs op-level", "MFU", "gradient sum ms (share)",
+                      "peak RSS per process, MiB", "summed, MiB", "predicted speedup"],
+                     rows, ["---", "---"] + ["--:"] * 11 + ["---"]))
+    mem = replica_memory_rows(bench, runs)
+    if mem:
+        out += ["", "Memory of each replica after the first: the growth of peak RSS from 1 "
+                "replica to R, over R-1, against the formula `rg_dp_replica_cost` computes from "
+                "the model's buffer sizes (its own parameter gradients, plus what splitting the "
+                "activations changes; the backend's workspace and the thread are not in it). "
+                "The note predicts %s." % NOTE_MEMORY, ""]
+        out.append(table(["backend", "threads", "replicas", "RSS at 1 replica, MiB",
+                          "RSS at R, MiB", "measured per extra replica, MiB",
+                          "formula, MiB", "measured vs formula"], mem,
+                         ["---"] + ["--:"] * 7))
+    return "\n".join(out)
+
+
 # ---- plots ----
 
 def plot_speedup(out_dir, runs):
@@ -807,6 +921,39 @@ def plot_ops(out_dir, runs):
     return "ops.png", "Time per op kind per backend, ms per median step"
 
 
+def pure_strategy(run):
+    """The line of the strategy plot a run belongs on: op-level, data-parallel (a replica per
+    thread) or MPI (a rank per core); None for a hybrid (in the table only)."""
+    r, p, t = run.get("replicas", 1), run.get("ranks", 1), run["threads"]
+    if p == 1:
+        return "op-level" if r == 1 else "data-parallel" if r == t else None
+    return "MPI ranks" if t == 1 and r == 1 else None
+
+
+def plot_strategies(out_dir, runs):
+    """Step time and speedup by cores, one line per backend and pure strategy, each from the
+    backend's 1-core run."""
+    runs = strategy_runs(runs)
+    series = []
+    for b in backends_in_order(runs, with_torch=False):
+        base = find_strategy(runs, b, 1, 1, 1)
+        kinds = {}
+        for r in runs:
+            kind = pure_strategy(r)
+            if r["backend"] == b and ok(r) and r is not base and kind:
+                kinds.setdefault(kind, {})[cores_of(r)] = step_ms(r)
+        for name, pts in kinds.items():
+            if base is not None and ok(base):
+                pts.setdefault(1, step_ms(base))
+            series.append(("%s %s" % (b, name), sorted(pts.items())))
+    if not series:
+        return None
+    rgplot.plot_scaling(series, os.path.join(out_dir, "strategies.png"),
+                        "Parallel strategies: step time and speedup over the 1-core run",
+                        "cores (threads x ranks)")
+    return "strategies.png", "Op-level, data-parallel and MPI runs by cores"
+
+
 def plot_logs(out_dir, logs):
     if not logs:
         return None
@@ -815,10 +962,11 @@ def plot_logs(out_dir, logs):
     return "loss.png", "Loss curves by step and by training time"
 
 
-def plots(out_dir, runs, logs):
-    """Writes the plots; returns [(file name, title)] of those written."""
+def plots(out_dir, runs, strategy_runs_, logs):
+    """Writes the plots; returns [(file name, title)] of those written. runs: the op-level runs;
+    strategy_runs_: those of the strategy section."""
     return [w for w in (plot_speedup(out_dir, runs), plot_ops(out_dir, runs),
-                        plot_logs(out_dir, logs)) if w]
+                        plot_strategies(out_dir, strategy_runs_), plot_logs(out_dir, logs)) if w]
 
 
 # ---- main ----
@@ -827,18 +975,25 @@ def build_report(run_dir, log_paths, out_dir, with_plots):
     bench = load_bench(run_dir)
     torch_doc = load_torch(run_dir)
     kbench = load_kbench(run_dir)
-    contend, presets = load_side_benches(run_dir)
+    contend, presets, strategies_doc = load_side_benches(run_dir)
     logs = [(p, rgplot.load_log(p)) for p in log_paths]
-    runs = list(bench["runs"]) + torch_runs(torch_doc, bench)
-    for r in runs:
+    all_runs = list(bench["runs"]) + torch_runs(torch_doc, bench)
+    for r in all_runs:
         if "backend" not in r or "threads" not in r or "status" not in r:
             raise ReportError("bench.json: a run lacks backend, threads or status")
+    # every section but the strategies' compares op-level runs (one replica, one rank)
+    runs = [r for r in all_runs if op_level(r)]
 
     parts = ["# randyGPT-C benchmark report", section_verdict(runs), section_header(bench, torch_doc), section_machine(bench, runs, torch_doc),
              section_speedup(bench, runs), section_scaling(runs), section_runs(runs),
              section_ops(runs),
              roofline.section(bench, breakdown_runs(runs),
                               [op_times(r)[0] for r in breakdown_runs(runs)], fmt, table)]
+    # the strategies of this bench run, else those of bench-all's strategies.json
+    strategy_doc = bench if strategy_runs(all_runs) or not strategies_doc else strategies_doc
+    strategies = section_strategies(strategy_doc, strategy_doc["runs"])
+    if strategies:
+        parts.append(strategies)
     if torch_doc:
         parts.append(section_torch(torch_doc, bench))
     if contend:
@@ -848,7 +1003,7 @@ def build_report(run_dir, log_paths, out_dir, with_plots):
     if kbench:
         parts.append(section_kbench(kbench))
     if with_plots:
-        written = plots(out_dir, runs, logs)
+        written = plots(out_dir, runs, strategy_doc["runs"], logs)
         if written:
             parts.append("## Plots\n\n" + "\n\n".join("![%s](%s)" % (title, name)
                                                         for name, title in written))

@@ -132,10 +132,11 @@ def log_axis(ax):
     ax.yaxis.set_minor_formatter(plain if hi / lo < 10 else NullFormatter())
 
 
-def plot_scaling(series, path, title):
+def plot_scaling(series, path, title, xlabel="threads"):
     """series: [(backend, [(threads, median step ms), ...])]. Left: step time against threads on a
     log scale, each backend with its own ideal line (its 1-thread time / threads, dotted, same
-    colour). Right: speedup over the backend's own 1-thread run, against the ideal y = threads."""
+    colour). Right: speedup over the backend's own 1-thread run, against the ideal y = threads.
+    xlabel names what the x axis counts (the strategy plot: every thread of every rank)."""
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.4))
     threads = sorted({t for _, pts in series for t, _ in pts})
@@ -157,7 +158,7 @@ def plot_scaling(series, path, title):
     right.set_ylabel("speedup over the same backend at 1 thread")
     right.set_title("scaling with threads")
     for ax in (left, right):
-        ax.set_xlabel("threads")
+        ax.set_xlabel(xlabel)
         ax.set_xticks(threads)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small")

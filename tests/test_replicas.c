@@ -275,10 +275,11 @@ static void test_mpi_two_ranks(void **state) {
     for (int i = 0; i < 20; i++) assert_true(fabs(s[20 + i] - r[i]) <= TOL * s[20 + i]);
 }
 
-/* A rank killed in the middle of training ends the job with a message, and the last checkpoint
- * stays whole. */
-static void test_mpi_killed_rank(void **state) {
-    (void)state;
+/* Starts `mpirun -np 1 (rank0) : -np 1 (rank1)` training for ever in emptied rank folders,
+ * checkpointing k.ckpt every 5 steps, in a process group of its own (so that a signal can reach
+ * the whole job, as a terminal's does), and waits for its first checkpoint and a few steps more.
+ * Returns the group's (mpirun's) pid. */
+static pid_t start_long_job(void) {
     clear_dir(RANK0);
     clear_dir(RANK1);
     make_rank_dirs();
@@ -294,9 +295,41 @@ static void test_mpi_killed_rank(void **state) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
+    setpgid(pid, pid); /* either side may run first */
     /* wait for a checkpoint (step 5) and a few steps more, at most 60 s */
     assert_true(wait_for_lines(RANK0 "/k.log", 8, 60) >= 8);
-    /* rank 1: the randygpt whose working folder is RANK1 */
+    return pid;
+}
+
+/* Waits at most 60 s for the job to end after what; kills it and fails if it does not. Returns
+ * its wait status. */
+static int wait_for_job(pid_t pid, const char *what) {
+    int st = 0;
+    struct timespec nap = {0, 50 * 1000 * 1000};
+    for (int k = 0; k < 1200; k++) {
+        if (waitpid(pid, &st, WNOHANG) == pid) return st;
+        nanosleep(&nap, NULL);
+    }
+    kill(-pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    fail_msg("the job did not end within 60 s of %s", what);
+    return st;
+}
+
+/* Rank 0's k.ckpt loads and holds a step that is a multiple of every (evaluations every 5 steps;
+ * 1 for a checkpoint saved on a stop, at any step), at least 5. */
+static void assert_checkpoint_whole(int every) {
+    rg_model m;
+    rg_vocab v;
+    rg_train_state ts;
+    char why[512];
+    if (rg_checkpoint_load(RANK0 "/k.ckpt", &m, &v, &ts, why, sizeof why) != 0) fail_msg("%s", why);
+    assert_true(ts.step >= 5 && ts.step % every == 0);
+    rg_model_free(&m);
+}
+
+/* Rank 1's pid: the randygpt whose working folder is RANK1. */
+static pid_t rank1_pid(void) {
     pid_t victim = 0;
     DIR *proc = opendir("/proc");
     assert_non_null(proc);
@@ -319,31 +352,60 @@ static void test_mpi_killed_rank(void **state) {
     }
     closedir(proc);
     assert_true(victim > 0);
+    return victim;
+}
+
+/* A rank killed in the middle of training ends the job with a message, and the last checkpoint
+ * stays whole. */
+static void test_mpi_killed_rank(void **state) {
+    (void)state;
+    pid_t pid = start_long_job();
+    pid_t victim = rank1_pid();
+    assert_true(victim > 0);
     kill(victim, SIGKILL);
-    int st = 0;
-    struct timespec nap = {0, 50 * 1000 * 1000};
-    for (int k = 0; k < 1200; k++) {
-        if (waitpid(pid, &st, WNOHANG) == pid) break;
-        nanosleep(&nap, NULL);
-        if (k == 1199) {
-            kill(-pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            fail_msg("the job did not end within 60 s of a rank's death");
-        }
-    }
+    int st = wait_for_job(pid, "a rank's death");
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
     char *err = read_text(ERR);
     assert_non_null(err);
     /* mpirun names the rank and its signal */
     if (!strstr(err, "rank 1") || !strstr(err, "signal 9")) fail_msg("mpirun said: %s", err);
     free(err);
-    rg_model m;
-    rg_vocab v;
-    rg_train_state ts;
-    char why[512];
-    assert_int_equal(rg_checkpoint_load(RANK0 "/k.ckpt", &m, &v, &ts, why, sizeof why), 0);
-    assert_true(ts.step >= 5 && ts.step % 5 == 0);
-    rg_model_free(&m);
+    assert_checkpoint_whole(5);
+}
+
+/* Ctrl-C at the terminal of an mpirun job (SIGINT to its whole process group): mpirun ends the
+ * job at once (it kills its ranks), after the ranks said that a stop was asked; the checkpoint
+ * is whole. SIGINT to one rank alone: every rank stops after the same step, rank 0 saves and says
+ * so, and the job exits with 130 or 143. */
+static void test_mpi_sigint(void **state) {
+    (void)state;
+    pid_t pid = start_long_job();
+    kill(-pid, SIGINT);
+    int st = wait_for_job(pid, "Ctrl-C");
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+    char *err = read_text(ERR);
+    assert_non_null(err);
+    if (!strstr(err, "stopping after this step")) fail_msg("the job said: %s", err);
+    free(err);
+    assert_checkpoint_whole(1); /* the last evaluation's, or a stop's saved before the kill */
+
+    pid = start_long_job();
+    kill(rank1_pid(), SIGINT);
+    st = wait_for_job(pid, "a SIGINT to rank 1");
+    char *out = read_text(OUT);
+    assert_non_null(out);
+    /* rank 1 stops for its SIGINT (130), rank 0 for the others' signal, counted as SIGTERM */
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if ((code != 130 && code != 143) || !strstr(out, "stopped by signal"))
+        fail_msg("status %d; rank 0 printed: %s", code, out);
+    free(out);
+    assert_checkpoint_whole(1);
+}
+#else
+static void test_mpi_sigint(void **state) {
+    (void)state;
+    print_message("skipped: this build has no MPI (or no mpirun): nothing to stop under mpirun\n");
+    skip();
 }
 #endif
 
@@ -360,6 +422,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_mpi_two_ranks),
         cmocka_unit_test(test_mpi_killed_rank),
 #endif
+        cmocka_unit_test(test_mpi_sigint),
     };
     if (argc > 1) cmocka_set_test_filter(argv[1]);
     if (enter_own_dir(argc > 1 ? argv[1] : NULL) != 0) return 1;

@@ -179,7 +179,7 @@ class FullReport(unittest.TestCase):
         self.assertIn("pthreads, 1 thr", cols)
 
     def test_plots_written(self):
-        for name in ("speedup.png", "ops.png", "loss.png"):
+        for name in ("speedup.png", "ops.png", "strategies.png", "loss.png"):
             data = read(os.path.join(self.out, name), "rb")
             self.assertEqual(data[:8], PNG_MAGIC, name)
             self.assertGreater(len(data), 5000, name)
@@ -383,6 +383,74 @@ class Measurement(unittest.TestCase):
             mfu = doc["config"]["step_flops"] / run["step_ms"]["median"] / 1e6 / run["peak_gflops"]
             self.assertEqual(row[5], "%.1f%%" % (100 * mfu))
             self.assertEqual(row[6], "%.1f" % (run["peak_rss_bytes"] / 2 ** 20))
+
+
+class Strategies(unittest.TestCase):
+    """The strategy table and the memory per replica, recomputed from strategies.json (a real
+    `bench --replicas 1,2 --ranks 1,2` run), and their plot."""
+    HEADING = "Parallel strategies: op-level, data-parallel replicas, MPI ranks"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.doc = fixture("strategies.json")
+        cls.md = read(os.path.join(FIXTURE, "expected-report.md"))
+
+    def run_of(self, backend, threads, replicas, ranks):
+        return next(r for r in self.doc["runs"] if (r["backend"], r["threads"], r["replicas"],
+                                                    r["ranks"]) == (backend, threads, replicas, ranks))
+
+    def test_every_run_recomputed(self):
+        rows = table_rows(self.md, self.HEADING)
+        self.assertEqual(len(rows), len(self.doc["runs"]))
+        for row in rows:
+            b, cores, t, R, P = row[0], int(row[2].split()[0]), int(row[3]), int(row[4]), int(row[5])
+            cpus = self.doc["machine"]["cpus"]
+            self.assertEqual(row[2], str(cores) if cores <= cpus else "%d (on %d CPUs)" % (cores, cpus))
+            run = self.run_of(b, t, R, P)
+            base = self.run_of(b, 1, 1, 1)
+            self.assertEqual(cores, t * P)
+            self.assertEqual(row[6], "%.2f" % run["step_ms"]["median"])
+            self.assertEqual(row[7], "%.2fx" % (base["step_ms"]["median"] / run["step_ms"]["median"]))
+            op = [r for r in self.doc["runs"] if r["backend"] == b and r["replicas"] == 1
+                  and r["ranks"] == 1 and r["threads"] == cores]
+            self.assertEqual(row[8], "%.2fx" % (op[0]["step_ms"]["median"] / run["step_ms"]["median"])
+                             if op else "—")
+            self.assertEqual(row[10], "%.2f (%.1f%%)" % (run["reduce_ms_per_step"],
+                                                         100 * run["reduce_fraction"]))
+            self.assertEqual(row[11], "%.1f" % (max(run["rank_peak_rss_bytes"]) / 2 ** 20))
+            self.assertEqual(row[12], "%.1f" % (sum(run["rank_peak_rss_bytes"]) / 2 ** 20))
+            name = ("MPI, %d ranks" % P + (" x %d replicas" % R if R > 1 else "") if P > 1 else
+                    "op-level" if R == 1 else "data-parallel" if R == t else "hybrid, %d replicas" % R)
+            self.assertEqual(row[1], name)
+        self.assertIn("~2x", dict((r[2], r[-1]) for r in rows)["2"])
+        self.assertIn("~3x", dict((r[2], r[-1]) for r in rows)["4 (on 2 CPUs)"])
+
+    def test_memory_per_replica_against_formula(self):
+        rows = [r for r in self.md.split("\n") if r.startswith("| openmp | 2 | 2 |")]
+        self.assertEqual(len(rows), 1)
+        cells = [c.strip() for c in rows[0].strip("|").split(" | ")]
+        one, two = self.run_of("openmp", 2, 1, 1), self.run_of("openmp", 2, 2, 1)
+        grown = two["peak_rss_sum_bytes"] - one["peak_rss_sum_bytes"]
+        formula = self.doc["config"]["replica_bytes"]["total"]
+        self.assertEqual(formula, self.doc["config"]["replica_bytes"]["param_grads"] +
+                         self.doc["config"]["replica_bytes"]["acts"] +
+                         self.doc["config"]["replica_bytes"]["batch"])
+        self.assertEqual(cells[5], "%.1f" % (grown / 2 ** 20))
+        self.assertEqual(cells[6], "%.1f" % (formula / 2 ** 20))
+        self.assertEqual(cells[7], "%+.0f%%" % (100 * (grown / formula - 1)))
+
+    def test_op_level_sections_leave_strategies_out(self):
+        # the scaling table has one row per backend, openmp's from bench.json alone
+        rows = table_rows(self.md, "Thread scaling")
+        self.assertEqual(len(rows), len({r[0] for r in rows}))
+        one = next(r for r in fixture("bench.json")["runs"]
+                   if r["backend"] == "openmp" and r["threads"] == 1)
+        self.assertEqual(next(r for r in rows if r[0] == "openmp")[1],
+                         "%.2f (1.00x)" % one["step_ms"]["median"])
+
+    def test_in_a_bench_run_of_its_own(self):
+        md = report_of("strategies-alone", self.doc)
+        self.assertEqual(len(table_rows(md, self.HEADING)), len(self.doc["runs"]))
 
 
 class EveryBackend(unittest.TestCase):

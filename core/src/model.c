@@ -151,23 +151,23 @@ int rg_optim_check(const rg_optim_config *oc, char *err, size_t err_len) {
 }
 
 /* n floats, 64-byte aligned (a cache line, and a whole AVX-512 vector), zeroed. Tensors of 2 MiB
- * and more are aligned to 2 MiB and asked for transparent huge pages (Linux's default is to give
- * them only on request): the kernels stream through tens of MiB of activations per op, and with
- * 4 KiB pages that is a TLB miss every 4 KiB. */
+ * and more are aligned to 2 MiB and their whole 2 MiB pages asked for transparent huge pages
+ * (Linux's default is to give them only on request): the kernels stream through tens of MiB of
+ * activations per op, and with 4 KiB pages that is a TLB miss every 4 KiB. The tail past the last
+ * whole huge page stays in small pages, and nothing past the tensor is touched, so a tensor costs
+ * its own size in RSS (a 3.1 MiB gradient rounded up to 4 MiB of huge pages cost 0.9 MiB more). */
 #define HUGE_PAGE_BYTES ((size_t)2 << 20)
 static float *alloc_floats(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64, align = 64;
-    if (bytes >= HUGE_PAGE_BYTES) {
-        align = HUGE_PAGE_BYTES;
-        bytes = (bytes + HUGE_PAGE_BYTES - 1) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
-    }
-    float *p = aligned_alloc(align, bytes > 0 ? bytes : 64);
-    if (!p) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    size_t align = bytes >= HUGE_PAGE_BYTES ? HUGE_PAGE_BYTES : 64;
+    void *p = NULL;
+    if (posix_memalign(&p, align, bytes > 0 ? bytes : 64) != 0) {
         return NULL;
     }
 #if defined(MADV_HUGEPAGE)
     if (align == HUGE_PAGE_BYTES) {
-        madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without it the pages are just small */
+        /* a hint: without it the pages are just small */
+        madvise(p, bytes / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES, MADV_HUGEPAGE);
     }
 #endif
     memset(p, 0, bytes);
@@ -221,15 +221,22 @@ static size_t sum_sizes(const size_t *sizes, int count) {
     return n;
 }
 
-double rg_model_train_bytes(const rg_model_config *cfg, int B, int T) {
+void rg_model_bytes_at(const rg_model_config *cfg, int B, int T, rg_model_bytes *out) {
     size_t sizes[RG_NUM_ACT_TENSORS], grad_sizes[RG_NUM_GRAD_ACT_TENSORS];
     act_sizes(cfg, B, T, sizes);
     grad_act_sizes(cfg, B, T, grad_sizes);
-    double acts = (double)sum_sizes(sizes, RG_NUM_ACT_TENSORS) +
-                  (double)sum_sizes(grad_sizes, RG_NUM_GRAD_ACT_TENSORS);
-    double BT = (double)B * T;
-    /* params, grads, m, v; acts and grad acts; losses; inputs and targets */
-    return 4.0 * (4.0 * (double)rg_model_num_params(cfg) + acts + BT) + 8.0 * BT;
+    const double P = (double)rg_model_num_params(cfg), BT = (double)B * T;
+    out->params = out->grads = 4.0 * P;
+    out->moments = 8.0 * P;
+    out->acts = 4.0 * (double)sum_sizes(sizes, RG_NUM_ACT_TENSORS);
+    out->grad_acts = 4.0 * (double)sum_sizes(grad_sizes, RG_NUM_GRAD_ACT_TENSORS);
+    out->batch = 4.0 * BT + 8.0 * BT; /* float losses; int32 inputs and targets */
+}
+
+double rg_model_train_bytes(const rg_model_config *cfg, int B, int T) {
+    rg_model_bytes b;
+    rg_model_bytes_at(cfg, B, T, &b);
+    return b.params + b.grads + b.moments + b.acts + b.grad_acts + b.batch;
 }
 
 /* Points the named activations at consecutive slices of memory, in rg_acts order. */

@@ -387,3 +387,16 @@ double rg_dp_train_bytes(const rg_model_config *cfg, int B_local, int T, int R) 
     double shared = 3.0 * 4.0 * (double)rg_model_num_params(cfg);
     return R * rg_model_train_bytes(cfg, B_local / R, T) - (R - 1) * shared;
 }
+
+void rg_dp_replica_cost(const rg_model_config *cfg, int B_local, int T, int R,
+                        rg_dp_replica_bytes *out) {
+    rg_model_bytes whole, share;
+    rg_model_bytes_at(cfg, B_local, T, &whole);
+    rg_model_bytes_at(cfg, B_local / R > 0 ? B_local / R : 1, T, &share);
+    /* R shares against one model at B_local, spread over the R-1 replicas after the first */
+    const double extra = R > 1 ? R - 1 : 1;
+    out->param_grads = whole.grads;
+    out->acts = (R * (share.acts + share.grad_acts) - (whole.acts + whole.grad_acts)) / extra;
+    out->batch = (R * share.batch - whole.batch) / extra;
+    out->total = out->param_grads + out->acts + out->batch;
+}

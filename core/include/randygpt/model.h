@@ -139,8 +139,15 @@ typedef struct rg_model {
 
 /* Number of parameters of a configuration (SIZE_MAX when it does not fit in size_t). */
 size_t rg_model_num_params(const rg_model_config *cfg);
-/* Bytes a training run allocates at (B,T): parameters, gradients, both moments, activations and
- * their gradients, losses and token buffers. A double, so absurd sizes cannot overflow. */
+/* The bytes of each kind of buffer a training model allocates at (B,T), from the same sizes that
+ * rg_model_set_batch allocates. Doubles, so absurd sizes cannot overflow. */
+typedef struct rg_model_bytes {
+    double params, grads, moments;  /* moments: AdamW's m and v */
+    double acts, grad_acts;         /* activations; activation gradients (one layer's worth) */
+    double batch;                   /* per-position losses, input and target tokens */
+} rg_model_bytes;
+void rg_model_bytes_at(const rg_model_config *cfg, int B, int T, rg_model_bytes *out);
+/* Bytes a training run allocates at (B,T): the sum of rg_model_bytes_at. */
 double rg_model_train_bytes(const rg_model_config *cfg, int B, int T);
 /* Validates cfg (positive sizes within the RG_MAX_* bounds, C % NH == 0, a parameter count that
  * fits in size_t). Returns 0, or -1 with one line in err. */

@@ -81,9 +81,23 @@ int rg_dp_check_same(rg_dp *dp, char *err, size_t err_len);
 /* Bytes one process allocates for training with R replicas at batch (B_local,T), B_local its
  * share of the job's batch: one model's parameters, gradients and moments, plus per replica its
  * activations and activation gradients at (B_local/R, T), and for each replica after the first its
- * own parameter gradients. The growth from R-1 to R replicas is the formula a measurement of peak
- * memory is held against. */
+ * own parameter gradients. */
 double rg_dp_train_bytes(const rg_model_config *cfg, int B_local, int T, int R);
+
+/* What each replica after the first adds to a process's memory at R >= 2 replicas (B_local % R
+ * == 0), term by term, from the model's buffer sizes (rg_model_bytes_at): the growth of peak RSS
+ * from 1 to R replicas, over R-1, is held against total.
+ * Not counted, because the core cannot know them: the backend instance's own workspace (packed
+ * panels, per-thread scratch) and the replica thread's stack and malloc arena. */
+typedef struct rg_dp_replica_bytes {
+    double param_grads;  /* its own parameter gradients (the parameters and moments are shared) */
+    double acts;         /* R shares' activations and activation gradients at B_local/R, less one
+                            model's at B_local (0 where every size is linear in B), over R-1 */
+    double batch;        /* the same for the losses and token buffers */
+    double total;
+} rg_dp_replica_bytes;
+void rg_dp_replica_cost(const rg_model_config *cfg, int B_local, int T, int R,
+                        rg_dp_replica_bytes *out);
 
 #ifdef __cplusplus
 }
