@@ -194,7 +194,7 @@ if [ "$with_contend" = 1 ] && [ -n "$ran" ] && [ "$most" != 1 ]; then
 fi
 
 # 5b. the parallel strategies (docs/data-parallel.md): op-level, data-parallel replicas and MPI
-# ranks, at 1 and the most threads, for openmp and the fastest backend at the most threads
+# ranks, at 1 and the most threads, for openmp and the fastest other backend at the most threads
 if [ "$with_strategies" = 1 ] && [ "$most" != 1 ]; then
   best=$("$python" -c 'import json, sys
 runs = [r for r in json.load(open(sys.argv[1]))["runs"] if r["status"] == "ok"
