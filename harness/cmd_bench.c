@@ -394,8 +394,8 @@ static char *find_mpirun(void) {
     const char *path = getenv("PATH");
     char *dirs = strdup(path && *path ? path : "/usr/bin:/bin"), *save = NULL, *found = NULL;
     for (char *d = dirs ? strtok_r(dirs, ":", &save) : NULL; d && !found; d = strtok_r(NULL, ":", &save)) {
-        if (!(found = rg_strf("%s/mpirun", d))) continue;
-        else if (access(found, X_OK) != 0) free(found), found = NULL;
+        found = rg_strf("%s/mpirun", d);
+        if (found && access(found, X_OK) != 0) free(found), found = NULL;
     }
     free(dirs);
     return found;
