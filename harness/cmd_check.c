@@ -49,7 +49,7 @@ static void on_note(void *user, const char *line) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: randygpt check PLUGIN [--quick|--thorough] [--preset P[,P...]] [--threads N]\n"
-            "                      [--timeout S] [--verbose] [--backend-dir DIR]\n"
+            "                      [--replicas R] [--timeout S] [--verbose] [--backend-dir DIR]\n"
             "                      [--backend-opt KEY=VALUE] [--help]\n\n"
             "Checks a backend against the reference: every op at the presets' shapes and at\n"
             "shapes that break vector-width and tiling assumptions, with wide and adversarial\n"
@@ -67,9 +67,13 @@ static void usage(FILE *f) {
     for (int i = 0; rg_presets[i].name; i++) fprintf(f, "%s%s", i ? ", " : " ", rg_presets[i].name);
     fprintf(f, ";\n"
                "                           tiny with --quick); big presets at a capped batch\n"
+               "  --replicas R             the step and training checks once more through R\n"
+               "                           replicas on R instances at once, as train --replicas\n"
+               "                           runs them (--threads a multiple of R; at most %d)\n"
                "  --timeout S              a group that makes no progress for S seconds has hung\n"
                "                           (default 30)\n"
-               "  --verbose                print every check, not only the failures\n");
+               "  --verbose                print every check, not only the failures\n",
+            RG_CONF_MAX_REPLICAS);
     rg_backend_args_help(f);
     fprintf(f, "  --help                   show this help\n\n"
                "Exit status: 0 when every check passes, 1 when one fails or the plugin cannot be\n"
@@ -78,7 +82,8 @@ static void usage(FILE *f) {
 
 #define CMD "randygpt check"
 
-enum { OPT_PRESET = RG_CLI_FIRST_ID, OPT_QUICK, OPT_THOROUGH, OPT_TIMEOUT, OPT_VERBOSE };
+enum { OPT_PRESET = RG_CLI_FIRST_ID, OPT_QUICK, OPT_THOROUGH, OPT_TIMEOUT, OPT_VERBOSE,
+       OPT_REPLICAS };
 static const struct option options[] = {
     RG_BACKEND_OPTIONS,
     {"preset", required_argument, NULL, OPT_PRESET},
@@ -86,6 +91,7 @@ static const struct option options[] = {
     {"thorough", no_argument, NULL, OPT_THOROUGH},
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"verbose", no_argument, NULL, OPT_VERBOSE},
+    {"replicas", required_argument, NULL, OPT_REPLICAS},
     RG_CLI_HELP_OPTION,
     RG_CLI_END,
 };
@@ -93,7 +99,7 @@ static const struct option options[] = {
 typedef struct check_opts {
     rg_backend_args ba;
     const char *plugin, *presets;
-    int quick, thorough, verbose;
+    int quick, thorough, verbose, replicas;
     double timeout_s;
 } check_opts;
 
@@ -104,6 +110,7 @@ static int take_option(rg_cli *c, int id, const char *v, void *user) {
     case OPT_QUICK: o->quick = 1; return 0;
     case OPT_THOROUGH: o->thorough = 1; return 0;
     case OPT_VERBOSE: o->verbose = 1; return 0;
+    case OPT_REPLICAS: return rg_cli_int(c, v, 1, RG_CONF_MAX_REPLICAS, &o->replicas);
     case OPT_TIMEOUT: return rg_cli_double(c, v, 0.0, 1, 86400.0, &o->timeout_s);
     case RG_CLI_ARG:
         if (o->plugin) return rg_cli_error(c, "one PLUGIN only, got '%s' and '%s'", o->plugin, v);
@@ -116,7 +123,7 @@ static int take_option(rg_cli *c, int id, const char *v, void *user) {
 int rg_cmd_check(int argc, char **argv) {
     char err[RG_ERR_LEN];
     rg_conf_options opt = rg_conf_default_options();
-    check_opts o = {.plugin = NULL, .presets = NULL, .timeout_s = opt.timeout_s};
+    check_opts o = {.plugin = NULL, .presets = NULL, .timeout_s = opt.timeout_s, .replicas = 1};
     rg_backend_args_init(&o.ba);
     const char *default_backend = o.ba.backend; /* --backend NAME also names PLUGIN */
     int rc = rg_cli_parse(CMD, options, argc, argv, take_option, &o, usage);
@@ -151,13 +158,20 @@ int rg_cmd_check(int argc, char **argv) {
         return 1;
     }
     opt.backend.num_threads = threads;
+    opt.replicas = o.replicas;
+    if (rg_conf_check_replicas(o.replicas, threads, err, sizeof err) != 0) {
+        rg_plugin_close(&plugin);
+        return rg_cli_usage_error(CMD, err);
+    }
     char native[512];
     printf("backend: %s (%s)\n", plugin.table->name, plugin.path);
     printf("describe: %s\n", desc);
     rg_ops_table_native_list(plugin.table, native, sizeof native);
     printf("native ops: %s\n", native[0] ? native : "(none)");
     static const char *const levels[] = {"quick", "default", "thorough"};
-    printf("threads: %d, level: %s\n", threads, levels[opt.level]);
+    printf("threads: %d, level: %s", threads, levels[opt.level]);
+    if (o.replicas > 1) printf(", replicas: %d of %d threads each", o.replicas, threads / o.replicas);
+    printf("\n");
     printf("tolerances: normalised error max|x - ref| / max|ref| against a bound derived from the "
            "shape (u = 2^-24, K the reduction length)\n\n");
 

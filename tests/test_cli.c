@@ -84,6 +84,34 @@ static void test_parse_order_and_forms(void **state) {
     assert_int_equal(rg_cli_parse("cmd", opts, 3, bad, record, &s, no_usage), 2);
 }
 
+/* getopt keeps its place in static state (optind, and its position inside "-abc"): a parse that
+ * stopped in the middle of a cluster, at a missing value or at an unknown option must leave
+ * nothing behind, or the next parse in the same process (a test, help CMD) would misread its
+ * first option, e.g. "unknown option '--quick'". */
+static void test_reparse_after_aborted_parse(void **state) {
+    (void)state;
+    static const struct option opts[] = {
+        {"steps", required_argument, NULL, 300}, {"quick", no_argument, NULL, 302},
+        RG_CLI_HELP_OPTION, RG_CLI_END};
+    char *cluster[] = {"cmd", "-xq", NULL};
+    char *missing[] = {"cmd", "a", "--steps", NULL};
+    char *unknown[] = {"cmd", "--quack", "--quick", NULL};
+    char *help_cluster[] = {"cmd", "-hq", NULL};
+    char **aborted[] = {cluster, missing, unknown, help_cluster};
+    int argcs[] = {2, 3, 3, 2};
+    for (int k = 0; k < 4; k++) {
+        seen s = {.n = 0};
+        assert_int_equal(rg_cli_parse("cmd", opts, argcs[k], aborted[k], record, &s, no_usage), 2);
+        char *good[] = {"cmd", "--quick", "p", "--steps", "3", NULL};
+        s.n = 0;
+        assert_int_equal(rg_cli_parse("cmd", opts, 5, good, record, &s, no_usage), 0);
+        assert_int_equal(s.n, 3);
+        assert_int_equal(s.ids[0], 302);
+        assert_int_equal(s.ids[1], RG_CLI_ARG);
+        assert_string_equal(s.values[2], "3");
+    }
+}
+
 static void test_unknown_option_did_you_mean(void **state) {
     (void)state;
     expect_usage_error(BIN " train --iter 5", "unknown option '--iter'; did you mean --iters?");
@@ -153,6 +181,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_edit_distance),
         cmocka_unit_test(test_parse_order_and_forms),
+        cmocka_unit_test(test_reparse_after_aborted_parse),
         cmocka_unit_test(test_unknown_option_did_you_mean),
         cmocka_unit_test(test_unknown_backend_lists_found),
         cmocka_unit_test(test_version),

@@ -338,16 +338,23 @@ static void test_check_command_exit_codes(void **state) {
     assert_int_equal(run_check(3, bad_flag), 2);
     const char *missing[] = {"check", RG_TEST_PLUGIN_DIR "/no-such-backend.so"};
     assert_int_equal(run_check(2, missing), 1);
+    const char *no_replicas[] = {"check", "single", "--replicas", "0"};
+    assert_int_equal(run_check(4, no_replicas), 2);
+    /* 2 threads do not split over 4 replicas: a usage error before any check runs */
+    const char *bad_split[] = {"check", "openmp", "--threads", "2", "--replicas", "4",
+                               "--backend-dir", RG_TEST_PLUGIN_DIR};
+    assert_int_equal(run_check(8, bad_split), 2);
     const char *help[] = {"check", "--help"};
     assert_int_equal(run_check(2, help), 0);
 }
 
-/* A whole `check` run of a bundled backend, found by name, passes with exit status 0. */
+/* A whole `check` run of a bundled backend, found by name, passes with exit status 0, the model
+ * checks also through 2 replicas. */
 static void test_check_command_passes(void **state) {
     (void)state;
-    const char *argv[] = {"check", "openmp", "--quick", "--threads", "2",
+    const char *argv[] = {"check", "openmp", "--quick", "--threads", "2", "--replicas", "2",
                           "--backend-dir", RG_TEST_PLUGIN_DIR};
-    assert_int_equal(run_check(7, argv), 0);
+    assert_int_equal(run_check(9, argv), 0);
 }
 
 /* An optional argument is a cmocka test filter, e.g. 'conformance_pthreads*' (CI runs that one under

@@ -15,33 +15,27 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 #include "randygpt/model.h"
 #include "randygpt/op_case.h"
+#include "randygpt/replicas.h"
 #include "randygpt/ops.h"
 #include "randygpt/rng.h"
 #include "randygpt/text.h"
 
 /* ---- tolerances ----
- * The op checks' bounds come with their cases (op_case.c), derived from the shape. The model
- * checks' are fixed: */
-/* Whole-model gradients: the rounding differences of every op compound through the layers and
- * the loss; 1e-4 leaves room for that while a real bug (a lost term, a wrong row) shows at 1e-2. */
-#define TOL_MODEL_GRAD 1e-4
-/* The parameters after one AdamW update, as the update's error (see update_err). */
-#define TOL_MODEL_UPDATE 1e-3
-/* The loss of one step: a mean of B*T cross-entropies of nearly identical logits. */
-#define TOL_MODEL_LOSS 1e-5
-/* Losses over the training run: differences grow step by step; relative 1e-3 of the loss is far
- * below the loss's own drop over the run. */
-#define TOL_TRAIN_LOSS 1e-3
+ * The op checks' bounds come with their cases (op_case.c), derived from the shape; the model
+ * checks' from the model's shape (model_tolerances). */
 
 /* The vocabulary size of the op checks and of the model checks (the default corpus has 67). */
 #define CONF_V 67
@@ -50,13 +44,16 @@
 /* Model checks: the tiny preset at this batch, cycling over a few fixed synthetic batches. */
 #define CONF_MODEL_B 4
 #define CONF_NUM_BATCHES 4
-#define CONF_MAX_BUFS 512
+#define CONF_MAX_BUFS 1024
 #define CONF_MAX_PRESETS 16
 #define CONF_MAX_KEYS 256
 #define CANARY 0xA5
 
 /* One buffer between two guard pages: [guard][data pages][guard]. The buffer ends right at the
- * second guard, or starts right after the first; the rest of the data pages holds canaries. */
+ * second guard (PLACE_END), starts right after the first (PLACE_START), or starts 4 bytes past a
+ * multiple of 8 (PLACE_ODD: the contract guarantees a float's alignment only, and a kernel that
+ * assumes a vector's faults); the rest of the data pages holds canaries. */
+enum { PLACE_END, PLACE_START, PLACE_ODD };
 typedef struct gbuf {
     char *map;
     size_t map_len, data_len;
@@ -81,7 +78,7 @@ typedef struct conf {
     int fd;                    /* in a child: the pipe to the parent; -1 in the parent */
     const char *check;         /* the current group's class of checks */
     int threads;               /* of the current instance */
-    int place_start;           /* buffers start right after a guard page (else end right before) */
+    int place;                 /* where take() puts a buffer in its pages, a PLACE_* */
     const char *variant;       /* values group: what is unusual about the inputs, for the hint */
     const char *variant_hint;
     unsigned ok[RG_OP_COUNT];  /* OK_* of each op so far in this group */
@@ -114,7 +111,9 @@ static size_t page_size(void) {
 }
 
 static void *take(conf *c, size_t bytes) {
-    size_t ps = page_size(), data = (bytes + ps - 1) / ps * ps;
+    /* PLACE_ODD: offsets 4, 12, ..., 60 in turn, none a multiple of 8 */
+    size_t ps = page_size(), odd = c->place == PLACE_ODD ? 4 + 8 * (size_t)(c->nbufs % 8) : 0;
+    size_t data = (bytes + odd + ps - 1) / ps * ps;
     if (data == 0) data = ps;
     char *map = c->nbufs < CONF_MAX_BUFS ? mmap(NULL, data + 2 * ps, PROT_READ | PROT_WRITE,
                                                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
@@ -129,7 +128,9 @@ static void *take(conf *c, size_t bytes) {
         return NULL;
     }
     memset(map + ps, CANARY, data);
-    char *p = c->place_start ? map + ps : map + ps + data - bytes;
+    char *p = c->place == PLACE_START ? map + ps
+              : c->place == PLACE_ODD ? map + ps + odd
+                                      : map + ps + data - bytes;
     c->bufs[c->nbufs++] = (gbuf){map, data + 2 * ps, data, p, bytes, NULL};
     return p;
 }
@@ -259,6 +260,9 @@ static void on_fault(int sig, siginfo_t *si, void *ucv) {
     snprintf(r->output, sizeof r->output, "crashed");
     snprintf(r->hint, sizeof r->hint, "signal %d (%s) while running it: a bad pointer or an index "
              "out of range?", sig, strsignal(sig));
+    if (c->place == PLACE_ODD && (sig == SIGSEGV || sig == SIGBUS))
+        snprintf(r->hint, sizeof r->hint, "signal %d with buffers aligned to a float only: an "
+                 "aligned vector load or store (backend.h: 4-byte alignment)?", sig);
     for (int i = 0; sig == SIGSEGV && a && i < c->nbufs; i++) {
         const gbuf *g = &c->bufs[i];
         if (!g->name) continue;
@@ -771,13 +775,21 @@ static void group_values(conf *c, const void *arg) {
 }
 
 /* memory: buffers that start right after a guard page (every other group places them to end
- * right before one), so a read before the start faults too. */
+ * right before one), so a read before the start faults too; then buffers at addresses aligned
+ * to a float only, at shapes whose sizes are whole vectors (where a kernel takes its aligned
+ * path). */
 static void group_memory(conf *c, const void *arg) {
     (void)arg;
-    c->place_start = 1;
-    int n = c->opt->level == RG_CONF_QUICK ? 2 : (int)(sizeof stress_shapes / sizeof stress_shapes[0]);
+    static const conf_shape unaligned[] = {{"unaligned", 2, 32, 64, 4, CONF_V},
+                                           {"unaligned", 1, 16, 128, 8, 64}};
+    int quick = c->opt->level == RG_CONF_QUICK;
+    int n = quick ? 2 : (int)(sizeof stress_shapes / sizeof stress_shapes[0]);
+    c->place = PLACE_START;
     for (int i = 0; i < n && !c->oom; i++) check_ops_at(c, &stress_shapes[i], RG_OP_COUNT, 0);
-    c->place_start = 0;
+    c->place = PLACE_ODD;
+    for (int i = 0; i < (quick ? 1 : 2) && !c->oom; i++)
+        check_ops_at(c, &unaligned[i], RG_OP_COUNT, 0);
+    c->place = PLACE_END;
 }
 
 /* threads (one child per count): the ops at shapes with rows left over at any split, each run
@@ -791,79 +803,238 @@ static void group_threads(conf *c, const void *arg) {
 }
 
 /* instances: two instances, each on its own thread, run every case at once, each on its own
- * inputs (with equal inputs, state shared by mistake would go unseen). */
-typedef struct inst_work {
+ * inputs (with equal inputs, state shared by mistake would go unseen), round after round. Every
+ * round's outputs of each instance must be bit-identical to that instance's outputs alone (same
+ * thread count). Even rounds run in lockstep (both instances enter each case together, so the
+ * same op runs twice at once), odd rounds run free with the second instance going through the
+ * cases backwards (different ops at once). Every call is timed: the rounds go on, within a time
+ * budget, until every case has been seen running on both instances at the same time. */
+#define INST_MIN_ROUNDS 6
+#define INST_MAX_ROUNDS 2000
+#define INST_BUDGET_S 3.0
+/* how long one case is called again in one lockstep round, waiting for the overlap: a few time
+ * slices of a loaded machine */
+#define INST_WAIT_S 0.03
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Two threads meet: spinning (and yielding, for a machine with one CPU) rather than sleeping, so
+ * that both leave within a few hundred nanoseconds and even the shortest ops overlap. */
+typedef struct spin_barrier {
+    atomic_int arrived, phase;
+} spin_barrier;
+
+static void spin_wait(spin_barrier *b) {
+    int phase = atomic_load(&b->phase);
+    if (atomic_fetch_add(&b->arrived, 1) == 1) {
+        atomic_store(&b->arrived, 0);
+        atomic_fetch_add(&b->phase, 1);
+    } else {
+        while (atomic_load(&b->phase) == phase) sched_yield();
+    }
+}
+
+/* One instance's side: its buffers and, per case, what its calls measured. */
+typedef struct inst_side {
     rg_ops *ops;
+    case_bufs *init, *work, *solo; /* (ncases) inputs; working buffers; outputs when alone */
+    double *solo_value, *ref_value; /* (ncases) the returned value alone, the reference's */
+    double *diff;                  /* (ncases) largest difference from solo over the rounds */
+    int *bad_round;                /* (ncases) the first round that differed, -1 when none */
+} inst_side;
+
+typedef struct inst_run {
     const rg_op_case *cases;
-    int ncases, rounds;
-    case_bufs *bufs;    /* (ncases) this instance's buffers */
-    case_bufs *initial; /* (ncases) the inputs every round starts from */
-    pthread_barrier_t *start;
-} inst_work;
+    int n;
+    spin_barrier bar;
+    inst_side side[2];
+    atomic_int inside;                 /* instances inside a call of the current lockstep case */
+    atomic_int seen[RG_STEP_CASES + 1]; /* 1 + the last round case i ran on both at once */
+    int *overlaps;   /* (n) lockstep rounds in which case i ran on both instances at once */
+    int rounds, stop;
+    double t0;
+} inst_run;
+
+/* One call of case i on side s from its inputs, compared with the solo run. In lockstep, an
+ * instance that enters while the other is inside, or leaves while it still is, has seen the two
+ * calls overlap. */
+static void inst_call(inst_run *run, inst_side *s, int i, int round, int lockstep) {
+    const rg_op_case *oc = &run->cases[i];
+    case_copy(oc, s->work[i].be, s->init[i].be);
+    if (lockstep && atomic_fetch_add(&run->inside, 1) == 1) atomic_store(&run->seen[i], round + 1);
+    double got = rg_op_case_call(oc, &s->ops->k, s->ops->ctx, s->work[i].be);
+    if (lockstep && atomic_fetch_sub(&run->inside, 1) == 2) atomic_store(&run->seen[i], round + 1);
+    double d = case_max_diff(oc, s->work[i].be, s->solo[i].be, got, s->solo_value[i]);
+    s->diff[i] = fmax(s->diff[i], d);
+    if (d > 0 && s->bad_round[i] < 0) s->bad_round[i] = round;
+}
+
+/* After a round (thread 0, while thread 1 waits): counts the overlaps and decides whether to go
+ * on. */
+static void inst_round_done(inst_run *run, int round) {
+    int all = 1;
+    for (int i = 0; i < run->n; i++) {
+        if (atomic_load(&run->seen[i]) == round + 1) run->overlaps[i]++;
+        all &= run->overlaps[i] > 0;
+    }
+    run->rounds++;
+    double spent = now_s() - run->t0;
+    run->stop = (run->rounds >= INST_MIN_ROUNDS && all) || run->rounds >= INST_MAX_ROUNDS ||
+                (run->rounds >= INST_MIN_ROUNDS && spent > INST_BUDGET_S);
+}
+
+typedef struct inst_arg {
+    inst_run *run;
+    int t;
+} inst_arg;
 
 static void *inst_thread(void *argp) {
-    inst_work *w = argp;
-    pthread_barrier_wait(w->start);
-    for (int r = 0; r < w->rounds; r++)
-        for (int i = 0; i < w->ncases; i++) {
-            case_copy(&w->cases[i], w->bufs[i].be, w->initial[i].be);
-            rg_op_case_call(&w->cases[i], &w->ops->k, w->ops->ctx, w->bufs[i].be);
+    const inst_arg *a = argp;
+    inst_run *run = a->run;
+    inst_side *me = &run->side[a->t];
+    for (int r = 0;; r++) {
+        spin_wait(&run->bar);
+        if (run->stop) break;
+        int lockstep = r % 2 == 0;
+        for (int k = 0; k < run->n; k++) {
+            if (!lockstep) {
+                inst_call(run, me, a->t ? run->n - 1 - k : k, r, 0);
+                continue;
+            }
+            spin_wait(&run->bar);
+            /* again until the two calls overlap (a call may end before the other thread runs) */
+            double t0 = now_s();
+            do inst_call(run, me, k, r, 1);
+            while (atomic_load(&run->seen[k]) != r + 1 && now_s() - t0 < INST_WAIT_S);
         }
+        spin_wait(&run->bar);
+        if (a->t == 0) inst_round_done(run, r);
+    }
     return NULL;
 }
 
-#define INST_ROUNDS 5
+/* Allocates side t's buffers of every case (inputs drawn, the reference run on them), and runs
+ * the instance alone on each case. Returns 0, or -1 when out of memory. */
+static int inst_prepare(conf *c, inst_run *run, int t, rg_ops *ops) {
+    inst_side *s = &run->side[t];
+    const rg_op_case *cases = run->cases;
+    s->ops = ops;
+    for (int i = 0; i < run->n; i++) {
+        if (case_prepare(c, &cases[i], &s->init[i], NULL) != 0) return -1;
+        for (int b = 0; b < cases[i].nbufs; b++) {
+            size_t bytes = rg_case_buf_bytes(&cases[i].buf[b]);
+            s->work[i].be[b] = take(c, bytes);
+            s->solo[i].be[b] = take(c, bytes);
+            if (c->oom) return -1;
+            gbuf_of(c, s->work[i].be[b])->name = cases[i].buf[b].name;
+            gbuf_of(c, s->solo[i].be[b])->name = cases[i].buf[b].name;
+        }
+        s->ref_value[i] = rg_op_case_call(&cases[i], &rg_reference_backend, NULL, s->init[i].ref);
+        case_copy(&cases[i], s->solo[i].be, s->init[i].be);
+        s->solo_value[i] = rg_op_case_call(&cases[i], &ops->k, ops->ctx, s->solo[i].be);
+        s->bad_round[i] = -1;
+    }
+    return 0;
+}
+
+/* The results of side t: alone against the reference, and every round against alone. */
+static void inst_report(conf *c, const inst_run *run, int t) {
+    const inst_side *s = &run->side[t];
+    for (int i = 0; i < run->n; i++) {
+        char shape[96], hint[128];
+        rg_op_case oc = run->cases[i];
+        case_label(&oc, t ? "instance2" : "instance1", shape, sizeof shape);
+        case_compare(c, &oc, s->solo[i].be, s->init[i].ref, shape, s->solo_value[i],
+                     s->ref_value[i]);
+        snprintf(hint, sizeof hint, "differs from alone from round %d of %d (%s): state "
+                 "shared by instances (static globals)?",
+                 s->bad_round[i] + 1, run->rounds, s->bad_round[i] % 2 ? "free" : "lockstep");
+        char bound[40];
+        snprintf(bound, sizeof bound, "bit-identical to alone, %d rounds", run->rounds);
+        emit(c, "op", rg_op_name(oc.op), "every round", shape, is_native(c, oc.op), s->diff[i],
+             0.0, bound, hint);
+    }
+}
+
+/* One note on how much the two instances overlapped; the cases never seen at once are named. */
+static void inst_note_overlap(conf *c, const inst_run *run) {
+    char line[400];
+    int never = 0, at_once = run->rounds;
+    for (int i = 0; i < run->n; i++) {
+        never += run->overlaps[i] == 0;
+        if (run->overlaps[i] < at_once) at_once = run->overlaps[i];
+    }
+    int len = snprintf(line, sizeof line, "instances: %d rounds in %.2f s; ", run->rounds,
+                       now_s() - run->t0);
+    if (!never) {
+        snprintf(line + len, sizeof line - len, "every case ran on both instances at once, in "
+                 "%d or more lockstep rounds", at_once);
+    } else {
+        len += snprintf(line + len, sizeof line - len, "%d case%s never ran on both instances at "
+                        "once, so not checked concurrently:", never, never == 1 ? "" : "s");
+        for (int i = 0; i < run->n && len < (int)sizeof line - 40; i++)
+            if (!run->overlaps[i])
+                len += snprintf(line + len, sizeof line - len, " %s%s%s",
+                                rg_op_name(run->cases[i].op), run->cases[i].label ? "/" : "",
+                                run->cases[i].label ? run->cases[i].label : "");
+    }
+    note(c, line);
+}
+
+typedef struct inst_store {
+    case_bufs init[2][RG_STEP_CASES + 1], work[2][RG_STEP_CASES + 1], solo[2][RG_STEP_CASES + 1];
+    double solo_value[2][RG_STEP_CASES + 1], ref_value[2][RG_STEP_CASES + 1];
+    double diff[2][RG_STEP_CASES + 1];
+    int bad_round[2][RG_STEP_CASES + 1], overlaps[RG_STEP_CASES + 1];
+} inst_store;
+
+static void inst_concurrent(conf *c, inst_run *run) {
+    running(c, run->cases[0].op, "two instances at once, every op");
+    run->t0 = now_s();
+    inst_arg args[2] = {{run, 0}, {run, 1}};
+    pthread_t th;
+    if (pthread_create(&th, NULL, inst_thread, &args[1]) != 0) {
+        emit(c, "run", "instances", "thread", "", -1, INFINITY, 0.0, "", "pthread_create failed");
+    } else {
+        inst_thread(&args[0]);
+        pthread_join(th, NULL);
+        inst_note_overlap(c, run);
+        for (int t = 0; t < 2; t++) inst_report(c, run, t);
+    }
+}
 
 static void group_instances(conf *c, const void *arg) {
     (void)arg;
     static const conf_shape s = {"instances", 2, 33, 40, 5, CONF_V};
     rg_op_case cases[RG_STEP_CASES + 1];
-    int n = cases_at(&s, 1.0f, RG_OP_COUNT, cases);
+    inst_run run = {.cases = cases, .n = cases_at(&s, 1.0f, RG_OP_COUNT, cases)};
+    inst_store *st = calloc(1, sizeof *st);
     rg_ops second;
     char err[RG_ERR_LEN];
-    if (rg_ops_create(&second, c->table, &c->opt->backend, err, sizeof err) != 0) {
-        emit(c, "run", "instances", "create", s.label, -1, INFINITY, 0.0, "", err);
+    if (!st) {
+        c->oom = 1;
         return;
     }
-    /* per instance t: the inputs and the reference's outputs (init), its working buffers */
-    case_bufs init[2][RG_STEP_CASES + 1], mine[2][RG_STEP_CASES + 1];
-    for (int t = 0; t < 2; t++)
-        for (int i = 0; i < n && !c->oom; i++) {
-            if (case_prepare(c, &cases[i], &init[t][i], NULL) != 0) break;
-            for (int b = 0; b < cases[i].nbufs; b++) {
-                mine[t][i].be[b] = take(c, rg_case_buf_bytes(&cases[i].buf[b]));
-                if (mine[t][i].be[b]) gbuf_of(c, mine[t][i].be[b])->name = cases[i].buf[b].name;
-            }
-            if (!c->oom) rg_op_case_call(&cases[i], &rg_reference_backend, NULL, init[t][i].ref);
-        }
-    if (!c->oom) {
-        pthread_barrier_t start;
-        pthread_barrier_init(&start, NULL, 2);
-        rg_ops *ops[2] = {c->be, &second};
-        inst_work w[2];
-        pthread_t th[2];
-        running(c, cases[0].op, "two instances at once, every op");
-        for (int t = 0; t < 2; t++) {
-            w[t] = (inst_work){ops[t], cases, n, INST_ROUNDS, mine[t], init[t], &start};
-            pthread_create(&th[t], NULL, inst_thread, &w[t]);
-        }
-        for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
-        pthread_barrier_destroy(&start);
-        c->variant = "two instances running at once";
-        c->variant_hint = "state shared between instances (static globals)?";
-        for (int t = 0; t < 2; t++)
-            for (int i = 0; i < n; i++) {
-                char shape[96];
-                case_label(&cases[i], t ? "instance2" : "instance1", shape, sizeof shape);
-                /* the value of sum_squares is not kept by the threads: judged by the outputs */
-                rg_op_case oc = cases[i];
-                oc.returns = 0;
-                case_compare(c, &oc, mine[t][i].be, init[t][i].ref, shape, 0.0, 0.0);
-            }
-        c->variant = c->variant_hint = NULL;
+    if (rg_ops_create(&second, c->table, &c->opt->backend, err, sizeof err) != 0) {
+        emit(c, "run", "instances", "create", s.label, -1, INFINITY, 0.0, "", err);
+        free(st);
+        return;
     }
+    run.overlaps = st->overlaps;
+    for (int t = 0; t < 2; t++)
+        run.side[t] = (inst_side){NULL,        st->init[t],      st->work[t],
+                                  st->solo[t], st->solo_value[t], st->ref_value[t],
+                                  st->diff[t], st->bad_round[t]};
+    running(c, cases[0].op, "each instance alone, every op");
+    if (inst_prepare(c, &run, 0, c->be) == 0 && inst_prepare(c, &run, 1, &second) == 0)
+        inst_concurrent(c, &run);
     release(c);
     rg_ops_destroy(&second);
+    free(st);
 }
 
 /* ---- model checks ---- */
@@ -912,118 +1083,226 @@ static int model_open(rg_model *m, const conf_model_setup *ms, uint64_t seed, ch
     return 0;
 }
 
+/* ---- tolerances of the model checks, derived from the model's shape (u = 2^-24) ----
+ * The op checks bound one op by 32u*sqrt(K) for a K-term reduction; the model's longest is
+ * K = max(B*T, 4C, V) (a weight gradient sums over the B*T rows, the MLP's projection over 4C,
+ * the softmax over V). A gradient passes through D = 2(8L + 2) ops (8 per layer and the head
+ * and the loss, forward and backward), whose independent rounding errors add in quadrature: a
+ * gradient's normalised error stays below 32u*sqrt(K)*sqrt(D), the loss's, through the forward
+ * half, below 32u*sqrt(K)*sqrt(D/2). Over S training steps the losses' differences grow at most
+ * linearly: S times the loss's bound. */
+typedef struct model_tol {
+    double grad, loss, train;
+    char grad_bound[40], loss_bound[40], train_bound[48];
+} model_tol;
+
+static model_tol model_tolerances(const conf_model_setup *ms, int steps) {
+    const rg_model_config *m = &ms->cfg;
+    size_t K = (size_t)ms->B * ms->T;
+    if ((size_t)4 * m->C > K) K = (size_t)4 * m->C;
+    if ((size_t)m->V > K) K = (size_t)m->V;
+    int D = 2 * (8 * m->L + 2);
+    double u = 1.0 / 16777216.0, op = 32.0 * u * sqrt((double)K);
+    model_tol t = {op * sqrt((double)D), op * sqrt(D / 2.0), op * sqrt(D / 2.0) * steps, "", "", ""};
+    snprintf(t.grad_bound, sizeof t.grad_bound, "32u*sqrt(K=%zu)*sqrt(D=%d)", K, D);
+    snprintf(t.loss_bound, sizeof t.loss_bound, "32u*sqrt(K=%zu)*sqrt(D=%d)", K, D / 2);
+    snprintf(t.train_bound, sizeof t.train_bound, "32u*sqrt(K=%zu)*sqrt(D=%d)*S=%d", K, D / 2,
+             steps);
+    return t;
+}
+
+/* The parameters after one AdamW update, judged as the update x - init (update_err): its error is
+ * the rounding of the parameters themselves, a few ulps of max|p| against an update of about lr,
+ * and the update's own arithmetic: 32u*max|p|/max|update| + 32u. init, ref are (n). */
+static double update_tol(const float *ref, const float *init, size_t n, char *bound,
+                         size_t bound_len) {
+    double pmax = 0.0, dmax = 0.0, u = 1.0 / 16777216.0;
+    for (size_t i = 0; i < n; i++) {
+        pmax = fmax(pmax, fabs((double)init[i]));
+        dmax = fmax(dmax, fabs((double)ref[i] - init[i]));
+    }
+    double ratio = pmax / fmax(1e-30, dmax);
+    snprintf(bound, bound_len, "32u*(1+max|p|/max|dp|=%.3g)", ratio);
+    return 32.0 * u * (1.0 + ratio);
+}
+
 #define STEP_HINT \
     "the ops pass alone but the model step differs: an op at the model's exact shapes, or out " \
     "aliasing an input?"
 
-/* One forward and backward on batch 0 with the backend and with the reference: the loss and
- * every parameter gradient; then the gradient norm that rg_model_update measures. */
-static int check_step(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t *inputs,
-                      int32_t *targets, char *err, size_t err_len) {
-    rg_model mb, mr;
-    if (model_open(&mb, ms, c->opt->seed, err, err_len) != 0) return -1;
-    if (model_open(&mr, ms, c->opt->seed, err, err_len) != 0) {
-        rg_model_free(&mb);
+/* One side of a model check: a model trained by one instance (ops[0]) or, with R > 1, by R
+ * replicas on R instances running at once (replicas.h), whose master model then holds the summed
+ * gradients. */
+typedef struct model_side {
+    rg_ops *ops; /* (R) */
+    int R;
+    rg_gradsum gs;
+    rg_dp dp;
+    rg_model m;
+    float norm;  /* the gradient norm of the latest step, before clipping */
+} model_side;
+
+static int side_open(model_side *s, const conf_model_setup *ms, uint64_t seed, char *err,
+                     size_t err_len) {
+    if (model_open(&s->m, ms, seed, err, err_len) != 0) return -1;
+    s->gs = rg_gradsum_local();
+    if (s->R > 1 &&
+        rg_dp_init(&s->dp, &s->m, s->ops, s->R, ms->B, ms->T, &s->gs, err, err_len) != 0) {
+        rg_model_free(&s->m);
         return -1;
     }
-    char shape[80];
-    snprintf(shape, sizeof shape, "tiny B=%d T=%d V=%d", ms->B, ms->T, ms->cfg.V);
-    get_batch(ms, 0, inputs, targets);
-    rg_model *pair[2] = {&mb, &mr};
-    rg_ops *ops[2] = {c->be, ref};
-    for (int i = 0; i < 2; i++) {
-        rg_model_forward(pair[i], ops[i], inputs, targets, ms->B, ms->T);
-        rg_model_zero_grad(pair[i]);
-        rg_model_backward(pair[i], ops[i]);
-    }
-    emit(c, "step", "model", "loss", shape, -1, rel_err(mb.mean_loss, mr.mean_loss),
-         TOL_MODEL_LOSS, "fixed", STEP_HINT);
-    /* The tensors are slices of one allocation, in rg_params order (model.h). */
-    static const char *const names[RG_NUM_PARAM_TENSORS] = {"wte", "wpe", "wqkv", "wo",
-                                                            "w1",  "w2",  "wlm"};
-    char what[24];
-    for (size_t i = 0, off = 0; i < RG_NUM_PARAM_TENSORS; off += mb.param_sizes[i++]) {
-        snprintf(what, sizeof what, "grad %s", names[i]);
-        emit(c, "step", "model", what, shape, -1,
-             norm_err(mb.grads_memory + off, mr.grads_memory + off, mb.param_sizes[i]),
-             TOL_MODEL_GRAD, "fixed", STEP_HINT);
-    }
-    float *init = malloc(mb.num_params * sizeof(float));
-    if (!init) {
-        rg_errf(err, err_len, "conformance: out of memory");
-        rg_model_free(&mb);
-        rg_model_free(&mr);
-        return -1;
-    }
-    memcpy(init, mb.params_memory, mb.num_params * sizeof(float));
-    rg_optim_config oc = rg_optim_default();
-    float nb = rg_model_update(&mb, c->be, &oc, oc.lr);
-    float nr = rg_model_update(&mr, ref, &oc, oc.lr);
-    emit(c, "step", "model", "grad norm", shape, -1, rel_err(nb, nr), TOL_MODEL_GRAD, "fixed",
-         "sum_squares or the clipping scale differs inside the step?");
-    /* The parameters after the AdamW update: (new - old) of the two sides, normalised by the
-     * largest update, so that a wrong step is not hidden behind the unchanged weights. */
-    for (size_t i = 0, off = 0; i < RG_NUM_PARAM_TENSORS; off += mb.param_sizes[i++]) {
-        snprintf(what, sizeof what, "param %s", names[i]);
-        emit(c, "step", "model", what, shape, -1,
-             update_err(mb.params_memory + off, mr.params_memory + off, init + off,
-                        mr.grads_memory + off, mb.param_sizes[i], TOL_MODEL_GRAD),
-             TOL_MODEL_UPDATE, "fixed, |g| > 1e-4 max|g|",
-             "adamw_step inside the step: its scalars (lr, grad_scale, t) or its in-place update?");
-    }
-    free(init);
-    rg_model_free(&mb);
-    rg_model_free(&mr);
     return 0;
 }
 
-/* c->train_steps steps from the same initial weights over the fixed batches; losses is
- * (c->train_steps). */
-static int train_run(conf *c, rg_ops *ops, const conf_model_setup *ms, int32_t *inputs,
-                     int32_t *targets, float *losses, char *err, size_t err_len) {
-    rg_model m;
-    if (model_open(&m, ms, c->opt->seed, err, err_len) != 0) return -1;
+static void side_close(model_side *s) {
+    if (s->R > 1) rg_dp_free(&s->dp);
+    rg_model_free(&s->m);
+}
+
+/* One training step on inputs, targets (B,T): forward, backward, AdamW at lr; *loss is the
+ * batch's mean loss before the update. */
+static int side_step(model_side *s, const conf_model_setup *ms, const int32_t *inputs,
+                     const int32_t *targets, const rg_optim_config *oc, float lr, float *loss,
+                     char *err, size_t err_len) {
+    if (s->R > 1) {
+        if (rg_dp_step(&s->dp, inputs, targets, oc, lr, loss, err, err_len) != 0) return -1;
+        double ss = 0.0;
+        for (int r = 0; r < s->R; r++) ss += s->dp.sumsq[r];
+        s->norm = (float)sqrt(ss);
+        return 0;
+    }
+    rg_model_forward(&s->m, s->ops, inputs, targets, ms->B, ms->T);
+    rg_model_zero_grad(&s->m);
+    rg_model_backward(&s->m, s->ops);
+    *loss = s->m.mean_loss;
+    s->norm = rg_model_update(&s->m, s->ops, oc, lr);
+    return 0;
+}
+
+static void model_label(const conf_model_setup *ms, int R, const char *what, char *shape,
+                        size_t n) {
+    int len = snprintf(shape, n, "tiny B=%d T=%d %s", ms->B, ms->T, what);
+    if (R > 1 && len > 0 && (size_t)len < n) snprintf(shape + len, n - (size_t)len, " R=%d", R);
+}
+
+/* The tensors are slices of one allocation, in rg_params order (model.h). */
+static const char *const param_names[RG_NUM_PARAM_TENSORS] = {"wte", "wpe", "wqkv", "wo",
+                                                              "w1",  "w2",  "wlm"};
+
+/* The step's results: loss, every parameter gradient, the gradient norm, and the parameters after
+ * the AdamW update as (new - old) of the two sides, normalised by the largest update, so that a
+ * wrong step is not hidden behind the unchanged weights. init is the parameters before. */
+static void step_compare(conf *c, const model_side *b, const model_side *r, const float *init,
+                         float lb, float lr, const model_tol *tol, const char *shape) {
+    emit(c, "step", "model", "loss", shape, -1, rel_err(lb, lr), tol->loss, tol->loss_bound,
+         STEP_HINT);
+    char what[24], bound[40];
+    const rg_model *mb = &b->m, *mr = &r->m;
+    for (size_t i = 0, off = 0; i < RG_NUM_PARAM_TENSORS; off += mb->param_sizes[i++]) {
+        snprintf(what, sizeof what, "grad %s", param_names[i]);
+        emit(c, "step", "model", what, shape, -1,
+             norm_err(mb->grads_memory + off, mr->grads_memory + off, mb->param_sizes[i]),
+             tol->grad, tol->grad_bound, STEP_HINT);
+    }
+    emit(c, "step", "model", "grad norm", shape, -1, rel_err(b->norm, r->norm), tol->grad,
+         tol->grad_bound, "sum_squares or the clipping scale differs inside the step?");
+    for (size_t i = 0, off = 0; i < RG_NUM_PARAM_TENSORS; off += mb->param_sizes[i++]) {
+        snprintf(what, sizeof what, "param %s", param_names[i]);
+        double utol = update_tol(mr->params_memory + off, init + off, mb->param_sizes[i], bound,
+                                 sizeof bound);
+        emit(c, "step", "model", what, shape, -1,
+             update_err(mb->params_memory + off, mr->params_memory + off, init + off,
+                        mr->grads_memory + off, mb->param_sizes[i], tol->grad),
+             utol, bound,
+             "adamw_step inside the step: its scalars (lr, grad_scale, t) or its in-place update?");
+    }
+}
+
+/* One training step on batch 0 with the backend's side (be: its ops and R) and with the
+ * reference. */
+static int check_step(conf *c, const model_side *be, rg_ops *ref, const conf_model_setup *ms,
+                      int32_t *inputs, int32_t *targets, char *err, size_t err_len) {
+    model_side sb = {.ops = be->ops, .R = be->R}, sr = {.ops = ref, .R = 1};
+    if (side_open(&sb, ms, c->opt->seed, err, err_len) != 0) return -1;
+    if (side_open(&sr, ms, c->opt->seed, err, err_len) != 0) {
+        side_close(&sb);
+        return -1;
+    }
+    int rc = -1;
+    float *init = malloc(sb.m.num_params * sizeof(float)), lb, lr;
+    rg_optim_config oc = rg_optim_default();
+    get_batch(ms, 0, inputs, targets);
+    if (!init) {
+        rg_errf(err, err_len, "conformance: out of memory");
+    } else {
+        memcpy(init, sb.m.params_memory, sb.m.num_params * sizeof(float));
+        if (side_step(&sb, ms, inputs, targets, &oc, oc.lr, &lb, err, err_len) == 0 &&
+            side_step(&sr, ms, inputs, targets, &oc, oc.lr, &lr, err, err_len) == 0) {
+            char shape[80], what[16];
+            snprintf(what, sizeof what, "V=%d", ms->cfg.V);
+            model_label(ms, be->R, what, shape, sizeof shape);
+            model_tol tol = model_tolerances(ms, 1);
+            step_compare(c, &sb, &sr, init, lb, lr, &tol, shape);
+            rc = 0;
+        }
+    }
+    free(init);
+    side_close(&sb);
+    side_close(&sr);
+    return rc;
+}
+
+/* c->train_steps steps of side (its ops and R) from the same initial weights over the fixed
+ * batches; losses is (c->train_steps). */
+static int train_run(conf *c, const model_side *side, const conf_model_setup *ms,
+                     int32_t *inputs, int32_t *targets, float *losses, char *err,
+                     size_t err_len) {
+    model_side s = {.ops = side->ops, .R = side->R};
+    if (side_open(&s, ms, c->opt->seed, err, err_len) != 0) return -1;
     rg_optim_config oc = rg_optim_default();
     oc.lr = 1e-3f; /* a bigger step than the default, so the run moves and differences would grow */
     oc.warmup_iters = 5;
-    for (int s = 0; s < c->train_steps; s++) {
-        get_batch(ms, s % CONF_NUM_BATCHES, inputs, targets);
-        rg_model_forward(&m, ops, inputs, targets, ms->B, ms->T);
-        rg_model_zero_grad(&m);
-        rg_model_backward(&m, ops);
-        rg_model_update(&m, ops, &oc, rg_lr_at(&oc, s, c->train_steps));
-        losses[s] = m.mean_loss;
+    int rc = 0;
+    for (int k = 0; k < c->train_steps && rc == 0; k++) {
+        get_batch(ms, k % CONF_NUM_BATCHES, inputs, targets);
+        rc = side_step(&s, ms, inputs, targets, &oc, rg_lr_at(&oc, k, c->train_steps),
+                       &losses[k], err, err_len);
     }
-    rg_model_free(&m);
-    return 0;
+    side_close(&s);
+    return rc;
 }
 
-static int check_train(conf *c, rg_ops *ref, const conf_model_setup *ms, int32_t *inputs,
-                       int32_t *targets, char *err, size_t err_len) {
+static int check_train(conf *c, const model_side *be, rg_ops *ref, const conf_model_setup *ms,
+                       int32_t *inputs, int32_t *targets, char *err, size_t err_len) {
     float lb[RG_CONF_TRAIN_STEPS], lb2[RG_CONF_TRAIN_STEPS], lr[RG_CONF_TRAIN_STEPS];
-    if (train_run(c, c->be, ms, inputs, targets, lb, err, err_len) != 0 ||
-        train_run(c, c->be, ms, inputs, targets, lb2, err, err_len) != 0 ||
-        train_run(c, ref, ms, inputs, targets, lr, err, err_len) != 0)
+    model_side sr = {.ops = ref, .R = 1};
+    if (train_run(c, be, ms, inputs, targets, lb, err, err_len) != 0 ||
+        train_run(c, be, ms, inputs, targets, lb2, err, err_len) != 0 ||
+        train_run(c, &sr, ms, inputs, targets, lr, err, err_len) != 0)
         return -1;
     double track = 0.0, repeat = 0.0;
     for (int s = 0; s < c->train_steps; s++) {
         track = fmax(track, rel_err(lb[s], lr[s]));
         repeat = fmax(repeat, isfinite(lb2[s]) ? fabs((double)lb[s] - lb2[s]) : INFINITY);
     }
-    char shape[80], line[160];
-    snprintf(shape, sizeof shape, "tiny B=%d T=%d %d steps", ms->B, ms->T, c->train_steps);
-    snprintf(line, sizeof line, "train: loss %.4f -> %.4f with the backend, %.4f -> %.4f reference",
-             lb[0], lb[c->train_steps - 1], lr[0], lr[c->train_steps - 1]);
+    char shape[80], what[24], line[200];
+    snprintf(what, sizeof what, "%d steps", c->train_steps);
+    model_label(ms, be->R, what, shape, sizeof shape);
+    snprintf(line, sizeof line, "%s: loss %.4f -> %.4f with the backend%s, %.4f -> %.4f reference",
+             c->check, lb[0], lb[c->train_steps - 1], be->R > 1 ? "'s replicas" : "", lr[0],
+             lr[c->train_steps - 1]);
     note(c, line);
-    emit(c, "train", "model", "losses", shape, -1, track, TOL_TRAIN_LOSS, "fixed",
+    model_tol tol = model_tolerances(ms, c->train_steps);
+    emit(c, "train", "model", "losses", shape, -1, track, tol.train, tol.train_bound,
          "drifts over the run: AdamW state (m, v, t) or a small bias that accumulates?");
-    /* The same instance, inputs and weights must give bit-identical losses. */
+    /* The same instances, inputs and weights must give bit-identical losses. */
     emit(c, "train", "model", "rerun losses", shape, -1, repeat, 0.0, "bit-identical",
          "two identical runs differ: a nondeterministic reduction (atomics, dynamic scheduling)?");
     return 0;
 }
 
-static int check_model(conf *c, char *err, size_t err_len) {
+/* The step and the training run of the tiny preset, the backend's side trained by be. */
+static int check_model(conf *c, const model_side *be, char *err, size_t err_len) {
     const rg_preset *tiny = rg_preset_find("tiny");
     if (!tiny) {
         rg_errf(err, err_len, "conformance: the tiny preset is missing");
@@ -1032,8 +1311,9 @@ static int check_model(conf *c, char *err, size_t err_len) {
     rg_backend_config one = {1, 0, NULL};
     rg_ops ref;
     if (rg_ops_create(&ref, &rg_reference_backend, &one, err, err_len) != 0) return -1;
-    conf_model_setup ms = {{CONF_V, tiny->T, tiny->C, tiny->NH, tiny->L}, CONF_MODEL_B, tiny->T,
-                           NULL};
+    /* the batch, rounded up to whole replicas */
+    int B = (CONF_MODEL_B + be->R - 1) / be->R * be->R;
+    conf_model_setup ms = {{CONF_V, tiny->T, tiny->C, tiny->NH, tiny->L}, B, tiny->T, NULL};
     size_t ntok = (size_t)ms.B * ms.T;
     ms.batches = take(c, (size_t)CONF_NUM_BATCHES * ms.B * (ms.T + 1) * sizeof(int32_t));
     int32_t *inputs = take(c, ntok * sizeof(int32_t)), *targets = take(c, ntok * sizeof(int32_t));
@@ -1045,8 +1325,8 @@ static int check_model(conf *c, char *err, size_t err_len) {
     /* Its own stream, so the batches do not depend on which op checks ran before. */
     rg_rng_seed(&c->rng, c->opt->seed + 1);
     make_batches(c, &ms);
-    if (check_step(c, &ref, &ms, inputs, targets, err, err_len) != 0) goto done;
-    if (check_train(c, &ref, &ms, inputs, targets, err, err_len) != 0) goto done;
+    if (check_step(c, be, &ref, &ms, inputs, targets, err, err_len) != 0) goto done;
+    if (check_train(c, be, &ref, &ms, inputs, targets, err, err_len) != 0) goto done;
     rc = 0;
 done:
     release(c);
@@ -1054,13 +1334,29 @@ done:
     return rc;
 }
 
-
 /* model: one training step and a training run against the reference model. */
 static void group_model(conf *c, const void *arg) {
     (void)arg;
     char err[RG_ERR_LEN];
-    if (check_model(c, err, sizeof err) != 0)
+    model_side be = {.ops = c->be, .R = 1};
+    if (check_model(c, &be, err, sizeof err) != 0)
         emit(c, "run", "model", "setup", "tiny", -1, INFINITY, 0.0, "", err);
+}
+
+/* replicas: the model checks again, the backend's side trained by opt->replicas replicas, each
+ * on its own instance of threads / R threads, all running at once (replicas.h). */
+static void group_replicas(conf *c, const void *arg) {
+    (void)arg;
+    char err[RG_ERR_LEN] = "";
+    int R = c->opt->replicas, made = 0;
+    rg_ops ops[RG_CONF_MAX_REPLICAS];
+    rg_backend_config cfg = c->opt->backend;
+    cfg.num_threads = c->threads / R;
+    while (made < R && rg_ops_create(&ops[made], c->table, &cfg, err, sizeof err) == 0) made++;
+    model_side be = {.ops = ops, .R = R};
+    if (made < R || check_model(c, &be, err, sizeof err) != 0)
+        emit(c, "run", "model", "setup", "tiny replicas", -1, INFINITY, 0.0, "", err);
+    while (made > 0) rg_ops_destroy(&ops[--made]);
 }
 
 /* ---- running a group in a child ---- */
@@ -1239,6 +1535,16 @@ int rg_conf_check_presets(const char *presets, char *err, size_t err_len) {
     return parse_presets(presets, found, CONF_MAX_PRESETS, err, err_len) < 0 ? -1 : 0;
 }
 
+int rg_conf_check_replicas(int replicas, int threads, char *err, size_t err_len) {
+    if (replicas > RG_CONF_MAX_REPLICAS) {
+        rg_errf(err, err_len, "--replicas %d: at most %d", replicas, RG_CONF_MAX_REPLICAS);
+        return -1;
+    }
+    if (replicas == 0 || replicas == 1) return 0; /* none */
+    int B = (CONF_MODEL_B + replicas - 1) / replicas * replicas;
+    return rg_dp_check_split(B, 1, replicas, threads, err, err_len);
+}
+
 rg_conf_options rg_conf_default_options(void) {
     rg_conf_options o;
     memset(&o, 0, sizeof o);
@@ -1250,6 +1556,7 @@ rg_conf_options rg_conf_default_options(void) {
     o.seed = 20240607u;
     o.timeout_s = 30.0;
     o.isolate = 1;
+    o.replicas = 1;
     return o;
 }
 
@@ -1260,6 +1567,8 @@ int rg_conformance_run(const rg_backend *table, const rg_conf_options *opt,
         return -1;
     }
     if (rg_backend_validate(table, err, err_len) != 0) return -1;
+    if (rg_conf_check_replicas(opt->replicas, opt->backend.num_threads, err, err_len) != 0)
+        return -1;
     const rg_preset *presets[CONF_MAX_PRESETS];
     int quick = opt->level == RG_CONF_QUICK;
     const char *list = opt->presets ? opt->presets : quick ? "tiny" : NULL;
@@ -1304,6 +1613,8 @@ int rg_conformance_run(const rg_backend *table, const rg_conf_options *opt,
         if (rc == 0) rc = run_group(c, "instances", threads, group_instances, NULL, err, err_len);
     }
     if (rc == 0 && opt->model) rc = run_group(c, "model", threads, group_model, NULL, err, err_len);
+    if (rc == 0 && opt->model && opt->replicas > 1)
+        rc = run_group(c, "replicas", threads, group_replicas, NULL, err, err_len);
     int failures = c->failures;
     free(c);
     if (rc == 1) {

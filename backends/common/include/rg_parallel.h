@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "randygpt/backend.h"
+#include "randygpt/op_list.h"
 
 /* Work over items [begin, end) of a range, run on thread tid (0 <= tid < num_threads; the caller
  * of rg_par_for is thread 0). tid indexes per-thread workspace and must not change the result. */
@@ -95,36 +96,13 @@ const char *rg_par_kernel_isa(void);
 
 /* ---- ops with the exact rg_backend signatures and contracts (ctx must start with
  * rg_par_backend): activation gradients overwritten, parameter gradients and rmsnorm's dinp
- * accumulated, as backend.h says ---- */
-void rg_par_op_matmul_forward(rg_backend_ctx *ctx, float *out, const float *inp,
-                              const float *weight, int N, int C, int OC);
-void rg_par_op_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
-                               const float *inp, const float *weight, int N, int C, int OC);
-void rg_par_op_attention_forward(rg_backend_ctx *ctx, float *out, float *att, const float *qkv,
-                                 int B, int T, int C, int NH);
-void rg_par_op_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float *dout,
-                                  const float *qkv, const float *att, int B, int T, int C, int NH);
-void rg_par_op_adamw_step(rg_backend_ctx *ctx, float *params, float *m, float *v,
-                          const float *grads, size_t n, float lr, float beta1, float beta2,
-                          float eps, float weight_decay, float grad_scale, int t);
-void rg_par_op_rmsnorm_forward(rg_backend_ctx *ctx, float *out, float *rstd, const float *inp,
-                               int N, int C);
-void rg_par_op_rmsnorm_backward(rg_backend_ctx *ctx, float *dinp, const float *dout,
-                                const float *inp, const float *rstd, int N, int C);
-void rg_par_op_sqrelu_forward(rg_backend_ctx *ctx, float *out, const float *inp, size_t n);
-void rg_par_op_sqrelu_backward(rg_backend_ctx *ctx, float *dinp, const float *dout,
-                               const float *inp, size_t n);
-void rg_par_op_residual_forward(rg_backend_ctx *ctx, float *out, const float *inp1,
-                                const float *inp2, size_t n);
-void rg_par_op_embedding_forward(rg_backend_ctx *ctx, float *out, const int32_t *tokens,
-                                 const float *wte, const float *wpe, int B, int T, int C);
-void rg_par_op_embedding_backward(rg_backend_ctx *ctx, float *dwte, float *dwpe,
-                                  const float *dout, const int32_t *tokens, int B, int T, int C);
-void rg_par_op_crossentropy_forward(rg_backend_ctx *ctx, float *losses, float *probs,
-                                    const float *logits, const int32_t *targets, int N, int V);
-void rg_par_op_crossentropy_backward(rg_backend_ctx *ctx, float *dlogits, const float *probs,
-                                     const int32_t *targets, int N, int V, float dloss);
-double rg_par_op_sum_squares(rg_backend_ctx *ctx, const float *x, size_t n);
+ * accumulated, as backend.h says. One prototype rg_par_op_<name> per op of the list
+ * (randygpt/op_list.h), so that each signature is written once; the RG_PAR_OPS_* initializers
+ * below name the ops this library defines (an op added to the list is declared here, and defined
+ * and named there once the library implements it). ---- */
+#define RG_PAR_DECLARE_OP(name, kind, required, ret, params) ret rg_par_op_##name params;
+RG_OP_LIST(RG_PAR_DECLARE_OP)
+#undef RG_PAR_DECLARE_OP
 
 /* Designated initializers of an rg_backend table's ops with the rg_par_op_* kernels: the matmuls,
  * every other op, or all of them. */

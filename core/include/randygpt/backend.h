@@ -9,6 +9,11 @@
  * Ownership: the host owns parameters, gradients, activations and optimizer state and passes raw
  * pointers; an instance owns only its private workspace. All tensors are contiguous, row-major fp32.
  *
+ * Alignment: a buffer passed to an op is aligned to its element only (4 bytes: a float or an
+ * int32), never more. Its start is not a multiple of 16, 32 or 64 in general (the host slices
+ * tensors out of one allocation, and `randygpt check` places buffers at such addresses), so
+ * kernels use unaligned vector loads and stores, or peel to an aligned address first.
+ *
  * Threading: the host calls one instance from one thread at a time; kernels may use as many threads
  * as the instance was created with, and must return only when all their work is done. Two instances
  * may be used concurrently from different threads (kernels are re-entrant per instance).

@@ -38,7 +38,7 @@ extern "C" {
 typedef struct rg_conf_result {
     const char *part;     /* "op", "step", "train", or "run" (a crash, a hang, a refused instance) */
     char check[16];       /* the class: "shapes", "values", "memory", "threads", "repeat",
-                           * "instances", "model" */
+                           * "instances", "model", "replicas" */
     char name[40];        /* op name ("matmul_backward"), or "model" for step/train checks */
     char output[24];      /* the compared output: "dweight", "grad wqkv", "loss", ... */
     char shape[96];       /* e.g. "small qkv N=2048 C=128 OC=384" */
@@ -77,11 +77,20 @@ typedef struct rg_conf_options {
     uint64_t seed;              /* seeds every random input */
     double timeout_s;           /* a group whose child reports nothing for this long has hung */
     int isolate;                /* non-zero: every group runs in a child process (fork) */
+    /* > 1: the model checks run once more through R replicas (replicas.h), each on its own
+     * instance of num_threads / R threads, all at once; num_threads must be a multiple of R. */
+    int replicas;
 } rg_conf_options;
 
+#define RG_CONF_MAX_REPLICAS 16
+
 /* The default level, every preset, 1 thread, no backend options, a fixed seed, a 30 s timeout,
- * isolated. */
+ * isolated, no replicas. */
 rg_conf_options rg_conf_default_options(void);
+
+/* Checks that replicas (1 to RG_CONF_MAX_REPLICAS) split threads. Returns 0, or -1 with one line
+ * in err naming the rule that failed. */
+int rg_conf_check_replicas(int replicas, int threads, char *err, size_t err_len);
 
 /* Checks a presets list as rg_conf_options.presets takes it. Returns 0, or -1 with one line in err
  * naming an unknown preset. */

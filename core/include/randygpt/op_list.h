@@ -7,8 +7,8 @@
  *
  * Generated from this list: the rg_op_kind enum, the reference prototypes (ops.h), op names and
  * the required flags, the resolved op table and the native-op report (ops.c), the reference
- * backend's table (ref_ops.c); the op cases (op_case.c) have one entry per op, checked against
- * this list at compile time. Adding an op: an entry here, its member and contract in backend.h,
+ * backend's table (ref_ops.c), the shared parallel kernels' prototypes (rg_parallel.h); the op
+ * cases (op_case.c) have one entry per op, checked against this list at compile time. Adding an op: an entry here, its member and contract in backend.h,
  * its reference kernel, its case in op_case.c.
  */
 #ifndef RANDYGPT_OP_LIST_H
