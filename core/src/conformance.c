@@ -292,16 +292,20 @@ static void install_fault_handlers(conf *c) {
 }
 
 /* Tells the parent (and the fault handler) which call is about to run. */
-static void running(conf *c, rg_op_kind op, const char *shape) {
-    fault_op = rg_op_name(op);
+static void running_named(conf *c, const char *name, const char *shape) {
+    fault_op = name;
     snprintf(fault_running, sizeof fault_running, "%s", shape);
     if (c->fd < 0) return;
     conf_msg m;
     memset(&m, 0, sizeof m);
     m.kind = MSG_RUNNING;
     snprintf(m.text, sizeof m.text, "%s", shape);
-    snprintf(m.r.name, sizeof m.r.name, "%s", rg_op_name(op));
+    snprintf(m.r.name, sizeof m.r.name, "%s", name);
     send_msg(c->fd, &m);
+}
+
+static void running(conf *c, rg_op_kind op, const char *shape) {
+    running_named(c, rg_op_name(op), shape);
 }
 
 /* ---- helpers ---- */
@@ -1232,6 +1236,7 @@ static int check_step(conf *c, const model_side *be, rg_ops *ref, const conf_mod
     float *init = malloc(sb.m.num_params * sizeof(float)), lb, lr;
     rg_optim_config oc = rg_optim_default();
     get_batch(ms, 0, inputs, targets);
+    running_named(c, "model", "one training step");
     if (!init) {
         rg_errf(err, err_len, "conformance: out of memory");
     } else {
@@ -1264,6 +1269,9 @@ static int train_run(conf *c, const model_side *side, const conf_model_setup *ms
     oc.warmup_iters = 5;
     int rc = 0;
     for (int k = 0; k < c->train_steps && rc == 0; k++) {
+        char shape[64]; /* progress, so that only a step that makes none times out */
+        snprintf(shape, sizeof shape, "training step %d of %d", k + 1, c->train_steps);
+        running_named(c, "model", shape);
         get_batch(ms, k % CONF_NUM_BATCHES, inputs, targets);
         rc = side_step(&s, ms, inputs, targets, &oc, rg_lr_at(&oc, k, c->train_steps),
                        &losses[k], err, err_len);
