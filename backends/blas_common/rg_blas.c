@@ -86,7 +86,8 @@ rg_backend_ctx *rg_blas_create(const rg_backend_config *cfg, const char *backend
                                size_t err_len) {
     const char *want = NULL;
     int threads = rg_blas_config(cfg, backend, key, &want, err, err_len);
-    if (threads < 0) {
+    int adapt = threads < 0 ? -1 : rg_par_config_adapt(cfg, backend, err, err_len);
+    if (adapt < 0) {
         return NULL;
     }
     rg_backend_ctx *ctx = calloc(1, sizeof(*ctx));
@@ -106,6 +107,7 @@ rg_backend_ctx *rg_blas_create(const rg_backend_config *cfg, const char *backend
         free(ctx);
         return NULL;
     }
+    rg_par_set_adaptive(par, adapt); /* off never fails; on is the pool's default */
     rg_par_backend_init(&ctx->pb, par);
     ctx->gemm = gemm;
     return ctx;
@@ -127,9 +129,9 @@ void rg_blas_describe(const rg_backend_ctx *ctx, const char *library, const char
     int n = ctx->pb.par->num_threads;
     snprintf(buf, buf_len,
              "%s (%s), %s %s (%s); %d thread%s on one pthread pool: "
-             "each sgemm as %d single-threaded block%s, other ops rg_parallel %s kernels",
+             "each sgemm as %d single-threaded block%s, other ops rg_parallel %s kernels, %s",
              library, build, kind, kernels, how, n, n == 1 ? "" : "s", n, n == 1 ? "" : "s",
-             rg_par_kernel_isa());
+             rg_par_kernel_isa(), rg_par_adapt_describe(ctx->pb.par));
 }
 
 int rg_blas_cpu_has(rg_blas_isa isa) {
@@ -191,9 +193,13 @@ int rg_blas_config(const rg_backend_config *cfg, const char *backend, const char
     for (int i = 0; i < cfg->num_options; i++) {
         const rg_option *o = &cfg->options[i];
         const char *k = o->key ? o->key : "";
+        if (!strcmp(k, "adapt")) {
+            continue; /* rg_par_config_adapt's */
+        }
         if (strcmp(k, key) != 0) {
-            snprintf(err, err_len, "unknown option '%s' for backend %s (it takes only %s=NAME)", k,
-                     backend, key);
+            snprintf(err, err_len,
+                     "unknown option '%s' for backend %s (it takes only %s=NAME and adapt=on|off)",
+                     k, backend, key);
             return -1;
         }
         if (*value) {

@@ -298,7 +298,8 @@ static const rg_backend blis_backend = {
     .abi_version = RG_BACKEND_ABI_VERSION,
     .struct_size = sizeof(rg_backend),
     .name = "blis",
-    .summary = "BLIS sgemm for the matmuls (option arch=NAME), rg_parallel for the rest",
+    .summary = "BLIS sgemm for the matmuls (options arch=NAME, adapt=on|off), rg_parallel for the "
+               "rest",
     .create = blis_create,
     .describe = blis_describe,
     RG_BLAS_OPS,

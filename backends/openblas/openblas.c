@@ -228,7 +228,8 @@ static const rg_backend openblas_backend = {
     .abi_version = RG_BACKEND_ABI_VERSION,
     .struct_size = sizeof(rg_backend),
     .name = "openblas",
-    .summary = "OpenBLAS sgemm for the matmuls (option coretype=NAME), rg_parallel for the rest",
+    .summary = "OpenBLAS sgemm for the matmuls (options coretype=NAME, adapt=on|off), "
+               "rg_parallel for the rest",
     .create = openblas_create,
     .describe = openblas_describe,
     RG_BLAS_OPS,

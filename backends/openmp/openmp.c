@@ -1,6 +1,8 @@
 /* Backend `openmp`: the shared blocked kernels of rg_parallel, driven by OpenMP parallel regions
- * with exactly num_threads threads. Every op is native. Option kernels=auto|avx512|zen4|avx2|generic
- * chooses the matmuls' kernel set (default auto: the best for this CPU). */
+ * with exactly num_threads threads (or the caller alone, as rg_par_for's adaptive thread count
+ * chooses per op; adapt=off: always every thread). Every op is native. Option
+ * kernels=auto|avx512|zen4|avx2|generic chooses the matmuls' kernel set (default auto: the best for
+ * this CPU). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,7 +15,8 @@ struct rg_backend_ctx {
 static rg_backend_ctx *openmp_create(const rg_backend_config *cfg, char *err, size_t err_len) {
     const rg_par_kernels *kernels;
     int threads = rg_par_config_kernels(cfg, "openmp", &kernels, err, err_len);
-    if (threads < 0) {
+    int adapt = threads < 0 ? -1 : rg_par_config_adapt(cfg, "openmp", err, err_len);
+    if (adapt < 0) {
         return NULL;
     }
     rg_backend_ctx *ctx = calloc(1, sizeof(*ctx));
@@ -26,6 +29,7 @@ static rg_backend_ctx *openmp_create(const rg_backend_config *cfg, char *err, si
         free(ctx);
         return NULL;
     }
+    rg_par_set_adaptive(par, adapt); /* off never fails; on is the driver's default */
     rg_par_backend_init(&ctx->pb, par);
     if (kernels) {
         ctx->pb.kernels = kernels;
@@ -62,8 +66,10 @@ static void openmp_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
     int n = ctx->pb.par->num_threads;
     char mm[160];
     rg_par_kernels_describe(&ctx->pb, mm, sizeof mm);
-    snprintf(buf, buf_len, "OpenMP %s (_OPENMP %d), %d thread%s, %s, other ops blocked %s kernels",
-             openmp_version(), _OPENMP, n, n == 1 ? "" : "s", mm, rg_par_kernel_isa());
+    snprintf(buf, buf_len,
+             "OpenMP %s (_OPENMP %d), %d thread%s, %s, other ops blocked %s kernels, %s",
+             openmp_version(), _OPENMP, n, n == 1 ? "" : "s", mm, rg_par_kernel_isa(),
+             rg_par_adapt_describe(ctx->pb.par));
 }
 
 static const rg_backend openmp_backend = {

@@ -1,6 +1,7 @@
 /* Backend `pthreads`: the shared blocked kernels of rg_parallel on a persistent pthread pool
  * (created with the instance, joined on destroy). Every op is native. Option
- * kernels=auto|avx512|zen4|avx2|generic chooses the matmuls' kernel set (default auto). */
+ * kernels=auto|avx512|zen4|avx2|generic chooses the matmuls' kernel set (default auto); adapt=off
+ * runs every op on every thread (default on: see rg_par_for). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,7 +14,8 @@ struct rg_backend_ctx {
 static rg_backend_ctx *pthreads_create(const rg_backend_config *cfg, char *err, size_t err_len) {
     const rg_par_kernels *kernels;
     int threads = rg_par_config_kernels(cfg, "pthreads", &kernels, err, err_len);
-    if (threads < 0) {
+    int adapt = threads < 0 ? -1 : rg_par_config_adapt(cfg, "pthreads", err, err_len);
+    if (adapt < 0) {
         return NULL;
     }
     rg_backend_ctx *ctx = calloc(1, sizeof(*ctx));
@@ -26,6 +28,7 @@ static rg_backend_ctx *pthreads_create(const rg_backend_config *cfg, char *err, 
         free(ctx);
         return NULL;
     }
+    rg_par_set_adaptive(par, adapt); /* off never fails; on is the driver's default */
     rg_par_backend_init(&ctx->pb, par);
     if (kernels) {
         ctx->pb.kernels = kernels;
@@ -46,8 +49,9 @@ static void pthreads_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
     char mm[160];
     rg_par_kernels_describe(&ctx->pb, mm, sizeof mm);
     snprintf(buf, buf_len,
-             "pthread pool (spin-then-futex wake-up), %d thread%s, %s, other ops blocked %s kernels",
-             n, n == 1 ? "" : "s", mm, rg_par_kernel_isa());
+             "pthread pool (spin-then-futex wake-up), %d thread%s, %s, other ops blocked %s "
+             "kernels, %s",
+             n, n == 1 ? "" : "s", mm, rg_par_kernel_isa(), rg_par_adapt_describe(ctx->pb.par));
 }
 
 static const rg_backend pthreads_backend = {

@@ -33,6 +33,7 @@
 typedef void (*rg_range_fn)(void *arg, int64_t begin, int64_t end, int tid);
 
 typedef struct rg_par rg_par;
+typedef struct rg_par_adapt rg_par_adapt;
 struct rg_par {
     int num_threads;
     /* The most chunks rg_par_for gives one job: num_threads for OpenMP (one chunk per thread), a
@@ -47,11 +48,20 @@ struct rg_par {
      * concurrently on one rg_par. */
     void (*run)(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *arg);
     void (*destroy)(rg_par *par);
+    /* The adaptive thread count's state (see rg_par_internal.h): rg_par_for runs each op site on
+     * every thread or on the caller alone, whichever measures faster. NULL: every op on every
+     * thread (one thread, or the option adapt=off). */
+    rg_par_adapt *adapt;
 };
 
 /* Drivers. num_threads > 0. Return NULL (and write one line into err) on failure. */
 rg_par *rg_par_openmp_create(int num_threads, char *err, size_t err_len);  /* in rg_par_openmp */
 rg_par *rg_par_pthreads_create(int num_threads, char *err, size_t err_len);
+
+/* on 1: starts par's adaptive thread count (a driver's create does, for more than one thread);
+ * on 0: stops it, every op then runs on every thread (adapt=off; a driver's destroy). Returns 0,
+ * or -1 when out of memory. */
+int rg_par_set_adaptive(rg_par *par, int on);
 
 /* Runs fn over [0, n) in chunks of at least grain items (so tiny ops stay on one thread, without
  * any threading overhead), at most par->max_chunks of them. */
@@ -86,10 +96,18 @@ void rg_par_backend_release(rg_par_backend *pb);
  * one line in err ("unknown option 'k' for backend NAME", or a bad thread count). */
 int rg_par_config_threads(const rg_backend_config *cfg, const char *backend, char *err,
                           size_t err_len);
-/* The same for a backend whose one option is kernels=NAME (see rg_par_kernels_find): also sets
- * *kernels (NULL when the option is absent: the CPU's best). */
+/* The same for a backend whose options are kernels=NAME (see rg_par_kernels_find) and adapt
+ * (rg_par_config_adapt): also sets *kernels (NULL when the option is absent: the CPU's best). */
 int rg_par_config_kernels(const rg_backend_config *cfg, const char *backend,
                           const rg_par_kernels **kernels, char *err, size_t err_len);
+
+/* The option adapt=on|off of every parallel backend: 1 (on, also when absent: the thread count
+ * adapts per op), 0 (off: every op on every thread), or -1 with one line in err for another
+ * value. */
+int rg_par_config_adapt(const rg_backend_config *cfg, const char *backend, char *err,
+                        size_t err_len);
+/* One phrase for describe: "thread count adaptive per op" or "thread count fixed (adapt=off)". */
+const char *rg_par_adapt_describe(const rg_par *par);
 
 /* The vector instruction set the kernels were compiled for: "AVX-512", "AVX2" or "generic". */
 const char *rg_par_kernel_isa(void);

@@ -23,7 +23,84 @@ void rg_par_for(rg_par *par, int64_t n, int64_t grain, rg_range_fn fn, void *arg
         fn(arg, 0, n, 0); /* too small to pay for a wake-up */
         return;
     }
-    par->run(par, n, (int)chunks, fn, arg);
+    if (!par->adapt) {
+        par->run(par, n, (int)chunks, fn, arg);
+        return;
+    }
+    rg_par_site *site = rg_par_adapt_site(par->adapt, fn, n, (int)chunks);
+    int mode = rg_par_adapt_mode(site);
+    double t0 = rg_par_now_s();
+    if (mode == RG_PAR_ALONE) {
+        rg_par_run_alone(n, (int)chunks, fn, arg);
+    } else {
+        par->run(par, n, (int)chunks, fn, arg);
+    }
+    rg_par_adapt_record(site, mode, rg_par_now_s() - t0);
+}
+
+int rg_par_set_adaptive(rg_par *par, int on) {
+    if (!on) {
+        free(par->adapt);
+        par->adapt = NULL;
+        return 0;
+    }
+    if (!par->adapt && par->num_threads > 1) {
+        par->adapt = calloc(1, sizeof(*par->adapt));
+        if (!par->adapt) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A slot index from the site's key (a pointer and two sizes): a multiplicative hash. */
+static unsigned site_slot(rg_range_fn fn, int64_t n, int nchunks) {
+    uint64_t h = (uint64_t)(uintptr_t)fn * 0x9E3779B97F4A7C15ULL;
+    h ^= (uint64_t)n * 0xC2B2AE3D27D4EB4FULL + (uint64_t)nchunks;
+    h *= 0x9E3779B97F4A7C15ULL;
+    return (unsigned)(h >> 32) % RG_PAR_ADAPT_SITES;
+}
+
+rg_par_site *rg_par_adapt_site(rg_par_adapt *a, rg_range_fn fn, int64_t n, int nchunks) {
+    rg_par_site *s = &a->sites[site_slot(fn, n, nchunks)];
+    if (s->fn != fn || s->n != n || s->nchunks != nchunks) {
+        *s = (rg_par_site){.fn = fn, .n = n, .nchunks = nchunks, .choice = RG_PAR_ALL,
+                           .until_probe = RG_PAR_ADAPT_WARMUP, .interval = RG_PAR_ADAPT_MIN_PROBE};
+    }
+    return s;
+}
+
+int rg_par_adapt_mode(rg_par_site *s) {
+    if (s->until_probe > 0) {
+        s->until_probe--;
+        return s->choice;
+    }
+    s->until_probe = s->interval;
+    return !s->choice;
+}
+
+void rg_par_adapt_record(rg_par_site *s, int mode, double seconds) {
+    int other = !s->choice;
+    /* the choice's calls: the mean of the old estimate and the new time, so a run of slow calls
+     * moves it within a few; a probe replaces it, as that mode has not run for a while */
+    s->est[mode] = mode == other || s->est[mode] <= 0 ? seconds : 0.5 * (s->est[mode] + seconds);
+    if (s->est[other] > 0 && s->est[other] < RG_PAR_ADAPT_MARGIN * s->est[s->choice]) {
+        s->choice = other;
+        s->interval = RG_PAR_ADAPT_MIN_PROBE;
+        s->until_probe = s->interval;
+    } else if (mode == other) { /* a probe that lost: probe less often */
+        s->interval = s->interval * RG_PAR_ADAPT_GROWTH < RG_PAR_ADAPT_MAX_PROBE
+                          ? s->interval * RG_PAR_ADAPT_GROWTH
+                          : RG_PAR_ADAPT_MAX_PROBE;
+        s->until_probe = s->interval;
+    }
+}
+
+const char *rg_par_adapt_describe(const rg_par *par) {
+    if (par->adapt) {
+        return "thread count adaptive per op";
+    }
+    return par->num_threads > 1 ? "thread count fixed (adapt=off)" : "thread count fixed";
 }
 
 void rg_par_backend_init(rg_par_backend *pb, rg_par *par) {
@@ -86,6 +163,9 @@ int rg_par_config_kernels(const rg_backend_config *cfg, const char *backend,
     }
     for (int i = 0; i < cfg->num_options; i++) {
         const char *key = cfg->options[i].key ? cfg->options[i].key : "";
+        if (kernels && !strcmp(key, "adapt")) {
+            continue; /* rg_par_config_adapt's */
+        }
         if (!kernels || strcmp(key, "kernels") != 0) {
             snprintf(err, err_len, "unknown option '%s' for backend %s", key, backend);
             return -1;
@@ -102,6 +182,24 @@ int rg_par_config_kernels(const rg_backend_config *cfg, const char *backend,
         }
     }
     return config_thread_count(cfg, backend, err, err_len);
+}
+
+int rg_par_config_adapt(const rg_backend_config *cfg, const char *backend, char *err,
+                        size_t err_len) {
+    int on = 1;
+    for (int i = 0; cfg && i < cfg->num_options; i++) {
+        const rg_option *o = &cfg->options[i];
+        if (!o->key || strcmp(o->key, "adapt") != 0) {
+            continue;
+        }
+        const char *v = o->value ? o->value : "";
+        if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+            snprintf(err, err_len, "backend %s: adapt must be on or off, not '%s'", backend, v);
+            return -1;
+        }
+        on = !strcmp(v, "on");
+    }
+    return on;
 }
 
 const char *rg_par_kernel_isa(void) {

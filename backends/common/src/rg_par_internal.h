@@ -34,47 +34,49 @@ static inline int rg_par_chunk_order(int tid, int nthreads, int nchunks, int k) 
     return k < own ? first + k : (first - 1 - (k - own) + 2 * nchunks) % nchunks;
 }
 
-/* Contention governor of a driver (its state is the calling thread's alone). When the caller,
- * after running its own chunks, waited for the others longer than it worked (and more than
- * RG_PAR_GOV_MIN_WAIT_S), another thread held a chunk while it had lost its core to some other
- * process: on a shared machine that wait recurs at every op, and two threads end up slower than
- * one. The next ops then run on the caller alone, every chunk in order (the same boundaries, so
- * the same results; tid 0 runs several chunks in any case when it takes the others' chunks), for a
- * back-off of RG_PAR_GOV_MIN_OPS ops that doubles (up to RG_PAR_GOV_MAX_OPS) each time the op
- * tried after it waits again, and ends at the first op that does not. */
-#define RG_PAR_GOV_MIN_WAIT_S 100e-6
-#define RG_PAR_GOV_MIN_OPS 16
-#define RG_PAR_GOV_MAX_OPS 1024
+/* Adaptive thread count: each op site (kernel fn, range n, chunk count) runs either on every
+ * thread or on the caller alone, whichever its recent calls measured faster. On a machine shared
+ * with other work, a team of threads can be slower than one thread: when the harness's threads
+ * share a core between them while the other process has a core of its own, or one holds a chunk
+ * while descheduled. Between probes a site runs its choice and measures it (so a choice that got
+ * slow is noticed at once); every `interval` calls it runs the other mode once (a probe). A probe
+ * that loses multiplies the interval by RG_PAR_ADAPT_GROWTH (up to RG_PAR_ADAPT_MAX_PROBE), so on
+ * a quiet machine probing costs well under 1% of the time; a switch resets it to
+ * RG_PAR_ADAPT_MIN_PROBE. Running alone means every chunk in order on the caller (the same
+ * boundaries, so the same results: tid 0 runs several chunks in any case when it takes the
+ * others' chunks). The state is the calling thread's alone (rg_par.run is never concurrent). */
+#define RG_PAR_ADAPT_SITES 128     /* direct-mapped table of op sites */
+#define RG_PAR_ADAPT_MIN_PROBE 4   /* calls of the choice before a probe, just after a switch */
+#define RG_PAR_ADAPT_MAX_PROBE 256 /* ... at most, once the choice has held */
+#define RG_PAR_ADAPT_GROWTH 4
+#define RG_PAR_ADAPT_WARMUP 2      /* first calls of a new site, on every thread, then a probe */
+#define RG_PAR_ADAPT_MARGIN 0.9    /* the other mode switches in below 0.9x the choice's time */
 
-typedef struct rg_par_gov {
-    int skip;    /* ops still to run on the caller alone */
-    int backoff; /* the last back-off, 0 after an op without a long wait */
-} rg_par_gov;
+enum { RG_PAR_ALONE = 0, RG_PAR_ALL = 1 }; /* the two modes */
 
-/* 1 when this op runs on the caller alone (rg_par_gov_run_alone), counting it. */
-static inline int rg_par_gov_alone(rg_par_gov *g) {
-    if (g->skip > 0) {
-        g->skip--;
-        return 1;
-    }
-    return 0;
-}
+typedef struct rg_par_site {
+    rg_range_fn fn; /* the site's key: fn, n, nchunks (fn NULL: slot unused) */
+    int64_t n;
+    int nchunks;
+    int choice;      /* the mode run between probes */
+    int until_probe; /* calls of choice left before the next probe */
+    int interval;    /* the current probe interval */
+    double est[2];   /* seconds per call of each mode (rg_par_adapt_record); 0: not measured */
+} rg_par_site;
 
-/* After an op run by every thread: work_s the caller spent in its chunks, wait_s it then waited. */
-static inline void rg_par_gov_record(rg_par_gov *g, double work_s, double wait_s) {
-    if (wait_s > RG_PAR_GOV_MIN_WAIT_S && wait_s > work_s) {
-        g->backoff = g->backoff ? 2 * g->backoff : RG_PAR_GOV_MIN_OPS;
-        if (g->backoff > RG_PAR_GOV_MAX_OPS) {
-            g->backoff = RG_PAR_GOV_MAX_OPS;
-        }
-        g->skip = g->backoff;
-    } else {
-        g->backoff = 0;
-    }
-}
+typedef struct rg_par_adapt {
+    rg_par_site sites[RG_PAR_ADAPT_SITES];
+} rg_par_adapt;
+
+/* The site of (fn, n, nchunks), started afresh when its slot held another one. */
+rg_par_site *rg_par_adapt_site(rg_par_adapt *a, rg_range_fn fn, int64_t n, int nchunks);
+/* The mode (RG_PAR_ALONE or RG_PAR_ALL) to run this call of site s in, counting the call. */
+int rg_par_adapt_mode(rg_par_site *s);
+/* After a call of s run in mode, which took seconds: updates the estimate and the choice. */
+void rg_par_adapt_record(rg_par_site *s, int mode, double seconds);
 
 /* Runs every chunk of the job, in order, on the calling thread (tid 0). */
-static inline void rg_par_gov_run_alone(int64_t n, int nchunks, rg_range_fn fn, void *arg) {
+static inline void rg_par_run_alone(int64_t n, int nchunks, rg_range_fn fn, void *arg) {
     for (int i = 0; i < nchunks; i++) {
         int64_t begin = n * i / nchunks, end = n * (i + 1) / nchunks;
         if (begin < end) {

@@ -20,19 +20,11 @@ typedef struct omp_chunk_flag {
 typedef struct omp_par {
     rg_par base; /* first member: the rg_par the kernels see */
     omp_chunk_flag *flags; /* (max_chunks) */
-    rg_par_gov gov;        /* the caller's: runs alone while others are descheduled */
 } omp_par;
 
 static void omp_run(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *arg) {
     omp_par *op = (omp_par *)par;
     int nthreads = nchunks < par->num_threads ? nchunks : par->num_threads;
-    if (nthreads > 1 && rg_par_gov_alone(&op->gov)) {
-        rg_par_gov_run_alone(n, nchunks, fn, arg);
-        return;
-    }
-    /* when the caller (thread 0) finished its chunks: the region's end barrier waits for every
-     * thread of the team, a descheduled one too */
-    double t0 = rg_par_now_s(), t1 = t0;
     for (int i = 0; i < nchunks; i++) {
         atomic_store_explicit(&op->flags[i].taken, 0, memory_order_relaxed);
     }
@@ -57,12 +49,6 @@ static void omp_run(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *a
                 fn(arg, begin, end, tid);
             }
         }
-        if (tid == 0) {
-            t1 = rg_par_now_s();
-        }
-    }
-    if (nthreads > 1) {
-        rg_par_gov_record(&op->gov, t1 - t0, rg_par_now_s() - t1);
     }
 }
 
@@ -70,6 +56,7 @@ static void omp_destroy(rg_par *par) {
     omp_par *op = (omp_par *)par;
     if (op) {
         free(op->flags);
+        rg_par_set_adaptive(&op->base, 0);
     }
     free(op);
 }
@@ -82,9 +69,10 @@ rg_par *rg_par_openmp_create(int num_threads, char *err, size_t err_len) {
     omp_par *op = calloc(1, sizeof(*op));
     int max_chunks = num_threads > 1 ? num_threads * RG_PAR_CHUNKS_PER_THREAD : 1;
     if (op) {
+        op->base.num_threads = num_threads;
         op->flags = aligned_alloc(64, (size_t)max_chunks * sizeof(*op->flags));
     }
-    if (!op || !op->flags) {
+    if (!op || !op->flags || rg_par_set_adaptive(&op->base, 1) != 0) {
         snprintf(err, err_len, "out of memory for the OpenMP driver");
         if (op) {
             free(op->flags);

@@ -80,7 +80,6 @@ struct rg_pool {
     atomic_int stop;            /* set before the last bump of gen: workers exit */
     atomic_int sleepers;        /* workers sleeping (or about to) on gen */
     atomic_int caller_sleeping; /* the caller sleeps on done */
-    rg_par_gov gov;             /* the caller's: runs alone while others are descheduled */
 };
 
 static void cpu_relax(void) {
@@ -219,11 +218,6 @@ static void pool_run(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *
         fn(arg, 0, n, 0);
         return;
     }
-    if (rg_par_gov_alone(&pool->gov)) {
-        rg_par_gov_run_alone(n, nchunks, fn, arg);
-        return;
-    }
-    const double t0 = now_s();
     pool->fn = fn;
     pool->arg = arg;
     pool->n = n;
@@ -235,9 +229,7 @@ static void pool_run(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *
     post(pool);
 
     run_chunks(pool, 0);
-    const double t1 = now_s();
     wait_done(pool, nchunks);
-    rg_par_gov_record(&pool->gov, t1 - t0, now_s() - t1);
 }
 
 static void pool_destroy(rg_par *par) {
@@ -253,6 +245,7 @@ static void pool_destroy(rg_par *par) {
     free(pool->threads);
     free(pool->workers);
     free(pool->flags);
+    rg_par_set_adaptive(&pool->base, 0);
     free(pool);
 }
 
@@ -269,7 +262,11 @@ rg_par *rg_par_pthreads_create(int num_threads, char *err, size_t err_len) {
         pool->flags = aligned_alloc(64, (size_t)num_threads * RG_PAR_CHUNKS_PER_THREAD *
                                             sizeof(*pool->flags));
     }
-    if (!pool || !pool->threads || !pool->workers || !pool->flags) {
+    if (pool) {
+        pool->base.num_threads = num_threads;
+    }
+    if (!pool || !pool->threads || !pool->workers || !pool->flags ||
+        rg_par_set_adaptive(&pool->base, 1) != 0) {
         snprintf(err, err_len, "out of memory for a pool of %d threads", num_threads);
         if (pool) {
             free(pool->threads);
@@ -279,7 +276,6 @@ rg_par *rg_par_pthreads_create(int num_threads, char *err, size_t err_len) {
         free(pool);
         return NULL;
     }
-    pool->base.num_threads = num_threads;
     pool->base.max_chunks = num_threads > 1 ? num_threads * RG_PAR_CHUNKS_PER_THREAD : 1;
     pool->base.run = pool_run;
     pool->base.destroy = pool_destroy;

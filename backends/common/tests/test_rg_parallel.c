@@ -16,6 +16,7 @@
 
 #include "randygpt/ops.h"
 #include "randygpt/rng.h"
+#include "rg_par_internal.h" /* the adaptive thread count's policy */
 #include "rg_parallel.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -157,6 +158,134 @@ static void test_jobs_after_sleep(void **state) {
     free_ctx(ctx);
 }
 
+/* ---- the adaptive thread count: its policy fed made-up times (nothing here is timed) ---- */
+
+/* One call of site s as rg_par_for makes it, alone taking alone_s and every thread all_s seconds;
+ * returns the mode it ran. */
+static int adapt_call(rg_par_site *s, double alone_s, double all_s) {
+    int mode = rg_par_adapt_mode(s);
+    rg_par_adapt_record(s, mode, mode == RG_PAR_ALONE ? alone_s : all_s);
+    return mode;
+}
+
+/* calls calls of s; returns how many ran in mode */
+static int adapt_calls(rg_par_site *s, int calls, double alone_s, double all_s, int mode) {
+    int in_mode = 0;
+    for (int i = 0; i < calls; i++) {
+        in_mode += adapt_call(s, alone_s, all_s) == mode;
+    }
+    return in_mode;
+}
+
+/* A quiet machine keeps every thread and probes ever less often; contention (every thread
+ * slower than one) switches a site to the caller alone within a few calls; its end switches it
+ * back at the next probe; times within the margin change nothing. */
+static void test_adapt_policy(void **state) {
+    rg_par_adapt *a = calloc(1, sizeof *a);
+    assert_non_null(a);
+    rg_par_site *s = rg_par_adapt_site(a, count, 1000, 8);
+    for (int i = 0; i < RG_PAR_ADAPT_WARMUP; i++) {
+        assert_int_equal(adapt_call(s, 1.8, 1.0), RG_PAR_ALL);
+    }
+    assert_int_equal(adapt_call(s, 1.8, 1.0), RG_PAR_ALONE); /* the first probe */
+
+    const int calls = 4000, max_probes = 3 + calls / RG_PAR_ADAPT_MAX_PROBE;
+    int probes = adapt_calls(s, calls, 1.8, 1.0, RG_PAR_ALONE);
+    assert_int_equal(s->choice, RG_PAR_ALL);
+    assert_true(probes >= calls / (RG_PAR_ADAPT_MAX_PROBE + 1) && probes <= max_probes);
+
+    int to_alone = 0; /* contention: every thread takes 3, alone 1.8 */
+    while (s->choice == RG_PAR_ALL && to_alone < 10) {
+        adapt_call(s, 1.8, 3.0);
+        to_alone++;
+    }
+    assert_int_equal(s->choice, RG_PAR_ALONE);
+    assert_true(to_alone <= 3);
+    probes = adapt_calls(s, calls, 1.8, 3.0, RG_PAR_ALL);
+    assert_int_equal(s->choice, RG_PAR_ALONE);
+    assert_true(probes >= calls / (RG_PAR_ADAPT_MAX_PROBE + 1) && probes <= max_probes);
+
+    int to_all = 0; /* quiet again */
+    while (s->choice == RG_PAR_ALONE && to_all < 2 * RG_PAR_ADAPT_MAX_PROBE) {
+        adapt_call(s, 1.8, 1.0);
+        to_all++;
+    }
+    assert_int_equal(s->choice, RG_PAR_ALL);
+    assert_true(to_all <= RG_PAR_ADAPT_MAX_PROBE + 1);
+    assert_int_equal(adapt_calls(s, RG_PAR_ADAPT_MIN_PROBE, 1.8, 1.0, RG_PAR_ALL),
+                     RG_PAR_ADAPT_MIN_PROBE);
+
+    /* within the margin: alone 5% faster is not worth a switch */
+    s = rg_par_adapt_site(a, count, 2000, 8);
+    adapt_calls(s, calls, 0.95, 1.0, RG_PAR_ALL);
+    assert_int_equal(s->choice, RG_PAR_ALL);
+    free(a);
+}
+
+/* One site per (fn, n, nchunks): asked again, the same state; a key that takes its slot starts
+ * afresh there. */
+static void test_adapt_sites(void **state) {
+    rg_par_adapt *a = calloc(1, sizeof *a);
+    assert_non_null(a);
+    rg_par_site *s = rg_par_adapt_site(a, count, 1000, 8);
+    adapt_calls(s, 100, 1.0, 2.0, RG_PAR_ALL);
+    assert_int_equal(s->choice, RG_PAR_ALONE);
+    assert_ptr_equal(rg_par_adapt_site(a, count, 1000, 8), s);
+    assert_int_equal(s->choice, RG_PAR_ALONE);
+    int64_t other = 1001;
+    while (rg_par_adapt_site(a, count, other, 8) != s) {
+        other++;
+    }
+    assert_int_equal(s->n, other);
+    assert_int_equal(s->choice, RG_PAR_ALL);
+    assert_true(s->est[RG_PAR_ALONE] == 0 && s->est[RG_PAR_ALL] == 0);
+    assert_ptr_equal(rg_par_adapt_site(a, count, 1000, 8), s);
+    assert_int_equal(s->n, 1000);
+    free(a);
+}
+
+/* An op run alone by the policy has the same chunks, all on the caller; adapt off (and one
+ * thread) runs every op on every thread without any state. */
+static void test_adapt_alone_chunks(void **state) {
+    const int64_t n = 1000;
+    for (int d = 0; d < num_drivers(); d++) {
+        for (int threads = 2; threads <= 3; threads++) {
+            rg_backend_ctx *ctx = make_ctx((driver)d, threads);
+            rg_par *par = ctx->pb.par;
+            assert_non_null(par->adapt);
+            int chunks = par->max_chunks;
+            visit_args a = {n, chunks, calloc(n, sizeof(int)), malloc(chunks * sizeof(int64_t)),
+                            malloc(chunks * sizeof(int))};
+            rg_par_site *s = rg_par_adapt_site(par->adapt, visit, n, chunks);
+            s->choice = RG_PAR_ALONE;
+            s->until_probe = 1000;
+            rg_par_for(par, n, 1, visit, &a);
+            assert_int_equal(s->until_probe, 999); /* the call went through this site */
+            for (int64_t i = 0; i < n; i++) {
+                assert_int_equal(a.hits[i], 1);
+            }
+            for (int i = 0; i < chunks; i++) {
+                assert_int_equal(a.ends[i], n * (i + 1) / chunks);
+                assert_int_equal(a.tids[i], 0);
+            }
+            assert_int_equal(rg_par_set_adaptive(par, 0), 0);
+            assert_null(par->adapt);
+            memset(a.hits, 0, n * sizeof(int));
+            rg_par_for(par, n, 1, visit, &a);
+            for (int64_t i = 0; i < n; i++) {
+                assert_int_equal(a.hits[i], 1);
+            }
+            free(a.hits);
+            free(a.ends);
+            free(a.tids);
+            free_ctx(ctx);
+        }
+        rg_backend_ctx *one = make_ctx((driver)d, 1);
+        assert_null(one->pb.par->adapt);
+        free_ctx(one);
+    }
+}
+
 static void test_config(void **state) {
     char err[256];
     rg_option opt = {"frobnicate", "1"};
@@ -186,6 +315,23 @@ static void test_config(void **state) {
     opt.value = "generic";
     assert_int_equal(rg_par_config_threads(&cfg, "pthreads", err, sizeof err), -1);
     assert_string_equal(err, "unknown option 'kernels' for backend pthreads");
+
+    /* adapt=on|off: on when absent, accepted beside kernels=, refused with another value and by a
+     * backend without options */
+    rg_option two[2] = {{"adapt", "off"}, {"kernels", "generic"}};
+    cfg = (rg_backend_config){2, 2, two};
+    assert_int_equal(rg_par_config_kernels(&cfg, "openmp", &k, err, sizeof err), 2);
+    assert_int_equal(rg_par_config_adapt(&cfg, "openmp", err, sizeof err), 0);
+    two[0].value = "on";
+    assert_int_equal(rg_par_config_adapt(&cfg, "openmp", err, sizeof err), 1);
+    two[0].value = "maybe";
+    assert_int_equal(rg_par_config_adapt(&cfg, "openmp", err, sizeof err), -1);
+    assert_string_equal(err, "backend openmp: adapt must be on or off, not 'maybe'");
+    cfg.num_options = 1;
+    assert_int_equal(rg_par_config_threads(&cfg, "pthreads", err, sizeof err), -1);
+    assert_string_equal(err, "unknown option 'adapt' for backend pthreads");
+    cfg.num_options = 0;
+    assert_int_equal(rg_par_config_adapt(&cfg, "openmp", err, sizeof err), 1);
 }
 
 /* ---- kernels against the reference ---- */
@@ -402,6 +548,9 @@ static void test_sum_squares(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_adapt_policy),
+        cmocka_unit_test(test_adapt_sites),
+        cmocka_unit_test(test_adapt_alone_chunks),
         cmocka_unit_test(test_chunking),
         cmocka_unit_test(test_many_quick_jobs),
         cmocka_unit_test(test_jobs_after_sleep),
