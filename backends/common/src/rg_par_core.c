@@ -28,14 +28,13 @@ void rg_par_for(rg_par *par, int64_t n, int64_t grain, rg_range_fn fn, void *arg
         return;
     }
     rg_par_site *site = rg_par_adapt_site(par->adapt, fn, n, (int)chunks);
-    int mode = rg_par_adapt_mode(site);
     double t0 = rg_par_now_s();
-    if (mode == RG_PAR_ALONE) {
+    if (par->adapt->mode == RG_PAR_ALONE) {
         rg_par_run_alone(n, (int)chunks, fn, arg);
     } else {
         par->run(par, n, (int)chunks, fn, arg);
     }
-    rg_par_adapt_record(site, mode, rg_par_now_s() - t0);
+    rg_par_adapt_record(par->adapt, site, rg_par_now_s() - t0);
 }
 
 int rg_par_set_adaptive(rg_par *par, int on) {
@@ -45,12 +44,20 @@ int rg_par_set_adaptive(rg_par *par, int on) {
         return 0;
     }
     if (!par->adapt && par->num_threads > 1) {
-        par->adapt = calloc(1, sizeof(*par->adapt));
+        par->adapt = malloc(sizeof(*par->adapt));
         if (!par->adapt) {
             return -1;
         }
+        rg_par_adapt_init(par->adapt);
     }
     return 0;
+}
+
+void rg_par_adapt_init(rg_par_adapt *a) {
+    memset(a, 0, sizeof(*a));
+    a->choice = a->mode = RG_PAR_ALL;
+    a->until_probe = RG_PAR_ADAPT_WARMUP;
+    a->interval = RG_PAR_ADAPT_MIN_PROBE;
 }
 
 /* A slot index from the site's key (a pointer and two sizes): a multiplicative hash. */
@@ -64,35 +71,51 @@ static unsigned site_slot(rg_range_fn fn, int64_t n, int nchunks) {
 rg_par_site *rg_par_adapt_site(rg_par_adapt *a, rg_range_fn fn, int64_t n, int nchunks) {
     rg_par_site *s = &a->sites[site_slot(fn, n, nchunks)];
     if (s->fn != fn || s->n != n || s->nchunks != nchunks) {
-        *s = (rg_par_site){.fn = fn, .n = n, .nchunks = nchunks, .choice = RG_PAR_ALL,
-                           .until_probe = RG_PAR_ADAPT_WARMUP, .interval = RG_PAR_ADAPT_MIN_PROBE};
+        *s = (rg_par_site){.fn = fn, .n = n, .nchunks = nchunks};
     }
     return s;
 }
 
-int rg_par_adapt_mode(rg_par_site *s) {
-    if (s->until_probe > 0) {
-        s->until_probe--;
-        return s->choice;
+/* The end of a window: the choice (a probe that won, or a choice that lost, switches it) and
+ * the next window's mode. */
+static void end_window(rg_par_adapt *a) {
+    int probe = a->mode != a->choice;
+    int mode_won = a->spent > 0 && a->spent < RG_PAR_ADAPT_MARGIN * a->other;
+    int other_won = a->other > 0 && a->other < RG_PAR_ADAPT_MARGIN * a->spent;
+    if (probe ? mode_won : other_won) {
+        a->choice = !a->choice;
+        a->interval = RG_PAR_ADAPT_MIN_PROBE;
+        a->until_probe = a->interval;
+    } else if (probe) {
+        a->interval = a->interval * RG_PAR_ADAPT_GROWTH < RG_PAR_ADAPT_MAX_PROBE
+                          ? a->interval * RG_PAR_ADAPT_GROWTH
+                          : RG_PAR_ADAPT_MAX_PROBE;
+        a->until_probe = a->interval;
     }
-    s->until_probe = s->interval;
-    return !s->choice;
+    int next = a->choice;
+    if (!probe && a->until_probe-- <= 0) {
+        next = !a->choice;
+    }
+    a->cold = next != a->mode;
+    a->mode = next;
+    a->calls = 0;
+    a->spent = a->other = 0.0;
 }
 
-void rg_par_adapt_record(rg_par_site *s, int mode, double seconds) {
-    int other = !s->choice;
-    /* the choice's calls: the mean of the old estimate and the new time, so a run of slow calls
-     * moves it within a few; a probe replaces it, as that mode has not run for a while */
-    s->est[mode] = mode == other || s->est[mode] <= 0 ? seconds : 0.5 * (s->est[mode] + seconds);
-    if (s->est[other] > 0 && s->est[other] < RG_PAR_ADAPT_MARGIN * s->est[s->choice]) {
-        s->choice = other;
-        s->interval = RG_PAR_ADAPT_MIN_PROBE;
-        s->until_probe = s->interval;
-    } else if (mode == other) { /* a probe that lost: probe less often */
-        s->interval = s->interval * RG_PAR_ADAPT_GROWTH < RG_PAR_ADAPT_MAX_PROBE
-                          ? s->interval * RG_PAR_ADAPT_GROWTH
-                          : RG_PAR_ADAPT_MAX_PROBE;
-        s->until_probe = s->interval;
+void rg_par_adapt_record(rg_par_adapt *a, rg_par_site *s, double seconds) {
+    int m = a->mode;
+    if (!a->cold) {
+        s->est[m] = s->est[m] > 0 ? s->est[m] + RG_PAR_ADAPT_WEIGHT * (seconds - s->est[m])
+                                  : seconds;
+        if (s->est[!m] > 0) {
+            a->spent += seconds;
+            a->other += s->est[!m];
+        }
+    }
+    a->cold = 0;
+    int window = m == a->choice ? RG_PAR_ADAPT_WINDOW : RG_PAR_ADAPT_PROBE;
+    if (++a->calls == window) {
+        end_window(a);
     }
 }
 

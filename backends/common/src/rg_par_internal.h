@@ -34,23 +34,31 @@ static inline int rg_par_chunk_order(int tid, int nthreads, int nchunks, int k) 
     return k < own ? first + k : (first - 1 - (k - own) + 2 * nchunks) % nchunks;
 }
 
-/* Adaptive thread count: each op site (kernel fn, range n, chunk count) runs either on every
- * thread or on the caller alone, whichever its recent calls measured faster. On a machine shared
- * with other work, a team of threads can be slower than one thread: when the harness's threads
- * share a core between them while the other process has a core of its own, or one holds a chunk
- * while descheduled. Between probes a site runs its choice and measures it (so a choice that got
- * slow is noticed at once); every `interval` calls it runs the other mode once (a probe). A probe
- * that loses multiplies the interval by RG_PAR_ADAPT_GROWTH (up to RG_PAR_ADAPT_MAX_PROBE), so on
- * a quiet machine probing costs well under 1% of the time; a switch resets it to
- * RG_PAR_ADAPT_MIN_PROBE. Running alone means every chunk in order on the caller (the same
- * boundaries, so the same results: tid 0 runs several chunks in any case when it takes the
- * others' chunks). The state is the calling thread's alone (rg_par.run is never concurrent). */
-#define RG_PAR_ADAPT_SITES 128     /* direct-mapped table of op sites */
-#define RG_PAR_ADAPT_MIN_PROBE 4   /* calls of the choice before a probe, just after a switch */
-#define RG_PAR_ADAPT_MAX_PROBE 256 /* ... at most, once the choice has held */
+/* Adaptive thread count: the ops run in windows of consecutive rg_par_for calls, all on every
+ * thread or all on the caller alone, and the pool keeps whichever mode measured faster. On a
+ * machine shared with other work, a team of threads can be slower than one thread. The mode is
+ * the pool's, not each op's: a team that ran nothing for a while has gone to sleep, and a team
+ * measured cold (a wake-up per op on a loaded machine costs milliseconds) always loses.
+ * Each op site (kernel fn, range n, chunk count) keeps its time per call in each mode. A window
+ * compares what its calls took with what the same calls took in the other mode (the sites'
+ * estimates, over the calls whose site has one); the other mode takes over below
+ * RG_PAR_ADAPT_MARGIN of the time. Every `interval` windows of the choice, a shorter window runs
+ * the other mode (a probe); a probe that loses makes the interval RG_PAR_ADAPT_GROWTH times
+ * longer, up to RG_PAR_ADAPT_MAX_PROBE windows (so on a quiet machine probing costs well under 1%
+ * of the time), a switch brings it back to RG_PAR_ADAPT_MIN_PROBE. The first call after a change
+ * of mode counts neither in its site's estimate nor in the comparison (the team was cold). Running
+ * alone means every chunk in order on the caller: the same boundaries, so the same results (tid 0
+ * runs several chunks in any case when it takes the others' chunks). The state is the calling
+ * thread's alone (rg_par.run is never concurrent). */
+#define RG_PAR_ADAPT_SITES 128    /* direct-mapped table of op sites */
+#define RG_PAR_ADAPT_WINDOW 64    /* calls per window of the choice */
+#define RG_PAR_ADAPT_PROBE 16     /* calls per probe window */
+#define RG_PAR_ADAPT_WARMUP 2     /* windows on every thread before the first probe */
+#define RG_PAR_ADAPT_MIN_PROBE 4  /* windows of the choice between probes, just after a switch */
+#define RG_PAR_ADAPT_MAX_PROBE 128 /* ... at most, once the choice has held */
 #define RG_PAR_ADAPT_GROWTH 4
-#define RG_PAR_ADAPT_WARMUP 2      /* first calls of a new site, on every thread, then a probe */
-#define RG_PAR_ADAPT_MARGIN 0.9    /* the other mode switches in below 0.9x the choice's time */
+#define RG_PAR_ADAPT_MARGIN 0.9   /* the other mode takes over below 0.9x the time */
+#define RG_PAR_ADAPT_WEIGHT 0.25  /* of a call's time in its site's estimate */
 
 enum { RG_PAR_ALONE = 0, RG_PAR_ALL = 1 }; /* the two modes */
 
@@ -58,22 +66,28 @@ typedef struct rg_par_site {
     rg_range_fn fn; /* the site's key: fn, n, nchunks (fn NULL: slot unused) */
     int64_t n;
     int nchunks;
-    int choice;      /* the mode run between probes */
-    int until_probe; /* calls of choice left before the next probe */
-    int interval;    /* the current probe interval */
-    double est[2];   /* seconds per call of each mode (rg_par_adapt_record); 0: not measured */
+    double est[2]; /* seconds per call in each mode; 0: not measured yet */
 } rg_par_site;
 
 typedef struct rg_par_adapt {
     rg_par_site sites[RG_PAR_ADAPT_SITES];
+    int choice;       /* the mode between probes */
+    int mode;         /* the mode of the current window */
+    int cold;         /* 1: the next call is the first after a change of mode */
+    int calls;        /* calls so far in the current window */
+    int until_probe;  /* windows of the choice before the next probe */
+    int interval;     /* the current probe interval, in windows */
+    double spent;     /* this window: seconds its comparable calls took, */
+    double other;     /* and the other mode's estimate for the same calls */
 } rg_par_adapt;
 
+/* A fresh state: every thread, probing first after RG_PAR_ADAPT_WARMUP windows. */
+void rg_par_adapt_init(rg_par_adapt *a);
 /* The site of (fn, n, nchunks), started afresh when its slot held another one. */
 rg_par_site *rg_par_adapt_site(rg_par_adapt *a, rg_range_fn fn, int64_t n, int nchunks);
-/* The mode (RG_PAR_ALONE or RG_PAR_ALL) to run this call of site s in, counting the call. */
-int rg_par_adapt_mode(rg_par_site *s);
-/* After a call of s run in mode, which took seconds: updates the estimate and the choice. */
-void rg_par_adapt_record(rg_par_site *s, int mode, double seconds);
+/* After a call of site s, run in a->mode, which took seconds: updates the estimates, and at the
+ * end of a window the choice and the next window's mode. */
+void rg_par_adapt_record(rg_par_adapt *a, rg_par_site *s, double seconds);
 
 /* Runs every chunk of the job, in order, on the calling thread (tid 0). */
 static inline void rg_par_run_alone(int64_t n, int nchunks, rg_range_fn fn, void *arg) {

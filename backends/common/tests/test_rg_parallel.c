@@ -160,84 +160,96 @@ static void test_jobs_after_sleep(void **state) {
 
 /* ---- the adaptive thread count: its policy fed made-up times (nothing here is timed) ---- */
 
-/* One call of site s as rg_par_for makes it, alone taking alone_s and every thread all_s seconds;
- * returns the mode it ran. */
-static int adapt_call(rg_par_site *s, double alone_s, double all_s) {
-    int mode = rg_par_adapt_mode(s);
-    rg_par_adapt_record(s, mode, mode == RG_PAR_ALONE ? alone_s : all_s);
-    return mode;
-}
-
-/* calls calls of s; returns how many ran in mode */
-static int adapt_calls(rg_par_site *s, int calls, double alone_s, double all_s, int mode) {
-    int in_mode = 0;
+/* calls calls spread over nsites sites (keys count, 1000 + i, 8), as rg_par_for makes them, a
+ * call taking alone_s alone and all_s on every thread; returns how many ran alone. */
+static int adapt_calls(rg_par_adapt *a, int nsites, int calls, double alone_s, double all_s) {
+    int alone = 0;
     for (int i = 0; i < calls; i++) {
-        in_mode += adapt_call(s, alone_s, all_s) == mode;
+        rg_par_site *s = rg_par_adapt_site(a, count, 1000 + i % nsites, 8);
+        alone += a->mode == RG_PAR_ALONE;
+        rg_par_adapt_record(a, s, a->mode == RG_PAR_ALONE ? alone_s : all_s);
     }
-    return in_mode;
+    return alone;
 }
 
-/* A quiet machine keeps every thread and probes ever less often; contention (every thread
- * slower than one) switches a site to the caller alone within a few calls; its end switches it
+/* calls until a->choice is want (at most limit); returns how many it took */
+static int adapt_until(rg_par_adapt *a, int want, int limit, double alone_s, double all_s) {
+    int calls = 0;
+    while (a->choice != want && calls < limit) {
+        adapt_calls(a, 4, 1, alone_s, all_s);
+        calls++;
+    }
+    return calls;
+}
+
+/* A quiet machine keeps every thread and probes under 1% of the calls; contention (every thread
+ * slower than one) switches the pool to the caller alone within two windows; its end switches it
  * back at the next probe; times within the margin change nothing. */
 static void test_adapt_policy(void **state) {
-    rg_par_adapt *a = calloc(1, sizeof *a);
+    rg_par_adapt *a = malloc(sizeof *a);
     assert_non_null(a);
-    rg_par_site *s = rg_par_adapt_site(a, count, 1000, 8);
-    for (int i = 0; i < RG_PAR_ADAPT_WARMUP; i++) {
-        assert_int_equal(adapt_call(s, 1.8, 1.0), RG_PAR_ALL);
-    }
-    assert_int_equal(adapt_call(s, 1.8, 1.0), RG_PAR_ALONE); /* the first probe */
+    rg_par_adapt_init(a);
+    const int calls = 40000;
+    int alone = adapt_calls(a, 4, calls, 1.8, 1.0);
+    assert_int_equal(a->choice, RG_PAR_ALL);
+    assert_true(alone > 0 && alone * 100 < calls);
 
-    const int calls = 4000, max_probes = 3 + calls / RG_PAR_ADAPT_MAX_PROBE;
-    int probes = adapt_calls(s, calls, 1.8, 1.0, RG_PAR_ALONE);
-    assert_int_equal(s->choice, RG_PAR_ALL);
-    assert_true(probes >= calls / (RG_PAR_ADAPT_MAX_PROBE + 1) && probes <= max_probes);
+    /* contention: every thread takes 3, alone 1.8 */
+    assert_true(adapt_until(a, RG_PAR_ALONE, calls, 1.8, 3.0) <= 2 * RG_PAR_ADAPT_WINDOW);
+    assert_int_equal(a->choice, RG_PAR_ALONE);
+    int all = calls - adapt_calls(a, 4, calls, 1.8, 3.0);
+    assert_int_equal(a->choice, RG_PAR_ALONE);
+    assert_true(all > 0 && all * 100 < calls);
 
-    int to_alone = 0; /* contention: every thread takes 3, alone 1.8 */
-    while (s->choice == RG_PAR_ALL && to_alone < 10) {
-        adapt_call(s, 1.8, 3.0);
-        to_alone++;
-    }
-    assert_int_equal(s->choice, RG_PAR_ALONE);
-    assert_true(to_alone <= 3);
-    probes = adapt_calls(s, calls, 1.8, 3.0, RG_PAR_ALL);
-    assert_int_equal(s->choice, RG_PAR_ALONE);
-    assert_true(probes >= calls / (RG_PAR_ADAPT_MAX_PROBE + 1) && probes <= max_probes);
-
-    int to_all = 0; /* quiet again */
-    while (s->choice == RG_PAR_ALONE && to_all < 2 * RG_PAR_ADAPT_MAX_PROBE) {
-        adapt_call(s, 1.8, 1.0);
-        to_all++;
-    }
-    assert_int_equal(s->choice, RG_PAR_ALL);
-    assert_true(to_all <= RG_PAR_ADAPT_MAX_PROBE + 1);
-    assert_int_equal(adapt_calls(s, RG_PAR_ADAPT_MIN_PROBE, 1.8, 1.0, RG_PAR_ALL),
-                     RG_PAR_ADAPT_MIN_PROBE);
+    /* quiet again: back at the next probe at the latest */
+    int limit = (RG_PAR_ADAPT_MAX_PROBE + 1) * RG_PAR_ADAPT_WINDOW + RG_PAR_ADAPT_PROBE;
+    assert_true(adapt_until(a, RG_PAR_ALL, 2 * limit, 1.8, 1.0) <= limit);
+    assert_int_equal(a->choice, RG_PAR_ALL);
 
     /* within the margin: alone 5% faster is not worth a switch */
-    s = rg_par_adapt_site(a, count, 2000, 8);
-    adapt_calls(s, calls, 0.95, 1.0, RG_PAR_ALL);
-    assert_int_equal(s->choice, RG_PAR_ALL);
+    rg_par_adapt_init(a);
+    adapt_calls(a, 4, calls, 0.95, 1.0);
+    assert_int_equal(a->choice, RG_PAR_ALL);
     free(a);
 }
 
-/* One site per (fn, n, nchunks): asked again, the same state; a key that takes its slot starts
- * afresh there. */
-static void test_adapt_sites(void **state) {
-    rg_par_adapt *a = calloc(1, sizeof *a);
+/* The first call after a change of mode (the team cold) changes no estimate and no choice: a
+ * probe whose first call took 1000x does not lose for it. */
+static void test_adapt_cold_call(void **state) {
+    rg_par_adapt *a = malloc(sizeof *a);
     assert_non_null(a);
+    rg_par_adapt_init(a);
+    int limit = 10 * RG_PAR_ADAPT_WINDOW;
+    while (a->mode == RG_PAR_ALL && limit-- > 0) { /* to the first probe alone */
+        adapt_calls(a, 4, 1, 1.0, 1.8);
+    }
+    assert_int_equal(a->mode, RG_PAR_ALONE);
+    assert_int_equal(a->cold, 1);
     rg_par_site *s = rg_par_adapt_site(a, count, 1000, 8);
-    adapt_calls(s, 100, 1.0, 2.0, RG_PAR_ALL);
-    assert_int_equal(s->choice, RG_PAR_ALONE);
+    double before = s->est[RG_PAR_ALONE];
+    rg_par_adapt_record(a, s, 1000.0);
+    assert_true(s->est[RG_PAR_ALONE] == before);
+    adapt_calls(a, 4, RG_PAR_ADAPT_PROBE - 1, 1.0, 1.8); /* the rest of the probe window */
+    assert_int_equal(a->choice, RG_PAR_ALONE);
+    free(a);
+}
+
+/* One site per (fn, n, nchunks): asked again, the same estimates; a key that takes its slot
+ * starts afresh there. */
+static void test_adapt_sites(void **state) {
+    rg_par_adapt *a = malloc(sizeof *a);
+    assert_non_null(a);
+    rg_par_adapt_init(a);
+    rg_par_site *s = rg_par_adapt_site(a, count, 1000, 8);
+    adapt_calls(a, 1, 10, 1.0, 2.0);
+    assert_true(s->est[RG_PAR_ALL] == 2.0);
     assert_ptr_equal(rg_par_adapt_site(a, count, 1000, 8), s);
-    assert_int_equal(s->choice, RG_PAR_ALONE);
+    assert_true(s->est[RG_PAR_ALL] == 2.0);
     int64_t other = 1001;
     while (rg_par_adapt_site(a, count, other, 8) != s) {
         other++;
     }
     assert_int_equal(s->n, other);
-    assert_int_equal(s->choice, RG_PAR_ALL);
     assert_true(s->est[RG_PAR_ALONE] == 0 && s->est[RG_PAR_ALL] == 0);
     assert_ptr_equal(rg_par_adapt_site(a, count, 1000, 8), s);
     assert_int_equal(s->n, 1000);
@@ -256,11 +268,9 @@ static void test_adapt_alone_chunks(void **state) {
             int chunks = par->max_chunks;
             visit_args a = {n, chunks, calloc(n, sizeof(int)), malloc(chunks * sizeof(int64_t)),
                             malloc(chunks * sizeof(int))};
-            rg_par_site *s = rg_par_adapt_site(par->adapt, visit, n, chunks);
-            s->choice = RG_PAR_ALONE;
-            s->until_probe = 1000;
+            par->adapt->choice = par->adapt->mode = RG_PAR_ALONE;
             rg_par_for(par, n, 1, visit, &a);
-            assert_int_equal(s->until_probe, 999); /* the call went through this site */
+            assert_int_equal(par->adapt->calls, 1); /* the call went through the policy */
             for (int64_t i = 0; i < n; i++) {
                 assert_int_equal(a.hits[i], 1);
             }
@@ -549,6 +559,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_adapt_policy),
+        cmocka_unit_test(test_adapt_cold_call),
         cmocka_unit_test(test_adapt_sites),
         cmocka_unit_test(test_adapt_alone_chunks),
         cmocka_unit_test(test_chunking),
