@@ -1,6 +1,6 @@
 /* Backend `openmp`: the shared blocked kernels of rg_parallel, driven by OpenMP parallel regions
  * with exactly num_threads threads (or the caller alone, as rg_par_for's adaptive thread count
- * chooses per op; adapt=off: always every thread). Every op is native. Option
+ * chooses for windows of ops; adapt=off: always every thread). Every op is native. Option
  * kernels=auto|avx512|zen4|avx2|generic chooses the matmuls' kernel set (default auto: the best for
  * this CPU). */
 #include <stdio.h>

@@ -48,8 +48,8 @@ struct rg_par {
      * concurrently on one rg_par. */
     void (*run)(rg_par *par, int64_t n, int nchunks, rg_range_fn fn, void *arg);
     void (*destroy)(rg_par *par);
-    /* The adaptive thread count's state (see rg_par_internal.h): rg_par_for runs each op site on
-     * every thread or on the caller alone, whichever measures faster. NULL: every op on every
+    /* The adaptive thread count's state (see rg_par_internal.h): rg_par_for runs windows of ops
+     * on every thread or on the caller alone, whichever measures faster. NULL: every op on every
      * thread (one thread, or the option adapt=off). */
     rg_par_adapt *adapt;
 };
@@ -102,11 +102,11 @@ int rg_par_config_kernels(const rg_backend_config *cfg, const char *backend,
                           const rg_par_kernels **kernels, char *err, size_t err_len);
 
 /* The option adapt=on|off of every parallel backend: 1 (on, also when absent: the thread count
- * adapts per op), 0 (off: every op on every thread), or -1 with one line in err for another
+ * adapts), 0 (off: every op on every thread), or -1 with one line in err for another
  * value. */
 int rg_par_config_adapt(const rg_backend_config *cfg, const char *backend, char *err,
                         size_t err_len);
-/* One phrase for describe: "thread count adaptive per op" or "thread count fixed (adapt=off)". */
+/* One phrase for describe: "thread count adaptive (...)" or "thread count fixed (adapt=off)". */
 const char *rg_par_adapt_describe(const rg_par *par);
 
 /* The vector instruction set the kernels were compiled for: "AVX-512", "AVX2" or "generic". */

@@ -121,7 +121,7 @@ void rg_par_adapt_record(rg_par_adapt *a, rg_par_site *s, double seconds) {
 
 const char *rg_par_adapt_describe(const rg_par *par) {
     if (par->adapt) {
-        return "thread count adaptive per op";
+        return "thread count adaptive (every thread or one, per window of ops)";
     }
     return par->num_threads > 1 ? "thread count fixed (adapt=off)" : "thread count fixed";
 }
