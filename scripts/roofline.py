@@ -24,14 +24,14 @@ def op_costs(cfg):
     # dout, inp, weight read; dinp written; dweight += (read and written)
     mm_bb = sum(F * (N * oc + 2.0 * N * c + 3.0 * oc * c) for c, oc in shapes)
     att = 4.0 * B * NH * T * T * (C // NH)
-    probs = float(B * NH * T * T)
+    stats = float(B * NH * T * 2)  # each row's max and 1/sum; the (T,T) probabilities stay in cache
     return {
         "matmul_forward": (mm_f, mm_fb),
         "matmul_backward": (mm_b, mm_bb),
-        # qkv read; att and out written
-        "attention_forward": (L * att, L * F * (3 * N * C + probs + N * C)),
-        # qkv, att, dout read; dqkv written
-        "attention_backward": (L * 2.0 * att, L * F * (3 * N * C + probs + N * C + 3 * N * C)),
+        # qkv read; stats and out written
+        "attention_forward": (L * att, L * F * (3 * N * C + stats + N * C)),
+        # qkv, stats, dout read; dqkv written
+        "attention_backward": (L * 2.0 * att, L * F * (3 * N * C + stats + N * C + 3 * N * C)),
         "adamw_step": (0.0, F * 7.0 * P),
         "rmsnorm_forward": (0.0, 2 * L * F * (2.0 * N * C + N)),
         "rmsnorm_backward": (0.0, 2 * L * F * (4.0 * N * C + N)),

@@ -134,17 +134,17 @@ static void accumulating_matmul_backward(rg_backend_ctx *ctx, float *dinp, float
 }
 
 static void accumulating_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float *dout,
-                                            const float *qkv, const float *att, int B, int T,
+                                            const float *qkv, const float *stats, int B, int T,
                                             int C, int NH) {
     float *before = saved(dqkv, (size_t)B * T * 3 * C);
-    rg_ref_attention_backward(ctx, dqkv, dout, qkv, att, B, T, C, NH);
+    rg_ref_attention_backward(ctx, dqkv, dout, qkv, stats, B, T, C, NH);
     add_back(dqkv, before, (size_t)B * T * 3 * C);
 }
 
 static void accumulating_sqrelu_backward(rg_backend_ctx *ctx, float *dinp, const float *dout,
-                                         const float *inp, size_t n) {
+                                         const float *out, size_t n) {
     float *before = saved(dinp, n);
-    rg_ref_sqrelu_backward(ctx, dinp, dout, inp, n);
+    rg_ref_sqrelu_backward(ctx, dinp, dout, out, n);
     add_back(dinp, before, n);
 }
 
@@ -180,16 +180,13 @@ static void overwriting_rmsnorm_backward(rg_backend_ctx *ctx, float *dinp, const
     rg_ref_rmsnorm_backward(ctx, dinp, dout, inp, rstd, N, C);
 }
 
-/* attention_forward that leaves the masked (t2 > t) entries of att unwritten. */
-static void bad_attention_forward(rg_backend_ctx *ctx, float *out, float *att, const float *qkv,
+/* attention_forward that saves each row's sum instead of its reciprocal. */
+static void bad_attention_forward(rg_backend_ctx *ctx, float *out, float *stats, const float *qkv,
                                   int B, int T, int C, int NH) {
-    float *keep = malloc((size_t)B * NH * T * T * sizeof(float));
-    assert_non_null(keep);
-    memcpy(keep, att, (size_t)B * NH * T * T * sizeof(float));
-    rg_ref_attention_forward(ctx, out, att, qkv, B, T, C, NH);
-    for (size_t row = 0; row < (size_t)B * NH * T; row++)
-        for (int t2 = (int)(row % T) + 1; t2 < T; t2++) att[row * T + t2] = keep[row * T + t2];
-    free(keep);
+    rg_ref_attention_forward(ctx, out, stats, qkv, B, T, C, NH);
+    for (size_t row = 0; row < (size_t)B * NH * T; row++) {
+        stats[row * 2 + 1] = 1.0f / stats[row * 2 + 1];
+    }
 }
 
 /* embedding_backward that drops repeated tokens: a row of dwte gets only its first hit. */

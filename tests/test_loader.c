@@ -80,6 +80,30 @@ static void test_fixtures_refused(void **state) {
     expect_refused("nullop.so", "attention_backward");
 }
 
+/* A version 2 plugin loads: the three ops whose contracts changed in version 3 run the
+ * reference (not native), every other op stays the plugin's (the fixture gives the required
+ * ones). */
+static void test_abi2_plugin_loads(void **state) {
+    char err[1024] = "";
+    rg_plugin p;
+    assert_int_equal(rg_plugin_open(&p, FIXTURES "/abi2.so", NULL, err, sizeof err), 0);
+    assert_int_equal(p.table->abi_version, 2);
+    rg_ops ops;
+    rg_backend_config cfg = {1, 0, NULL};
+    assert_int_equal(rg_ops_create(&ops, p.table, &cfg, err, sizeof err), 0);
+    char native[1024];
+    rg_ops_native_list(&ops, native, sizeof native);
+    assert_string_equal(native, "matmul_forward,matmul_backward,adamw_step"); /* the rest: none */
+    assert_null(strstr(native, "sqrelu_backward"));
+    assert_true(ops.k.attention_forward == rg_ref_attention_forward);
+    assert_true(ops.k.attention_backward == rg_ref_attention_backward);
+    assert_true(ops.k.sqrelu_backward == rg_ref_sqrelu_backward);
+    rg_ops_table_native_list(p.table, native, sizeof native);
+    assert_null(strstr(native, "attention"));
+    rg_ops_destroy(&ops);
+    rg_plugin_close(&p);
+}
+
 static void test_missing_file(void **state) {
     char err[1024] = "";
     rg_plugin p;
@@ -457,6 +481,7 @@ static void test_cmd_backends_none_found(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_fixtures_refused, setup_env),
+        cmocka_unit_test_setup(test_abi2_plugin_loads, setup_env),
         cmocka_unit_test_setup(test_missing_file, setup_env),
         cmocka_unit_test_setup(test_name_not_found_lists_dirs, setup_env),
         cmocka_unit_test_setup(test_env_path_honoured, setup_env),

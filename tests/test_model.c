@@ -260,28 +260,33 @@ static void test_presets_and_param_count(void **state) {
     rg_model_free(&m);
 }
 
-/* Activation gradients: one layer's worth, B*T*(15C + V) floats in rg_grad_acts order (the sizes
- * docs/model.md gives), and rg_model_train_bytes counts exactly what is allocated. */
-static void test_activation_gradient_sizes(void **state) {
+/* The scratch: one layer's worth, B*T*7C floats in rg_grad_acts order when V <= 4C (the sizes
+ * docs/model.md gives), the kept activations B*T*(C + L*(9C + 2NH + 2) + V) floats, and
+ * rg_model_bytes_at and rg_model_train_bytes count exactly what is allocated. */
+static void test_activation_sizes(void **state) {
     rg_model_config cfg = {.V = 67, .maxT = 64, .C = 128, .NH = 8, .L = 4};
-    size_t BT = 32 * 64, C = 128, V = 67;
+    size_t BT = 32 * 64, C = 128, V = 67, L = 4, NH = 8;
     char err[256];
     rg_model m;
     assert_int_equal(rg_model_init(&m, &cfg, 1, err, sizeof err), 0);
     assert_int_equal(rg_model_set_batch(&m, 32, 64, err, sizeof err), 0);
     const rg_grad_acts *g = &m.grad_acts;
     assert_ptr_equal(g->dres, m.grad_acts_memory);
-    assert_ptr_equal(g->dln1, g->dres + BT * C);
-    assert_ptr_equal(g->dqkv, g->dln1 + BT * C);
-    assert_ptr_equal(g->datty, g->dqkv + BT * 3 * C);
-    assert_ptr_equal(g->dln2, g->datty + BT * C);
-    assert_ptr_equal(g->dfch, g->dln2 + BT * C);
-    assert_ptr_equal(g->dfch_act, g->dfch + BT * 4 * C);
-    assert_ptr_equal(g->dlogits, g->dfch_act + BT * 4 * C);
-    size_t n_grad = BT * (15 * C + V);
-    assert_int_equal(n_grad, 2048 * 1987); /* 15.5 MiB, as docs/model.md says */
-    double expect = 4.0 * (4.0 * m.num_params + m.num_acts + n_grad + BT) + 8.0 * BT;
-    assert_true(rg_model_train_bytes(&cfg, 32, 64) == expect);
+    assert_ptr_equal(g->x, g->dres + BT * C);
+    assert_ptr_equal(g->dx, g->x + BT * C);
+    assert_ptr_equal(g->wide, g->dx + BT * C);
+    assert_ptr_equal(m.acts.logits, g->wide);
+    size_t n_grad = BT * 7 * C;
+    assert_int_equal(n_grad, 2048 * 896); /* 7 MiB, as docs/model.md says */
+    assert_int_equal(m.num_acts, BT * (C + L * (9 * C + 2 * NH + 2) + V));
+    assert_ptr_equal(m.acts.probs + BT * V, m.acts_memory + m.num_acts);
+    rg_model_bytes b;
+    rg_model_bytes_at(&cfg, 32, 64, &b);
+    assert_true(b.acts == 4.0 * m.num_acts);
+    assert_true(b.grad_acts == 4.0 * n_grad);
+    assert_true(b.batch == 12.0 * BT);
+    double act_bytes = 4.0 * (m.num_acts + n_grad + BT) + 8.0 * BT;
+    assert_true(rg_model_train_bytes(&cfg, 32, 64) == 16.0 * m.num_params + act_bytes);
     rg_model_free(&m);
 }
 
@@ -301,7 +306,7 @@ static void test_backward_ignores_stale_activation_gradients(void **state) {
     }
     float *clean = malloc(m.num_params * sizeof(float));
     assert_non_null(clean);
-    size_t n_grad = (size_t)2 * 8 * (15 * 8 + 9);
+    size_t n_grad = (size_t)2 * 8 * 7 * 8; /* B T 7C (V <= 4C) */
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             for (size_t i = 0; i < n_grad; i++) {
@@ -395,7 +400,10 @@ static void test_timing_counts_calls(void **state) {
     /* 4 matmuls per layer plus the LM head, forward and backward */
     assert_int_equal(ops.calls[RG_OP_MATMUL_FORWARD], 4 * 3 + 1);
     assert_int_equal(ops.calls[RG_OP_MATMUL_BACKWARD], 4 * 3 + 1);
-    assert_int_equal(ops.calls[RG_OP_ATTENTION_FORWARD], 3);
+    /* the backward recomputes the attention output, the norms' outputs, not the squared ReLU */
+    assert_int_equal(ops.calls[RG_OP_ATTENTION_FORWARD], 2 * 3);
+    assert_int_equal(ops.calls[RG_OP_RMSNORM_FORWARD], 2 * 2 * 3);
+    assert_int_equal(ops.calls[RG_OP_SQRELU_FORWARD], 3);
     assert_int_equal(ops.calls[RG_OP_RMSNORM_BACKWARD], 2 * 3);
     assert_int_equal(ops.calls[RG_OP_ADAMW], 2);
     assert_int_equal(ops.calls[RG_OP_SUM_SQUARES], 1);
@@ -471,7 +479,7 @@ static void test_short_forward_matches_prefix(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presets_and_param_count),
-        cmocka_unit_test(test_activation_gradient_sizes),
+        cmocka_unit_test(test_activation_sizes),
         cmocka_unit_test(test_backward_ignores_stale_activation_gradients),
         cmocka_unit_test(test_step_flops),
         cmocka_unit_test(test_lr_schedule),

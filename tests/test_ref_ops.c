@@ -52,6 +52,13 @@ static float *filled(size_t n, float value) {
     return x;
 }
 
+static float *copy_of(const float *src, size_t n) {
+    float *x = malloc(n * sizeof(float));
+    assert_non_null(x);
+    memcpy(x, src, n * sizeof(float));
+    return x;
+}
+
 static double weighted_sum(const float *out, const float *w, size_t n) {
     double s = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -140,13 +147,13 @@ static void test_matmul_backward_fd(void **state) {
 /* attention */
 
 typedef struct {
-    float *out, *att, *qkv, *w;
+    float *out, *stats, *qkv, *w;
     int B, T, C, NH;
 } attention_state;
 
 static double attention_scalar(void *p) {
     attention_state *s = p;
-    rg_ref_attention_forward(NULL, s->out, s->att, s->qkv, s->B, s->T, s->C, s->NH);
+    rg_ref_attention_forward(NULL, s->out, s->stats, s->qkv, s->B, s->T, s->C, s->NH);
     return weighted_sum(s->out, s->w, (size_t)s->B * s->T * s->C);
 }
 
@@ -156,22 +163,26 @@ static void test_attention_forward_values(void **state) {
     int B = 2, T = 5, C = 8, NH = 2, hs = C / NH;
     float *qkv = rand_floats(&rng, (size_t)B * T * 3 * C, 1.0f);
     float *out = filled((size_t)B * T * C, 0.0f);
-    float *att = filled((size_t)B * NH * T * T, -1.0f); /* garbage the op must overwrite */
-    rg_ref_attention_forward(NULL, out, att, qkv, B, T, C, NH);
+    float *stats = filled((size_t)B * NH * T * 2, -1.0f); /* garbage the op must overwrite */
+    rg_ref_attention_forward(NULL, out, stats, qkv, B, T, C, NH);
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             for (int t = 0; t < T; t++) {
-                const float *row = att + (((size_t)b * NH + h) * T + t) * T;
-                float sum = 0.0f;
-                for (int t2 = 0; t2 < T; t2++) {
-                    if (t2 > t) {
-                        assert_true(row[t2] == 0.0f); /* causal mask: exactly zero */
-                    } else {
-                        assert_true(row[t2] > 0.0f);
-                    }
-                    sum += row[t2];
+                /* {max score, 1/sum exp(score - max)} of the visible keys, in double */
+                const float *q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                double sc[5], mx = -INFINITY, sum = 0.0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+                    double d = 0.0;
+                    for (int i = 0; i < hs; i++) d += (double)q[i] * k[i];
+                    sc[t2] = d / sqrt((double)hs);
+                    mx = fmax(mx, sc[t2]);
                 }
-                assert_float_equal(sum, 1.0f, 1e-6f);
+                for (int t2 = 0; t2 <= t; t2++) sum += exp(sc[t2] - mx);
+                const float *st = stats + (((size_t)b * NH + h) * T + t) * 2;
+                assert_float_equal(st[0], (float)mx, 1e-6f);
+                assert_float_equal(st[1], (float)(1.0 / sum), 1e-6f);
+                assert_true(st[1] > 0.0f && st[1] <= 1.0f);
             }
             /* position 0 sees only itself: its output is its own v */
             for (int i = 0; i < hs; i++) {
@@ -193,14 +204,13 @@ static void test_attention_forward_values(void **state) {
         sc[t2] = d / sqrt((double)hs);
     }
     double p0 = 1.0 / (1.0 + exp(sc[1] - sc[0]));
-    assert_float_equal(att[(((size_t)b * NH + h) * T + t) * T + 0], (float)p0, 1e-5f);
     for (int i = 0; i < hs; i++) {
         double v0 = qkv[((size_t)b * T + 0) * 3 * C + 2 * C + h * hs + i];
         double v1 = qkv[((size_t)b * T + 1) * 3 * C + 2 * C + h * hs + i];
         assert_float_equal(out[((size_t)b * T + t) * C + h * hs + i], (float)(p0 * v0 + (1 - p0) * v1),
                            1e-5f);
     }
-    free(qkv), free(out), free(att);
+    free(qkv), free(out), free(stats);
 }
 
 static void test_attention_backward_fd(void **state) {
@@ -211,12 +221,13 @@ static void test_attention_backward_fd(void **state) {
     s.qkv = rand_floats(&rng, nqkv, 1.0f);
     s.w = rand_floats(&rng, nout, 1.0f);
     s.out = filled(nout, 0.0f);
-    s.att = filled((size_t)s.B * s.NH * s.T * s.T, 0.0f);
-    attention_scalar(&s); /* att of the unperturbed input, for the backward */
+    s.stats = filled((size_t)s.B * s.NH * s.T * 2, 0.0f);
+    attention_scalar(&s); /* stats of the unperturbed input, for the backward */
+    float *stats = copy_of(s.stats, (size_t)s.B * s.NH * s.T * 2); /* the scalar rewrites s.stats */
     float *dqkv = filled(nqkv, GRAD_PREFILL);
-    rg_ref_attention_backward(NULL, dqkv, s.w, s.qkv, s.att, s.B, s.T, s.C, s.NH);
+    rg_ref_attention_backward(NULL, dqkv, s.w, s.qkv, stats, s.B, s.T, s.C, s.NH);
     check_grad("attention dqkv", attention_scalar, &s, s.qkv, nqkv, dqkv, OVERWRITTEN);
-    free(s.qkv), free(s.w), free(s.out), free(s.att), free(dqkv);
+    free(s.qkv), free(s.w), free(s.out), free(s.stats), free(stats), free(dqkv);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -298,10 +309,21 @@ static void test_sqrelu_backward_fd(void **state) {
     }
     s.w = rand_floats(&rng, s.n, 1.0f);
     s.out = filled(s.n, 0.0f);
+    float *fwd = filled(s.n, 0.0f); /* the forward's output, which the backward reads */
+    rg_ref_sqrelu_forward(NULL, fwd, s.inp, s.n);
     float *dinp = filled(s.n, GRAD_PREFILL);
-    rg_ref_sqrelu_backward(NULL, dinp, s.w, s.inp, s.n);
+    rg_ref_sqrelu_backward(NULL, dinp, s.w, fwd, s.n);
     check_grad("sqrelu dinp", sqrelu_scalar, &s, s.inp, s.n, dinp, OVERWRITTEN);
-    free(s.inp), free(s.w), free(s.out), free(dinp);
+    /* in place (dinp == dout), as the model runs it: the same values */
+    float *inplace = copy_of(s.w, s.n);
+    rg_ref_sqrelu_backward(NULL, inplace, inplace, fwd, s.n);
+    assert_memory_equal(inplace, dinp, s.n * sizeof(float));
+    /* 2 sqrt(max(x, 0)^2) is 2 max(x, 0) exactly */
+    for (size_t i = 0; i < s.n; i++) {
+        float r = s.inp[i] > 0.0f ? s.inp[i] : 0.0f;
+        assert_true(dinp[i] == s.w[i] * 2.0f * r);
+    }
+    free(s.inp), free(s.w), free(s.out), free(fwd), free(inplace), free(dinp);
 }
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -595,11 +595,14 @@ static void check_case(conf *c, const rg_op_case *oc, const char *label, const r
     release(c);
 }
 
+/* The most cases of one shape: a step's, and the two in-place ones. */
+#define CASES_AT_MAX (RG_STEP_CASES + 2)
+
 /* The cases of one model shape: a training step's (the matmuls at each of their uses), the
  * element-wise ops over 5 more elements than the model gives them and adamw and sum_squares over
- * N*4C + 5 (a tail behind any vector width), and the in-place residual
- * the model runs (out == inp1, which the contract allows). only, when not RG_OP_COUNT, keeps the
- * cases of that op. Returns the count (up to RG_STEP_CASES + 1). */
+ * N*4C + 5 (a tail behind any vector width), and the in-place residual and squared-ReLU backward
+ * the model runs (out == inp1, dinp == dout, which the contracts allow). only, when not
+ * RG_OP_COUNT, keeps the cases of that op. Returns the count (up to CASES_AT_MAX). */
 static int cases_at(const conf_shape *s, float scale, rg_op_kind only, rg_op_case *out) {
     rg_op_dims d = {.B = s->B, .T = s->T, .C = s->C, .NH = s->NH, .V = s->V};
     rg_op_case all[RG_STEP_CASES];
@@ -614,17 +617,17 @@ static int cases_at(const conf_shape *s, float scale, rg_op_kind only, rg_op_cas
             rg_op_case_make(&all[i], op, &tail, scale);
         }
         out[count++] = all[i];
-        if (all[i].op == RG_OP_RESIDUAL_FORWARD) {
+        if (op == RG_OP_RESIDUAL_FORWARD || op == RG_OP_SQRELU_BACKWARD) {
             out[count] = all[i];
             out[count].in_place = 1;
-            out[count++].label = "out=inp1";
+            out[count++].label = op == RG_OP_RESIDUAL_FORWARD ? "out=inp1" : "dinp=dout";
         }
     }
     return count;
 }
 
 static void check_ops_at(conf *c, const conf_shape *s, rg_op_kind only, int repeat) {
-    rg_op_case cases[RG_STEP_CASES + 1];
+    rg_op_case cases[CASES_AT_MAX];
     int n = cases_at(s, 1.0f, only, cases);
     for (int i = 0; i < n && !c->oom; i++) check_case(c, &cases[i], s->label, NULL, repeat);
 }
@@ -744,7 +747,7 @@ static void group_values(conf *c, const void *arg) {
             const value_variant *vv = &value_variants[v];
             c->variant = vv->what;
             c->variant_hint = vv->hint;
-            rg_op_case cases[RG_STEP_CASES + 1];
+            rg_op_case cases[CASES_AT_MAX];
             int n = cases_at(&shapes[si], vv->scale, RG_OP_COUNT, cases);
             char label[64];
             snprintf(label, sizeof label, "%s x%g%s%s%s", shapes[si].label, vv->scale,
@@ -857,7 +860,7 @@ typedef struct inst_run {
     spin_barrier bar;
     inst_side side[2];
     atomic_int inside;                 /* instances inside a call of the current lockstep case */
-    atomic_int seen[RG_STEP_CASES + 1]; /* 1 + the last round case i ran on both at once */
+    atomic_int seen[CASES_AT_MAX]; /* 1 + the last round case i ran on both at once */
     int *overlaps;   /* (n) lockstep rounds in which case i ran on both instances at once */
     int rounds, stop;
     double t0;
@@ -990,10 +993,10 @@ static void inst_note_overlap(conf *c, const inst_run *run) {
 }
 
 typedef struct inst_store {
-    case_bufs init[2][RG_STEP_CASES + 1], work[2][RG_STEP_CASES + 1], solo[2][RG_STEP_CASES + 1];
-    double solo_value[2][RG_STEP_CASES + 1], ref_value[2][RG_STEP_CASES + 1];
-    double diff[2][RG_STEP_CASES + 1];
-    int bad_round[2][RG_STEP_CASES + 1], overlaps[RG_STEP_CASES + 1];
+    case_bufs init[2][CASES_AT_MAX], work[2][CASES_AT_MAX], solo[2][CASES_AT_MAX];
+    double solo_value[2][CASES_AT_MAX], ref_value[2][CASES_AT_MAX];
+    double diff[2][CASES_AT_MAX];
+    int bad_round[2][CASES_AT_MAX], overlaps[CASES_AT_MAX];
 } inst_store;
 
 static void inst_concurrent(conf *c, inst_run *run) {
@@ -1014,7 +1017,7 @@ static void inst_concurrent(conf *c, inst_run *run) {
 static void group_instances(conf *c, const void *arg) {
     (void)arg;
     static const conf_shape s = {"instances", 2, 33, 40, 5, CONF_V};
-    rg_op_case cases[RG_STEP_CASES + 1];
+    rg_op_case cases[CASES_AT_MAX];
     inst_run run = {.cases = cases, .n = cases_at(&s, 1.0f, RG_OP_COUNT, cases)};
     inst_store *st = calloc(1, sizeof *st);
     rg_ops second;

@@ -157,6 +157,7 @@ int rg_optim_check(const rg_optim_config *oc, char *err, size_t err_len) {
  * whole huge page stays in small pages, and nothing past the tensor is touched, so a tensor costs
  * its own size in RSS (a 3.1 MiB gradient rounded up to 4 MiB of huge pages cost 0.9 MiB more). */
 #define HUGE_PAGE_BYTES ((size_t)2 << 20)
+#define SMALL_PAGE_BYTES ((size_t)4 << 10)
 static float *alloc_floats(size_t n) {
     size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
     size_t align = bytes >= HUGE_PAGE_BYTES ? HUGE_PAGE_BYTES : 64;
@@ -187,32 +188,26 @@ static void slice_params(rg_params *p, float *memory, const size_t sizes[RG_NUM_
 static void act_sizes(const rg_model_config *cfg, int B, int T, size_t sizes[RG_NUM_ACT_TENSORS]) {
     size_t BT = (size_t)B * T, C = (size_t)cfg->C, L = (size_t)cfg->L, V = (size_t)cfg->V;
     size_t NH = (size_t)cfg->NH;
-    sizes[0] = BT * C;                     /* encoded */
-    sizes[1] = L * BT;                     /* ln1_rstd */
-    sizes[2] = L * BT * 3 * C;             /* qkv */
-    sizes[3] = L * BT * C;                 /* atty */
-    sizes[4] = L * B * NH * T * (size_t)T; /* att */
-    sizes[5] = L * BT * C;                 /* residual2 */
-    sizes[6] = L * BT;                     /* ln2_rstd */
-    sizes[7] = L * BT * 4 * C;             /* fch */
-    sizes[8] = L * BT * C;                 /* residual3 */
-    sizes[9] = BT * V;                     /* logits */
-    sizes[10] = BT * V;                    /* probs */
+    sizes[0] = BT * C;          /* encoded */
+    sizes[1] = L * BT;          /* ln1_rstd */
+    sizes[2] = L * BT * 3 * C;  /* qkv */
+    sizes[3] = L * NH * BT * 2; /* att_stats */
+    sizes[4] = L * BT * C;      /* residual2 */
+    sizes[5] = L * BT;          /* ln2_rstd */
+    sizes[6] = L * BT * 4 * C;  /* fch_act */
+    sizes[7] = L * BT * C;      /* residual3 */
+    sizes[8] = BT * V;          /* probs */
 }
 
-/* Activation gradients are needed for one layer at a time, and the residual stream's gradient is
- * one buffer (rg_model_backward), so they hold one layer's worth, in rg_grad_acts order. */
+/* The scratch holds one layer's worth, and the residual stream's gradient is one buffer
+ * (rg_model_backward), in rg_grad_acts order. */
 static void grad_act_sizes(const rg_model_config *cfg, int B, int T,
                            size_t sizes[RG_NUM_GRAD_ACT_TENSORS]) {
     size_t BT = (size_t)B * T, C = (size_t)cfg->C, V = (size_t)cfg->V;
-    sizes[0] = BT * C;     /* dres */
-    sizes[1] = BT * C;     /* dln1 */
-    sizes[2] = BT * 3 * C; /* dqkv */
-    sizes[3] = BT * C;     /* datty */
-    sizes[4] = BT * C;     /* dln2 */
-    sizes[5] = BT * 4 * C; /* dfch */
-    sizes[6] = BT * 4 * C; /* dfch_act */
-    sizes[7] = BT * V;     /* dlogits */
+    sizes[0] = BT * C;                       /* dres */
+    sizes[1] = BT * C;                       /* x */
+    sizes[2] = BT * C;                       /* dx */
+    sizes[3] = BT * (4 * C > V ? 4 * C : V); /* wide */
 }
 
 static size_t sum_sizes(const size_t *sizes, int count) {
@@ -241,9 +236,9 @@ double rg_model_train_bytes(const rg_model_config *cfg, int B, int T) {
 
 /* Points the named activations at consecutive slices of memory, in rg_acts order. */
 static void slice_acts(rg_acts *a, float *memory, const size_t sizes[RG_NUM_ACT_TENSORS]) {
-    float **ptrs[RG_NUM_ACT_TENSORS] = {
-        &a->encoded,  &a->ln1_rstd, &a->qkv,       &a->atty,   &a->att,  &a->residual2,
-        &a->ln2_rstd, &a->fch,      &a->residual3, &a->logits, &a->probs};
+    float **ptrs[RG_NUM_ACT_TENSORS] = {&a->encoded,   &a->ln1_rstd, &a->qkv,
+                                        &a->att_stats, &a->residual2, &a->ln2_rstd,
+                                        &a->fch_act,   &a->residual3, &a->probs};
     for (int i = 0; i < RG_NUM_ACT_TENSORS; i++) {
         *ptrs[i] = memory;
         memory += sizes[i];
@@ -253,8 +248,7 @@ static void slice_acts(rg_acts *a, float *memory, const size_t sizes[RG_NUM_ACT_
 /* The same for the activation gradients, in rg_grad_acts order. */
 static void slice_grad_acts(rg_grad_acts *g, float *memory,
                             const size_t sizes[RG_NUM_GRAD_ACT_TENSORS]) {
-    float **ptrs[RG_NUM_GRAD_ACT_TENSORS] = {&g->dres, &g->dln1, &g->dqkv,     &g->datty,
-                                             &g->dln2, &g->dfch, &g->dfch_act, &g->dlogits};
+    float **ptrs[RG_NUM_GRAD_ACT_TENSORS] = {&g->dres, &g->x, &g->dx, &g->wide};
     for (int i = 0; i < RG_NUM_GRAD_ACT_TENSORS; i++) {
         *ptrs[i] = memory;
         memory += sizes[i];
@@ -355,6 +349,7 @@ int rg_model_set_batch(rg_model *m, int B, int T, char *err, size_t err_len) {
     }
     slice_acts(&m->acts, m->acts_memory, sizes);
     slice_grad_acts(&m->grad_acts, m->grad_acts_memory, grad_sizes);
+    m->acts.logits = m->grad_acts.wide;
     m->num_acts = n;
     m->B = B;
     m->T = T;
@@ -423,8 +418,8 @@ static void op_end(rg_ops *ops, rg_op_kind kind, double t0) {
 /* Per-layer slices of the activations at shape (B,T): a layer's tensors are packed at the front of
  * each region, so a smaller forward than the allocated one fits. */
 typedef struct layer_acts {
-    float *ln1_rstd, *qkv, *atty, *att, *residual2;
-    float *ln2_rstd, *fch, *residual3;
+    float *ln1_rstd, *qkv, *att_stats, *residual2;
+    float *ln2_rstd, *fch_act, *residual3;
     float *residual; /* the layer's input: encoded, or the previous layer's residual3 */
 } layer_acts;
 
@@ -433,11 +428,10 @@ static layer_acts layer_slice(const rg_acts *a, const rg_model_config *cfg, int 
     layer_acts la = {
         .ln1_rstd = a->ln1_rstd + l_ * BT,
         .qkv = a->qkv + l_ * BT * 3 * C,
-        .atty = a->atty + l_ * BT * C,
-        .att = a->att + l_ * B * cfg->NH * (size_t)T * T,
+        .att_stats = a->att_stats + l_ * BT * cfg->NH * 2,
         .residual2 = a->residual2 + l_ * BT * C,
         .ln2_rstd = a->ln2_rstd + l_ * BT,
-        .fch = a->fch + l_ * BT * 4 * C,
+        .fch_act = a->fch_act + l_ * BT * 4 * C,
         .residual3 = a->residual3 + l_ * BT * C,
         .residual = l == 0 ? a->encoded : a->residual3 + (l_ - 1) * BT * C,
     };
@@ -488,29 +482,30 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
     }
 
     rg_acts *a = &m->acts;
+    rg_grad_acts *g = &m->grad_acts; /* scratch for what is not kept, see model.h */
     RG_OP(ops, RG_OP_EMBEDDING_FORWARD, embedding_forward, a->encoded, m->inputs, m->params.wte,
           m->params.wpe, B, T, C);
     for (int l = 0; l < L; l++) {
         layer_acts la = layer_slice(a, cfg, l, B, T);
         layer_params lw = layer_weights(&m->params, cfg, l);
-        /* attention block: residual2 = x + attention(rmsnorm(x)) Wo^T; the norm's output goes
-         * to scratch (the backward recomputes it from x and rstd), the projection straight into
-         * residual2, which then adds x in place (a + b == b + a: the same bits as x + proj) */
-        float *ln = m->grad_acts.dln1, *fch_act = m->grad_acts.dfch; /* scratch, see model.h */
-        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln, la.ln1_rstd, la.residual, (int)N, C);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.qkv, ln, lw.wqkv, (int)N, C, 3 * C);
-        RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, la.atty, la.att, la.qkv, B, T, C, NH);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual2, la.atty, lw.wo, (int)N, C,
+        /* attention block: residual2 = x + attention(rmsnorm(x)) Wo^T; the norm's output and the
+         * attention output go to scratch (the backward recomputes both), the projection straight
+         * into residual2, which then adds x in place (a + b == b + a: the same bits as x + proj) */
+        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, g->x, la.ln1_rstd, la.residual, (int)N,
               C);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.qkv, g->x, lw.wqkv, (int)N, C, 3 * C);
+        RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, g->x, la.att_stats, la.qkv, B, T, C,
+              NH);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual2, g->x, lw.wo, (int)N, C, C);
         RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual2, la.residual2,
               la.residual, N * C);
-        /* MLP block: residual3 = residual2 + relu(rmsnorm(residual2) W1^T)^2 W2^T; only fch,
-         * before the squared ReLU, is kept */
-        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln, la.ln2_rstd, la.residual2, (int)N,
+        /* MLP block: residual3 = residual2 + relu(rmsnorm(residual2) W1^T)^2 W2^T; only the
+         * squared ReLU's output is kept (its backward needs nothing else) */
+        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, g->x, la.ln2_rstd, la.residual2, (int)N,
               C);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.fch, ln, lw.w1, (int)N, C, 4 * C);
-        RG_OP(ops, RG_OP_SQRELU_FORWARD, sqrelu_forward, fch_act, la.fch, N * 4 * C);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual3, fch_act, lw.w2, (int)N,
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, g->wide, g->x, lw.w1, (int)N, C, 4 * C);
+        RG_OP(ops, RG_OP_SQRELU_FORWARD, sqrelu_forward, la.fch_act, g->wide, N * 4 * C);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual3, la.fch_act, lw.w2, (int)N,
               4 * C, C);
         RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual3, la.residual3,
               la.residual2, N * C);
@@ -538,13 +533,50 @@ void rg_model_zero_grad(rg_model *m) {
     }
 }
 
+/* Layer l's backward at (B,T): on entry g->dres holds the gradient of the layer's output
+ * (residual3), on return that of its input. */
+static void layer_backward(rg_model *m, rg_ops *ops, int l, int B, int T) {
+    const rg_model_config *cfg = &m->cfg;
+    int C = cfg->C, NH = cfg->NH, N = B * T;
+    layer_acts la = layer_slice(&m->acts, cfg, l, B, T);
+    layer_params lw = layer_weights(&m->params, cfg, l);
+    layer_params dlw = layer_weights(&m->grads, cfg, l);
+    rg_grad_acts *g = &m->grad_acts;
+    /* MLP block, in reverse. dres is also the gradient of the MLP's projection and (through the
+     * skip connection) of residual2. dfch is computed in g->wide and goes through the squared
+     * ReLU in place; the norm's output is recomputed into g->x, its gradient lands in g->dx. */
+    float *dfch = g->wide;
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dfch, dlw.w2, g->dres, la.fch_act, lw.w2, N,
+          4 * C, C);
+    RG_OP(ops, RG_OP_SQRELU_BACKWARD, sqrelu_backward, dfch, dfch, la.fch_act, (size_t)N * 4 * C);
+    RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, g->x, la.ln2_rstd, la.residual2, N, C);
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dx, dlw.w1, dfch, g->x, lw.w1, N, C,
+          4 * C);
+    RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, g->dx, la.residual2,
+          la.ln2_rstd, N, C);
+    /* attention block, in reverse: dres now holds the gradient of residual2, which is also that
+     * of the attention's projection and of the layer's input. The attention output is recomputed
+     * into g->x (att_stats is rewritten with the same values); dqkv goes into g->wide. */
+    float *dqkv = g->wide;
+    RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, g->x, la.att_stats, la.qkv, B, T, C, NH);
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dx, dlw.wo, g->dres, g->x, lw.wo, N, C,
+          C);
+    RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, dqkv, g->dx, la.qkv, la.att_stats, B,
+          T, C, NH);
+    RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, g->x, la.ln1_rstd, la.residual, N, C);
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dx, dlw.wqkv, dqkv, g->x, lw.wqkv, N, C,
+          3 * C);
+    RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, g->dx, la.residual,
+          la.ln1_rstd, N, C);
+}
+
 void rg_model_backward(rg_model *m, rg_ops *ops) {
     rg_model_backward_share(m, ops, (size_t)m->fwd_B * m->fwd_T);
 }
 
 void rg_model_backward_share(rg_model *m, rg_ops *ops, size_t total_positions) {
     const rg_model_config *cfg = &m->cfg;
-    int C = cfg->C, V = cfg->V, NH = cfg->NH, L = cfg->L;
+    int C = cfg->C, V = cfg->V, L = cfg->L;
     int B = m->fwd_B, T = m->fwd_T;
     if (m->mean_loss < 0.0f || B <= 0) {
         fprintf(stderr, "error: backward needs a successful forward with targets first\n");
@@ -554,49 +586,20 @@ void rg_model_backward_share(rg_model *m, rg_ops *ops, size_t total_positions) {
     /* Each op overwrites the activation gradient it produces, so none is zeroed; parameter
      * gradients accumulate across passes until rg_model_zero_grad. g->dres is the residual
      * stream's gradient: a skip connection passes it on unchanged, so one buffer serves every
-     * layer, and the rmsnorm_backward at the start of each branch adds the branch's part into it. */
+     * layer, and the rmsnorm_backward at the start of each branch adds the branch's part into it.
+     * What the forward did not keep is recomputed into the scratch by the same ops on the same
+     * inputs: the same bits as in the forward. */
     rg_acts *a = &m->acts;
     rg_grad_acts *g = &m->grad_acts;
     /* loss = mean over the batch's positions, so each position's loss has weight 1/total */
-    RG_OP(ops, RG_OP_CROSSENTROPY_BACKWARD, crossentropy_backward, g->dlogits, a->probs,
-          m->targets, (int)N, V, 1.0f / (float)total_positions);
+    float *dlogits = g->wide;
+    RG_OP(ops, RG_OP_CROSSENTROPY_BACKWARD, crossentropy_backward, dlogits, a->probs, m->targets,
+          (int)N, V, 1.0f / (float)total_positions);
     float *final = layer_slice(a, cfg, L - 1, B, T).residual3;
-    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dres, m->grads.wlm, g->dlogits, final,
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dres, m->grads.wlm, dlogits, final,
           m->params.wlm, (int)N, C, V);
-
     for (int l = L - 1; l >= 0; l--) {
-        layer_acts la = layer_slice(a, cfg, l, B, T);
-        layer_params lw = layer_weights(&m->params, cfg, l);
-        layer_params dlw = layer_weights(&m->grads, cfg, l);
-        /* MLP block, in reverse. dres holds the gradient of residual3, which is also that of
-         * the MLP's projection and (through the skip connection) of residual2. The squared ReLU
-         * is recomputed from fch into dfch, free until sqrelu_backward writes it; the norms'
-         * outputs into dln1 (free until the Wqkv product) and dln2 (free after the norm's
-         * backward). The same ops on the same inputs: the same bits as in the forward. */
-        float *fch_act = g->dfch, *ln2 = g->dln1, *ln1 = g->dln2;
-        RG_OP(ops, RG_OP_SQRELU_FORWARD, sqrelu_forward, fch_act, la.fch, N * 4 * C);
-        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dfch_act, dlw.w2, g->dres, fch_act,
-              lw.w2, (int)N, 4 * C, C);
-        RG_OP(ops, RG_OP_SQRELU_BACKWARD, sqrelu_backward, g->dfch, g->dfch_act, la.fch, N * 4 * C);
-        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln2, la.ln2_rstd, la.residual2, (int)N,
-              C);
-        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dln2, dlw.w1, g->dfch, ln2, lw.w1,
-              (int)N, C, 4 * C);
-        RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, g->dln2, la.residual2,
-              la.ln2_rstd, (int)N, C);
-        /* attention block, in reverse: dres now holds the gradient of residual2, which is also
-         * that of the attention's projection and of the layer's input */
-        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->datty, dlw.wo, g->dres, la.atty,
-              lw.wo, (int)N, C, C);
-        RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, g->dqkv, g->datty, la.qkv, la.att,
-              B, T, C, NH);
-        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln1, la.ln1_rstd, la.residual, (int)N,
-              C);
-        RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dln1, dlw.wqkv, g->dqkv, ln1,
-              lw.wqkv, (int)N, C, 3 * C);
-        RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, g->dln1, la.residual,
-              la.ln1_rstd, (int)N, C);
-        /* dres now holds the gradient of the layer's input: the previous layer's residual3 */
+        layer_backward(m, ops, l, B, T);
     }
     RG_OP(ops, RG_OP_EMBEDDING_BACKWARD, embedding_backward, m->grads.wte, m->grads.wpe, g->dres,
           m->inputs, B, T, C);

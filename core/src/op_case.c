@@ -146,8 +146,11 @@ static int make_attention_forward(rg_op_case *c) {
     size_t C = c->d.C, T = c->d.T;
     double s2 = (double)c->scale * c->scale;
     bound_softmax(add(c, "out", RG_BUF_OUT, N_ * C, -9, 9), "T", T, s2);
-    /* att's masked t2 > t entries must be written as 0: an unwritten one keeps its garbage */
-    bound_softmax(add(c, "att", RG_BUF_OUT, (size_t)c->d.B * c->d.NH * T * T, -9, 9), "T", T, s2);
+    /* each row's {max score, 1/sum}: judged apart, they are of different magnitudes */
+    rg_case_buf *st = add(c, "stats", RG_BUF_OUT, (size_t)c->d.B * c->d.NH * T * 2, -9, 9);
+    st->parts = 2;
+    st->part_cols = 1;
+    bound_softmax(st, "T", T, s2);
     add(c, "qkv", RG_BUF_IN, N_ * 3 * C, -2, 2);
     c->flops = attention_flops(c);
     return 0;
@@ -168,7 +171,7 @@ static int make_attention_backward(rg_op_case *c) {
     bound_softmax(d, "T", T, (double)c->scale * c->scale);
     add(c, "dout", RG_BUF_IN, N_ * C, -1, 1);
     add(c, "qkv", RG_BUF_IN, N_ * 3 * C, -2, 2);
-    add(c, "att", RG_BUF_IN, (size_t)c->d.B * c->d.NH * T * T, 0, 0)->derived = 1;
+    add(c, "stats", RG_BUF_IN, (size_t)c->d.B * c->d.NH * T * 2, 0, 0)->derived = 1;
     c->flops = 2.0 * attention_flops(c);
     return 0;
 }
@@ -177,7 +180,7 @@ static double call_attention_backward(const rg_op_case *c, const rg_backend *k, 
     k->attention_backward(x, F(0), F(1), F(2), F(3), c->d.B, c->d.T, c->d.C, c->d.NH);
     return 0.0;
 }
-/* att of the reference forward on the case's qkv. */
+/* stats of the reference forward on the case's qkv. */
 static int derive_attention_backward(const rg_op_case *c, void *const *b, rg_rng *r,
                                      float offset) {
     (void)r;
@@ -266,12 +269,13 @@ static int make_sqrelu_backward(rg_op_case *c) {
     if (shape_n(c) != 0) return -1;
     bound_elementwise(add(c, "dinp", RG_BUF_OUT, c->d.n, -9, 9));
     add(c, "dout", RG_BUF_IN, c->d.n, -1, 1);
-    add(c, "inp", RG_BUF_IN, c->d.n, -1, 1);
+    /* the forward's output max(x, 0)^2, x in [-1, 1): 0 for half of them */
+    add(c, "out", RG_BUF_IN, c->d.n, -1, 1)->derived = 1;
     return 0;
 }
 static double call_sqrelu_backward(const rg_op_case *c, const rg_backend *k, rg_backend_ctx *x,
                                    void *const *b) {
-    k->sqrelu_backward(x, F(0), F(1), F(2), c->d.n);
+    k->sqrelu_backward(x, F(0), c->in_place ? F(0) : F(1), F(2), c->d.n);
     return 0.0;
 }
 
@@ -387,11 +391,24 @@ static int derive_crossentropy_backward(const rg_op_case *c, void *const *b, rg_
     return 0;
 }
 
+/* The squared ReLU of x drawn in out's [lo, hi): out of the reference forward. */
+static int derive_sqrelu_backward(const rg_op_case *c, void *const *b, rg_rng *r, float offset) {
+    size_t n = c->d.n;
+    float *x = malloc(n * sizeof(float) + 1);
+    if (!x) return -1;
+    const rg_case_buf *o = &c->buf[2];
+    for (size_t i = 0; i < n; i++) x[i] = offset + o->lo + (o->hi - o->lo) * rg_rng_uniform(r);
+    rg_ref_sqrelu_forward(NULL, F(2), x, n);
+    free(x);
+    return 0;
+}
+
 /* The ops whose backward reads a forward's state: it is computed by the reference. */
 typedef int (*derive_fn)(const rg_op_case *c, void *const *b, rg_rng *r, float offset);
 static const derive_fn derive_of[RG_OP_COUNT] = {
     [RG_OP_ATTENTION_BACKWARD] = derive_attention_backward,
     [RG_OP_RMSNORM_BACKWARD] = derive_rmsnorm_backward,
+    [RG_OP_SQRELU_BACKWARD] = derive_sqrelu_backward,
     [RG_OP_CROSSENTROPY_BACKWARD] = derive_crossentropy_backward,
 };
 

@@ -37,6 +37,20 @@ static void resolve(rg_backend *t) {
 #undef RESOLVE_
 }
 
+/* Version 2 plugins still load: the table's layout is version 3's, and only these ops changed
+ * their contracts (backend.h), so the host runs its reference kernels for them instead. */
+#define RG_BACKEND_ABI_OLDEST 2
+static const uint32_t changed_since_v2 = 1u << RG_OP_ATTENTION_FORWARD |
+                                         1u << RG_OP_ATTENTION_BACKWARD |
+                                         1u << RG_OP_SQRELU_BACKWARD;
+
+/* The ops a table runs natively: those it provides, less those an older version defines
+ * otherwise. */
+static uint32_t native_mask_of(const rg_backend *t) {
+    uint32_t mask = provided_mask(t);
+    return t->abi_version < RG_BACKEND_ABI_VERSION ? mask & ~changed_since_v2 : mask;
+}
+
 const char *rg_op_name(rg_op_kind op) {
     if ((int)op < 0 || op >= RG_OP_COUNT) {
         return "unknown_op";
@@ -59,11 +73,12 @@ int rg_backend_validate(const rg_backend *table, char *err, size_t err_len) {
         return -1;
     }
     /* The version comes first: with another version the rest of the struct cannot be trusted. */
-    if (table->abi_version != RG_BACKEND_ABI_VERSION) {
+    if (table->abi_version < RG_BACKEND_ABI_OLDEST || table->abi_version > RG_BACKEND_ABI_VERSION) {
         rg_errf(err, err_len,
                 "backend ABI version mismatch: plugin built for version %u, this randygpt uses "
-                "version %u; rebuild the plugin against this randygpt's headers",
-                (unsigned)table->abi_version, (unsigned)RG_BACKEND_ABI_VERSION);
+                "version %u (and loads version %u); rebuild the plugin against this randygpt's "
+                "headers", (unsigned)table->abi_version, (unsigned)RG_BACKEND_ABI_VERSION,
+                (unsigned)RG_BACKEND_ABI_OLDEST);
         return -1;
     }
     if (table->struct_size != sizeof(rg_backend)) {
@@ -111,7 +126,12 @@ int rg_ops_create(rg_ops *ops, const rg_backend *table, const rg_backend_config 
         return -1;
     }
     rg_backend k = *table;
-    uint32_t native = provided_mask(table);
+    uint32_t native = native_mask_of(table);
+    if (table->abi_version < RG_BACKEND_ABI_VERSION) { /* its kernels for these follow v2 */
+        k.attention_forward = NULL;
+        k.attention_backward = NULL;
+        k.sqrelu_backward = NULL;
+    }
     resolve(&k);
     if (err_len > 0) {
         err[0] = '\0';
@@ -183,5 +203,5 @@ void rg_ops_native_list(const rg_ops *ops, char *buf, size_t buf_len) {
 }
 
 void rg_ops_table_native_list(const rg_backend *table, char *buf, size_t buf_len) {
-    mask_list(provided_mask(table), buf, buf_len);
+    mask_list(native_mask_of(table), buf, buf_len);
 }

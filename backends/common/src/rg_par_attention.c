@@ -1,14 +1,20 @@
 /*
- * Causal self-attention forward and backward, parallel over (batch, head) pairs: each pair owns its
- * rows of att, its slice of out and its slice of dqkv, so threads never write the same element.
+ * Causal self-attention forward and backward, flash-style: the (T,T) probabilities of a head never
+ * leave the thread's workspace. The forward keeps only each row's softmax statistics {max, 1/sum};
+ * the backward recomputes the probabilities from q and k with the forward's own arithmetic, so
+ * they are the forward's bit for bit. Parallel over (batch, head) pairs: each pair
+ * owns its rows of stats, its slice of out and its slice of dqkv, so threads never write the same
+ * element.
  *
  * Per pair the work is five small matrix products (T x T x hs): scores Q K^T, out = att V, and in
- * the backward datt = dY V^T, dQ = dS K, dK = dS^T Q, dV = att^T dY. All run on one register-tiled
- * kernel (rows8): eight output rows at once, one vector of columns, eight independent FMA chains
- * sharing every load. For Q K^T and dY V^T, K or V is first transposed into per-thread workspace as
- * (hs, Tp), Tp = T rounded up to the vector width and zero padded, so a score row is whole vectors
- * along t2. Causality: rows only go as far as their block's last t; the zeros of att and dS past
- * the diagonal make the extra terms vanish. Softmax uses rg_par_exp_sum, in vector arithmetic.
+ * the backward (after Q K^T again) datt = dY V^T, dQ = dS K, dK = dS^T Q, dV = att^T dY. All run
+ * on one register-tiled kernel (rows8): eight output rows at once, one vector of columns, eight
+ * independent FMA chains sharing every load. For Q K^T and dY V^T, K or V is first transposed into
+ * per-thread workspace as (hs, Tp), Tp = T rounded up to the vector width and zero padded, so a
+ * score row is whole vectors along t2; att and dS live in the workspace as (T, Tp), a head's
+ * whole at once (32 KiB at T=64: in L1). Causality: rows only go as far as their block's last t;
+ * the zeros of att and dS past the diagonal make the extra terms vanish. The softmax runs in
+ * whole vectors, the last one masked.
  */
 #include <math.h>
 #include <string.h>
@@ -19,8 +25,8 @@
 #define RB 8 /* rows per register block */
 
 typedef struct attn_args {
-    float *out, *att, *dqkv;
-    const float *qkv, *dout, *att_in;
+    float *out, *stats, *dqkv;
+    const float *qkv, *dout;
     int B, T, C, NH;
     float *ws;
     size_t per_thread;
@@ -110,10 +116,10 @@ static void transpose_head(float *xt, const float *qkv, int b, int h, int part, 
     }
 }
 
-/* Per-thread workspace: xt (hs, Tp), S (T, Tp), sink (VL). */
-static size_t attn_workspace(int T, int hs) {
+/* Per-thread workspace: `heads` transposed heads (hs, Tp), `squares` (T, Tp), a sink (VL). */
+static size_t attn_workspace(int T, int hs, int heads, int squares) {
     int Tp = round_up(T, VL);
-    return (size_t)hs * Tp + (size_t)T * Tp + VL;
+    return (size_t)heads * hs * Tp + (size_t)squares * T * Tp + VL;
 }
 
 /* Lanes [0, n - (nv-1)*VL) of the last of the nv = ceil(n/VL) vectors that cover n floats. */
@@ -125,14 +131,11 @@ static rg_vi last_vector_lanes(int n, int nv) {
     return lane < n - (nv - 1) * VL;
 }
 
-/* s is one row of scores (Tp = round_up(T, VL) floats, whole vectors, aligned), arow its row of
- * att (T floats), n = t + 1 the keys the row sees: arow[0, n) = softmax(scale s[0, n)),
- * arow[n, T) = 0 (the causal mask). s is overwritten. Whole vectors throughout, the last one
- * masked: per-element loops over a row of variable length cost more than the exps. */
-static void softmax_row(float *s, float *arow, int n, int T, float scale) {
+/* s is one row of raw scores q.k (whole vectors, aligned), n = t + 1 the keys the row sees, ncols
+ * (a multiple of VL, >= n) the columns the row's products read: s[0, n) becomes the scaled
+ * scores, masked to -inf past n in the last vector. Returns the row's maximum. */
+static float scale_row(rg_vf *sv, int n, float scale, rg_vi valid) {
     int nv = (n + VL - 1) / VL;
-    rg_vi valid = last_vector_lanes(n, nv);
-    rg_vf *sv = (rg_vf *)s;
     rg_vf mx = rg_par_splat(-INFINITY);
     for (int v = 0; v < nv; v++) {
         rg_vf x = sv[v] * scale;
@@ -142,50 +145,46 @@ static void softmax_row(float *s, float *arow, int n, int T, float scale) {
         sv[v] = x;
         mx = rg_par_vmax(mx, x);
     }
-    float m = rg_par_hmax(mx);
+    return rg_par_hmax(mx);
+}
+
+/* s[0, n) = exp(s - m) * r (the probabilities), 0 in [n, ncols). s holds scaled scores. */
+static void prob_row(rg_vf *sv, int n, int ncols, float m, float r, rg_vi valid) {
+    int nv = (n + VL - 1) / VL;
+    for (int v = 0; v < nv; v++) {
+        rg_vf e = rg_par_expv(sv[v] - m);
+        sv[v] = (v == nv - 1 ? rg_par_select(valid, e, (rg_vf){0}) : e) * r;
+    }
+    for (int v = nv; v < ncols / VL; v++) {
+        sv[v] = (rg_vf){0};
+    }
+}
+
+/* One row of the forward: raw scores s (ncols floats) become its probabilities, st = {m, 1/sum}.
+ * The sum is of the same exp values that prob_row recomputes: the same bits. */
+static void softmax_row(float *s, float st[2], int n, int ncols, float scale) {
+    int nv = (n + VL - 1) / VL;
+    rg_vi valid = last_vector_lanes(n, nv);
+    rg_vf *sv = (rg_vf *)s;
+    float m = scale_row(sv, n, scale, valid);
     rg_vf sum = {0};
     for (int v = 0; v < nv; v++) {
         rg_vf e = rg_par_expv(sv[v] - m);
-        if (v == nv - 1) {
-            e = rg_par_select(valid, e, (rg_vf){0});
-        }
-        sv[v] = e;
-        sum += e;
+        sum += v == nv - 1 ? rg_par_select(valid, e, (rg_vf){0}) : e;
     }
-    rg_vf inv = rg_par_splat(1.0f / rg_par_hsum(sum));
-    if (T % VL == 0) { /* rows of att are whole vectors: lanes past n are already 0 */
-        for (int v = 0; v < nv; v++) {
-            *(rg_vfu *)(arow + v * VL) = sv[v] * inv;
-        }
-        for (int v = nv; v < T / VL; v++) {
-            *(rg_vfu *)(arow + v * VL) = (rg_vf){0};
-        }
-        return;
-    }
-    for (int v = 0; v < nv; v++) {
-        sv[v] *= inv;
-    }
-    memcpy(arow, s, (size_t)n * sizeof(float));
-    memset(arow + n, 0, (size_t)(T - n) * sizeof(float));
+    st[0] = m;
+    st[1] = 1.0f / rg_par_hsum(sum);
+    prob_row(sv, n, ncols, st[0], st[1], valid);
 }
 
-/* ds is one row of datt (Tp floats, whole vectors, aligned, computed over at least the first
- * ceil(n/VL) vectors), arow its row of att (T floats, 0 past n): ds[0, n) = scale arow (ds -
- * arow . ds), ds[n, Tp) = 0. */
-static void softmax_backward_row(float *ds, const float *arow, int n, int T, float scale) {
-    int Tp = round_up(T, VL);
-    if (T % VL != 0) { /* rows of att are not whole vectors: element by element */
-        float dot = rg_par_dot(arow, ds, n);
-        for (int t2 = 0; t2 < n; t2++) {
-            ds[t2] = arow[t2] * (ds[t2] - dot) * scale;
-        }
-        memset(ds + n, 0, (size_t)(Tp - n) * sizeof(float));
-        return;
-    }
+/* ds is one row of datt (whole vectors, aligned, computed over at least the first ceil(n/VL)
+ * vectors), arow its row of att (0 from n to ncols): ds[0, n) = scale arow (ds - arow . ds),
+ * ds[n, ncols) = 0. */
+static void softmax_backward_row(float *ds, const float *arow, int n, int ncols, float scale) {
     int nv = (n + VL - 1) / VL;
     rg_vi valid = last_vector_lanes(n, nv);
     rg_vf *dv = (rg_vf *)ds;
-    const rg_vfu *av = (const rg_vfu *)arow;
+    const rg_vf *av = (const rg_vf *)arow;
     rg_vf acc = {0};
     for (int v = 0; v < nv; v++) {
         acc += av[v] * dv[v]; /* att is 0 past n */
@@ -195,36 +194,37 @@ static void softmax_backward_row(float *ds, const float *arow, int n, int T, flo
         rg_vf d = av[v] * (dv[v] - dot) * scale;
         dv[v] = v == nv - 1 ? rg_par_select(valid, d, (rg_vf){0}) : d;
     }
-    for (int v = nv; v < Tp / VL; v++) {
+    for (int v = nv; v < ncols / VL; v++) {
         dv[v] = (rg_vf){0};
     }
 }
 
-/* Pairs [begin, end) of the (B, NH) grid. out is (B,T,C), att is (B,NH,T,T), qkv is (B,T,3C). */
+/* Pairs [begin, end) of the (B, NH) grid. out is (B,T,C), stats is (B,NH,T,2), qkv is (B,T,3C). */
 static void attention_forward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const attn_args *a = arg;
     int T = a->T, C = a->C, NH = a->NH, hs = C / NH, C3 = 3 * C, Tp = round_up(T, VL);
     float scale = 1.0f / sqrtf((float)hs);
     float *kt = a->ws + rg_par_thread_offset(0, a->per_thread, tid); /* (hs, Tp) */
-    float *S = kt + (size_t)hs * Tp;                                 /* (T, Tp) scores */
-    float *sink = S + (size_t)T * Tp;                                /* (VL) */
+    float *P = kt + (size_t)hs * Tp;                                 /* (T, Tp) */
+    float *sink = P + (size_t)T * Tp;                                /* (VL) */
     memset(sink, 0, VL * sizeof(float));
     for (int64_t pair = begin; pair < end; pair++) {
         int b = (int)(pair / NH), h = (int)(pair % NH);
         const float *q0 = a->qkv + (size_t)b * T * C3 + h * hs;
         const float *v0 = q0 + 2 * C;
-        float *att = a->att + (size_t)pair * T * T;
+        float *stats = a->stats + (size_t)pair * T * 2;
         float *out = a->out + (size_t)b * T * C + h * hs;
         transpose_head(kt, a->qkv, b, h, C, T, C, hs);
         for (int t0 = 0; t0 < T; t0 += RB) {
             int tlast = t0 + RB < T ? t0 + RB : T; /* rows [t0, tlast) see keys [0, tlast) */
-            /* S rows = q . k over the keys the block can see, in whole vectors */
-            block_product(S, Tp, q0, C3, 1, kt, Tp, hs, t0, T, round_up(tlast, VL), sink);
+            int ncols = round_up(tlast, VL);
+            /* P rows = q . k over the keys the block can see, in whole vectors, then softmax */
+            block_product(P, Tp, q0, C3, 1, kt, Tp, hs, t0, T, ncols, sink);
             for (int t = t0; t < tlast; t++) {
-                softmax_row(S + (size_t)t * Tp, att + (size_t)t * T, t + 1, T, scale);
+                softmax_row(P + (size_t)t * Tp, stats + (size_t)t * 2, t + 1, ncols, scale);
             }
-            /* out rows = att rows @ V over keys [0, tlast) */
-            block_product(out, C, att, T, 1, v0, C3, tlast, t0, T, hs, sink);
+            /* out rows = P rows @ V over keys [0, tlast) */
+            block_product(out, C, P, Tp, 1, v0, C3, tlast, t0, T, hs, sink);
         }
     }
 }
@@ -241,48 +241,56 @@ static int attention_empty(int B, int T, int C, int NH) {
     return B <= 0 || T <= 0 || NH <= 0 || C < NH;
 }
 
-void rg_par_op_attention_forward(rg_backend_ctx *ctx, float *out, float *att, const float *qkv,
+void rg_par_op_attention_forward(rg_backend_ctx *ctx, float *out, float *stats, const float *qkv,
                                  int B, int T, int C, int NH) {
     if (attention_empty(B, T, C, NH)) {
         return;
     }
     rg_par_backend *pb = rg_par_of(ctx);
     int hs = C / NH;
-    attn_args a = {.out = out, .att = att, .qkv = qkv, .B = B, .T = T, .C = C, .NH = NH};
-    a.per_thread = attn_workspace(T, hs);
+    attn_args a = {.out = out, .stats = stats, .qkv = qkv, .B = B, .T = T, .C = C, .NH = NH};
+    a.per_thread = attn_workspace(T, hs, 1, 1);
     a.ws = rg_par_workspace(pb, 0, a.per_thread);
     rg_par_for(pb->par, (int64_t)B * NH, attention_grain(T, hs), attention_forward_range, &a);
 }
 
-/* Pairs [begin, end). dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C), att is (B,NH,T,T).
- * With datt[t][t2] = dout[t] . v[t2] and dS[t][t2] = scale att (datt - sum_t3 att datt[t][t3]):
- * dq = dS k, dk = dS^T q, dv = att^T dout (dS and att are zero past the diagonal). Each block of
- * rows of dq, dk and dv is one product over all its terms, written directly: the pair's slice of
- * dqkv is overwritten without being zeroed first. */
+/* Pairs [begin, end). dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C). With att recomputed, datt[t][t2] = dout[t] . v[t2] and dS[t][t2] = scale att (datt - sum_t3 att
+ * datt[t][t3]): dq = dS k, dk = dS^T q, dv = att^T dout (dS and att are zero past the diagonal).
+ * Each block of rows of dq, dk and dv is one product over all its terms, written directly: the
+ * pair's slice of dqkv is overwritten without being zeroed first. */
 static void attention_backward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const attn_args *a = arg;
     int T = a->T, C = a->C, NH = a->NH, hs = C / NH, C3 = 3 * C, Tp = round_up(T, VL);
     float scale = 1.0f / sqrtf((float)hs);
-    float *vt = a->ws + rg_par_thread_offset(0, a->per_thread, tid); /* (hs, Tp) */
-    float *dS = vt + (size_t)hs * Tp;                                /* (T, Tp) */
+    float *kt = a->ws + rg_par_thread_offset(0, a->per_thread, tid); /* (hs, Tp) */
+    float *vt = kt + (size_t)hs * Tp;                                /* (hs, Tp) */
+    float *P = vt + (size_t)hs * Tp;                                 /* (T, Tp) */
+    float *dS = P + (size_t)T * Tp;                                  /* (T, Tp) */
     float *sink = dS + (size_t)T * Tp;                               /* (VL) */
     memset(sink, 0, VL * sizeof(float));
     for (int64_t pair = begin; pair < end; pair++) {
         int b = (int)(pair / NH), h = (int)(pair % NH);
         const float *q0 = a->qkv + (size_t)b * T * C3 + h * hs;
         const float *k0 = q0 + C;
-        const float *att = a->att_in + (size_t)pair * T * T;
         const float *dy0 = a->dout + (size_t)b * T * C + h * hs;
         float *dq0 = a->dqkv + (size_t)b * T * C3 + h * hs;
         float *dk0 = dq0 + C;
         float *dv0 = dq0 + 2 * C;
+        transpose_head(kt, a->qkv, b, h, C, T, C, hs);
         transpose_head(vt, a->qkv, b, h, 2 * C, T, C, hs);
         for (int t0 = 0; t0 < T; t0 += RB) {
             int tlast = t0 + RB < T ? t0 + RB : T;
-            /* datt rows = dout . v over the visible keys, then dS in place */
-            block_product(dS, Tp, dy0, C, 1, vt, Tp, hs, t0, T, round_up(tlast, VL), sink);
+            int ncols = round_up(tlast, VL);
+            /* P rows as the forward made them; datt rows = dout . v, then dS in place. A row's
+             * max and sum are recomputed rather than read from stats: the whole row is at hand,
+             * it costs one reduction per row, and P is then the forward's bit for bit even when
+             * stats came from another kernel that rounds the scores otherwise */
+            block_product(P, Tp, q0, C3, 1, kt, Tp, hs, t0, T, ncols, sink);
+            block_product(dS, Tp, dy0, C, 1, vt, Tp, hs, t0, T, ncols, sink);
             for (int t = t0; t < tlast; t++) {
-                softmax_backward_row(dS + (size_t)t * Tp, att + (size_t)t * T, t + 1, T, scale);
+                float st[2];
+                softmax_row(P + (size_t)t * Tp, st, t + 1, ncols, scale);
+                softmax_backward_row(dS + (size_t)t * Tp, P + (size_t)t * Tp, t + 1, ncols, scale);
             }
             /* dq rows = dS rows @ K over keys [0, tlast) */
             block_product(dq0, C3, dS, Tp, 1, k0, C3, tlast, t0, T, hs, sink);
@@ -292,22 +300,23 @@ static void attention_backward_range(void *arg, int64_t begin, int64_t end, int 
         for (int t0 = 0; t0 < T; t0 += RB) {
             block_product(dk0, C3, dS + (size_t)t0 * Tp, 1, Tp, q0 + (size_t)t0 * C3, C3, T - t0,
                           t0, T, hs, sink);
-            block_product(dv0, C3, att + (size_t)t0 * T, 1, T, dy0 + (size_t)t0 * C, C, T - t0,
+            block_product(dv0, C3, P + (size_t)t0 * Tp, 1, Tp, dy0 + (size_t)t0 * C, C, T - t0,
                           t0, T, hs, sink);
         }
     }
 }
 
 void rg_par_op_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float *dout,
-                                  const float *qkv, const float *att, int B, int T, int C, int NH) {
+                                  const float *qkv, const float *stats, int B, int T, int C,
+                                  int NH) {
     if (attention_empty(B, T, C, NH)) {
         return;
     }
     rg_par_backend *pb = rg_par_of(ctx);
     int hs = C / NH;
-    attn_args a = {.dqkv = dqkv, .dout = dout, .qkv = qkv, .att_in = att, .B = B, .T = T, .C = C,
-                   .NH = NH};
-    a.per_thread = attn_workspace(T, hs);
+    (void)stats; /* the rows are recomputed whole, see attention_backward_range */
+    attn_args a = {.dqkv = dqkv, .dout = dout, .qkv = qkv, .B = B, .T = T, .C = C, .NH = NH};
+    a.per_thread = attn_workspace(T, hs, 2, 2);
     a.ws = rg_par_workspace(pb, 0, a.per_thread);
     rg_par_for(pb->par, (int64_t)B * NH, attention_grain(T, hs), attention_backward_range, &a);
 }

@@ -89,18 +89,18 @@ void rg_par_op_sqrelu_forward(rg_backend_ctx *ctx, float *out, const float *inp,
     rg_par_for(rg_par_of(ctx)->par, (int64_t)n, GRAIN_FLOATS, sqrelu_forward_range, &a);
 }
 
-/* dinp, dout, inp are (n): dinp = dout * 2 max(inp, 0) (overwritten). */
+/* dinp, dout, out are (n), out = max(x, 0)^2: dinp = dout * 2 sqrt(out) (overwritten; dinp may
+ * alias dout, element by element). */
 static void sqrelu_backward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const elem_args *a = arg;
     for (int64_t i = begin; i < end; i++) {
-        float r = a->inp2[i] > 0.0f ? a->inp2[i] : 0.0f;
-        a->out[i] = a->inp1[i] * 2.0f * r;
+        a->out[i] = a->inp1[i] * 2.0f * sqrtf(a->inp2[i]);
     }
 }
 
 void rg_par_op_sqrelu_backward(rg_backend_ctx *ctx, float *dinp, const float *dout,
-                               const float *inp, size_t n) {
-    elem_args a = {.out = dinp, .inp1 = dout, .inp2 = inp};
+                               const float *out, size_t n) {
+    elem_args a = {.out = dinp, .inp1 = dout, .inp2 = out};
     rg_par_for(rg_par_of(ctx)->par, (int64_t)n, GRAIN_FLOATS, sqrelu_backward_range, &a);
 }
 

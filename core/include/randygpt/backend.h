@@ -31,6 +31,11 @@
  *    already holds the gradient that the skip connection passes through unchanged.
  * Version 2 introduced this split (version 1 accumulated into every gradient) and removed
  * residual_backward: the residual stream's gradient is one buffer that the model passes on as is.
+ * Version 3 keeps no (B,NH,T,T) attention probabilities: attention_forward saves each row's
+ * softmax statistics and attention_backward recomputes the probabilities from them and q, k
+ * (flash-style); sqrelu_backward reads the forward's output instead of its input, and may run in
+ * place. A version 2 plugin still loads: its two attention ops and its sqrelu_backward, built for
+ * the old contracts, are replaced by the host's reference kernels (reported as not native).
  *
  * Size names: B batch, T sequence length, C channels, NH heads (C % NH == 0), hs = C/NH,
  * N = B*T rows, OC output channels, V vocabulary size.
@@ -47,7 +52,7 @@ extern "C" {
 
 /* Bump on any change to rg_backend or to the contract of an op. A plugin built for another version
  * is refused by the loader with a message that names both versions. */
-#define RG_BACKEND_ABI_VERSION 2
+#define RG_BACKEND_ABI_VERSION 3
 
 #define RG_BACKEND_ENTRY_SYMBOL "randygpt_backend_entry"
 
@@ -107,15 +112,19 @@ typedef struct rg_backend {
     void (*matmul_backward)(rg_backend_ctx *ctx, float *dinp, float *dweight, const float *dout,
                             const float *inp, const float *weight, int N, int C, int OC);
     /* Causal multi-head self-attention.
-     * out is (B,T,C), att is (B,NH,T,T), qkv is (B,T,3C) holding q, k, v in that order, each (C)
-     * split into NH heads of hs. att[b,h,t,t2] = softmax_t2<=t(q.k / sqrt(hs)), 0 for t2 > t;
-     * out[b,t,h*hs:(h+1)*hs] = sum_t2 att[b,h,t,t2] * v[b,t2,h]. att is kept for the backward. */
-    void (*attention_forward)(rg_backend_ctx *ctx, float *out, float *att, const float *qkv,
+     * out is (B,T,C), stats is (B,NH,T,2), qkv is (B,T,3C) holding q, k, v in that order, each (C)
+     * split into NH heads of hs. With scores s[t2] = q[b,t,h].k[b,t2,h] / sqrt(hs) for t2 <= t:
+     * stats[b,h,t] = {m, r}, m = max_t2 s[t2], r = 1 / sum_t2 exp(s[t2] - m);
+     * att[t2] = exp(s[t2] - m) * r; out[b,t,h*hs:(h+1)*hs] = sum_t2<=t att[t2] * v[b,t2,h].
+     * The probabilities att are not kept: the backward recomputes them from q, k and stats. */
+    void (*attention_forward)(rg_backend_ctx *ctx, float *out, float *stats, const float *qkv,
                               int B, int T, int C, int NH);
-    /* dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C), att is (B,NH,T,T) from the forward:
-     * dqkv = gradient of out with respect to qkv (overwritten, every element). */
+    /* dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C), stats is (B,NH,T,2) from the forward:
+     * dqkv = gradient of out with respect to qkv (overwritten, every element), with att
+     * recomputed as the forward defines it: from q, k and stats, or, where a kernel has a whole
+     * row at hand, from q and k alone (its own max and sum: the same up to rounding). */
     void (*attention_backward)(rg_backend_ctx *ctx, float *dqkv, const float *dout,
-                               const float *qkv, const float *att, int B, int T, int C, int NH);
+                               const float *qkv, const float *stats, int B, int T, int C, int NH);
     /* AdamW on n parameters, in place. params, m, v are (n), grads is (n).
      * g = grads[i] * grad_scale (grad_scale carries gradient clipping);
      * m = beta1 m + (1-beta1) g; v = beta2 v + (1-beta2) g^2;
@@ -137,8 +146,9 @@ typedef struct rg_backend {
                              const float *rstd, int N, int C);
     /* out, inp are (n): out = max(inp, 0)^2. */
     void (*sqrelu_forward)(rg_backend_ctx *ctx, float *out, const float *inp, size_t n);
-    /* dinp, dout, inp are (n): dinp = dout * 2 max(inp, 0) (overwritten). */
-    void (*sqrelu_backward)(rg_backend_ctx *ctx, float *dinp, const float *dout, const float *inp,
+    /* dinp, dout, out are (n), out the forward's output max(x, 0)^2: dinp = dout * 2 sqrt(out)
+     * (= dout * 2 max(x, 0); overwritten; dinp may alias dout, element by element). */
+    void (*sqrelu_backward)(rg_backend_ctx *ctx, float *dinp, const float *dout, const float *out,
                             size_t n);
     /* out, inp1, inp2 are (n): out = inp1 + inp2 (out may alias inp1). */
     void (*residual_forward)(rg_backend_ctx *ctx, float *out, const float *inp1, const float *inp2,

@@ -56,40 +56,38 @@ typedef struct rg_params {
 } rg_params;
 
 /* Activations of a forward pass at (B,T) that the backward reads, one allocation. What it can
- * recompute cheaply is not kept (docs/model.md, Memory): the norms' outputs (from the input and
- * rstd), the squared ReLU (from fch), and the two projections (written straight into the
- * residual stream). */
-#define RG_NUM_ACT_TENSORS 11
+ * recompute is not kept (docs/model.md, Memory): the norms' outputs (from the input and rstd),
+ * the attention probabilities (from q, k and att_stats, inside attention_backward), the attention
+ * output (one more attention_forward), the MLP's input to the squared ReLU (its backward needs
+ * only the output), the two projections (written straight into the residual stream) and the
+ * logits (crossentropy_backward needs only probs). */
+#define RG_NUM_ACT_TENSORS 9
 typedef struct rg_acts {
     float *encoded;    /* (B, T, C) embedding output: residual stream before layer 0 */
     float *ln1_rstd;   /* (L, B, T) */
     float *qkv;        /* (L, B, T, 3C) */
-    float *atty;       /* (L, B, T, C) attention output before the projection */
-    float *att;        /* (L, B, NH, T, T) attention probabilities */
+    float *att_stats;  /* (L, B, NH, T, 2) each attention row's max score and 1/sum (backend.h) */
     float *residual2;  /* (L, B, T, C) residual after attention */
     float *ln2_rstd;   /* (L, B, T) */
-    float *fch;        /* (L, B, T, 4C) the MLP's hidden layer before the squared ReLU */
+    float *fch_act;    /* (L, B, T, 4C) the MLP's hidden layer after the squared ReLU */
     float *residual3;  /* (L, B, T, C) residual after the MLP: input of the next layer */
-    float *logits;     /* (B, T, V) */
     float *probs;      /* (B, T, V) */
+    /* not in the allocation: the logits (B, T, V) of the last forward, in the scratch buffer
+     * rg_grad_acts.wide, valid until the next backward */
+    float *logits;
     /* losses (B, T) are kept separately below */
 } rg_acts;
 
-/* Gradients of the activations that a backward pass at (B,T) uses, one allocation. Every op
- * overwrites the gradient it produces (backend.h), so none of them is ever zeroed; the layer ones
- * are reused by every layer, from the last down. The forward uses dln1 and dfch as scratch for
- * each layer's norm output and squared ReLU, and the backward recomputes those into buffers free
- * at that point (docs/model.md, Memory). */
-#define RG_NUM_GRAD_ACT_TENSORS 8
+/* The scratch of a pass at (B,T), one allocation: the activation gradients of one layer at a
+ * time and what the backward recomputes, reused by every layer from the last down (every op
+ * overwrites the gradient it produces, so none is ever zeroed). The forward uses it for what it
+ * does not keep. Roles per step: docs/model.md, Memory. */
+#define RG_NUM_GRAD_ACT_TENSORS 4
 typedef struct rg_grad_acts {
-    float *dres;      /* (B, T, C) the residual stream's gradient, one buffer for the whole pass */
-    float *dln1;      /* (B, T, C) */
-    float *dqkv;      /* (B, T, 3C) */
-    float *datty;     /* (B, T, C) */
-    float *dln2;      /* (B, T, C) */
-    float *dfch;      /* (B, T, 4C) */
-    float *dfch_act;  /* (B, T, 4C) */
-    float *dlogits;   /* (B, T, V) */
+    float *dres;  /* (B, T, C) the residual stream's gradient, one buffer for the whole pass */
+    float *x;     /* (B, T, C) a recomputed matmul input: a norm's output or the attention output */
+    float *dx;    /* (B, T, C) the gradient of x */
+    float *wide;  /* (B, T, max(4C, V)) dfch then dqkv, dlogits; in the forward fch, logits */
 } rg_grad_acts;
 
 typedef struct rg_optim_config {
@@ -170,7 +168,7 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
 /* Zeroes the parameter gradients (activation gradients belong to each backward pass). */
 void rg_model_zero_grad(rg_model *m);
 /* Backward of the last forward (which must have had targets): accumulates into grads, overwrites
- * the activation gradients. */
+ * the scratch (so acts.logits too). */
 void rg_model_backward(rg_model *m, rg_ops *ops);
 /* The same when the last forward was one share of a batch of total_positions positions (B*T over
  * every share): each position's loss has weight 1/total_positions, so the shares' gradients add up

@@ -73,7 +73,8 @@ typedef struct rg_op_case {
     rg_op_scalars s;
     int nbufs;
     rg_case_buf buf[RG_CASE_MAX_BUFS];  /* in the op's argument order */
-    int in_place;       /* residual_forward: out is passed as inp1 too (the contract allows it) */
+    int in_place;       /* residual_forward: out is passed as inp1 too, sqrelu_backward: dinp as
+                         * dout (the contracts allow it; the model runs both so) */
     int returns;        /* 1: the op returns a value (sum_squares), judged as output "result" */
     double result_tol;
     char result_bound[40];

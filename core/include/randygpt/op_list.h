@@ -22,11 +22,11 @@
       (rg_backend_ctx * ctx, float *dinp, float *dweight, const float *dout, const float *inp,  \
        const float *weight, int N, int C, int OC))                                              \
     X(attention_forward, ATTENTION_FORWARD, 1, void,                                            \
-      (rg_backend_ctx * ctx, float *out, float *att, const float *qkv, int B, int T, int C,     \
+      (rg_backend_ctx * ctx, float *out, float *stats, const float *qkv, int B, int T, int C,   \
        int NH))                                                                                 \
     X(attention_backward, ATTENTION_BACKWARD, 1, void,                                          \
-      (rg_backend_ctx * ctx, float *dqkv, const float *dout, const float *qkv, const float *att, \
-       int B, int T, int C, int NH))                                                            \
+      (rg_backend_ctx * ctx, float *dqkv, const float *dout, const float *qkv,                  \
+       const float *stats, int B, int T, int C, int NH))                                        \
     X(adamw_step, ADAMW, 1, void,                                                               \
       (rg_backend_ctx * ctx, float *params, float *m, float *v, const float *grads, size_t n,   \
        float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale,     \
@@ -39,7 +39,7 @@
     X(sqrelu_forward, SQRELU_FORWARD, 0, void,                                                  \
       (rg_backend_ctx * ctx, float *out, const float *inp, size_t n))                           \
     X(sqrelu_backward, SQRELU_BACKWARD, 0, void,                                                \
-      (rg_backend_ctx * ctx, float *dinp, const float *dout, const float *inp, size_t n))       \
+      (rg_backend_ctx * ctx, float *dinp, const float *dout, const float *out, size_t n))       \
     X(residual_forward, RESIDUAL_FORWARD, 0, void,                                              \
       (rg_backend_ctx * ctx, float *out, const float *inp1, const float *inp2, size_t n))       \
     X(embedding_forward, EMBEDDING_FORWARD, 0, void,                                            \

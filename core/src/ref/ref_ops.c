@@ -57,52 +57,53 @@ void rg_ref_matmul_backward(rg_backend_ctx *ctx, float *dinp, float *dweight, co
 /* ---------------------------------------------------------------------------------------------- */
 /* attention */
 
-/* out is (B,T,C), att is (B,NH,T,T), qkv is (B,T,3C) holding q, k, v, each split into NH heads of
- * hs = C/NH. att[b,h,t,t2] = softmax over t2 <= t of q.k / sqrt(hs), and 0 for t2 > t;
- * out[b,t,h*hs:(h+1)*hs] = sum_t2 att[b,h,t,t2] * v[b,t2,h]. */
-void rg_ref_attention_forward(rg_backend_ctx *ctx, float *out, float *att, const float *qkv, int B,
-                              int T, int C, int NH) {
+/* q and k of row t of head h of batch b; qkv is (B,T,3C). */
+#define Q_ROW(qkv, b, t, h) ((qkv) + ((size_t)(b) * T + (t)) * 3 * C + (h) * hs)
+#define K_ROW(qkv, b, t, h) (Q_ROW(qkv, b, t, h) + C)
+#define V_ROW(qkv, b, t, h) (Q_ROW(qkv, b, t, h) + 2 * C)
+
+/* The scaled score q.k / sqrt(hs) of one query and one key, each (hs). */
+static float att_score(const float *q, const float *k, int hs, float scale) {
+    float s = 0.0f;
+    for (int i = 0; i < hs; i++) {
+        s += q[i] * k[i];
+    }
+    return s * scale;
+}
+
+/* The probability of a key whose score is s, in a row with statistics st = {m, r}: the one
+ * formula of the forward and the backward, so both see the same bits. */
+static float att_prob(float s, const float st[2]) { return expf(s - st[0]) * st[1]; }
+
+/* out is (B,T,C), stats is (B,NH,T,2), qkv is (B,T,3C) holding q, k, v, each split into NH heads
+ * of hs = C/NH. Per row: stats = {m, r} = {max score, 1/sum exp(score - m)} over t2 <= t,
+ * att[t2] = exp(score - m) r; out[b,t,h*hs:(h+1)*hs] = sum_t2 att[t2] * v[b,t2,h]. The scores are
+ * recomputed in each of the three passes instead of stored, so the kernel needs no workspace. */
+void rg_ref_attention_forward(rg_backend_ctx *ctx, float *out, float *stats, const float *qkv,
+                              int B, int T, int C, int NH) {
     int hs = C / NH;
-    int C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             for (int t = 0; t < T; t++) {
-                const float *q = qkv + ((size_t)b * T + t) * C3 + h * hs;
-                float *arow = att + (((size_t)b * NH + h) * T + t) * T;
-
-                /* scores of the visible positions, and their maximum for a stable softmax */
-                float maxval = -INFINITY;
+                const float *q = Q_ROW(qkv, b, t, h);
+                float *st = stats + (((size_t)b * NH + h) * T + t) * 2;
+                float maxval = -INFINITY, sum = 0.0f;
                 for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = qkv + ((size_t)b * T + t2) * C3 + C + h * hs;
-                    float s = 0.0f;
-                    for (int i = 0; i < hs; i++) {
-                        s += q[i] * k[i];
-                    }
-                    s *= scale;
-                    arow[t2] = s;
-                    if (s > maxval) {
-                        maxval = s;
-                    }
+                    maxval = fmaxf(maxval, att_score(q, K_ROW(qkv, b, t2, h), hs, scale));
                 }
-                float sum = 0.0f;
                 for (int t2 = 0; t2 <= t; t2++) {
-                    float e = expf(arow[t2] - maxval);
-                    arow[t2] = e;
-                    sum += e;
+                    sum += expf(att_score(q, K_ROW(qkv, b, t2, h), hs, scale) - maxval);
                 }
-                float inv = 1.0f / sum;
-                for (int t2 = 0; t2 < T; t2++) {
-                    arow[t2] = t2 <= t ? arow[t2] * inv : 0.0f; /* causal mask */
-                }
-
+                st[0] = maxval;
+                st[1] = 1.0f / sum;
                 float *o = out + ((size_t)b * T + t) * C + h * hs;
                 for (int i = 0; i < hs; i++) {
                     o[i] = 0.0f;
                 }
                 for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = qkv + ((size_t)b * T + t2) * C3 + 2 * C + h * hs;
-                    float a = arow[t2];
+                    const float *v = V_ROW(qkv, b, t2, h);
+                    float a = att_prob(att_score(q, K_ROW(qkv, b, t2, h), hs, scale), st);
                     for (int i = 0; i < hs; i++) {
                         o[i] += a * v[i];
                     }
@@ -112,48 +113,50 @@ void rg_ref_attention_forward(rg_backend_ctx *ctx, float *out, float *att, const
     }
 }
 
-/* dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C), att is (B,NH,T,T) from the forward:
+/* dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C), stats is (B,NH,T,2) from the forward:
  * dqkv = gradient of out with respect to qkv (overwritten: zeroed first, then every row t of a
- * head adds its terms). Per row t of a head, with datt[t2] = v[t2] . dout[t]:
+ * head adds its terms). Per row t of a head, with att[t2] recomputed from q, k and stats and
+ * datt[t2] = v[t2] . dout[t]:
  *   dv[t2] += att[t2] dout[t];  dscore[t2] = att[t2] (datt[t2] - sum_t3 att[t3] datt[t3]);
  *   dq[t] += scale sum_t2 dscore[t2] k[t2];  dk[t2] += scale dscore[t2] q[t].
- * datt is recomputed in a second pass instead of stored, so the kernel needs no workspace. */
+ * att and datt are recomputed in the second pass instead of stored. */
 void rg_ref_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float *dout,
-                               const float *qkv, const float *att, int B, int T, int C, int NH) {
+                               const float *qkv, const float *stats, int B, int T, int C, int NH) {
     int hs = C / NH;
-    int C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    memset(dqkv, 0, (size_t)B * T * C3 * sizeof(float));
+    memset(dqkv, 0, (size_t)B * T * 3 * C * sizeof(float));
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             for (int t = 0; t < T; t++) {
-                const float *arow = att + (((size_t)b * NH + h) * T + t) * T;
+                const float *st = stats + (((size_t)b * NH + h) * T + t) * 2;
                 const float *dy = dout + ((size_t)b * T + t) * C + h * hs;
-                const float *q = qkv + ((size_t)b * T + t) * C3 + h * hs;
-                float *dq = dqkv + ((size_t)b * T + t) * C3 + h * hs;
+                const float *q = Q_ROW(qkv, b, t, h);
+                float *dq = Q_ROW(dqkv, b, t, h);
 
                 /* pass 1: dv, and the softmax Jacobian's row term sum_t2 att datt */
                 float dot = 0.0f;
                 for (int t2 = 0; t2 <= t; t2++) {
-                    const float *v = qkv + ((size_t)b * T + t2) * C3 + 2 * C + h * hs;
-                    float *dv = dqkv + ((size_t)b * T + t2) * C3 + 2 * C + h * hs;
+                    const float *v = V_ROW(qkv, b, t2, h);
+                    float *dv = V_ROW(dqkv, b, t2, h);
+                    float a = att_prob(att_score(q, K_ROW(qkv, b, t2, h), hs, scale), st);
                     float datt = 0.0f;
                     for (int i = 0; i < hs; i++) {
                         datt += v[i] * dy[i];
-                        dv[i] += arow[t2] * dy[i];
+                        dv[i] += a * dy[i];
                     }
-                    dot += arow[t2] * datt;
+                    dot += a * datt;
                 }
                 /* pass 2: through the softmax and the scaled dot product into q and k */
                 for (int t2 = 0; t2 <= t; t2++) {
-                    const float *k = qkv + ((size_t)b * T + t2) * C3 + C + h * hs;
-                    const float *v = qkv + ((size_t)b * T + t2) * C3 + 2 * C + h * hs;
-                    float *dk = dqkv + ((size_t)b * T + t2) * C3 + C + h * hs;
+                    const float *k = K_ROW(qkv, b, t2, h);
+                    const float *v = V_ROW(qkv, b, t2, h);
+                    float *dk = K_ROW(dqkv, b, t2, h);
+                    float a = att_prob(att_score(q, k, hs, scale), st);
                     float datt = 0.0f;
                     for (int i = 0; i < hs; i++) {
                         datt += v[i] * dy[i];
                     }
-                    float dscore = arow[t2] * (datt - dot) * scale;
+                    float dscore = a * (datt - dot) * scale;
                     for (int i = 0; i < hs; i++) {
                         dq[i] += dscore * k[i];
                         dk[i] += dscore * q[i];
@@ -163,6 +166,10 @@ void rg_ref_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float *do
         }
     }
 }
+
+#undef Q_ROW
+#undef K_ROW
+#undef V_ROW
 
 /* ---------------------------------------------------------------------------------------------- */
 /* AdamW */
@@ -238,12 +245,13 @@ void rg_ref_sqrelu_forward(rg_backend_ctx *ctx, float *out, const float *inp, si
     }
 }
 
-/* dinp, dout, inp are (n): dinp = dout * 2 max(inp, 0) (overwritten). */
-void rg_ref_sqrelu_backward(rg_backend_ctx *ctx, float *dinp, const float *dout, const float *inp,
+/* dinp, dout, out are (n), out = max(x, 0)^2 of the forward: dinp = dout * 2 sqrt(out), which is
+ * dout * 2 max(x, 0) exactly (sqrt(r*r) == r in binary floating point unless r*r underflows).
+ * dinp may alias dout. */
+void rg_ref_sqrelu_backward(rg_backend_ctx *ctx, float *dinp, const float *dout, const float *out,
                             size_t n) {
     for (size_t i = 0; i < n; i++) {
-        float r = inp[i] > 0.0f ? inp[i] : 0.0f;
-        dinp[i] = dout[i] * 2.0f * r;
+        dinp[i] = dout[i] * 2.0f * sqrtf(out[i]);
     }
 }
 
