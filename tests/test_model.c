@@ -260,8 +260,8 @@ static void test_presets_and_param_count(void **state) {
     rg_model_free(&m);
 }
 
-/* The scratch: one layer's worth, B*T*7C floats in rg_grad_acts order when V <= 4C (the sizes
- * docs/model.md gives), the kept activations B*T*(C + L*(9C + 2NH + 2) + V) floats, and
+/* The scratch: dres and one layer's wide buffer, B*T*5C floats when V <= 4C (the sizes
+ * docs/model.md gives), the kept activations B*T*(L*(9C + 2NH + 2) + V) floats, and
  * rg_model_bytes_at and rg_model_train_bytes count exactly what is allocated. */
 static void test_activation_sizes(void **state) {
     rg_model_config cfg = {.V = 67, .maxT = 64, .C = 128, .NH = 8, .L = 4};
@@ -272,13 +272,11 @@ static void test_activation_sizes(void **state) {
     assert_int_equal(rg_model_set_batch(&m, 32, 64, err, sizeof err), 0);
     const rg_grad_acts *g = &m.grad_acts;
     assert_ptr_equal(g->dres, m.grad_acts_memory);
-    assert_ptr_equal(g->x, g->dres + BT * C);
-    assert_ptr_equal(g->dx, g->x + BT * C);
-    assert_ptr_equal(g->wide, g->dx + BT * C);
+    assert_ptr_equal(g->wide, g->dres + BT * C);
     assert_ptr_equal(m.acts.logits, g->wide);
-    size_t n_grad = BT * 7 * C;
-    assert_int_equal(n_grad, 2048 * 896); /* 7 MiB, as docs/model.md says */
-    assert_int_equal(m.num_acts, BT * (C + L * (9 * C + 2 * NH + 2) + V));
+    size_t n_grad = BT * 5 * C;
+    assert_int_equal(n_grad, 2048 * 640); /* 5 MiB, as docs/model.md says */
+    assert_int_equal(m.num_acts, BT * (L * (9 * C + 2 * NH + 2) + V));
     assert_ptr_equal(m.acts.probs + BT * V, m.acts_memory + m.num_acts);
     rg_model_bytes b;
     rg_model_bytes_at(&cfg, 32, 64, &b);
@@ -287,6 +285,30 @@ static void test_activation_sizes(void **state) {
     assert_true(b.batch == 12.0 * BT);
     double act_bytes = 4.0 * (m.num_acts + n_grad + BT) + 8.0 * BT;
     assert_true(rg_model_train_bytes(&cfg, 32, 64) == 16.0 * m.num_params + act_bytes);
+    rg_model_free(&m);
+}
+
+/* A backward consumes its forward's activations: a second one without a forward refuses and
+ * leaves the gradients as they are. */
+static void test_one_backward_per_forward(void **state) {
+    rg_model_config cfg = {.V = 9, .maxT = 8, .C = 8, .NH = 2, .L = 2};
+    char err[256];
+    rg_model m;
+    assert_int_equal(rg_model_init(&m, &cfg, 5, err, sizeof err), 0);
+    assert_int_equal(rg_model_set_batch(&m, 2, 8, err, sizeof err), 0);
+    rg_ops ops = make_ops();
+    int32_t tok[16];
+    for (int i = 0; i < 16; i++) tok[i] = (i * 5 + 2) % 9;
+    rg_model_zero_grad(&m);
+    rg_model_forward(&m, &ops, tok, tok, 2, 8);
+    rg_model_backward(&m, &ops);
+    float *once = malloc(m.num_params * sizeof(float));
+    assert_non_null(once);
+    memcpy(once, m.grads_memory, m.num_params * sizeof(float));
+    rg_model_backward(&m, &ops);
+    assert_memory_equal(m.grads_memory, once, m.num_params * sizeof(float));
+    free(once);
+    rg_ops_destroy(&ops);
     rg_model_free(&m);
 }
 
@@ -306,7 +328,7 @@ static void test_backward_ignores_stale_activation_gradients(void **state) {
     }
     float *clean = malloc(m.num_params * sizeof(float));
     assert_non_null(clean);
-    size_t n_grad = (size_t)2 * 8 * 7 * 8; /* B T 7C (V <= 4C) */
+    size_t n_grad = (size_t)2 * 8 * 5 * 8; /* B T 5C (V <= 4C) */
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             for (size_t i = 0; i < n_grad; i++) {
@@ -400,8 +422,10 @@ static void test_timing_counts_calls(void **state) {
     /* 4 matmuls per layer plus the LM head, forward and backward */
     assert_int_equal(ops.calls[RG_OP_MATMUL_FORWARD], 4 * 3 + 1);
     assert_int_equal(ops.calls[RG_OP_MATMUL_BACKWARD], 4 * 3 + 1);
-    /* the backward recomputes the attention output, the norms' outputs, not the squared ReLU */
+    /* the backward recomputes the attention output, the norms' outputs and the embedding output,
+     * not the squared ReLU */
     assert_int_equal(ops.calls[RG_OP_ATTENTION_FORWARD], 2 * 3);
+    assert_int_equal(ops.calls[RG_OP_EMBEDDING_FORWARD], 2);
     assert_int_equal(ops.calls[RG_OP_RMSNORM_FORWARD], 2 * 2 * 3);
     assert_int_equal(ops.calls[RG_OP_SQRELU_FORWARD], 3);
     assert_int_equal(ops.calls[RG_OP_RMSNORM_BACKWARD], 2 * 3);
@@ -480,6 +504,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presets_and_param_count),
         cmocka_unit_test(test_activation_sizes),
+        cmocka_unit_test(test_one_backward_per_forward),
         cmocka_unit_test(test_backward_ignores_stale_activation_gradients),
         cmocka_unit_test(test_step_flops),
         cmocka_unit_test(test_lr_schedule),

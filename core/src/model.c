@@ -188,26 +188,23 @@ static void slice_params(rg_params *p, float *memory, const size_t sizes[RG_NUM_
 static void act_sizes(const rg_model_config *cfg, int B, int T, size_t sizes[RG_NUM_ACT_TENSORS]) {
     size_t BT = (size_t)B * T, C = (size_t)cfg->C, L = (size_t)cfg->L, V = (size_t)cfg->V;
     size_t NH = (size_t)cfg->NH;
-    sizes[0] = BT * C;          /* encoded */
-    sizes[1] = L * BT;          /* ln1_rstd */
-    sizes[2] = L * BT * 3 * C;  /* qkv */
-    sizes[3] = L * NH * BT * 2; /* att_stats */
-    sizes[4] = L * BT * C;      /* residual2 */
-    sizes[5] = L * BT;          /* ln2_rstd */
-    sizes[6] = L * BT * 4 * C;  /* fch_act */
-    sizes[7] = L * BT * C;      /* residual3 */
-    sizes[8] = BT * V;          /* probs */
+    sizes[0] = L * BT;          /* ln1_rstd */
+    sizes[1] = L * BT * 3 * C;  /* qkv */
+    sizes[2] = L * NH * BT * 2; /* att_stats */
+    sizes[3] = L * BT * C;      /* residual2 */
+    sizes[4] = L * BT;          /* ln2_rstd */
+    sizes[5] = L * BT * 4 * C;  /* fch_act */
+    sizes[6] = L * BT * C;      /* residual3 */
+    sizes[7] = BT * V;          /* probs */
 }
 
-/* The scratch holds one layer's worth, and the residual stream's gradient is one buffer
- * (rg_model_backward), in rg_grad_acts order. */
+/* The scratch, in rg_grad_acts order: the residual stream's gradient is one buffer
+ * (rg_model_backward), and one wide buffer serves one layer at a time. */
 static void grad_act_sizes(const rg_model_config *cfg, int B, int T,
                            size_t sizes[RG_NUM_GRAD_ACT_TENSORS]) {
     size_t BT = (size_t)B * T, C = (size_t)cfg->C, V = (size_t)cfg->V;
     sizes[0] = BT * C;                       /* dres */
-    sizes[1] = BT * C;                       /* x */
-    sizes[2] = BT * C;                       /* dx */
-    sizes[3] = BT * (4 * C > V ? 4 * C : V); /* wide */
+    sizes[1] = BT * (4 * C > V ? 4 * C : V); /* wide */
 }
 
 static size_t sum_sizes(const size_t *sizes, int count) {
@@ -236,9 +233,9 @@ double rg_model_train_bytes(const rg_model_config *cfg, int B, int T) {
 
 /* Points the named activations at consecutive slices of memory, in rg_acts order. */
 static void slice_acts(rg_acts *a, float *memory, const size_t sizes[RG_NUM_ACT_TENSORS]) {
-    float **ptrs[RG_NUM_ACT_TENSORS] = {&a->encoded,   &a->ln1_rstd, &a->qkv,
-                                        &a->att_stats, &a->residual2, &a->ln2_rstd,
-                                        &a->fch_act,   &a->residual3, &a->probs};
+    float **ptrs[RG_NUM_ACT_TENSORS] = {&a->ln1_rstd, &a->qkv,     &a->att_stats,
+                                        &a->residual2, &a->ln2_rstd, &a->fch_act,
+                                        &a->residual3, &a->probs};
     for (int i = 0; i < RG_NUM_ACT_TENSORS; i++) {
         *ptrs[i] = memory;
         memory += sizes[i];
@@ -248,7 +245,7 @@ static void slice_acts(rg_acts *a, float *memory, const size_t sizes[RG_NUM_ACT_
 /* The same for the activation gradients, in rg_grad_acts order. */
 static void slice_grad_acts(rg_grad_acts *g, float *memory,
                             const size_t sizes[RG_NUM_GRAD_ACT_TENSORS]) {
-    float **ptrs[RG_NUM_GRAD_ACT_TENSORS] = {&g->dres, &g->x, &g->dx, &g->wide};
+    float **ptrs[RG_NUM_GRAD_ACT_TENSORS] = {&g->dres, &g->wide};
     for (int i = 0; i < RG_NUM_GRAD_ACT_TENSORS; i++) {
         *ptrs[i] = memory;
         memory += sizes[i];
@@ -266,6 +263,7 @@ static void free_acts(rg_model *m) {
     m->B = m->T = 0;
     m->num_acts = 0;
     m->fwd_B = m->fwd_T = 0;
+    m->fwd_pending = 0;
     m->mean_loss = -1.0f;
 }
 
@@ -416,24 +414,31 @@ static void op_end(rg_ops *ops, rg_op_kind kind, double t0) {
 /* forward / backward */
 
 /* Per-layer slices of the activations at shape (B,T): a layer's tensors are packed at the front of
- * each region, so a smaller forward than the allocated one fits. */
+ * each region, so a smaller forward than the allocated one fits. x and dx are (B,T,C) scratch in
+ * the layer's fch_act, free before the squared ReLU's forward writes it and after its backward has
+ * read it; the embedding output, layer 0's input, lives behind them in layer 0's fch_act (C wide
+ * each: 3C of its 4C), so it is written before layer 0 and again before layer 0's backward. */
 typedef struct layer_acts {
     float *ln1_rstd, *qkv, *att_stats, *residual2;
     float *ln2_rstd, *fch_act, *residual3;
-    float *residual; /* the layer's input: encoded, or the previous layer's residual3 */
+    float *residual; /* the layer's input: the embedding output, or the previous layer's residual3 */
+    float *x, *dx;   /* scratch: a recomputed matmul input and its gradient */
 } layer_acts;
 
 static layer_acts layer_slice(const rg_acts *a, const rg_model_config *cfg, int l, int B, int T) {
     size_t BT = (size_t)B * T, C = (size_t)cfg->C, l_ = (size_t)l;
+    float *fch_act = a->fch_act + l_ * BT * 4 * C;
     layer_acts la = {
         .ln1_rstd = a->ln1_rstd + l_ * BT,
         .qkv = a->qkv + l_ * BT * 3 * C,
         .att_stats = a->att_stats + l_ * BT * cfg->NH * 2,
         .residual2 = a->residual2 + l_ * BT * C,
         .ln2_rstd = a->ln2_rstd + l_ * BT,
-        .fch_act = a->fch_act + l_ * BT * 4 * C,
+        .fch_act = fch_act,
         .residual3 = a->residual3 + l_ * BT * C,
-        .residual = l == 0 ? a->encoded : a->residual3 + (l_ - 1) * BT * C,
+        .residual = l == 0 ? a->fch_act + 2 * BT * C : a->residual3 + (l_ - 1) * BT * C,
+        .x = fch_act,
+        .dx = fch_act + BT * C,
     };
     return la;
 }
@@ -460,6 +465,7 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
     int C = cfg->C, V = cfg->V, NH = cfg->NH, L = cfg->L;
     m->mean_loss = -1.0f;
     m->fwd_B = m->fwd_T = 0;
+    m->fwd_pending = 0;
     if (!m->acts_memory || B <= 0 || T <= 0 || B > m->B || T > m->T) {
         fprintf(stderr, "error: forward at B=%d T=%d exceeds the activations set for B=%d T=%d\n",
                 B, T, m->B, m->T);
@@ -483,7 +489,8 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
 
     rg_acts *a = &m->acts;
     rg_grad_acts *g = &m->grad_acts; /* scratch for what is not kept, see model.h */
-    RG_OP(ops, RG_OP_EMBEDDING_FORWARD, embedding_forward, a->encoded, m->inputs, m->params.wte,
+    float *encoded = layer_slice(a, cfg, 0, B, T).residual;
+    RG_OP(ops, RG_OP_EMBEDDING_FORWARD, embedding_forward, encoded, m->inputs, m->params.wte,
           m->params.wpe, B, T, C);
     for (int l = 0; l < L; l++) {
         layer_acts la = layer_slice(a, cfg, l, B, T);
@@ -491,19 +498,22 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
         /* attention block: residual2 = x + attention(rmsnorm(x)) Wo^T; the norm's output and the
          * attention output go to scratch (the backward recomputes both), the projection straight
          * into residual2, which then adds x in place (a + b == b + a: the same bits as x + proj) */
-        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, g->x, la.ln1_rstd, la.residual, (int)N,
-              C);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.qkv, g->x, lw.wqkv, (int)N, C, 3 * C);
-        RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, g->x, la.att_stats, la.qkv, B, T, C,
+        float *ln = g->wide;
+        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln, la.ln1_rstd, la.residual, (int)N, C);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.qkv, ln, lw.wqkv, (int)N, C, 3 * C);
+        float *atty = g->wide;
+        RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, atty, la.att_stats, la.qkv, B, T, C,
               NH);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual2, g->x, lw.wo, (int)N, C, C);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual2, atty, lw.wo, (int)N, C, C);
         RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual2, la.residual2,
               la.residual, N * C);
         /* MLP block: residual3 = residual2 + relu(rmsnorm(residual2) W1^T)^2 W2^T; only the
-         * squared ReLU's output is kept (its backward needs nothing else) */
-        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, g->x, la.ln2_rstd, la.residual2, (int)N,
+         * squared ReLU's output is kept (its backward needs nothing else). The norm's output
+         * goes to the layer's x, in fch_act, which the squared ReLU overwrites after its last
+         * read (and after layer 0's residual2 has read the embedding output) */
+        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln2_rstd, la.residual2, (int)N,
               C);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, g->wide, g->x, lw.w1, (int)N, C, 4 * C);
+        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, g->wide, la.x, lw.w1, (int)N, C, 4 * C);
         RG_OP(ops, RG_OP_SQRELU_FORWARD, sqrelu_forward, la.fch_act, g->wide, N * 4 * C);
         RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual3, la.fch_act, lw.w2, (int)N,
               4 * C, C);
@@ -519,6 +529,7 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
     m->fwd_B = B;
     m->fwd_T = T;
     if (targets) {
+        m->fwd_pending = 1;
         double sum = 0.0;
         for (size_t i = 0; i < N; i++) {
             sum += m->losses[i];
@@ -544,29 +555,35 @@ static void layer_backward(rg_model *m, rg_ops *ops, int l, int B, int T) {
     rg_grad_acts *g = &m->grad_acts;
     /* MLP block, in reverse. dres is also the gradient of the MLP's projection and (through the
      * skip connection) of residual2. dfch is computed in g->wide and goes through the squared
-     * ReLU in place; the norm's output is recomputed into g->x, its gradient lands in g->dx. */
+     * ReLU in place; after that fch_act is read no more, and its x and dx serve the rest: the
+     * norm's output recomputed into x, its gradient into dx. */
     float *dfch = g->wide;
     RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dfch, dlw.w2, g->dres, la.fch_act, lw.w2, N,
           4 * C, C);
     RG_OP(ops, RG_OP_SQRELU_BACKWARD, sqrelu_backward, dfch, dfch, la.fch_act, (size_t)N * 4 * C);
-    RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, g->x, la.ln2_rstd, la.residual2, N, C);
-    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dx, dlw.w1, dfch, g->x, lw.w1, N, C,
+    RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln2_rstd, la.residual2, N, C);
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw.w1, dfch, la.x, lw.w1, N, C,
           4 * C);
-    RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, g->dx, la.residual2,
+    RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, la.dx, la.residual2,
           la.ln2_rstd, N, C);
     /* attention block, in reverse: dres now holds the gradient of residual2, which is also that
      * of the attention's projection and of the layer's input. The attention output is recomputed
-     * into g->x (att_stats is rewritten with the same values); dqkv goes into g->wide. */
+     * into x (att_stats is rewritten with the same values); dqkv goes into g->wide. */
     float *dqkv = g->wide;
-    RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, g->x, la.att_stats, la.qkv, B, T, C, NH);
-    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dx, dlw.wo, g->dres, g->x, lw.wo, N, C,
+    RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, la.x, la.att_stats, la.qkv, B, T, C,
+          NH);
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw.wo, g->dres, la.x, lw.wo, N, C,
           C);
-    RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, dqkv, g->dx, la.qkv, la.att_stats, B,
+    RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, dqkv, la.dx, la.qkv, la.att_stats, B,
           T, C, NH);
-    RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, g->x, la.ln1_rstd, la.residual, N, C);
-    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dx, dlw.wqkv, dqkv, g->x, lw.wqkv, N, C,
+    if (l == 0) { /* the embedding output, layer 0's input, again where the forward put it */
+        RG_OP(ops, RG_OP_EMBEDDING_FORWARD, embedding_forward, la.residual, m->inputs,
+              m->params.wte, m->params.wpe, B, T, C);
+    }
+    RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln1_rstd, la.residual, N, C);
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw.wqkv, dqkv, la.x, lw.wqkv, N, C,
           3 * C);
-    RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, g->dx, la.residual,
+    RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, la.dx, la.residual,
           la.ln1_rstd, N, C);
 }
 
@@ -578,10 +595,12 @@ void rg_model_backward_share(rg_model *m, rg_ops *ops, size_t total_positions) {
     const rg_model_config *cfg = &m->cfg;
     int C = cfg->C, V = cfg->V, L = cfg->L;
     int B = m->fwd_B, T = m->fwd_T;
-    if (m->mean_loss < 0.0f || B <= 0) {
-        fprintf(stderr, "error: backward needs a successful forward with targets first\n");
+    if (!m->fwd_pending || B <= 0) {
+        fprintf(stderr, "error: backward needs a successful forward with targets first (one "
+                        "forward per backward)\n");
         return;
     }
+    m->fwd_pending = 0; /* the backward overwrites activations it has read */
     size_t N = (size_t)B * T;
     /* Each op overwrites the activation gradient it produces, so none is zeroed; parameter
      * gradients accumulate across passes until rg_model_zero_grad. g->dres is the residual

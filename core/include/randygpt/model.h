@@ -57,13 +57,14 @@ typedef struct rg_params {
 
 /* Activations of a forward pass at (B,T) that the backward reads, one allocation. What it can
  * recompute is not kept (docs/model.md, Memory): the norms' outputs (from the input and rstd),
- * the attention probabilities (from q, k and att_stats, inside attention_backward), the attention
- * output (one more attention_forward), the MLP's input to the squared ReLU (its backward needs
- * only the output), the two projections (written straight into the residual stream) and the
- * logits (crossentropy_backward needs only probs). */
-#define RG_NUM_ACT_TENSORS 9
+ * the attention probabilities (inside attention_backward), the attention output (one more
+ * attention_forward), the MLP's input to the squared ReLU (its backward needs only the output),
+ * the embedding output (one more embedding_forward), the two projections (written straight into
+ * the residual stream) and the logits (crossentropy_backward needs only probs). A layer's fch_act
+ * is the scratch of the rest of its backward once the squared ReLU's backward has read it, so a
+ * backward consumes its forward's activations: each backward needs a forward of its own. */
+#define RG_NUM_ACT_TENSORS 8
 typedef struct rg_acts {
-    float *encoded;    /* (B, T, C) embedding output: residual stream before layer 0 */
     float *ln1_rstd;   /* (L, B, T) */
     float *qkv;        /* (L, B, T, 3C) */
     float *att_stats;  /* (L, B, NH, T, 2) each attention row's max score and 1/sum (backend.h) */
@@ -78,16 +79,14 @@ typedef struct rg_acts {
     /* losses (B, T) are kept separately below */
 } rg_acts;
 
-/* The scratch of a pass at (B,T), one allocation: the activation gradients of one layer at a
- * time and what the backward recomputes, reused by every layer from the last down (every op
- * overwrites the gradient it produces, so none is ever zeroed). The forward uses it for what it
+/* The scratch of a pass at (B,T), one allocation, reused by every layer from the last down (every
+ * op overwrites the gradient it produces, so none is ever zeroed); the forward uses it for what it
  * does not keep. Roles per step: docs/model.md, Memory. */
-#define RG_NUM_GRAD_ACT_TENSORS 4
+#define RG_NUM_GRAD_ACT_TENSORS 2
 typedef struct rg_grad_acts {
     float *dres;  /* (B, T, C) the residual stream's gradient, one buffer for the whole pass */
-    float *x;     /* (B, T, C) a recomputed matmul input: a norm's output or the attention output */
-    float *dx;    /* (B, T, C) the gradient of x */
-    float *wide;  /* (B, T, max(4C, V)) dfch then dqkv, dlogits; in the forward fch, logits */
+    float *wide;  /* (B, T, max(4C, V)) dfch, then dqkv, dlogits; in the forward the norm
+                   * output and attention output of the attention block, fch, the logits */
 } rg_grad_acts;
 
 typedef struct rg_optim_config {
@@ -132,6 +131,7 @@ typedef struct rg_model {
     int32_t *targets;         /* (B, T) copy of the last forward's targets */
     float mean_loss;          /* of the last forward with targets, else -1 */
     int fwd_B, fwd_T;         /* shape of the last forward (<= B, T): the backward runs at it */
+    int fwd_pending;          /* 1 from a forward with targets until the backward consumes it */
     int shares_params;        /* a replica (rg_model_init_replica): params_memory is another's */
 } rg_model;
 
@@ -168,7 +168,8 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
 /* Zeroes the parameter gradients (activation gradients belong to each backward pass). */
 void rg_model_zero_grad(rg_model *m);
 /* Backward of the last forward (which must have had targets): accumulates into grads, overwrites
- * the scratch (so acts.logits too). */
+ * the scratch (so acts.logits too) and consumes the forward's activations (a second backward
+ * needs another forward). */
 void rg_model_backward(rg_model *m, rg_ops *ops);
 /* The same when the last forward was one share of a batch of total_positions positions (B*T over
  * every share): each position's loss has weight 1/total_positions, so the shares' gradients add up
