@@ -157,7 +157,6 @@ int rg_optim_check(const rg_optim_config *oc, char *err, size_t err_len) {
  * whole huge page stays in small pages, and nothing past the tensor is touched, so a tensor costs
  * its own size in RSS (a 3.1 MiB gradient rounded up to 4 MiB of huge pages cost 0.9 MiB more). */
 #define HUGE_PAGE_BYTES ((size_t)2 << 20)
-#define SMALL_PAGE_BYTES ((size_t)4 << 10)
 static float *alloc_floats(size_t n) {
     size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
     size_t align = bytes >= HUGE_PAGE_BYTES ? HUGE_PAGE_BYTES : 64;
