@@ -231,15 +231,16 @@ static void test_default_dir_is_beside_binary(void **state) {
 
 /* ---- listing ---- */
 
+#define SEEN_MAX 64 /* more than the fixtures and plugins together */
 typedef struct seen_list {
     int n;
-    char names[32][64];
-    char paths[32][PATH_MAX];
+    char names[SEEN_MAX][64];
+    char paths[SEEN_MAX][PATH_MAX];
 } seen_list;
 
 static void remember(const char *name, const char *path, void *user) {
     seen_list *s = user;
-    if (s->n == 32) return;
+    if (s->n == SEEN_MAX) return;
     snprintf(s->names[s->n], sizeof s->names[0], "%s", name);
     snprintf(s->paths[s->n], sizeof s->paths[0], "%s", path);
     s->n++;
