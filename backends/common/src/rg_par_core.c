@@ -68,11 +68,23 @@ static unsigned site_slot(rg_range_fn fn, int64_t n, int nchunks) {
     return (unsigned)(h >> 32) % RG_PAR_ADAPT_SITES;
 }
 
+/* The site's slot is the first of RG_PAR_ADAPT_PROBE_SLOTS from its hash that holds it or is
+ * free, so that two sites whose hashes meet (it depends on where the code was loaded) keep their
+ * estimates; when all are taken by others, the first is started afresh. */
 rg_par_site *rg_par_adapt_site(rg_par_adapt *a, rg_range_fn fn, int64_t n, int nchunks) {
-    rg_par_site *s = &a->sites[site_slot(fn, n, nchunks)];
-    if (s->fn != fn || s->n != n || s->nchunks != nchunks) {
-        *s = (rg_par_site){.fn = fn, .n = n, .nchunks = nchunks};
+    unsigned first = site_slot(fn, n, nchunks);
+    for (unsigned i = 0; i < RG_PAR_ADAPT_PROBE_SLOTS; i++) {
+        rg_par_site *s = &a->sites[(first + i) % RG_PAR_ADAPT_SITES];
+        if (s->fn == fn && s->n == n && s->nchunks == nchunks) {
+            return s;
+        }
+        if (!s->fn) {
+            *s = (rg_par_site){.fn = fn, .n = n, .nchunks = nchunks};
+            return s;
+        }
     }
+    rg_par_site *s = &a->sites[first];
+    *s = (rg_par_site){.fn = fn, .n = n, .nchunks = nchunks};
     return s;
 }
 

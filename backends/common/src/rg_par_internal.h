@@ -50,7 +50,8 @@ static inline int rg_par_chunk_order(int tid, int nthreads, int nchunks, int k) 
  * alone means every chunk in order on the caller: the same boundaries, so the same results (tid 0
  * runs several chunks in any case when it takes the others' chunks). The state is the calling
  * thread's alone (rg_par.run is never concurrent). */
-#define RG_PAR_ADAPT_SITES 128    /* direct-mapped table of op sites */
+#define RG_PAR_ADAPT_SITES 128    /* table of op sites, */
+#define RG_PAR_ADAPT_PROBE_SLOTS 8 /* a site in one of 8 slots from its hash */
 #define RG_PAR_ADAPT_WINDOW 64    /* calls per window of the choice */
 #define RG_PAR_ADAPT_PROBE 16     /* calls per probe window */
 #define RG_PAR_ADAPT_WARMUP 2     /* windows on every thread before the first probe */

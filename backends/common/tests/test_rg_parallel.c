@@ -234,8 +234,8 @@ static void test_adapt_cold_call(void **state) {
     free(a);
 }
 
-/* One site per (fn, n, nchunks): asked again, the same estimates; a key that takes its slot
- * starts afresh there. */
+/* One site per (fn, n, nchunks): asked again, the same estimates; once every slot it may take
+ * is held, a key that hashes to its slot starts afresh there. */
 static void test_adapt_sites(void **state) {
     rg_par_adapt *a = malloc(sizeof *a);
     assert_non_null(a);
