@@ -71,7 +71,8 @@ static void usage(FILE *f) {
                "                           replicas on R instances at once, as train --replicas\n"
                "                           runs them (--threads a multiple of R; at most %d)\n"
                "  --timeout S              a group that makes no progress for S seconds has hung\n"
-               "                           (default 30)\n"
+               "                           (default 30; a big op case gets 1 s more per 0.1\n"
+               "                           GFLOP it and its reference do)\n"
                "  --verbose                print every check, not only the failures\n",
             RG_CONF_MAX_REPLICAS);
     rg_backend_args_help(f);

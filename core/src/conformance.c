@@ -12,6 +12,7 @@
 #include "randygpt/conformance.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -100,8 +101,14 @@ enum { MSG_RESULT, MSG_NOTE, MSG_RUNNING, MSG_DONE, MSG_REFUSED };
 typedef struct conf_msg {
     int kind;
     rg_conf_result r;
+    double allow_s; /* MSG_RUNNING: seconds the call may take on top of the no-progress timeout */
     char text[400];
 } conf_msg;
+
+/* The slowest rate a correct kernel is granted (the plain reference under sanitizers on a busy
+ * machine runs near 0.3 GFLOP/s), so that a big case (the large preset's matmuls at their full
+ * batch: tens of GFLOP) is not taken for a hang. */
+#define CONF_SLOWEST_FLOPS_PER_S 1e8
 
 /* ---- guarded buffers ---- */
 
@@ -291,21 +298,32 @@ static void install_fault_handlers(conf *c) {
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
 }
 
-/* Tells the parent (and the fault handler) which call is about to run. */
-static void running_named(conf *c, const char *name, const char *shape) {
+/* Tells the parent (and the fault handler) which call is about to run, and how many FLOPs it and
+ * the reference call after it do together. */
+static void running_costly(conf *c, const char *name, const char *shape, double flops) {
     fault_op = name;
     snprintf(fault_running, sizeof fault_running, "%s", shape);
     if (c->fd < 0) return;
     conf_msg m;
     memset(&m, 0, sizeof m);
     m.kind = MSG_RUNNING;
+    m.allow_s = flops / CONF_SLOWEST_FLOPS_PER_S;
     snprintf(m.text, sizeof m.text, "%s", shape);
     snprintf(m.r.name, sizeof m.r.name, "%s", name);
     send_msg(c->fd, &m);
 }
 
+static void running_named(conf *c, const char *name, const char *shape) {
+    running_costly(c, name, shape, 0.0);
+}
+
 static void running(conf *c, rg_op_kind op, const char *shape) {
     running_named(c, rg_op_name(op), shape);
+}
+
+/* An op case's call, which the reference's call of the same case follows. */
+static void running_case(conf *c, const rg_op_case *oc, const char *shape) {
+    running_costly(c, rg_op_name(oc->op), shape, 2.0 * oc->flops);
 }
 
 /* ---- helpers ---- */
@@ -573,13 +591,13 @@ static void check_case(conf *c, const rg_op_case *oc, const char *label, const r
             again.be[i] = take(c, rg_case_buf_bytes(&oc->buf[i]));
         if (repeat && !c->oom) case_copy(oc, again.be, cb.be);
         if (!c->oom) {
-            running(c, oc->op, shape);
+            running_case(c, oc, shape);
             double got = rg_op_case_call(oc, &c->be->k, c->be->ctx, cb.be);
             double want = rg_op_case_call(oc, &rg_reference_backend, NULL, cb.ref);
             case_check_memory(c, oc, cb.be, cb.ref, shape);
             case_compare(c, oc, cb.be, cb.ref, shape, got, want);
             if (repeat) {
-                running(c, oc->op, shape);
+                running_case(c, oc, shape);
                 double got2 = rg_op_case_call(oc, &c->be->k, c->be->ctx, again.be);
                 const char *saved = c->check;
                 c->check = "repeat";
@@ -1400,7 +1418,7 @@ static int read_msg(int fd, conf_msg *m, double timeout_s) {
     size_t have = 0;
     while (have < sizeof *m) {
         struct pollfd pfd = {fd, POLLIN, 0};
-        int pr = poll(&pfd, 1, (int)(timeout_s * 1000.0));
+        int pr = poll(&pfd, 1, (int)fmin(timeout_s * 1000.0, (double)INT_MAX));
         if (pr < 0 && errno == EINTR) continue;
         if (pr == 0) return -1;
         ssize_t got = read(fd, (char *)m + have, sizeof *m - have);
@@ -1459,8 +1477,9 @@ static int run_group(conf *c, const char *check, int threads, group_fn fn, const
     }
     char last_op[40] = "(setup)", last_shape[96] = "creating the instance";
     int done = 0, refused = 0, faulted = 0, hung = 0, got;
+    double wait_s = c->opt->timeout_s;
     conf_msg m;
-    while ((got = read_msg(fds[0], &m, c->opt->timeout_s)) > 0) {
+    while ((got = read_msg(fds[0], &m, wait_s)) > 0) {
         if (m.kind == MSG_RESULT) {
             if (!strcmp(m.r.part, "run")) faulted = 1;
             deliver(c, &m.r);
@@ -1469,6 +1488,7 @@ static int run_group(conf *c, const char *check, int threads, group_fn fn, const
         } else if (m.kind == MSG_RUNNING) {
             snprintf(last_op, sizeof last_op, "%s", m.r.name);
             snprintf(last_shape, sizeof last_shape, "%.95s", m.text);
+            wait_s = c->opt->timeout_s + m.allow_s;
         } else if (m.kind == MSG_DONE) {
             done = 1;
         } else if (m.kind == MSG_REFUSED) {
@@ -1485,8 +1505,8 @@ static int run_group(conf *c, const char *check, int threads, group_fn fn, const
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     if (hung) {
         char hint[128];
-        snprintf(hint, sizeof hint, "no progress for %g s at %d threads: a deadlock, or a "
-                 "barrier waiting for a thread that never comes?", c->opt->timeout_s, threads);
+        snprintf(hint, sizeof hint, "no progress for %.0f s at %d threads: a deadlock, or a "
+                 "barrier waiting for a thread that never comes?", wait_s, threads);
         emit_run_failure(c, last_op, "hung", last_shape, hint);
     } else if (!done && !refused && !faulted) {
         char hint[128];
