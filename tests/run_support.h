@@ -74,17 +74,21 @@ static inline int run_shell_to(const char *out, const char *err, const char *fmt
 
 /* Starts argv (argv[0] a path) with stdout in out and stderr in err; returns its pid. */
 static inline pid_t spawn_to(const char *out, const char *err, const char *const *argv) {
+    /* emptied before the fork, so that a caller polling them never reads an earlier run's text */
+    int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fo >= 0 && fe >= 0);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fo, 1);
         dup2(fe, 2);
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
+    close(fo);
+    close(fe);
     return pid;
 }
 
