@@ -515,11 +515,8 @@ static void child_result(const bench_opts *o, const rg_proc_result *pr, const ch
     }
 }
 
-/* Runs one configuration's child and fills r. mpirun: the launcher when cfg->ranks > 1. */
-static void run_child(const bench_opts *o, const char *exe, char *mpirun, const bench_config *cfg,
-                      const char *log_path, rg_bench_result *r) {
-    child_args args;
-    child_args_make(&args, o, exe, mpirun, cfg);
+/* r emptied and named after cfg: its backend, path, threads, replicas and ranks. */
+static void result_start(const bench_config *cfg, rg_bench_result *r) {
     memset(r, 0, sizeof *r);
     rg_errf(r->backend, sizeof r->backend, "%s", cfg->backend->label);
     rg_errf(r->path, sizeof r->path, "%s", cfg->backend->arg);
@@ -527,6 +524,14 @@ static void run_child(const bench_opts *o, const char *exe, char *mpirun, const 
     r->replicas = cfg->replicas;
     r->ranks = cfg->ranks;
     r->exit_code = -1;
+}
+
+/* Runs one configuration's child and fills r. mpirun: the launcher when cfg->ranks > 1. */
+static void run_child(const bench_opts *o, const char *exe, char *mpirun, const bench_config *cfg,
+                      const char *log_path, rg_bench_result *r) {
+    child_args args;
+    child_args_make(&args, o, exe, mpirun, cfg);
+    result_start(cfg, r);
     r->ok = 1;
     rg_proc_result pr;
     char err[RG_ERR_LEN];
@@ -919,13 +924,7 @@ static void config_text(const bench_config *cfg, char *buf, size_t n) {
 
 /* Fills r for a configuration of several ranks that cannot start here: refused, with why. */
 static void refuse_ranks(const bench_config *cfg, const char *why, rg_bench_result *r) {
-    memset(r, 0, sizeof *r);
-    rg_errf(r->backend, sizeof r->backend, "%s", cfg->backend->label);
-    rg_errf(r->path, sizeof r->path, "%s", cfg->backend->arg);
-    r->threads = cfg->threads;
-    r->replicas = cfg->replicas;
-    r->ranks = cfg->ranks;
-    r->exit_code = -1;
+    result_start(cfg, r);
     rg_bench_result_fail(r, "refused", "--ranks %d: %s", cfg->ranks, why);
 }
 
