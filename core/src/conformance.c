@@ -347,9 +347,9 @@ static void fill_tokens(conf *c, int32_t *tokens, size_t n, int V) {
 }
 
 /* x, ref are (rows, ld); compares columns [0, cols) of each row:
- * max|x - ref| / max(1e-6, max|ref|), INFINITY when x holds a NaN or an infinity. */
+ * max|x - ref| / max(1e-6, max|ref|, floor), INFINITY when x holds a NaN or an infinity. */
 static double norm_err_strided(const float *x, const float *ref, size_t rows, size_t cols,
-                               size_t ld) {
+                               size_t ld, double floor) {
     double maxd = 0.0, maxr = 0.0;
     for (size_t r = 0; r < rows; r++) {
         for (size_t j = 0; j < cols; j++) {
@@ -359,11 +359,11 @@ static double norm_err_strided(const float *x, const float *ref, size_t rows, si
             maxr = fmax(maxr, fabs(b));
         }
     }
-    return maxd / fmax(1e-6, maxr);
+    return maxd / fmax(fmax(1e-6, floor), maxr);
 }
 
 static double norm_err(const float *x, const float *ref, size_t n) {
-    return norm_err_strided(x, ref, 1, n, n);
+    return norm_err_strided(x, ref, 1, n, n, 0.0);
 }
 
 /* x, ref, init, g are (n): the update x - init against ref - init, normalised by the largest
@@ -543,11 +543,12 @@ static void case_compare(conf *c, const rg_op_case *oc, void *const *be, void *c
         static const char *const qkv_parts[3] = {"dq", "dk", "dv"};
         size_t row = b->parts * b->part_cols;
         for (int p = 0; p < b->parts; p++) {
-            double e = b->parts == 1
-                           ? norm_err(be[i], ref[i], b->count)
-                           : norm_err_strided((const float *)be[i] + p * b->part_cols,
-                                              (const float *)ref[i] + p * b->part_cols,
-                                              b->count / row, b->part_cols, row);
+            double floor = rg_op_case_error_scale(oc, ref, i, p);
+            double e = norm_err_strided((const float *)be[i] + p * b->part_cols,
+                                        (const float *)ref[i] + p * b->part_cols,
+                                        b->parts == 1 ? 1 : b->count / row,
+                                        b->parts == 1 ? b->count : b->part_cols,
+                                        b->parts == 1 ? b->count : row, floor);
             emit_op(c, oc, b->parts == 3 ? qkv_parts[p] : b->name, shape, e, b->tol, b->bound);
         }
     }

@@ -192,6 +192,55 @@ static int derive_attention_backward(const rg_op_case *c, void *const *b, rg_rng
     return 0;
 }
 
+/* dS[t][t2] = scale att (datt - dot) is a difference of terms that can nearly cancel (exactly, at
+ * T = 1: dq and dk are then 0), and max|ref| measures the result, not what was rounded. dq and dk
+ * are therefore normalised by the largest sum of |terms| of one of their elements,
+ * sum_t2 scale att (|datt| + |dot|) |k| (and with |q| for dk): the size of what a correct kernel
+ * rounds. dv has no such difference (0 is returned: max|ref| applies). */
+static double scale_attention_backward(const rg_op_case *c, void *const *b, int part) {
+    if (part == 2) return 0.0;
+    int B = c->d.B, T = c->d.T, C = c->d.C, NH = c->d.NH, hs = C / NH;
+    size_t C3 = 3 * (size_t)C;
+    const float *dout = F(1), *qkv = F(2), *stats = F(3);
+    double scale = 1.0 / sqrt((double)hs), best = 0.0;
+    double *a = malloc((size_t)T * sizeof(double) * 2 + (size_t)T * hs * sizeof(double));
+    if (!a) return 0.0; /* then max|ref| alone: stricter, never laxer */
+    double *datt = a + T, *dk = datt + T;
+    for (int bh = 0; bh < B * NH; bh++) {
+        const float *q0 = qkv + (size_t)(bh / NH) * T * C3 + (bh % NH) * hs;
+        const float *dy0 = dout + (size_t)(bh / NH) * T * C + (bh % NH) * hs;
+        memset(dk, 0, (size_t)T * hs * sizeof(double));
+        for (int t = 0; t < T; t++) {
+            const float *q = q0 + (size_t)t * C3, *st = stats + ((size_t)bh * T + t) * 2;
+            double dot = 0.0;
+            for (int t2 = 0; t2 <= t; t2++) {
+                const float *k = q0 + (size_t)t2 * C3 + C, *v = k + C;
+                double s = 0.0, d = 0.0;
+                for (int i = 0; i < hs; i++) {
+                    s += (double)q[i] * k[i];
+                    d += (double)v[i] * dy0[(size_t)t * C + i];
+                }
+                a[t2] = exp(s * scale - st[0]) * st[1];
+                datt[t2] = d;
+                dot += a[t2] * d;
+            }
+            for (int i = 0; i < hs; i++) {
+                double dq = 0.0;
+                for (int t2 = 0; t2 <= t; t2++) {
+                    const float *k = q0 + (size_t)t2 * C3 + C;
+                    double ds = scale * a[t2] * (fabs(datt[t2]) + fabs(dot));
+                    dq += ds * fabs(k[i]);
+                    dk[(size_t)t2 * hs + i] += ds * fabs(q[i]);
+                }
+                if (part == 0) best = fmax(best, dq);
+            }
+        }
+        for (size_t j = 0; part == 1 && j < (size_t)T * hs; j++) best = fmax(best, dk[j]);
+    }
+    free(a);
+    return best;
+}
+
 static int make_adamw_step(rg_op_case *c) {
     if (shape_n(c) != 0) return -1;
     size_t n = c->d.n;
@@ -412,6 +461,12 @@ static const derive_fn derive_of[RG_OP_COUNT] = {
     [RG_OP_CROSSENTROPY_BACKWARD] = derive_crossentropy_backward,
 };
 
+/* The ops with outputs judged against the size of their terms rather than of their result. */
+typedef double (*scale_fn)(const rg_op_case *c, void *const *b, int part);
+static const scale_fn scale_of[RG_OP_COUNT] = {
+    [RG_OP_ATTENTION_BACKWARD] = scale_attention_backward,
+};
+
 /* Every op's case, from op_list.h: an op without make_<name> and call_<name> does not compile. */
 typedef struct case_kind {
     int (*make)(rg_op_case *c);
@@ -477,6 +532,11 @@ int rg_op_case_fill(const rg_op_case *c, void *const *b, rg_rng *r, const rg_cas
 double rg_op_case_call(const rg_op_case *c, const rg_backend *k, rg_backend_ctx *ctx,
                        void *const *b) {
     return kinds[c->op].call(c, k, ctx, b);
+}
+
+double rg_op_case_error_scale(const rg_op_case *c, void *const *b, int buf, int part) {
+    scale_fn f = scale_of[c->op];
+    return f && c->buf[buf].role != RG_BUF_IN ? f(c, b, part) : 0.0;
 }
 
 /* One use of a matmul in the model: C and OC as multiples of n_embd; oc_mult 0 means OC = V. */

@@ -107,6 +107,11 @@ int rg_op_case_fill(const rg_op_case *c, void *const *b, rg_rng *r, const rg_cas
 double rg_op_case_call(const rg_op_case *c, const rg_backend *k, rg_backend_ctx *ctx,
                        void *const *b);
 
+/* The scale that part `part` of output buf (b as after the reference's call) is normalised by
+ * when larger than max|ref|: for an output whose exact value is a difference of terms that can
+ * cancel (attention's dq and dk), the largest sum of |terms| of one element; 0 for the others. */
+double rg_op_case_error_scale(const rg_op_case *c, void *const *b, int buf, int part);
+
 /* The matmuls of one layer and the LM head, as the model runs them. */
 #define RG_NUM_MATMUL_USES 5
 
