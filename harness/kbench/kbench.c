@@ -131,10 +131,11 @@ typedef struct kb_list {
     int num_cases;
 } kb_list;
 
-/* Registers the benchmarks of one (backend, threads) pair and records its describe line. Returns 0,
- * or 1 if the backend refuses that thread count (a note is printed; nothing is registered). */
+/* Registers the benchmarks of one (backend, threads) pair and records its describe line, and the
+ * backend's native ops once (*native_added, set then). Returns 0, or 1 if the backend refuses that
+ * thread count (a note is printed; nothing is registered). */
 static int kb_register_pair(kb_list *list, const rg_plugin *plugin, const rg_backend_args *ba,
-                            int threads, const rg_preset *p, int V) {
+                            int threads, const rg_preset *p, int V, int *native_added) {
     kb_config *cfg = &list->configs[list->num_configs++];
     cfg->plugin = plugin;
     cfg->args = *ba;
@@ -157,8 +158,11 @@ static int kb_register_pair(kb_list *list, const rg_plugin *plugin, const rg_bac
 
     snprintf(key, sizeof key, "describe:%s/t%d", name, threads);
     rg_kbench_add_context(key, describe);
-    snprintf(key, sizeof key, "native_ops:%s", name);
-    rg_kbench_add_context(key, native);
+    if (!*native_added) {
+        snprintf(key, sizeof key, "native_ops:%s", name);
+        rg_kbench_add_context(key, native);
+        *native_added = 1;
+    }
 
     const rg_model_config mc = {.V = V, .maxT = p->T, .C = p->C, .NH = p->NH, .L = p->L};
     const rg_op_dims dims = {.B = p->B, .T = p->T, .C = p->C, .NH = p->NH, .V = V};
@@ -288,8 +292,10 @@ int main(int argc, char **argv) {
             status = 1;
             break;
         }
+        int native_added = 0;
         for (int t = 0; t < num_threads; t++)
-            registered += kb_register_pair(&list, &plugins[opened], &ba, threads[t], p, V) == 0;
+            registered += kb_register_pair(&list, &plugins[opened], &ba, threads[t], p, V,
+                                           &native_added) == 0;
     }
     if (!status && !registered) {
         fprintf(stderr, "randygpt-kbench: no backend accepted any of the thread counts\n");
