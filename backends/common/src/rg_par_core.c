@@ -88,14 +88,18 @@ rg_par_site *rg_par_adapt_site(rg_par_adapt *a, rg_range_fn fn, int64_t n, int n
     return s;
 }
 
-/* The end of a window: the choice (a probe that won, or a choice that lost, switches it) and
+/* The end of a window: the choice (a probe that won, or RG_PAR_ADAPT_LOSSES windows in a row of a choice that lost, switch it) and
  * the next window's mode. */
 static void end_window(rg_par_adapt *a) {
     int probe = a->mode != a->choice;
     int mode_won = a->spent > 0 && a->spent < RG_PAR_ADAPT_MARGIN * a->other;
     int other_won = a->other > 0 && a->other < RG_PAR_ADAPT_MARGIN * a->spent;
-    if (probe ? mode_won : other_won) {
+    if (!probe) {
+        a->losses = other_won ? a->losses + 1 : 0;
+    }
+    if (probe ? mode_won : a->losses >= RG_PAR_ADAPT_LOSSES) {
         a->choice = !a->choice;
+        a->losses = 0;
         a->interval = RG_PAR_ADAPT_MIN_PROBE;
         a->until_probe = a->interval;
     } else if (probe) {

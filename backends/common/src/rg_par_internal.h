@@ -42,7 +42,11 @@ static inline int rg_par_chunk_order(int tid, int nthreads, int nchunks, int k) 
  * Each op site (kernel fn, range n, chunk count) keeps its time per call in each mode. A window
  * compares what its calls took with what the same calls took in the other mode (the sites'
  * estimates, over the calls whose site has one); the other mode takes over below
- * RG_PAR_ADAPT_MARGIN of the time. Every `interval` windows of the choice, a shorter window runs
+ * RG_PAR_ADAPT_MARGIN of the time: after a probe that wins, or after RG_PAR_ADAPT_LOSSES windows
+ * of the choice in a row that lose (one alone is as often a neighbour's noise: on a quiet 2-core
+ * machine a window of every thread lost to one thread's estimate by 11% in 1 run of 3, and the
+ * switch cost a window at half speed; a real busy process beats the margin window after window).
+ * Every `interval` windows of the choice, a shorter window runs
  * the other mode (a probe); a probe that loses makes the interval RG_PAR_ADAPT_GROWTH times
  * longer, up to RG_PAR_ADAPT_MAX_PROBE windows (so on a quiet machine probing costs well under 1%
  * of the time), a switch brings it back to RG_PAR_ADAPT_MIN_PROBE. The first call after a change
@@ -59,6 +63,7 @@ static inline int rg_par_chunk_order(int tid, int nthreads, int nchunks, int k) 
 #define RG_PAR_ADAPT_MAX_PROBE 128 /* ... at most, once the choice has held */
 #define RG_PAR_ADAPT_GROWTH 4
 #define RG_PAR_ADAPT_MARGIN 0.9   /* the other mode takes over below 0.9x the time */
+#define RG_PAR_ADAPT_LOSSES 2     /* windows of the choice in a row that must lose first */
 #define RG_PAR_ADAPT_WEIGHT 0.25  /* of a call's time in its site's estimate */
 
 enum { RG_PAR_ALONE = 0, RG_PAR_ALL = 1 }; /* the two modes */
@@ -80,6 +85,7 @@ typedef struct rg_par_adapt {
     int interval;     /* the current probe interval, in windows */
     double spent;     /* this window: seconds its comparable calls took, */
     double other;     /* and the other mode's estimate for the same calls */
+    int losses;       /* windows of the choice in a row that lost */
 } rg_par_adapt;
 
 /* A fresh state: every thread, probing first after RG_PAR_ADAPT_WARMUP windows. */
