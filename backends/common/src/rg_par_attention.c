@@ -1,20 +1,22 @@
 /*
  * Causal self-attention forward and backward, flash-style: the (T,T) probabilities of a head never
  * leave the thread's workspace. The forward keeps only each row's softmax statistics {max, 1/sum};
- * the backward recomputes the probabilities from q and k with the forward's own arithmetic, so
- * they are the forward's bit for bit. Parallel over (batch, head) pairs: each pair
- * owns its rows of stats, its slice of out and its slice of dqkv, so threads never write the same
- * element.
+ * the backward recomputes the probabilities from q and k with the forward's own calls, so they are
+ * the forward's bit for bit. Parallel over (batch, head) pairs: each pair owns its rows of stats,
+ * its slice of out and its slice of dqkv, so threads never write the same element.
  *
- * Per pair the work is five small matrix products (T x T x hs): scores Q K^T, out = att V, and in
- * the backward (after Q K^T again) datt = dY V^T, dQ = dS K, dK = dS^T Q, dV = att^T dY. All run
- * on one register-tiled kernel (rows8): eight output rows at once, one vector of columns, eight
- * independent FMA chains sharing every load. For Q K^T and dY V^T, K or V is first transposed into
- * per-thread workspace as (hs, Tp), Tp = T rounded up to the vector width and zero padded, so a
- * score row is whole vectors along t2; att and dS live in the workspace as (T, Tp), a head's
- * whole at once (32 KiB at T=64: in L1). Causality: rows only go as far as their block's last t;
- * the zeros of att and dS past the diagonal make the extra terms vanish. The softmax runs in
- * whole vectors, the last one masked.
+ * A head's scores are held transposed, PT (T keys, Tp queries) = K Q^T, Tp = T rounded up to the
+ * vector width VL: one vector holds VL queries' scores for one key, so the softmax runs down the
+ * columns, VL queries at a time, with vector max, exp and sums and no reduction across lanes
+ * (per query row, those reductions cost more than the row's arithmetic at T = 64). The queries
+ * are first transposed into workspace as (hs, Tp), zero padded. A key is only scored against the
+ * queries from its own vector of columns on; probabilities of a key after its query are exactly 0.
+ *
+ * The products (T x T x hs each): PT = K Q^T, out = P V; in the backward PT again, DST = V dout^T
+ * (datt transposed, turned into dS^T in place), dQ = dS K, dK = dS^T Q, dV = P^T dout. All run on
+ * one register-tiled kernel: eight output rows at once, one or two vectors of columns, independent
+ * FMA chains sharing every load; in dK and dV its rows are rows of DST and PT, read along their
+ * length. A head's PT and DST (16 KiB each at T=64) stay in L1.
  */
 #include <math.h>
 #include <string.h>
@@ -66,6 +68,32 @@ static void rows8(int K, const float *const a[RB], size_t lda, const float *b, s
     }
 }
 
+/* For r < RB and j < 2 VL: out[r][j] = sum_k<K a[r][k*lda] * b[k*ldb + j]: rows8 on two whole
+ * vectors of columns, each broadcast of a feeding two FMAs. */
+static void rows8x2(int K, const float *const a[RB], size_t lda, const float *b, size_t ldb,
+                    float *const out[RB]) {
+    rg_vf acc0[RB], acc1[RB];
+    for (int r = 0; r < RB; r++) {
+        acc0[r] = (rg_vf){0};
+        acc1[r] = (rg_vf){0};
+    }
+    for (int k = 0; k < K; k++) {
+        rg_vf b0 = *(const rg_vfu *)(b + k * ldb);
+        rg_vf b1 = *(const rg_vfu *)(b + k * ldb + VL);
+#pragma GCC unroll 8
+        for (int r = 0; r < RB; r++) {
+            float av = a[r][k * lda];
+            acc0[r] += av * b0;
+            acc1[r] += av * b1;
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; r++) {
+        *(rg_vfu *)out[r] = acc0[r];
+        *(rg_vfu *)(out[r] + VL) = acc1[r];
+    }
+}
+
 /* Row pointers of a block of RB rows starting at row r0 of n rows with row stride ld: rows past
  * n repeat the last one as input and write to `sink` as output. */
 static void block_rows(const float *rows_in[RB], float *rows_out[RB], const float *in, size_t ld_in,
@@ -90,25 +118,30 @@ static void block_product(float *out, size_t ld_out, const float *a_base, size_t
     const float *a[RB];
     float *o[RB];
     block_rows(a, o, a_base, lda_row, out, ld_out, r0, nrows, sink);
-    for (int j = 0; j < ncols; j += VL) {
+    for (int j = 0; j < ncols;) {
         float *oj[RB];
+        int two = ncols - j >= 2 * VL;
         for (int r = 0; r < RB; r++) {
             oj[r] = o[r] == sink ? sink : o[r] + j;
         }
+        if (two) {
+            rows8x2(K, a, lda, b + j, ldb, oj);
+            j += 2 * VL;
+            continue;
+        }
         int w = ncols - j < VL ? ncols - j : VL;
         rows8(K, a, lda, b + j, ldb, oj, w);
+        j += VL;
     }
 }
 
-/* xt is (hs, Tp): xt[d][t2] = x[b, t2, h*hs + d] for one of q/k/v at offset `part` of a (B,T,3C)
- * row, zero for t2 >= T. */
-static void transpose_head(float *xt, const float *qkv, int b, int h, int part, int T, int C,
-                           int hs) {
+/* xt is (hs, Tp): xt[d][t] = x[t*ld + d] for t < T (x: one of q, k, v or dout of a head, rows
+ * at stride ld), zero for t >= T. */
+static void transpose_rows(float *xt, const float *x, size_t ld, int T, int hs) {
     int Tp = round_up(T, VL);
-    for (int t2 = 0; t2 < T; t2++) {
-        const float *src = qkv + ((size_t)b * T + t2) * 3 * C + part + h * hs;
+    for (int t = 0; t < T; t++) {
         for (int d = 0; d < hs; d++) {
-            xt[(size_t)d * Tp + t2] = src[d];
+            xt[(size_t)d * Tp + t] = x[(size_t)t * ld + d];
         }
     }
     for (int d = 0; d < hs; d++) {
@@ -116,115 +149,133 @@ static void transpose_head(float *xt, const float *qkv, int b, int h, int part, 
     }
 }
 
-/* Per-thread workspace: `heads` transposed heads (hs, Tp), `squares` (T, Tp), a sink (VL). */
+/* Per-thread workspace: `heads` transposed heads (hs, Tp), `squares` (T, Tp), a sink (2 VL: the
+ * widest row a product writes at once). */
 static size_t attn_workspace(int T, int hs, int heads, int squares) {
     int Tp = round_up(T, VL);
-    return (size_t)heads * hs * Tp + (size_t)squares * T * Tp + VL;
+    return (size_t)heads * hs * Tp + (size_t)squares * T * Tp + 2 * VL;
 }
 
-/* Lanes [0, n - (nv-1)*VL) of the last of the nv = ceil(n/VL) vectors that cover n floats. */
-static rg_vi last_vector_lanes(int n, int nv) {
+/* st is (T keys, Tp queries): st[t2][t] = x[t2] . yt[:, t] for every key t2 and every column from
+ * the vector of columns that holds t2 on (the queries that can see key t2 are among them). x is a
+ * head's keys or values (rows at stride ld), yt its queries or dout transposed (hs, Tp). */
+static void keys_by_queries(float *st, const float *x, size_t ld, const float *yt, int T, int hs,
+                            float *sink) {
+    int Tp = round_up(T, VL);
+    for (int k0 = 0; k0 < T; k0 += RB) {
+        int c0 = k0 / VL * VL;
+        block_product(st + c0, Tp, x, ld, 1, yt + c0, Tp, hs, k0, T, Tp - c0, sink);
+    }
+}
+
+/* 1 in the lanes of keys t2 that query t0 + lane can see (t2 <= t0 + lane). */
+static rg_vi visible(int t2, int t0) {
     rg_vi lane;
     for (int i = 0; i < VL; i++) {
-        lane[i] = i;
+        lane[i] = t0 + i;
     }
-    return lane < n - (nv - 1) * VL;
+    return lane >= t2;
 }
 
-/* s is one row of raw scores q.k (whole vectors, aligned), n = t + 1 the keys the row sees, ncols
- * (a multiple of VL, >= n) the columns the row's products read: s[0, n) becomes the scaled
- * scores, masked to -inf past n in the last vector. Returns the row's maximum. */
-static float scale_row(rg_vf *sv, int n, float scale, rg_vi valid) {
-    int nv = (n + VL - 1) / VL;
-    rg_vf mx = rg_par_splat(-INFINITY);
-    for (int v = 0; v < nv; v++) {
-        rg_vf x = sv[v] * scale;
-        if (v == nv - 1) {
-            x = rg_par_select(valid, x, rg_par_splat(-INFINITY));
+/* The softmax of queries [t0, t0+VL), one per lane of column vector t0 of st (T, Tp), over keys
+ * [0, n), n = min(t0+VL, T): raw scores become probabilities, exactly 0 for a key after its query;
+ * *m and *r get each lane's max scaled score and 1/sum. Rows of st are keys, so the max and the sum
+ * run down the vectors, one query per lane: no reduction across lanes. */
+static void softmax_columns(float *st, int Tp, int t0, int n, float scale, rg_vf *m, rg_vf *r) {
+    /* four running maxima and sums over the keys, so that consecutive keys do not wait for each
+     * other (a max is exact in any order; the sums are added in a fixed order) */
+    rg_vf mx[4] = {rg_par_splat(-INFINITY), rg_par_splat(-INFINITY), rg_par_splat(-INFINITY),
+                   rg_par_splat(-INFINITY)};
+    for (int t2 = 0; t2 < n; t2++) {
+        rg_vf *x = (rg_vf *)(st + (size_t)t2 * Tp + t0);
+        rg_vf v = *x * scale;
+        if (t2 > t0) {
+            v = rg_par_select(visible(t2, t0), v, rg_par_splat(-INFINITY));
         }
-        sv[v] = x;
-        mx = rg_par_vmax(mx, x);
+        *x = v;
+        mx[t2 & 3] = rg_par_vmax(mx[t2 & 3], v);
     }
-    return rg_par_hmax(mx);
+    rg_vf top = rg_par_vmax(rg_par_vmax(mx[0], mx[1]), rg_par_vmax(mx[2], mx[3]));
+    rg_vf sum[4] = {{0}, {0}, {0}, {0}};
+    for (int t2 = 0; t2 < n; t2++) {
+        rg_vf *x = (rg_vf *)(st + (size_t)t2 * Tp + t0);
+        rg_vf e = rg_par_expv(*x - top);
+        if (t2 > t0) {
+            e = rg_par_select(visible(t2, t0), e, (rg_vf){0});
+        }
+        *x = e;
+        sum[t2 & 3] += e;
+    }
+    rg_vf rs = 1.0f / ((sum[0] + sum[1]) + (sum[2] + sum[3]));
+    for (int t2 = 0; t2 < n; t2++) {
+        rg_vf *x = (rg_vf *)(st + (size_t)t2 * Tp + t0);
+        *x *= rs;
+    }
+    *m = top;
+    *r = rs;
 }
 
-/* s[0, n) = exp(s - m) * r (the probabilities), 0 in [n, ncols). s holds scaled scores. */
-static void prob_row(rg_vf *sv, int n, int ncols, float m, float r, rg_vi valid) {
-    int nv = (n + VL - 1) / VL;
-    for (int v = 0; v < nv; v++) {
-        rg_vf e = rg_par_expv(sv[v] - m);
-        sv[v] = (v == nv - 1 ? rg_par_select(valid, e, (rg_vf){0}) : e) * r;
+/* Column vector t0 of ds (T, Tp) holds datt = dout . v for keys [0, n) of queries [t0, t0+VL), pt
+ * their probabilities (0 after a query): ds = scale pt (ds - sum over keys of pt ds), 0 where pt
+ * is masked. */
+static void softmax_backward_columns(float *ds, const float *pt, int Tp, int t0, int n,
+                                     float scale) {
+    rg_vf part[4] = {{0}, {0}, {0}, {0}}; /* four running sums, as in softmax_columns */
+    for (int t2 = 0; t2 < n; t2++) {
+        size_t o = (size_t)t2 * Tp + t0;
+        part[t2 & 3] += *(const rg_vf *)(pt + o) * *(rg_vf *)(ds + o);
     }
-    for (int v = nv; v < ncols / VL; v++) {
-        sv[v] = (rg_vf){0};
-    }
-}
-
-/* One row of the forward: raw scores s (ncols floats) become its probabilities, st = {m, 1/sum}.
- * The sum is of the same exp values that prob_row recomputes: the same bits. */
-static void softmax_row(float *s, float st[2], int n, int ncols, float scale) {
-    int nv = (n + VL - 1) / VL;
-    rg_vi valid = last_vector_lanes(n, nv);
-    rg_vf *sv = (rg_vf *)s;
-    float m = scale_row(sv, n, scale, valid);
-    rg_vf sum = {0};
-    for (int v = 0; v < nv; v++) {
-        rg_vf e = rg_par_expv(sv[v] - m);
-        sum += v == nv - 1 ? rg_par_select(valid, e, (rg_vf){0}) : e;
-    }
-    st[0] = m;
-    st[1] = 1.0f / rg_par_hsum(sum);
-    prob_row(sv, n, ncols, st[0], st[1], valid);
-}
-
-/* ds is one row of datt (whole vectors, aligned, computed over at least the first ceil(n/VL)
- * vectors), arow its row of att (0 from n to ncols): ds[0, n) = scale arow (ds - arow . ds),
- * ds[n, ncols) = 0. */
-static void softmax_backward_row(float *ds, const float *arow, int n, int ncols, float scale) {
-    int nv = (n + VL - 1) / VL;
-    rg_vi valid = last_vector_lanes(n, nv);
-    rg_vf *dv = (rg_vf *)ds;
-    const rg_vf *av = (const rg_vf *)arow;
-    rg_vf acc = {0};
-    for (int v = 0; v < nv; v++) {
-        acc += av[v] * dv[v]; /* att is 0 past n */
-    }
-    float dot = rg_par_hsum(acc);
-    for (int v = 0; v < nv; v++) {
-        rg_vf d = av[v] * (dv[v] - dot) * scale;
-        dv[v] = v == nv - 1 ? rg_par_select(valid, d, (rg_vf){0}) : d;
-    }
-    for (int v = nv; v < ncols / VL; v++) {
-        dv[v] = (rg_vf){0};
+    rg_vf dot = (part[0] + part[1]) + (part[2] + part[3]);
+    for (int t2 = 0; t2 < n; t2++) {
+        size_t o = (size_t)t2 * Tp + t0;
+        rg_vf d = *(const rg_vf *)(pt + o) * (*(rg_vf *)(ds + o) - dot) * scale;
+        if (t2 > t0) {
+            d = rg_par_select(visible(t2, t0), d, (rg_vf){0});
+        }
+        *(rg_vf *)(ds + o) = d;
     }
 }
 
-/* Pairs [begin, end) of the (B, NH) grid. out is (B,T,C), stats is (B,NH,T,2), qkv is (B,T,3C). */
+/* Keys [n, end) of column vector t0 of st (T, Tp), end = min(n rounded up to RB, T), set to 0:
+ * they are after every query of the vector, and with VL < RB the dk and dv products read them
+ * (a block of RB keys reads the columns from its first key's vector on). */
+static void zero_later_keys(float *st, int Tp, int t0, int n, int T) {
+    int end = round_up(n, RB) < T ? round_up(n, RB) : T;
+    for (int t2 = n; t2 < end; t2++) {
+        *(rg_vf *)(st + (size_t)t2 * Tp + t0) = (rg_vf){0};
+    }
+}
+
+/* Pairs [begin, end) of the (B, NH) grid. out is (B,T,C), stats is (B,NH,T,2), qkv is (B,T,3C).
+ * Per pair: PT (T keys, Tp queries) = K Q^T, the softmax down its columns, VL queries at a time,
+ * then those queries' rows of out = P V over the keys they see. */
 static void attention_forward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const attn_args *a = arg;
     int T = a->T, C = a->C, NH = a->NH, hs = C / NH, C3 = 3 * C, Tp = round_up(T, VL);
     float scale = 1.0f / sqrtf((float)hs);
-    float *kt = a->ws + rg_par_thread_offset(0, a->per_thread, tid); /* (hs, Tp) */
-    float *P = kt + (size_t)hs * Tp;                                 /* (T, Tp) */
-    float *sink = P + (size_t)T * Tp;                                /* (VL) */
-    memset(sink, 0, VL * sizeof(float));
+    float *qt = a->ws + rg_par_thread_offset(0, a->per_thread, tid); /* (hs, Tp) */
+    float *PT = qt + (size_t)hs * Tp;                                /* (T, Tp) */
+    float *sink = PT + (size_t)T * Tp;                               /* (2 VL) */
     for (int64_t pair = begin; pair < end; pair++) {
         int b = (int)(pair / NH), h = (int)(pair % NH);
         const float *q0 = a->qkv + (size_t)b * T * C3 + h * hs;
-        const float *v0 = q0 + 2 * C;
+        const float *k0 = q0 + C, *v0 = q0 + 2 * C;
         float *stats = a->stats + (size_t)pair * T * 2;
         float *out = a->out + (size_t)b * T * C + h * hs;
-        transpose_head(kt, a->qkv, b, h, C, T, C, hs);
-        for (int t0 = 0; t0 < T; t0 += RB) {
-            int tlast = t0 + RB < T ? t0 + RB : T; /* rows [t0, tlast) see keys [0, tlast) */
-            int ncols = round_up(tlast, VL);
-            /* P rows = q . k over the keys the block can see, in whole vectors, then softmax */
-            block_product(P, Tp, q0, C3, 1, kt, Tp, hs, t0, T, ncols, sink);
-            for (int t = t0; t < tlast; t++) {
-                softmax_row(P + (size_t)t * Tp, stats + (size_t)t * 2, t + 1, ncols, scale);
+        transpose_rows(qt, q0, C3, T, hs);
+        keys_by_queries(PT, k0, C3, qt, T, hs, sink);
+        for (int t0 = 0; t0 < T; t0 += VL) {
+            int n = t0 + VL < T ? t0 + VL : T; /* queries [t0, n) see keys [0, n) */
+            rg_vf m, r;
+            softmax_columns(PT, Tp, t0, n, scale, &m, &r);
+            for (int t = t0; t < n; t++) {
+                stats[(size_t)t * 2] = m[t - t0];
+                stats[(size_t)t * 2 + 1] = r[t - t0];
             }
-            /* out rows = P rows @ V over keys [0, tlast) */
-            block_product(out, C, P, Tp, 1, v0, C3, tlast, t0, T, hs, sink);
+            /* out rows [t0, n) = P @ V over keys [0, n); row t of P is column t of PT */
+            for (int r0 = t0; r0 < n; r0 += RB) {
+                block_product(out, C, PT, 1, Tp, v0, C3, n, r0, n, hs, sink);
+            }
         }
     }
 }
@@ -254,54 +305,53 @@ void rg_par_op_attention_forward(rg_backend_ctx *ctx, float *out, float *stats, 
     rg_par_for(pb->par, (int64_t)B * NH, attention_grain(T, hs), attention_forward_range, &a);
 }
 
-/* Pairs [begin, end). dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C). With att recomputed, datt[t][t2] = dout[t] . v[t2] and dS[t][t2] = scale att (datt - sum_t3 att
- * datt[t][t3]): dq = dS k, dk = dS^T q, dv = att^T dout (dS and att are zero past the diagonal).
- * Each block of rows of dq, dk and dv is one product over all its terms, written directly: the
- * pair's slice of dqkv is overwritten without being zeroed first. */
+/* Pairs [begin, end). dqkv is (B,T,3C), dout is (B,T,C), qkv is (B,T,3C). PT is recomputed
+ * as the forward made it (the same calls: the same bits), DST (T keys, Tp queries) = V dout^T is
+ * datt transposed, and the softmax backward down its columns makes it dS^T: dq = dS K, dk = dS^T Q,
+ * dv = P^T dout (dS and P are zero after the diagonal). Each block of rows of dq, dk and dv is one
+ * product over all its terms, written directly: the pair's slice of dqkv is overwritten without
+ * being zeroed first. */
 static void attention_backward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const attn_args *a = arg;
     int T = a->T, C = a->C, NH = a->NH, hs = C / NH, C3 = 3 * C, Tp = round_up(T, VL);
     float scale = 1.0f / sqrtf((float)hs);
-    float *kt = a->ws + rg_par_thread_offset(0, a->per_thread, tid); /* (hs, Tp) */
-    float *vt = kt + (size_t)hs * Tp;                                /* (hs, Tp) */
-    float *P = vt + (size_t)hs * Tp;                                 /* (T, Tp) */
-    float *dS = P + (size_t)T * Tp;                                  /* (T, Tp) */
-    float *sink = dS + (size_t)T * Tp;                               /* (VL) */
-    memset(sink, 0, VL * sizeof(float));
+    float *qt = a->ws + rg_par_thread_offset(0, a->per_thread, tid); /* (hs, Tp) */
+    float *dyt = qt + (size_t)hs * Tp;                               /* (hs, Tp) */
+    float *PT = dyt + (size_t)hs * Tp;                               /* (T, Tp) */
+    float *DST = PT + (size_t)T * Tp;                                /* (T, Tp) */
+    float *sink = DST + (size_t)T * Tp;                              /* (2 VL) */
     for (int64_t pair = begin; pair < end; pair++) {
         int b = (int)(pair / NH), h = (int)(pair % NH);
         const float *q0 = a->qkv + (size_t)b * T * C3 + h * hs;
-        const float *k0 = q0 + C;
+        const float *k0 = q0 + C, *v0 = q0 + 2 * C;
         const float *dy0 = a->dout + (size_t)b * T * C + h * hs;
         float *dq0 = a->dqkv + (size_t)b * T * C3 + h * hs;
-        float *dk0 = dq0 + C;
-        float *dv0 = dq0 + 2 * C;
-        transpose_head(kt, a->qkv, b, h, C, T, C, hs);
-        transpose_head(vt, a->qkv, b, h, 2 * C, T, C, hs);
-        for (int t0 = 0; t0 < T; t0 += RB) {
-            int tlast = t0 + RB < T ? t0 + RB : T;
-            int ncols = round_up(tlast, VL);
-            /* P rows as the forward made them; datt rows = dout . v, then dS in place. A row's
-             * max and sum are recomputed rather than read from stats: the whole row is at hand,
-             * it costs one reduction per row, and P is then the forward's bit for bit even when
-             * stats came from another kernel that rounds the scores otherwise */
-            block_product(P, Tp, q0, C3, 1, kt, Tp, hs, t0, T, ncols, sink);
-            block_product(dS, Tp, dy0, C, 1, vt, Tp, hs, t0, T, ncols, sink);
-            for (int t = t0; t < tlast; t++) {
-                float st[2];
-                softmax_row(P + (size_t)t * Tp, st, t + 1, ncols, scale);
-                softmax_backward_row(dS + (size_t)t * Tp, P + (size_t)t * Tp, t + 1, ncols, scale);
+        float *dk0 = dq0 + C, *dv0 = dq0 + 2 * C;
+        transpose_rows(qt, q0, C3, T, hs);
+        transpose_rows(dyt, dy0, C, T, hs);
+        keys_by_queries(PT, k0, C3, qt, T, hs, sink);
+        keys_by_queries(DST, v0, C3, dyt, T, hs, sink);
+        for (int t0 = 0; t0 < T; t0 += VL) {
+            int n = t0 + VL < T ? t0 + VL : T;
+            rg_vf m, r;
+            softmax_columns(PT, Tp, t0, n, scale, &m, &r);
+            softmax_backward_columns(DST, PT, Tp, t0, n, scale);
+            zero_later_keys(PT, Tp, t0, n, T);
+            zero_later_keys(DST, Tp, t0, n, T);
+            /* dq rows [t0, n) = dS @ K over keys [0, n) */
+            for (int r0 = t0; r0 < n; r0 += RB) {
+                block_product(dq0, C3, DST, 1, Tp, k0, C3, n, r0, n, hs, sink);
             }
-            /* dq rows = dS rows @ K over keys [0, tlast) */
-            block_product(dq0, C3, dS, Tp, 1, k0, C3, tlast, t0, T, hs, sink);
         }
-        /* dk and dv rows t2 in blocks from t0: dk[t2] = sum_t dS[t][t2] q[t] and
-         * dv[t2] = sum_t att[t][t2] dout[t], over queries t >= t0 (the terms t < t2 are zero) */
-        for (int t0 = 0; t0 < T; t0 += RB) {
-            block_product(dk0, C3, dS + (size_t)t0 * Tp, 1, Tp, q0 + (size_t)t0 * C3, C3, T - t0,
-                          t0, T, hs, sink);
-            block_product(dv0, C3, P + (size_t)t0 * Tp, 1, Tp, dy0 + (size_t)t0 * C, C, T - t0,
-                          t0, T, hs, sink);
+        /* dk and dv rows t2 in blocks from k: dk[t2] = sum_t dS[t][t2] q[t] and
+         * dv[t2] = sum_t P[t][t2] dout[t], over the queries from t2's vector of columns on (the
+         * terms t < t2 are zero): rows of DST and PT, read along their length */
+        for (int kb = 0; kb < T; kb += RB) {
+            int c0 = kb / VL * VL;
+            block_product(dk0, C3, DST + c0, Tp, 1, q0 + (size_t)c0 * C3, C3, T - c0, kb, T, hs,
+                          sink);
+            block_product(dv0, C3, PT + c0, Tp, 1, dy0 + (size_t)c0 * C, C, T - c0, kb, T, hs,
+                          sink);
         }
     }
 }
@@ -314,7 +364,7 @@ void rg_par_op_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float 
     }
     rg_par_backend *pb = rg_par_of(ctx);
     int hs = C / NH;
-    (void)stats; /* the rows are recomputed whole, see attention_backward_range */
+    (void)stats; /* the softmax is recomputed whole, see attention_backward_range */
     attn_args a = {.dqkv = dqkv, .dout = dout, .qkv = qkv, .B = B, .T = T, .C = C, .NH = NH};
     a.per_thread = attn_workspace(T, hs, 2, 2);
     a.ws = rg_par_workspace(pb, 0, a.per_thread);
