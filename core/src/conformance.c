@@ -541,14 +541,14 @@ static void case_compare(conf *c, const rg_op_case *oc, void *const *be, void *c
         const rg_case_buf *b = &oc->buf[i];
         if (b->role == RG_BUF_IN) continue;
         static const char *const qkv_parts[3] = {"dq", "dk", "dv"};
-        size_t row = b->parts * b->part_cols;
+        /* a part's columns and a whole row: one part is the whole buffer as one row */
+        size_t cols = b->parts == 1 ? b->count : b->part_cols;
+        size_t row = cols * b->parts;
         for (int p = 0; p < b->parts; p++) {
             double floor = rg_op_case_error_scale(oc, ref, i, p);
-            double e = norm_err_strided((const float *)be[i] + p * b->part_cols,
-                                        (const float *)ref[i] + p * b->part_cols,
-                                        b->parts == 1 ? 1 : b->count / row,
-                                        b->parts == 1 ? b->count : b->part_cols,
-                                        b->parts == 1 ? b->count : row, floor);
+            double e = norm_err_strided((const float *)be[i] + p * cols,
+                                        (const float *)ref[i] + p * cols, b->count / row, cols,
+                                        row, floor);
             emit_op(c, oc, b->parts == 3 ? qkv_parts[p] : b->name, shape, e, b->tol, b->bound);
         }
     }
