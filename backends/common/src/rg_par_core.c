@@ -27,6 +27,14 @@ void rg_par_for(rg_par *par, int64_t n, int64_t grain, rg_range_fn fn, void *arg
         par->run(par, n, (int)chunks, fn, arg);
         return;
     }
+    if (par->adapt->in_composite) { /* timed as a whole by rg_par_composite_end */
+        if (par->adapt->mode == RG_PAR_ALONE) {
+            rg_par_run_alone(n, (int)chunks, fn, arg);
+        } else {
+            par->run(par, n, (int)chunks, fn, arg);
+        }
+        return;
+    }
     rg_par_site *site = rg_par_adapt_site(par->adapt, fn, n, (int)chunks);
     double t0 = rg_par_now_s();
     if (par->adapt->mode == RG_PAR_ALONE) {
@@ -35,6 +43,24 @@ void rg_par_for(rg_par *par, int64_t n, int64_t grain, rg_range_fn fn, void *arg
         par->run(par, n, (int)chunks, fn, arg);
     }
     rg_par_adapt_record(par->adapt, site, rg_par_now_s() - t0);
+}
+
+int rg_par_composite_begin(rg_par *par) {
+    if (!par->adapt) {
+        return par->num_threads;
+    }
+    par->adapt->in_composite = 1;
+    par->adapt->composite_t0 = rg_par_now_s();
+    return par->adapt->mode == RG_PAR_ALONE ? 1 : par->num_threads;
+}
+
+void rg_par_composite_end(rg_par *par, rg_range_fn key, int64_t n, int nchunks) {
+    if (!par->adapt) {
+        return;
+    }
+    rg_par_adapt *a = par->adapt;
+    a->in_composite = 0;
+    rg_par_adapt_record(a, rg_par_adapt_site(a, key, n, nchunks), rg_par_now_s() - a->composite_t0);
 }
 
 int rg_par_set_adaptive(rg_par *par, int on) {

@@ -331,9 +331,9 @@ void RG_GEMM_FN(rg_par_backend *pb, float *Cm, int ldc, mat_view A, mat_view B, 
     /* K rows of B packed per pass: KC on one thread; on more, whole KC blocks, as many as fit
      * RG_GEMM_BPACK floats (a share of L2) and at least one. A pass costs two joins of the threads
      * (pack, products), so the weight gradient (K = N = 2048) takes a few passes instead of one per
-     * KC block; on one thread there is nothing to join, and one block at a time keeps more of L2
-     * for the rest. */
-    int64_t threads = pb->par->num_threads;
+     * KC block; on one thread (or running alone) there is nothing to join, and one block at a
+     * time keeps more of L2 for the rest. */
+    int64_t threads = rg_par_composite_begin(pb->par);
     int ks_max = threads > 1 ? RG_GEMM_BPACK / (panels * NR) / KC * KC : KC;
     ks_max = ks_max > KC ? ks_max : KC;
     int ks = K < ks_max ? K : ks_max;
@@ -358,4 +358,7 @@ void RG_GEMM_FN(rg_par_backend *pb, float *Cm, int ldc, mat_view A, mat_view B, 
         rg_par_for(pb->par, panels, pack_grain, pack_b_range, &g);
         rg_par_for(pb->par, tiles, grain > min_grain ? grain : min_grain, gemm_range, &g);
     }
+    /* one site per shape and kind of product (the strides tell the three apart) */
+    rg_par_composite_end(pb->par, gemm_range, (int64_t)M << 32 | (int64_t)NC << 16 | g.pack_a,
+                         K);
 }

@@ -86,6 +86,8 @@ typedef struct rg_par_adapt {
     double spent;     /* this window: seconds its comparable calls took, */
     double other;     /* and the other mode's estimate for the same calls */
     int losses;       /* windows of the choice in a row that lost */
+    int in_composite; /* 1 inside rg_par_composite_begin/end */
+    double composite_t0;
 } rg_par_adapt;
 
 /* A fresh state: every thread, probing first after RG_PAR_ADAPT_WARMUP windows. */
@@ -105,6 +107,17 @@ static inline void rg_par_run_alone(int64_t n, int nchunks, rg_range_fn fn, void
         }
     }
 }
+
+/* A composite op: several rg_par_for calls whose blocking depends on the thread count (the
+ * matmul's passes, whose number and chunks differ between one thread and more). It runs whole in
+ * one mode and is timed as one call of its own site (key, n, nchunks), so that the policy compares
+ * the same work in both modes; the rg_par_for calls inside run in that mode and record nothing.
+ * rg_par_composite_begin returns the threads to block for: 1 while the adaptive count runs alone
+ * (running alone with the blocking of two threads cost 8-17% per step on the 2-core Intel Xeon of
+ * our runs), else every thread; the op's results must not depend on the answer.
+ * rg_par_composite_end times it. Not nested. */
+int rg_par_composite_begin(rg_par *par);
+void rg_par_composite_end(rg_par *par, rg_range_fn key, int64_t n, int nchunks);
 
 /* Seconds on the monotonic clock. */
 double rg_par_now_s(void);

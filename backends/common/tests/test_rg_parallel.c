@@ -288,6 +288,20 @@ static void test_adapt_alone_chunks(void **state) {
                 assert_int_equal(a.ends[i], n * (i + 1) / chunks);
                 assert_int_equal(a.tids[i], 0);
             }
+            /* a composite op: the calls inside run alone and count as one, at its end */
+            assert_int_equal(rg_par_composite_begin(par), 1);
+            memset(a.hits, 0, n * sizeof(int));
+            rg_par_for(par, n, 1, visit, &a);
+            rg_par_for(par, n, 1, visit, &a);
+            assert_int_equal(par->adapt->calls, 1);
+            rg_par_composite_end(par, visit, n, 1);
+            assert_int_equal(par->adapt->calls, 2);
+            for (int i = 0; i < chunks; i++) {
+                assert_int_equal(a.tids[i], 0);
+            }
+            par->adapt->choice = par->adapt->mode = RG_PAR_ALL;
+            assert_int_equal(rg_par_composite_begin(par), threads);
+            rg_par_composite_end(par, visit, n, 1);
             assert_int_equal(rg_par_set_adaptive(par, 0), 0);
             assert_null(par->adapt);
             memset(a.hits, 0, n * sizeof(int));
@@ -428,9 +442,15 @@ static void test_matmul(void **state) {
             }
             float *first = NULL;
             for (int d = 0; d < num_drivers(); d++) {
-                for (int threads = 1; threads <= 3; threads++) {
+                /* and at 2 and 3 threads with the adaptive count running alone, which blocks
+                 * like one thread (rg_par_composite_begin): still the same bits */
+                for (int run = 1; run <= 5; run++) {
+                    int threads = run <= 3 ? run : run - 2, alone = run > 3;
                     rg_backend_ctx *ctx = make_ctx((driver)d, threads);
                     ctx->pb.kernels = k;
+                    if (alone) {
+                        ctx->pb.par->adapt->choice = ctx->pb.par->adapt->mode = RG_PAR_ALONE;
+                    }
                     float *res = malloc((n_out + n_inp + n_w) * sizeof(float));
                     memcpy(res + n_out, dinp_garbage, n_inp * sizeof(float));
                     memcpy(res + n_out + n_inp, dw0, n_w * sizeof(float));
@@ -442,16 +462,17 @@ static void test_matmul(void **state) {
                     double e2 = rel_err(res + n_out, ref + n_out, n_inp);
                     double e3 = rel_err(res + n_out + n_inp, ref + n_out + n_inp, n_w);
                     if (e1 > 5e-6 || e2 > 5e-6 || e3 > 5e-6) {
-                        fail_msg("matmul %s N=%d C=%d OC=%d at %d threads: errors %.2e %.2e %.2e",
-                                 kernel_sets[ks], N, C, OC, threads, e1, e2, e3);
+                        fail_msg("matmul %s N=%d C=%d OC=%d at %d threads%s: errors %.2e %.2e %.2e",
+                                 kernel_sets[ks], N, C, OC, threads, alone ? " alone" : "", e1,
+                                 e2, e3);
                     }
                     if (!first) {
                         first = res;
                         continue;
                     }
                     if (memcmp(res, first, (n_out + n_inp + n_w) * sizeof(float)) != 0) {
-                        fail_msg("matmul %s N=%d C=%d OC=%d differs at %d threads",
-                                 kernel_sets[ks], N, C, OC, threads);
+                        fail_msg("matmul %s N=%d C=%d OC=%d differs at %d threads%s",
+                                 kernel_sets[ks], N, C, OC, threads, alone ? " alone" : "");
                     }
                     free(res);
                 }
