@@ -114,16 +114,22 @@ rg_par_site *rg_par_adapt_site(rg_par_adapt *a, rg_range_fn fn, int64_t n, int n
     return s;
 }
 
-/* The end of a window: the choice (a probe that won, or RG_PAR_ADAPT_LOSSES windows in a row of a choice that lost, switch it) and
- * the next window's mode. */
+/* The end of a window: the choice (switched only by a probe that won) and the next window's mode.
+ * RG_PAR_ADAPT_LOSSES windows in a row of a choice that lost to the other mode's estimate bring
+ * the next probe forward instead of switching: that estimate may be old, and the machine's load
+ * changes, so the other mode is measured again first. */
 static void end_window(rg_par_adapt *a) {
     int probe = a->mode != a->choice;
     int mode_won = a->spent > 0 && a->spent < RG_PAR_ADAPT_MARGIN * a->other;
     int other_won = a->other > 0 && a->other < RG_PAR_ADAPT_MARGIN * a->spent;
     if (!probe) {
         a->losses = other_won ? a->losses + 1 : 0;
+        if (a->losses >= RG_PAR_ADAPT_LOSSES) {
+            a->losses = 0;
+            a->until_probe = 0;
+        }
     }
-    if (probe ? mode_won : a->losses >= RG_PAR_ADAPT_LOSSES) {
+    if (probe && mode_won) {
         a->choice = !a->choice;
         a->losses = 0;
         a->interval = RG_PAR_ADAPT_MIN_PROBE;

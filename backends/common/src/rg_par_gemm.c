@@ -16,9 +16,10 @@
  * Blocking (GotoBLAS/BLIS order): B is packed into NR-column panels [K rows][NR], shared and
  * packed in parallel, one pass of K rows at a time (one KC block on one thread; on more, as many
  * as fit RG_GEMM_BPACK, as each pass joins the threads twice); each thread owns a contiguous range
- * of MR-row tiles of C (so dW is split over its output rows: no atomics, no reduction) and runs
- * the MR x NR micro-kernel over every panel, a block of MC rows and KC columns of A at a time,
- * the pass's KC blocks in order. A KC x NR slice of a B panel (32 KiB at KC=256
+ * of MR-row tiles of C, or, when B is wider than A is tall (NC > M: some weight gradients), a
+ * range of B's panels (each thread then packs the panels it reads); either way no atomics and no
+ * reduction. It runs the MR x NR micro-kernel over its panels, a block of MC rows and KC columns
+ * of A at a time, the pass's KC blocks in order. A KC x NR slice of a B panel (32 KiB at KC=256
  * with 512-bit vectors) stays in L1 while the A tiles stream from L2. A is read in place when its
  * rows are contiguous (forward and dinp: MR row streams); dW's dout^T has contiguous columns, so a
  * tile would touch a new cache line at every k: each thread packs that block into [KC][MR] tiles in
@@ -69,6 +70,7 @@ typedef struct gemm_args {
                          block (MC, KC) when pack_a */
     size_t bp_floats, ap_floats;
     int pack_a;
+    int by_panels;    /* 1: the threads split the panels of B (columns of C), 0: the rows of C */
 } gemm_args;
 
 /* c is (mr, nr) with row stride ldc, a is (mr, kc) with element (i, k) at a[i*rsa + k*csa], bp is
@@ -255,14 +257,13 @@ static void prefetch_a_tile(mat_view A, int M, int m, int k0, int kc) {
  * that are packed) against every panel of B: for each panel, every tile, so the panel's kc x NR
  * slice stays in L1 while the block of A is read from L2 once per panel. (nm0, nk0, nkc) is the
  * block this thread computes next (nm0 == m_end: none), whose A is prefetched on the last pass. */
-static void gemm_block(const gemm_args *g, float *ap, int m0, int mc, int k0, int kc, int m_end,
-                       int nm0, int nk0, int nkc) {
-    int panels = (g->NC + NR - 1) / NR;
+static void gemm_block(const gemm_args *g, float *ap, int p_begin, int p_end, int m0, int mc,
+                       int k0, int kc, int m_end, int nm0, int nk0, int nkc) {
     int acc = g->accumulate || k0 > 0;
     if (ap) {
         pack_a_cols(ap, g->A, g->M, m0, mc, k0, kc);
     }
-    for (int p = 0; p < panels; p++) {
+    for (int p = p_begin; p < p_end; p++) {
         const float *bp = g->ws + ((size_t)p * g->ks + (size_t)(k0 - g->k0)) * NR;
         int nr = g->NC - p * NR < NR ? g->NC - p * NR : NR;
         for (int t = 0; t < mc; t += MR) {
@@ -270,10 +271,10 @@ static void gemm_block(const gemm_args *g, float *ap, int m0, int mc, int k0, in
             float *c = g->Cm + (size_t)(m0 + t) * g->ldc + p * NR;
             /* the next tile on the first pass over this block (read in place), the next block's
              * tile t on the last pass (one tile's time covers its lines' latency) */
-            if (p == 0 && !ap && t + MR < mc) {
+            if (p == p_begin && !ap && t + MR < mc) {
                 prefetch_a_tile(g->A, g->M, m0 + t + MR, k0, kc);
             }
-            if (p == panels - 1 && !ap && nm0 + t < m_end) {
+            if (p == p_end - 1 && !ap && nm0 + t < m_end) {
                 prefetch_a_tile(g->A, g->M, nm0 + t, nk0, nkc);
             }
             if (ap) {
@@ -286,14 +287,17 @@ static void gemm_block(const gemm_args *g, float *ap, int m0, int mc, int k0, in
     }
 }
 
-/* Rows of C in MR-row tiles [begin, end), over the K rows [k0, k0+ks) of B that are packed: each
- * K block of KC in order (every element sees the same K order at any thread count), and for each
- * every block of MC rows, so that the block's packed B stays in L2 for all of this range's rows,
- * as when each K block had a pass of its own. */
+/* A range of the threads' split, over the K rows [k0, k0+ks) of B that are packed: MR-row tiles
+ * [begin, end) of C against every panel, or (by_panels) panels [begin, end) against every row.
+ * Each K block of KC in order (every element sees the same K order at any thread count and either
+ * split), and for each every block of MC rows, so that the block's packed B stays in L2 for all of
+ * this range's rows, as when each K block had a pass of its own. */
 static void gemm_range(void *arg, int64_t begin, int64_t end, int tid) {
     const gemm_args *g = arg;
-    int m_begin = (int)begin * MR;
-    int m_end = end * MR < g->M ? (int)end * MR : g->M;
+    int panels = (g->NC + NR - 1) / NR;
+    int p_begin = g->by_panels ? (int)begin : 0, p_end = g->by_panels ? (int)end : panels;
+    int m_begin = g->by_panels ? 0 : (int)begin * MR;
+    int m_end = g->by_panels || end * MR >= g->M ? g->M : (int)end * MR;
     int k_end = g->k0 + g->ks;
     float *ap = g->pack_a ? g->ws + rg_par_thread_offset(g->bp_floats, g->ap_floats, tid) : NULL;
     for (int k0 = g->k0; k0 < k_end; k0 += KC) {
@@ -303,9 +307,10 @@ static void gemm_range(void *arg, int64_t begin, int64_t end, int tid) {
         for (int m0 = m_begin; m0 < m_end; m0 += MC) {
             int mc = m_end - m0 < MC ? m_end - m0 : MC;
             if (m0 + MC < m_end) {
-                gemm_block(g, ap, m0, mc, k0, kc, m_end, m0 + MC, k0, kc);
+                gemm_block(g, ap, p_begin, p_end, m0, mc, k0, kc, m_end, m0 + MC, k0, kc);
             } else { /* the next block is this range's first, in the next K block if any */
-                gemm_block(g, ap, m0, mc, k0, kc, m_end, nkc > 0 ? m_begin : m_end, nk0, nkc);
+                gemm_block(g, ap, p_begin, p_end, m0, mc, k0, kc, m_end,
+                           nkc > 0 ? m_begin : m_end, nk0, nkc);
             }
         }
     }
@@ -344,19 +349,34 @@ void RG_GEMM_FN(rg_par_backend *pb, float *Cm, int ldc, mat_view A, mat_view B, 
     g.ap_floats = g.pack_a ? (size_t)MC * KC : 0;
     g.ws = rg_par_workspace(pb, g.bp_floats, g.ap_floats);
 
-    /* A chunk reads all of packed B once per MC rows it holds, so chunks of fewer than MC rows
-     * multiply B's traffic: the weight gradient has only M = OC (128 to 512) rows and a B of N rows.
-     * Chunks are whole MC-row blocks, as many per thread as there are, at least one per thread. */
-    int64_t tiles = (M + MR - 1) / MR;
-    int64_t chunks = tiles / (MC / MR) / threads * threads;
-    chunks = chunks > threads ? chunks : threads;
-    int64_t grain = (tiles + chunks - 1) / chunks;
-    int64_t min_grain = 1 + GEMM_GRAIN_FLOPS / (2LL * MR * NC * ks);
+    /* The split: each thread reads its share of one operand and all of the other, so the threads
+     * split the larger one: the rows of C (A: M x K) unless B is wider than A is tall (NC > M: the
+     * weight gradients of Wo at M = NC, of W2 at M = C, NC = 4C, and of the LM head, M = V), when
+     * they split the panels of B, each thread packing the panels it then reads (its own L2). */
+    g.by_panels = threads > 1 && NC > M && panels >= threads;
     int64_t pack_grain = 1 + (1 << 16) / ((int64_t)ks * NR); /* >= 64 Ki floats per chunk */
+    int64_t n_split, grain;
+    if (g.by_panels) {
+        n_split = panels;
+        grain = (panels + threads - 1) / threads; /* one range of panels per thread */
+        pack_grain = grain;
+    } else {
+        /* A chunk reads all of packed B once per MC rows it holds, so chunks of fewer than MC
+         * rows multiply B's traffic: the weight gradient has only M = OC (128 to 512) rows and a
+         * B of N rows. Chunks are whole MC-row blocks, as many per thread as there are, at least
+         * one per thread. */
+        int64_t tiles = (M + MR - 1) / MR;
+        int64_t chunks = tiles / (MC / MR) / threads * threads;
+        chunks = chunks > threads ? chunks : threads;
+        int64_t min_grain = 1 + GEMM_GRAIN_FLOPS / (2LL * MR * NC * ks);
+        n_split = tiles;
+        grain = (tiles + chunks - 1) / chunks;
+        grain = grain > min_grain ? grain : min_grain;
+    }
     for (g.k0 = 0; g.k0 < K; g.k0 += ks_max) {
         g.ks = K - g.k0 < ks_max ? K - g.k0 : ks_max;
         rg_par_for(pb->par, panels, pack_grain, pack_b_range, &g);
-        rg_par_for(pb->par, tiles, grain > min_grain ? grain : min_grain, gemm_range, &g);
+        rg_par_for(pb->par, n_split, grain, gemm_range, &g);
     }
     /* one site per shape and kind of product (the strides tell the three apart) */
     rg_par_composite_end(pb->par, gemm_range, (int64_t)M << 32 | (int64_t)NC << 16 | g.pack_a,

@@ -41,11 +41,13 @@ static inline int rg_par_chunk_order(int tid, int nthreads, int nchunks, int k) 
  * measured cold (a wake-up per op on a loaded machine costs milliseconds) always loses.
  * Each op site (kernel fn, range n, chunk count) keeps its time per call in each mode. A window
  * compares what its calls took with what the same calls took in the other mode (the sites'
- * estimates, over the calls whose site has one); the other mode takes over below
- * RG_PAR_ADAPT_MARGIN of the time: after a probe that wins, or after RG_PAR_ADAPT_LOSSES windows
- * of the choice in a row that lose (one alone is as often a neighbour's noise: on a quiet 2-core
- * machine a window of every thread lost to one thread's estimate by 11% in 1 run of 3, and the
- * switch cost a window at half speed; a real busy process beats the margin window after window).
+ * estimates, over the calls whose site has one); the other mode takes over when a probe (below)
+ * takes under RG_PAR_ADAPT_MARGIN of the time. RG_PAR_ADAPT_LOSSES windows of the choice in a row
+ * that lose to the other mode's estimate bring the next probe forward: they do not switch by
+ * themselves, as that estimate may be old (on the noisy 2-core Xeon a window of every thread lost
+ * to one thread's estimate by 11% in 1 run of 3, and beside a busy process noise made windows
+ * alone lose to an estimate of every thread taken minutes earlier, and the switch cost windows at
+ * half speed); a probe measures the other mode again, now, for 16 calls.
  * Every `interval` windows of the choice, a shorter window runs
  * the other mode (a probe); a probe that loses makes the interval RG_PAR_ADAPT_GROWTH times
  * longer, up to RG_PAR_ADAPT_MAX_PROBE windows (so on a quiet machine probing costs well under 1%
@@ -63,7 +65,7 @@ static inline int rg_par_chunk_order(int tid, int nthreads, int nchunks, int k) 
 #define RG_PAR_ADAPT_MAX_PROBE 128 /* ... at most, once the choice has held */
 #define RG_PAR_ADAPT_GROWTH 4
 #define RG_PAR_ADAPT_MARGIN 0.9   /* the other mode takes over below 0.9x the time */
-#define RG_PAR_ADAPT_LOSSES 2     /* windows of the choice in a row that must lose first */
+#define RG_PAR_ADAPT_LOSSES 2     /* windows of the choice in a row that lose: a probe now */
 #define RG_PAR_ADAPT_WEIGHT 0.25  /* of a call's time in its site's estimate */
 
 enum { RG_PAR_ALONE = 0, RG_PAR_ALL = 1 }; /* the two modes */

@@ -195,7 +195,8 @@ static void test_adapt_policy(void **state) {
     assert_true(alone > 0 && alone * 100 < calls);
 
     /* contention: every thread takes 3, alone 1.8 */
-    assert_true(adapt_until(a, RG_PAR_ALONE, calls, 1.8, 3.0) <= 2 * RG_PAR_ADAPT_WINDOW);
+    assert_true(adapt_until(a, RG_PAR_ALONE, calls, 1.8, 3.0) <=
+                2 * RG_PAR_ADAPT_WINDOW + RG_PAR_ADAPT_PROBE);
     assert_int_equal(a->choice, RG_PAR_ALONE);
     int all = calls - adapt_calls(a, 4, calls, 1.8, 3.0);
     assert_int_equal(a->choice, RG_PAR_ALONE);
@@ -206,7 +207,8 @@ static void test_adapt_policy(void **state) {
     assert_true(adapt_until(a, RG_PAR_ALL, 2 * limit, 1.8, 1.0) <= limit);
     assert_int_equal(a->choice, RG_PAR_ALL);
 
-    /* one slow window of the choice (a neighbour's burst) is not a switch; a second in a row is */
+    /* one slow window of the choice (a neighbour's burst) is not a switch; a second in a row
+     * brings a probe forward, and the probe, as slow in that mode as before, switches */
     while (a->calls != 0 || a->mode != a->choice) adapt_calls(a, 4, 1, 1.8, 1.0);
     adapt_calls(a, 4, RG_PAR_ADAPT_WINDOW, 1.8, 3.0);
     assert_int_equal(a->choice, RG_PAR_ALL);
@@ -214,6 +216,17 @@ static void test_adapt_policy(void **state) {
     assert_int_equal(a->choice, RG_PAR_ALL);
     while (a->calls != 0 || a->mode != a->choice) adapt_calls(a, 4, 1, 1.8, 1.0);
     adapt_calls(a, 4, 2 * RG_PAR_ADAPT_WINDOW, 1.8, 3.0);
+    assert_int_equal(a->choice, RG_PAR_ALL);
+    assert_int_equal(a->mode, RG_PAR_ALONE); /* the probe, brought forward */
+    adapt_calls(a, 4, RG_PAR_ADAPT_PROBE, 1.8, 3.0);
+    assert_int_equal(a->choice, RG_PAR_ALONE);
+
+    /* a stale estimate does not switch: alone, both modes then slow down (the machine got
+     * busier), so windows alone lose to the old estimate of every thread, but the probe they
+     * bring forward measures every thread slower still */
+    while (a->calls != 0 || a->mode != a->choice) adapt_calls(a, 4, 1, 1.8, 3.0);
+    assert_int_equal(a->choice, RG_PAR_ALONE);
+    adapt_calls(a, 4, 2 * RG_PAR_ADAPT_WINDOW + RG_PAR_ADAPT_PROBE, 4.0, 6.0);
     assert_int_equal(a->choice, RG_PAR_ALONE);
 
     /* within the margin: alone 5% faster is not worth a switch */
