@@ -219,6 +219,16 @@ def step_ms(run):
     return run["step_ms"]["median"] if ok(run) else None
 
 
+def repeat_span(run):
+    """(fastest, slowest) repeat of a run that succeeded, in ms, else None."""
+    reps = run.get("repeat_step_ms") if run and ok(run) else None
+    return (min(reps), max(reps)) if reps else None
+
+
+def spans_overlap(a, b):
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
 def ratio(a, b):
     return a / b if a is not None and b else None
 
@@ -660,16 +670,22 @@ def section_contend(doc, bench, runs):
         same = doc["config"].get("preset") == bench["config"]["preset"]
         quiet = step_ms(find_run(runs, b, tmax)) if same else None
         r = ratio(one, step_ms(many))
+        spans = [repeat_span(find_run(crun, b, 1)), repeat_span(many)]
         rows.append([b, ms(one), ms(step_ms(many)), speedup(r),
                      "—" if r is None else ("no slower" if r >= 1.0 else "**slower**"),
+                     " / ".join("—" if x is None else "%.1f–%.1f" % x for x in spans),
+                     "—" if None in spans else ("yes" if spans_overlap(*spans) else "no"),
                      ms(quiet), speedup(ratio(step_ms(many), quiet))])
     if not rows:
         out.append("No backend ran at more than 1 thread.")
         return "\n".join(out)
     t = "%d threads" % tmax
     out.append(table(["backend", "1 thread ms", t + " ms", "speedup", "verdict",
+                      "repeats, ms (1 / %d threads)" % tmax, "repeats overlap",
                       t + " ms, quiet run", "slowdown from quiet"], rows,
-                     ["---", "--:", "--:", "--:", "---", "--:", "--:"]))
+                     ["---", "--:", "--:", "--:", "---", "--:", "---", "--:", "--:"]))
+    out.extend(["", "The verdict compares the medians. Where the repeats of the two thread counts "
+                "overlap, the difference is within what the machine's noise did in this run."])
     return "\n".join(out)
 
 

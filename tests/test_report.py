@@ -369,7 +369,12 @@ class Measurement(unittest.TestCase):
             r = one["step_ms"]["median"] / two["step_ms"]["median"]
             self.assertEqual(row[3], "%.2fx" % r)
             self.assertEqual(row[4], "no slower" if r >= 1 else "**slower**")
+            spans = [(min(x["repeat_step_ms"]), max(x["repeat_step_ms"])) for x in (one, two)]
+            self.assertEqual(row[5], "%.1f–%.1f / %.1f–%.1f" % (spans[0] + spans[1]))
         self.assertEqual(rows["pthreads"][4], "**slower**")
+        self.assertEqual(rows["pthreads"][6], "no")  # 139-141 against 159-161 ms
+        self.assertEqual(rows["blis"][4], "**slower**")
+        self.assertEqual(rows["blis"][6], "yes")  # 100 against 101 ms, repeats 99-101, 98-103
         self.assertNotIn("single", rows)  # a 1-thread backend has nothing to compare
 
 
