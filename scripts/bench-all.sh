@@ -6,6 +6,8 @@
 #      backend, merged into kbench.json;
 #   4. scripts/torch_baseline.py: the PyTorch rows (torch.json), every setting at every thread
 #      count, if /usr/bin/python3 has torch;
+#   4b. scripts/versus_torch.py: at each thread count the fastest backend and PyTorch's fastest
+#      setting again, in --versus-rounds interleaved rounds (versus.json);
 #   5. `randygpt bench --contend 1` at 1 and the most threads: the same backends with one busy
 #      process on the machine (contend.json);
 #   5b. `randygpt bench --replicas 1,N --ranks 1,N` at 1 and N = the most threads, openmp and the
@@ -19,7 +21,7 @@
 # Usage: scripts/bench-all.sh [--preset P] [--threads 1,2,...] [--backends all|A,B,...]
 #          [--steps N] [--warmup W] [--repeat R] [--out DIR] [--build-dir DIR]
 #          [--kbench-min-time SEC] [--no-kbench] [--no-torch] [--no-contend] [--no-strategies]
-#          [--big-presets P,Q|none] [--big-steps N] [--logs TRAIN_LOG...]
+#          [--big-presets P,Q|none] [--big-steps N] [--versus-rounds N] [--logs TRAIN_LOG...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +35,7 @@ build_dir=build
 kbench_min_time=0.1
 with_kbench=1 with_torch=1 with_contend=1 with_strategies=1
 big_presets=medium,large big_steps=2
+versus_rounds=5
 logs=()
 
 usage() {
@@ -54,7 +57,7 @@ while [ $# -gt 0 ]; do
       while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do logs+=("$1"); shift; done
       continue ;;
     --preset | --threads | --backends | --steps | --warmup | --repeat | --out | --build-dir | \
-      --kbench-min-time | --big-presets | --big-steps)
+      --kbench-min-time | --big-presets | --big-steps | --versus-rounds)
       [ $# -ge 2 ] || die_usage "$1 needs a value"
       case "$1" in
         --preset) preset=$2 ;;
@@ -68,6 +71,7 @@ while [ $# -gt 0 ]; do
         --kbench-min-time) kbench_min_time=$2 ;;
         --big-presets) big_presets=$2 ;;
         --big-steps) big_steps=$2 ;;
+        --versus-rounds) versus_rounds=$2 ;;
       esac
       shift ;;
     *) die_usage "unknown option '$1'" ;;
@@ -78,6 +82,7 @@ done
 for n in "$steps" "$repeat" "$big_steps"; do [[ "$n" =~ ^[1-9][0-9]*$ ]] || die_usage "--steps, --repeat and --big-steps need positive integers"; done
 [[ "$big_presets" =~ ^(none|[a-z]+(,[a-z]+)*)$ ]] || die_usage "--big-presets needs a list like medium,large, or none"
 [[ "$warmup" =~ ^[0-9]+$ ]] || die_usage "--warmup needs a non-negative integer"
+[[ "$versus_rounds" =~ ^[0-9]+$ ]] || die_usage "--versus-rounds needs a non-negative integer (0: none)"
 [ -x "$python" ] || { echo "bench-all.sh: $python not found (Debian's python3 runs the report)" >&2; exit 1; }
 for f in "${logs[@]}"; do [ -r "$f" ] || die_usage "cannot read train log '$f'"; done
 
@@ -160,6 +165,16 @@ if [ "$with_torch" = 1 ]; then
   else
     step "no torch in $python: no PyTorch rows (install python3-torch)"
   fi
+fi
+# 4b. ours against PyTorch in interleaved rounds: the tables above were timed minutes apart
+if [ -f "$run_dir/torch.json" ] && [ "$versus_rounds" -gt 0 ]; then
+  step "versus_torch.py: the fastest backend against PyTorch's fastest setting, $versus_rounds interleaved rounds (versus.json)"
+  "$python" scripts/versus_torch.py --bench "$run_dir/bench.json" --torch "$run_dir/torch.json" \
+    --randygpt "$bin/randygpt" --rounds "$versus_rounds" --out "$run_dir/versus.json" \
+    2>"$run_dir/logs/versus.log" || {
+    echo "bench-all.sh: the interleaved PyTorch rounds failed (see $run_dir/logs/versus.log)" >&2
+    status=1
+  }
 fi
 
 # Another bench run, its bench.json copied into the run directory as $1.json; the rest of the

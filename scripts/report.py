@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+from statistics import median
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rgplot
@@ -93,6 +94,17 @@ def load_side_benches(run_dir):
                      if f.startswith("preset-") and f.endswith(".json"))
     return (optional("contend.json"), [load_bench_file(os.path.join(run_dir, f)) for f in presets],
             optional("strategies.json"))
+
+
+def load_versus(run_dir):
+    """versus.json (scripts/versus_torch.py: ours against PyTorch in interleaved rounds) or None."""
+    path = os.path.join(run_dir, "versus.json")
+    if not os.path.exists(path):
+        return None
+    doc = load_json(path, "the interleaved PyTorch rounds")
+    if not isinstance(doc, dict) or doc.get("schema") != "randygpt-versus-torch/1":
+        raise ReportError("%s: not a randygpt-versus-torch/1 file" % path)
+    return doc
 
 
 def load_torch(run_dir):
@@ -689,6 +701,33 @@ def section_contend(doc, bench, runs):
     return "\n".join(out)
 
 
+def section_versus(doc):
+    """The fastest backend against PyTorch's fastest setting at each thread count, timed again in
+    interleaved rounds (versus.json)."""
+    c = doc["config"]
+    out = ["## Against PyTorch, interleaved", "",
+           "The tables above time our backends and PyTorch minutes apart, and this machine's speed "
+           "drifts. `scripts/versus_torch.py` timed, at each thread count, the fastest backend "
+           "and PyTorch's fastest setting again: %s of one repeat (%s, after %s) each, the order "
+           "alternating between rounds, so that each round's ratio, PyTorch's step time over "
+           "ours, is of two runs seconds apart." % (
+               plural(doc["rounds"], "round"), plural(c["steps"], "step"),
+               plural(c["warmup"], "warm-up step")), ""]
+    rows = []
+    for p in doc["pairs"]:
+        ours = [x for x in p["ours_ms"] if x]
+        theirs = [x for x in p["torch_ms"] if x]
+        r = p["ratios"]
+        rows.append([str(p["threads"]), p["backend"], ms(median(ours) if ours else None),
+                     p["torch_setting"], ms(median(theirs) if theirs else None),
+                     "%.2f–%.2fx" % (min(r), max(r)) if r else "—",
+                     "**%s**" % speedup(p["median_ratio"]), str(len(r))])
+    out.append(table(["threads", "backend", "ms, median of rounds", "PyTorch setting",
+                      "PyTorch ms, median of rounds", "ratio per round", "median ratio",
+                      "rounds"], rows, ["--:", "---", "--:", "---", "--:", "--:", "--:", "--:"]))
+    return "\n".join(out)
+
+
 def section_presets(docs):
     """The larger presets' runs: step time, MFU and peak RSS of each backend and thread count."""
     out = ["## Larger presets", "",
@@ -1012,6 +1051,9 @@ def build_report(run_dir, log_paths, out_dir, with_plots):
         parts.append(strategies)
     if torch_doc:
         parts.append(section_torch(torch_doc, bench))
+    versus = load_versus(run_dir)
+    if versus:
+        parts.append(section_versus(versus))
     if contend:
         parts.append(section_contend(contend, bench, runs))
     if presets:

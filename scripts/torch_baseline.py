@@ -263,6 +263,37 @@ def setting_label(s):
                 s["gomp_spincount"] or os.environ.get("GOMP_SPINCOUNT") or "unset"))
 
 
+def run_setting(n, setting, preset, steps, warmup, repeat, seed, vocab):
+    """Times one setting at n threads in a process of its own: a torch.json run (its "status" is
+    "ok", or "failed" with the child's last error line)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", "--threads", str(n),
+           "--interop", str(setting["interop_threads"]), "--preset", preset, "--steps", str(steps),
+           "--warmup", str(warmup), "--repeat", str(repeat), "--seed", str(seed),
+           "--vocab", str(vocab)]
+    # one setting per process; the OpenMP runtime must not start more threads than asked
+    env = dict(os.environ, OMP_NUM_THREADS=str(n))
+    if setting["openblas_threads"] is not None:
+        env["OPENBLAS_NUM_THREADS"] = str(setting["openblas_threads"])
+    else:
+        env.pop("OPENBLAS_NUM_THREADS", None)
+    for var, key in (("OPENBLAS_CORETYPE", "openblas_coretype"),
+                     ("GOMP_SPINCOUNT", "gomp_spincount")):
+        if setting[key] is not None:
+            env[var] = setting[key]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    run = {"threads": n, "setting": dict(setting, label=setting_label(setting)),
+           "status": "ok", "error": None, "wall_s": time.perf_counter() - t0}
+    try:
+        if proc.returncode != 0:
+            raise ValueError("exit status %d" % proc.returncode)
+        run.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError) as e:
+        lines = proc.stderr.strip().splitlines()
+        run.update(status="failed", error=lines[-1] if lines else str(e) or "no result line")
+    return run
+
+
 def run_parent(args, threads):
     C, NH, L, T, B = PRESETS[args.preset]
     V = args.vocab
@@ -282,32 +313,9 @@ def run_parent(args, threads):
     doc["openblas_coretype"] = {"chosen": core, "how": how}
     status = 0
     for n, setting in [(n, s) for n in threads for s in settings_for(n, args.settings, core)]:
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", "--threads", str(n),
-               "--interop", str(setting["interop_threads"]),
-               "--preset", args.preset, "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--repeat", str(args.repeat), "--seed", str(args.seed), "--vocab", str(V)]
-        # one setting per process; the OpenMP runtime must not start more threads than asked
-        env = dict(os.environ, OMP_NUM_THREADS=str(n))
-        if setting["openblas_threads"] is not None:
-            env["OPENBLAS_NUM_THREADS"] = str(setting["openblas_threads"])
-        else:
-            env.pop("OPENBLAS_NUM_THREADS", None)
-        for var, key in (("OPENBLAS_CORETYPE", "openblas_coretype"),
-                         ("GOMP_SPINCOUNT", "gomp_spincount")):
-            if setting[key] is not None:
-                env[var] = setting[key]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        run = {"threads": n, "setting": dict(setting, label=setting_label(setting)),
-               "status": "ok", "error": None, "wall_s": time.perf_counter() - t0}
-        try:
-            if proc.returncode != 0:
-                raise ValueError("exit status %d" % proc.returncode)
-            run.update(json.loads(proc.stdout.strip().splitlines()[-1]))
-        except (ValueError, IndexError) as e:
-            lines = proc.stderr.strip().splitlines()
-            run.update(status="failed", error=lines[-1] if lines else str(e) or "no result line")
-            status = 1
+        run = run_setting(n, setting, args.preset, args.steps, args.warmup, args.repeat,
+                          args.seed, V)
+        status = status if run["status"] == "ok" else 1
         doc["runs"].append(run)
         print("torch_baseline.py: %s: %s" % (
             run["setting"]["label"], "%.2f ms/step" % run["step_ms"]["median"]

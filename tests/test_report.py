@@ -378,6 +378,34 @@ class Measurement(unittest.TestCase):
         self.assertNotIn("single", rows)  # a 1-thread backend has nothing to compare
 
 
+    def test_interleaved_against_pytorch(self):
+        doc = fixture("versus.json")
+        rows = table_rows(self.md, "Against PyTorch, interleaved")
+        self.assertEqual(len(rows), len(doc["pairs"]))
+        for row, p in zip(rows, doc["pairs"]):
+            self.assertEqual(row[0], str(p["threads"]))
+            self.assertEqual(row[1], p["backend"])
+            ours = [x for x in p["ours_ms"] if x]  # a failed round (None) is left out
+            self.assertEqual(row[2], "%.2f" % statistics.median(ours))
+            self.assertEqual(row[4], "%.2f" % statistics.median(p["torch_ms"]))
+            self.assertEqual(row[5], "%.2f–%.2fx" % (min(p["ratios"]), max(p["ratios"])))
+            self.assertEqual(row[6], "**%.2fx**" % statistics.median(p["ratios"]))
+            self.assertEqual(row[7], str(len(ours)))
+
+    def test_versus_pairs_the_fastest(self):
+        """versus_torch.py times, at each thread count, the fastest op-level backend that ran and
+        PyTorch's fastest setting; a thread count without both is left out."""
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
+        import versus_torch
+        bench = json.loads(json.dumps(self.bench))
+        bench["runs"].append(dict(bench["runs"][-1], backend="openmp", threads=2, replicas=2,
+                                  step_ms={"median": 1.0, "min": 1.0, "max": 1.0}))
+        got = [(t, o["backend"], o["step_ms"]["median"], p["step_ms"]["median"])
+               for t, o, p in versus_torch.pairs(bench, self.torch)]
+        self.assertEqual(got, [(1, "openblas", 60.0, 70.0), (2, "openblas", 35.0, 40.0)])
+        one_thread = dict(self.torch, runs=[r for r in self.torch["runs"] if r["threads"] == 1])
+        self.assertEqual([t for t, _, _ in versus_torch.pairs(bench, one_thread)], [1])
+
     def test_larger_presets(self):
         doc = fixture("preset-medium.json")
         rows = table_rows(self.md, "Larger presets")
