@@ -254,9 +254,10 @@ static void prefetch_a_tile(mat_view A, int M, int m, int k0, int kc) {
 }
 
 /* One MC x kc block of A (rows [m0, m0+mc), columns [k0, k0+kc), a sub-block of the K rows of B
- * that are packed) against every panel of B: for each panel, every tile, so the panel's kc x NR
- * slice stays in L1 while the block of A is read from L2 once per panel. (nm0, nk0, nkc) is the
- * block this thread computes next (nm0 == m_end: none), whose A is prefetched on the last pass. */
+ * that are packed) against panels [p_begin, p_end) of B: for each panel, every tile, so the
+ * panel's kc x NR slice stays in L1 while the block of A is read from L2 once per panel.
+ * (nm0, nk0, nkc) is the block this thread computes next (nm0 == m_end: none), whose A is
+ * prefetched on the last pass. */
 static void gemm_block(const gemm_args *g, float *ap, int p_begin, int p_end, int m0, int mc,
                        int k0, int kc, int m_end, int nm0, int nk0, int nkc) {
     int acc = g->accumulate || k0 > 0;
