@@ -76,6 +76,19 @@ def time_theirs(run, cfg):
     return r["step_ms"]["median"]
 
 
+def load(path, schema):
+    """A bench.json or torch.json whose schema starts with `schema`; one error line otherwise."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith(schema) \
+                or "config" not in doc or not isinstance(doc.get("runs"), list):
+            raise ValueError("not a %s file" % schema.rstrip("/"))
+        return doc
+    except (OSError, ValueError) as e:
+        raise SystemExit("versus_torch.py: %s: %s" % (path, e))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--bench", required=True)
@@ -86,10 +99,7 @@ def main():
     args = p.parse_args()
     if args.rounds < 1:
         raise SystemExit("versus_torch.py: --rounds must be at least 1")
-    with open(args.bench) as f:
-        bench = json.load(f)
-    with open(args.torch) as f:
-        torch = json.load(f)
+    bench, torch = load(args.bench, "randygpt-bench/"), load(args.torch, "randygpt-torch/")
     cfg = bench["config"]
     if torch["config"]["preset"] != cfg["preset"]:
         raise SystemExit("versus_torch.py: bench.json is of preset %s, torch.json of %s" % (
