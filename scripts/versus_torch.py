@@ -20,25 +20,20 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import report  # noqa: E402  (which run is fastest, as the report picks it)
 import torch_baseline  # noqa: E402  (the PyTorch side: the same child, the same settings)
 
 SCHEMA = "randygpt-versus-torch/1"
 
 
-def fastest(runs, threads, key):
-    """The run of runs at threads with the smallest median step time, or None."""
-    ok = [r for r in runs if r.get("threads") == threads and r.get("status") == "ok"
-          and key(r)]
-    return min(ok, key=lambda r: r["step_ms"]["median"]) if ok else None
-
-
 def pairs(bench, torch):
     """[(threads, our fastest run, PyTorch's fastest run)] at every thread count both ran."""
+    ours_runs = [r for r in bench["runs"] if report.op_level(r)]
+    theirs_runs = [dict(r, backend="pytorch") for r in torch["runs"]]
     out = []
     for t in sorted({r["threads"] for r in bench["runs"]}):
-        ours = fastest(bench["runs"], t, lambda r: r.get("replicas", 1) == 1
-                       and r.get("ranks", 1) == 1)
-        theirs = fastest(torch["runs"], t, lambda r: True)
+        ours = report.fastest(ours_runs, threads=t)
+        theirs = report.fastest(theirs_runs, backend="pytorch", threads=t)
         if ours and theirs:
             out.append((t, ours, theirs))
     return out
@@ -64,13 +59,10 @@ def time_ours(randygpt, run, cfg, tmp):
 
 def time_theirs(run, cfg):
     """One repeat of PyTorch's setting: its step time in ms, or None."""
-    s = run["setting"]
-    setting = {k: s[k] for k in ("torch_threads", "interop_threads", "openblas_threads",
-                                 "openblas_coretype", "gomp_spincount")}
-    r = torch_baseline.run_setting(run["threads"], setting, cfg["preset"], cfg["steps"],
+    r = torch_baseline.run_setting(run["threads"], run["setting"], cfg["preset"], cfg["steps"],
                                    cfg["warmup"], 1, cfg["seed"], cfg["V"])
     if r["status"] != "ok":
-        print("versus_torch.py: PyTorch (%s) failed: %s" % (s["label"], r["error"]),
+        print("versus_torch.py: PyTorch (%s) failed: %s" % (run["setting"]["label"], r["error"]),
               file=sys.stderr)
         return None
     return r["step_ms"]["median"]

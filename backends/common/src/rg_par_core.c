@@ -8,6 +8,15 @@
 
 #include "rg_par_internal.h"
 
+static void run_in_mode(rg_par *par, int alone, int64_t n, int nchunks, rg_range_fn fn,
+                        void *arg) {
+    if (alone) {
+        rg_par_run_alone(n, nchunks, fn, arg);
+    } else {
+        par->run(par, n, nchunks, fn, arg);
+    }
+}
+
 void rg_par_for(rg_par *par, int64_t n, int64_t grain, rg_range_fn fn, void *arg) {
     if (n <= 0) {
         return;
@@ -23,25 +32,14 @@ void rg_par_for(rg_par *par, int64_t n, int64_t grain, rg_range_fn fn, void *arg
         fn(arg, 0, n, 0); /* too small to pay for a wake-up */
         return;
     }
-    if (!par->adapt) {
-        par->run(par, n, (int)chunks, fn, arg);
-        return;
-    }
-    if (par->adapt->in_composite) { /* timed as a whole by rg_par_composite_end */
-        if (par->adapt->mode == RG_PAR_ALONE) {
-            rg_par_run_alone(n, (int)chunks, fn, arg);
-        } else {
-            par->run(par, n, (int)chunks, fn, arg);
-        }
+    int alone = par->adapt && par->adapt->mode == RG_PAR_ALONE;
+    if (!par->adapt || par->adapt->in_composite) { /* a composite is timed by its end */
+        run_in_mode(par, alone, n, (int)chunks, fn, arg);
         return;
     }
     rg_par_site *site = rg_par_adapt_site(par->adapt, fn, n, (int)chunks);
     double t0 = rg_par_now_s();
-    if (par->adapt->mode == RG_PAR_ALONE) {
-        rg_par_run_alone(n, (int)chunks, fn, arg);
-    } else {
-        par->run(par, n, (int)chunks, fn, arg);
-    }
+    run_in_mode(par, alone, n, (int)chunks, fn, arg);
     rg_par_adapt_record(par->adapt, site, rg_par_now_s() - t0);
 }
 
