@@ -18,6 +18,7 @@
 #include "app/bench_bandwidth.h"
 #include "app/bench_contend.h"
 #include "app/bench_json.h"
+#include "app/bench_load.h"
 #include "app/bench_machine.h"
 #include "app/bench_peak.h"
 #include "app/bench_proc.h"
@@ -620,6 +621,7 @@ typedef struct bench_context {
     rg_peak_series peak[2 * BENCH_MAX_THREADS + 1];
     double bandwidth_gbps[2 * BENCH_MAX_THREADS + 1];
     size_t bandwidth_bytes;   /* of each triad array */
+    rg_machine_load load;     /* what else ran during the rounds */
     /* why the run's MFU figures cannot be trusted: one sentence each */
     int nproblems;
     char problems[BENCH_MAX_THREADS * 64 + 8][320];
@@ -665,6 +667,11 @@ static void check_reliability(bench_context *c, const rg_bench_result *runs, int
                     r->backend, r->threads, r->threads > 1 ? "s" : "", 100.0 * r->mfu);
             add_problem(c, why);
         }
+    }
+    char why_steal[320];
+    if (!rg_machine_load_ok(&c->load, why, why_steal, sizeof why)) {
+        if (why[0]) add_problem(c, why);
+        if (why_steal[0]) add_problem(c, why_steal);
     }
 }
 
@@ -751,6 +758,16 @@ static json_t *bandwidth_json(const bench_context *c) {
                      (json_int_t)c->bandwidth_bytes, "passes", BANDWIDTH_PASSES, "by_threads", by);
 }
 
+/* The load of the rounds (bench_load.h), or null when /proc/stat was unreadable. */
+static json_t *load_json(const bench_context *c) {
+    const rg_machine_load *l = &c->load;
+    if (!l->known) return json_null();
+    return json_pack("{s:i, s:o, s:o, s:o, s:o, s:o}", "cpus", l->cpus, "wall_s",
+                     rg_json_real(l->wall_s), "others_cpu_s", rg_json_real(l->others_s),
+                     "others_fraction", rg_json_real(l->others_fraction), "steal_s",
+                     rg_json_real(l->steal_s), "steal_fraction", rg_json_real(l->steal_fraction));
+}
+
 static json_t *reliability_json(const bench_context *c) {
     json_t *problems = json_array();
     for (int k = 0; problems && k < c->nproblems; k++)
@@ -764,11 +781,12 @@ static int write_json(const char *path, const bench_context *c, const rg_bench_r
     json_t *list = json_array();
     for (int i = 0; list && i < n; i++)
         if (append(list, rg_bench_result_json(&runs[i], 0)) != 0) json_decref(list), list = NULL;
-    json_t *root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "schema",
+    json_t *root = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "schema",
                              "randygpt-bench/2", "created_utc", rg_json_text(c->created), "command",
                              rg_json_text(c->command), "machine", machine_json(c), "build",
                              build_json(c), "config", config_json(c), "peak", peak_json(c),
-                             "bandwidth", bandwidth_json(c), "reliability", reliability_json(c),
+                             "bandwidth", bandwidth_json(c), "load", load_json(c),
+                             "reliability", reliability_json(c),
                              "runs", list);
     if (!root) {
         errno = ENOMEM;
@@ -969,6 +987,8 @@ static void run_round(bench_context *c, const char *exe, const char *logs, int r
  * happened to run then, so their ratios hold. */
 static void run_rounds(bench_context *c, const char *exe, const char *logs, rg_bench_result *runs) {
     const bench_opts *o = c->o;
+    rg_cpu_sample before, after;
+    rg_cpu_sample_take(&before);
     for (int round = 0; round < o->run.repeat; round++) {
         rg_contend busy = {0};
         char err[RG_ERR_LEN];
@@ -981,6 +1001,12 @@ static void run_rounds(bench_context *c, const char *exe, const char *logs, rg_b
         rg_contend_stop(&busy);
         measure_peaks(c, round + 1 < o->run.repeat ? "between rounds" : "after the rounds");
     }
+    rg_cpu_sample_take(&after);
+    rg_machine_load_between(&before, &after, (int)sysconf(_SC_NPROCESSORS_ONLN), &c->load);
+    if (c->load.known)
+        fprintf(stderr, "bench: during the rounds, other processes used %.1f%% of the %d CPUs' "
+                "time, steal %.1f%%\n", 100.0 * c->load.others_fraction, c->load.cpus,
+                100.0 * c->load.steal_fraction);
 }
 
 /* The step time of backend's run at 1 thread, 1 replica, 1 rank: the reference of speedups. NAN

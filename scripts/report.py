@@ -441,6 +441,12 @@ def section_machine(bench, runs, torch_doc):
                                                 "" if p["threads"] == 1 else "s")
                          for p in bw.get("by_threads", [])),
                          fmt(bw["array_bytes"] / 2 ** 20, ".0f"), bw.get("passes"))])
+    if bench.get("load"):
+        ld = bench["load"]
+        rows.append(["Load during the rounds", "other processes %s of the %d CPUs' time, steal "
+                     "%s (`/proc/stat`, less bench's own processes, over %s s)" % (
+                         pct(ld["others_fraction"]), ld["cpus"], pct(ld["steal_fraction"]),
+                         fmt(ld["wall_s"], ".0f"))])
     if torch_doc:
         t = torch_doc["torch"]
         rows.append(["PyTorch", "%s, BLAS %s, parallel backend %s" % (

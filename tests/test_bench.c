@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -23,6 +25,7 @@
 #include "app/bench_bandwidth.h"
 #include "app/bench_contend.h"
 #include "app/bench_json.h"
+#include "app/bench_load.h"
 #include "app/bench_peak.h"
 #include "app/bench_proc.h"
 #include "app/bench_run.h"
@@ -587,6 +590,70 @@ static void test_contend(void **state) {
     assert_int_equal(c.n, 0);
 }
 
+static void test_machine_load(void **state) {
+    double busy, steal;
+    /* user nice system idle iowait irq softirq steal guest guest_nice, at 100 ticks a second */
+    assert_int_equal(rg_proc_stat_parse("cpu  400 100 200 9000 50 30 20 70 0 0\n", 100.0, &busy,
+                                        &steal), 0);
+    assert_float_equal(busy, 7.5, 1e-12); /* user + nice + system + irq + softirq */
+    assert_float_equal(steal, 0.7, 1e-12);
+    assert_int_equal(rg_proc_stat_parse("cpu0 1 2 3 4 5 6 7 8\n", 100.0, &busy, &steal), -1);
+    assert_int_equal(rg_proc_stat_parse("cpu  1 2 3\n", 100.0, &busy, &steal), -1);
+
+    /* 10 s on 2 CPUs: 12 CPU-seconds busy, 11 of them ours, 3 stolen */
+    rg_cpu_sample a = {.wall_s = 5.0, .busy_s = 100.0, .steal_s = 1.0, .ours_s = 2.0};
+    rg_cpu_sample b = {.wall_s = 15.0, .busy_s = 112.0, .steal_s = 4.0, .ours_s = 13.0};
+    rg_machine_load l;
+    char why_others[320], why_steal[320];
+    rg_machine_load_between(&a, &b, 2, &l);
+    assert_true(l.known);
+    assert_float_equal(l.others_fraction, 1.0 / 20.0, 1e-12);
+    assert_float_equal(l.steal_fraction, 3.0 / 20.0, 1e-12);
+    assert_int_equal(rg_machine_load_ok(&l, why_others, why_steal, sizeof why_others), 0);
+    assert_string_equal(why_others, ""); /* 5% is the limit itself */
+    assert_non_null(strstr(why_steal, "15.0%"));
+    b.busy_s = 113.0; /* one CPU-second more of others: 10% */
+    b.steal_s = 2.0;
+    rg_machine_load_between(&a, &b, 2, &l);
+    assert_int_equal(rg_machine_load_ok(&l, why_others, why_steal, sizeof why_others), 0);
+    assert_non_null(strstr(why_others, "10.0% of the 2 CPUs"));
+    assert_string_equal(why_steal, "");
+    b.busy_s = 110.0; /* less than ours (tick rounding): no others */
+    rg_machine_load_between(&a, &b, 2, &l);
+    assert_float_equal(l.others_s, 0.0, 0.0);
+    assert_int_equal(rg_machine_load_ok(&l, why_others, why_steal, sizeof why_others), 1);
+    a.busy_s = -1.0; /* /proc/stat unreadable: unknown, never a problem */
+    rg_machine_load_between(&a, &b, 2, &l);
+    assert_false(l.known);
+    assert_int_equal(rg_machine_load_ok(&l, why_others, why_steal, sizeof why_others), 1);
+
+    /* the real counters: a child spinning for 0.4 s, not yet reaped, is someone else's load */
+    rg_cpu_sample_take(&a);
+    if (a.busy_s < 0) {
+        skip(); /* no /proc/stat here */
+    }
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        volatile unsigned spin = 0;
+        do {
+            for (int i = 0; i < 100000; i++) spin++;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        } while ((t.tv_sec - t0.tv_sec) + 1e-9 * (t.tv_nsec - t0.tv_nsec) < 0.4);
+        _exit(0);
+    }
+    struct timespec pause = {0, 500000000};
+    nanosleep(&pause, NULL);
+    rg_cpu_sample_take(&b);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    rg_machine_load_between(&a, &b, (int)sysconf(_SC_NPROCESSORS_ONLN), &l);
+    assert_true(l.known);
+    assert_true(l.others_s > 0.2); /* 0.4 CPU-seconds, less what other work the counters miss */
+}
+
 int main(void) {
     let_crashes_die_of_signal();
     const struct CMUnitTest tests[] = {
@@ -596,6 +663,7 @@ int main(void) {
         cmocka_unit_test(test_peak_checks),
         cmocka_unit_test(test_bandwidth),
         cmocka_unit_test(test_contend),
+        cmocka_unit_test(test_machine_load),
         cmocka_unit_test(test_bench_bad_input),
         cmocka_unit_test(test_bench_refused_thread_count),
         cmocka_unit_test(test_bench_finds_installed_report),

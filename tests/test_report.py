@@ -104,6 +104,14 @@ class FullReport(unittest.TestCase):
         expected = read(os.path.join(FIXTURE, "expected-report.md"))
         self.assertEqual(self.md, expected)
 
+    def test_machine_load_row(self):
+        rows = dict((r[0], r[1]) for r in table_rows(self.md, "Machine"))
+        load = self.bench["load"]
+        self.assertEqual(rows["Load during the rounds"],
+                         "other processes %.1f%% of the 2 CPUs' time, steal %.1f%% (`/proc/stat`, "
+                         "less bench's own processes, over 418 s)"
+                         % (100 * load["others_fraction"], 100 * load["steal_fraction"]))
+
     def test_speedup_table_recomputed(self):
         rows = {r[1]: r for r in table_rows(self.md, "Speedup against single-thread `single`")}
         base = self.run_ms("single", 1)
