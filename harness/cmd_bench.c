@@ -656,7 +656,8 @@ static void check_reliability(bench_context *c, const rg_bench_result *runs, int
     char why[320];
     const double one = peak_at(c, 1);
     for (int k = 0; k < c->npeak; k++)
-        if (!rg_peak_scaling_ok(c->peak[k].threads, c->peak[k].best, one, why, sizeof why))
+        if (!rg_peak_scaling_ok(c->peak[k].threads, c->peak[k].best, one, c->mi.cpus, why,
+                                sizeof why))
             add_problem(c, why);
     for (int i = 0; i < total; i++) {
         const rg_bench_result *r = &runs[i];

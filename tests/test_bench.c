@@ -547,13 +547,16 @@ static void test_median_and_peak(void **state) {
 static void test_peak_checks(void **state) {
     char why[320] = "";
     /* the case: 2 threads measured at the 1-thread peak */
-    assert_int_equal(rg_peak_scaling_ok(2, 117.0, 117.0, why, sizeof why), 0);
+    assert_int_equal(rg_peak_scaling_ok(2, 117.0, 117.0, 4, why, sizeof why), 0);
     assert_non_null(strstr(why, "2-thread"));
-    assert_int_equal(rg_peak_scaling_ok(2, 234.0, 117.0, why, sizeof why), 1);
-    assert_int_equal(rg_peak_scaling_ok(2, 1.6 * 117.0, 117.0, why, sizeof why), 1);
-    assert_int_equal(rg_peak_scaling_ok(4, 319.0, 100.0, why, sizeof why), 0);
-    assert_int_equal(rg_peak_scaling_ok(1, 50.0, 117.0, why, sizeof why), 1);
-    assert_int_equal(rg_peak_scaling_ok(2, 50.0, NAN, why, sizeof why), 1);
+    assert_int_equal(rg_peak_scaling_ok(2, 234.0, 117.0, 4, why, sizeof why), 1);
+    assert_int_equal(rg_peak_scaling_ok(2, 1.6 * 117.0, 117.0, 4, why, sizeof why), 1);
+    assert_int_equal(rg_peak_scaling_ok(4, 319.0, 100.0, 4, why, sizeof why), 0);
+    assert_int_equal(rg_peak_scaling_ok(1, 50.0, 117.0, 4, why, sizeof why), 1);
+    assert_int_equal(rg_peak_scaling_ok(2, 50.0, NAN, 4, why, sizeof why), 1);
+    /* 4 threads on 2 CPUs (2 ranks x 2 threads) cannot scale: not the machine's fault */
+    assert_int_equal(rg_peak_scaling_ok(4, 200.0, 117.0, 2, why, sizeof why), 1);
+    assert_int_equal(rg_peak_scaling_ok(2, 117.0, 117.0, 2, why, sizeof why), 0);
     rg_peak_series s = {.threads = 2};
     rg_peak_series_add(&s, 100.0);
     rg_peak_series_add(&s, 180.0);

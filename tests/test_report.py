@@ -38,12 +38,13 @@ def run_plot(*args):
                           timeout=120)
 
 
-def report_of(name, bench, torch=None):
-    """report.md of a run directory TMP/name made of these documents (no plots)."""
+def report_of(name, bench, torch=None, extra=None):
+    """report.md of a run directory TMP/name made of these documents, and of extra's (file name:
+    document), without plots."""
     run_dir = os.path.join(TMP, name)
     shutil.rmtree(run_dir, ignore_errors=True)
     os.makedirs(run_dir)
-    for file, doc in (("bench.json", bench), ("torch.json", torch)):
+    for file, doc in [("bench.json", bench), ("torch.json", torch)] + list((extra or {}).items()):
         if doc is not None:
             with open(os.path.join(run_dir, file), "w") as f:
                 json.dump(doc, f)
@@ -331,6 +332,26 @@ class Measurement(unittest.TestCase):
         row = next(r for r in table_rows(md, "All runs: throughput, MFU and memory")
                    if r[0] == "openblas" and r[1] == "2")
         self.assertEqual(row[7], "120.0% (over 100%: unreliable)")
+
+    def test_unreliable_side_runs_are_flagged(self):
+        # the contended and the strategies runs are bench runs of their own, each with its load
+        steal = ("the hypervisor gave 17.7% of the 2 CPUs' time to other guests (steal) during "
+                 "the timed rounds")
+        others = ("other processes used 31.0% of the 2 CPUs' time during the timed rounds (96.1 "
+                  "CPU-seconds in 155.0 s): the backends were timed on a busy machine")
+        side = {}
+        for file, problem in (("contend.json", others), ("strategies.json", steal)):
+            side[file] = fixture(file)
+            side[file]["reliability"] = {"reliable": False, "problems": [problem]}
+        md = report_of("unreliable-side", fixture("bench.json"), extra=side)
+        for heading, problem in (("## On a shared machine", others),
+                                 ("## Parallel strategies", steal)):
+            section = md[md.index(heading):]
+            end = section.find("\n## ", 1)
+            section = section[:end] if end > 0 else section
+            self.assertIn("**UNRELIABLE** (this run): %s; so these figures cannot be trusted."
+                          % problem, section)
+        self.assertNotIn("UNRELIABLE RUN", md)  # the main run itself was reliable
 
     def test_roofline_recomputed(self):
         rows = {r[0]: r for r in table_rows(self.md, "Roofline")}

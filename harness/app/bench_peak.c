@@ -135,8 +135,9 @@ void rg_peak_series_add(rg_peak_series *s, double gflops) {
     if (gflops > s->best) s->best = gflops;
 }
 
-int rg_peak_scaling_ok(int threads, double peak_n, double peak_1, char *why, size_t why_len) {
-    if (threads <= 1 || !(peak_1 > 0)) return 1;
+int rg_peak_scaling_ok(int threads, double peak_n, double peak_1, int cpus, char *why,
+                       size_t why_len) {
+    if (threads <= 1 || !(peak_1 > 0) || threads > cpus) return 1;
     const double want = RG_PEAK_MIN_SCALING * threads * peak_1;
     if (peak_n >= want) return 1;
     rg_errf(why, why_len,

@@ -39,7 +39,10 @@ void rg_peak_series_add(rg_peak_series *s, double gflops);
 #define RG_PEAK_MIN_SCALING 0.8
 
 /* Returns 1 when the threads-thread peak peak_n scales well enough from the 1-thread peak peak_1
- * (always for threads <= 1 or an unknown peak_1); else 0 with one sentence in why. */
-int rg_peak_scaling_ok(int threads, double peak_n, double peak_1, char *why, size_t why_len);
+ * (always for threads <= 1, an unknown peak_1, or more threads than the machine's cpus: such a
+ * peak cannot scale, and the runs of that many threads x ranks say they share CPUs); else 0 with
+ * one sentence in why. */
+int rg_peak_scaling_ok(int threads, double peak_n, double peak_1, int cpus, char *why,
+                       size_t why_len);
 
 #endif /* RANDYGPT_BENCH_PEAK_H */
