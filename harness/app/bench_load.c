@@ -28,12 +28,11 @@ void rg_cpu_sample_take(rg_cpu_sample *s) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     s->wall_s = (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-    s->busy_s = s->steal_s = -1.0;
+    s->busy_s = s->steal_s = -1.0; /* kept when /proc/stat is missing or not understood */
     FILE *f = fopen("/proc/stat", "r");
     char line[512];
-    if (f && fgets(line, sizeof line, f) &&
-        rg_proc_stat_parse(line, (double)sysconf(_SC_CLK_TCK), &s->busy_s, &s->steal_s) != 0)
-        s->busy_s = s->steal_s = -1.0;
+    if (f && fgets(line, sizeof line, f))
+        rg_proc_stat_parse(line, (double)sysconf(_SC_CLK_TCK), &s->busy_s, &s->steal_s);
     if (f) fclose(f);
     struct rusage self, children;
     getrusage(RUSAGE_SELF, &self);
