@@ -669,14 +669,14 @@ def section_torch(torch_doc, bench):
     return "\n".join(out)
 
 
-def unreliable_lines(doc, what):
+def unreliable_lines(doc):
     """A bench document's reliability problems as a paragraph under its section (none when
     reliable)."""
     rel = doc.get("reliability")
     if not rel or rel.get("reliable", True):
         return []
-    return ["**UNRELIABLE** (%s): %s; so these figures cannot be trusted." % (
-        what, "; ".join(rel.get("problems", []))), ""]
+    return ["**UNRELIABLE** (this run): %s; so these figures cannot be trusted." %
+            "; ".join(rel.get("problems", [])), ""]
 
 
 def section_contend(doc, bench, runs):
@@ -688,7 +688,7 @@ def section_contend(doc, bench, runs):
            "target: every multi-core backend is no slower at more threads than at 1 thread." % (
                doc.get("command", "randygpt bench --contend %d" % n),
                plural(n, "busy process")), ""]
-    out += unreliable_lines(doc, "this run")
+    out += unreliable_lines(doc)
     crun = doc["runs"]
     tmax = max([r["threads"] for r in crun] or [1])
     rows = []
@@ -933,7 +933,7 @@ def section_strategies(bench, runs):
            "over this one's (above 1x: faster than op-level). The "
            "gradient sum includes the clipping norm's sum of squares fused into it (all an "
            "op-level run shows). Predicted: %s, for its data parallelism." % NOTE, ""]
-    out += unreliable_lines(bench, "this run")
+    out += unreliable_lines(bench)
     cpus = bench["machine"].get("cpus")
     rows = [strategy_row(runs, r, cpus) for r in runs]
     out.append(table(["backend", "strategy", "cores", "threads", "replicas", "ranks", "step ms",
