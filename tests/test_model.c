@@ -260,8 +260,9 @@ static void test_presets_and_param_count(void **state) {
     rg_model_free(&m);
 }
 
-/* The scratch: dres and one layer's wide buffer, B*T*5C floats when V <= 4C (the sizes
- * docs/model.md gives), the kept activations B*T*(L*(9C + 2NH + 2) + V) floats, and
+/* The scratch: dres (B*T*C floats) and the wide buffer of one chunk of 512 rows of 4C floats
+ * (the layers run 8 sequences of 64 at a time at C = 128; the batch's logits are smaller), 2 MiB
+ * (the sizes docs/model.md gives), the kept activations B*T*(L*(9C + 2NH + 2) + V) floats, and
  * rg_model_bytes_at and rg_model_train_bytes count exactly what is allocated. */
 static void test_activation_sizes(void **state) {
     rg_model_config cfg = {.V = 67, .maxT = 64, .C = 128, .NH = 8, .L = 4};
@@ -274,8 +275,8 @@ static void test_activation_sizes(void **state) {
     assert_ptr_equal(g->dres, m.grad_acts_memory);
     assert_ptr_equal(g->wide, g->dres + BT * C);
     assert_ptr_equal(m.acts.logits, g->wide);
-    size_t n_grad = BT * 5 * C;
-    assert_int_equal(n_grad, 2048 * 640); /* 5 MiB, as docs/model.md says */
+    size_t n_grad = BT * C + 512 * 4 * C;
+    assert_int_equal(n_grad, 512 * 1024); /* 2 MiB, as docs/model.md says */
     assert_int_equal(m.num_acts, BT * (L * (9 * C + 2 * NH + 2) + V));
     assert_ptr_equal(m.acts.probs + BT * V, m.acts_memory + m.num_acts);
     rg_model_bytes b;
@@ -328,7 +329,9 @@ static void test_backward_ignores_stale_activation_gradients(void **state) {
     }
     float *clean = malloc(m.num_params * sizeof(float));
     assert_non_null(clean);
-    size_t n_grad = (size_t)2 * 8 * 5 * 8; /* B T 5C (V <= 4C) */
+    rg_model_bytes b;
+    rg_model_bytes_at(&cfg, 2, 8, &b);
+    size_t n_grad = (size_t)(b.grad_acts / sizeof(float)); /* the whole scratch */
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             for (size_t i = 0; i < n_grad; i++) {
@@ -500,6 +503,42 @@ static void test_short_forward_matches_prefix(void **state) {
     rg_model_free(&m);
 }
 
+/* The layers run the batch a chunk of sequences at a time (2 chunks of 32 sequences at C = 32,
+ * T = 64): the losses and every gradient are those of the chunks' sequences run as batches of
+ * their own, one backward each with the loss weighted by the whole batch, bit for bit on the
+ * reference kernels (every op is row by row, and the weight gradients add rows in order). */
+static void test_chunks_match_separate_batches(void **state) {
+    rg_model_config cfg = {.V = 11, .maxT = 64, .C = 32, .NH = 2, .L = 2};
+    enum { B = 64, T = 64, N = B * T };
+    char err[256];
+    rg_model whole, half;
+    assert_int_equal(rg_model_init(&whole, &cfg, 3, err, sizeof err), 0);
+    assert_int_equal(rg_model_init(&half, &cfg, 3, err, sizeof err), 0);
+    assert_int_equal(rg_model_set_batch(&whole, B, T, err, sizeof err), 0);
+    assert_int_equal(rg_model_set_batch(&half, B / 2, T, err, sizeof err), 0);
+    rg_ops ops = make_ops();
+    static int32_t inputs[N], targets[N];
+    for (int i = 0; i < N; i++) {
+        inputs[i] = (i * 7 + i / 13) % 11;
+        targets[i] = (i * 3 + 1 + i / 17) % 11;
+    }
+    rg_model_zero_grad(&whole);
+    rg_model_forward(&whole, &ops, inputs, targets, B, T);
+    static float losses[N];
+    memcpy(losses, whole.losses, sizeof losses);
+    rg_model_backward(&whole, &ops);
+    rg_model_zero_grad(&half);
+    for (int h = 0; h < 2; h++) {
+        rg_model_forward(&half, &ops, inputs + h * N / 2, targets + h * N / 2, B / 2, T);
+        assert_memory_equal(half.losses, losses + h * N / 2, N / 2 * sizeof(float));
+        rg_model_backward_share(&half, &ops, N);
+    }
+    assert_memory_equal(half.grads_memory, whole.grads_memory, whole.num_params * sizeof(float));
+    rg_ops_destroy(&ops);
+    rg_model_free(&whole);
+    rg_model_free(&half);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_presets_and_param_count),
@@ -512,6 +551,7 @@ int main(void) {
         cmocka_unit_test(test_timing_counts_calls),
         cmocka_unit_test(test_update_clips_and_decays),
         cmocka_unit_test(test_short_forward_matches_prefix),
+        cmocka_unit_test(test_chunks_match_separate_batches),
         cmocka_unit_test(test_gradient_matches_finite_differences),
         cmocka_unit_test(test_same_seed_bit_identical),
         cmocka_unit_test(test_training_halves_the_loss),

@@ -197,13 +197,32 @@ static void act_sizes(const rg_model_config *cfg, int B, int T, size_t sizes[RG_
     sizes[7] = BT * V;          /* probs */
 }
 
+/* The layers run on chunks of whole sequences, one after the other, so that a chunk's widest
+ * tensor (its rows of the MLP's hidden layer, 4C floats a row) is about 1 MiB: it stays in L2
+ * between the op that writes it and the ops that read it, and the scratch holds one chunk instead
+ * of the batch. Every op but the dW products is row by row (attention: sequence by sequence), and
+ * those accumulate the chunks in row order, as the unchunked products do, so the chunks change no
+ * result beyond where a backend's own blocking splits its sums. */
+#define CHUNK_FLOATS (1 << 18)
+
+/* Sequences per chunk of a pass at (B,T). */
+static int chunk_sequences(const rg_model_config *cfg, int B, int T) {
+    int rows = CHUNK_FLOATS / (4 * cfg->C);
+    int seqs = rows / T;
+    return seqs < 1 ? 1 : seqs > B ? B : seqs;
+}
+
 /* The scratch, in rg_grad_acts order: the residual stream's gradient is one buffer
- * (rg_model_backward), and one wide buffer serves one layer at a time. */
+ * (rg_model_backward), and one wide buffer serves one chunk of one layer at a time, or the
+ * logits of the whole batch. A pass at T' <= T has chunks of at most max(rows, T) rows. */
 static void grad_act_sizes(const rg_model_config *cfg, int B, int T,
                            size_t sizes[RG_NUM_GRAD_ACT_TENSORS]) {
     size_t BT = (size_t)B * T, C = (size_t)cfg->C, V = (size_t)cfg->V;
-    sizes[0] = BT * C;                       /* dres */
-    sizes[1] = BT * (4 * C > V ? 4 * C : V); /* wide */
+    size_t rows = (size_t)(CHUNK_FLOATS / (4 * cfg->C));
+    rows = rows > (size_t)T ? rows : (size_t)T;
+    rows = rows < BT ? rows : BT;
+    sizes[0] = BT * C;                                 /* dres */
+    sizes[1] = rows * 4 * C > BT * V ? rows * 4 * C : BT * V; /* wide */
 }
 
 static size_t sum_sizes(const size_t *sizes, int count) {
@@ -412,11 +431,12 @@ static void op_end(rg_ops *ops, rg_op_kind kind, double t0) {
 /* ---------------------------------------------------------------------------------------------- */
 /* forward / backward */
 
-/* Per-layer slices of the activations at shape (B,T): a layer's tensors are packed at the front of
- * each region, so a smaller forward than the allocated one fits. x and dx are (B,T,C) scratch in
- * the layer's fch_act, free before the squared ReLU's forward writes it and after its backward has
- * read it; the embedding output, layer 0's input, lives behind them in layer 0's fch_act (C wide
- * each: 3C of its 4C), so it is written before layer 0 and again before layer 0's backward. */
+/* Slices of layer l's activations at shape (B,T) for the chunk of sequences [b0, b0+bc), rows
+ * [b0*T, (b0+bc)*T): a layer's tensors are packed at the front of each region, so a smaller
+ * forward than the allocated one fits. x and dx are the chunk's scratch in its own rows of
+ * fch_act, free before the squared ReLU's forward writes them and after its backward has read
+ * them; the embedding output, layer 0's input, lives behind them there (C wide each: 3C of the
+ * chunk's 4C), so it is written before the chunk's layer 0 and again before its backward. */
 typedef struct layer_acts {
     float *ln1_rstd, *qkv, *att_stats, *residual2;
     float *ln2_rstd, *fch_act, *residual3;
@@ -424,20 +444,22 @@ typedef struct layer_acts {
     float *x, *dx;   /* scratch: a recomputed matmul input and its gradient */
 } layer_acts;
 
-static layer_acts layer_slice(const rg_acts *a, const rg_model_config *cfg, int l, int B, int T) {
+static layer_acts layer_slice(const rg_acts *a, const rg_model_config *cfg, int l, int B, int T,
+                              int b0, int bc) {
     size_t BT = (size_t)B * T, C = (size_t)cfg->C, l_ = (size_t)l;
-    float *fch_act = a->fch_act + l_ * BT * 4 * C;
+    size_t r0 = (size_t)b0 * T, rows = (size_t)bc * T;
+    float *fch_act = a->fch_act + (l_ * BT + r0) * 4 * C;
     layer_acts la = {
-        .ln1_rstd = a->ln1_rstd + l_ * BT,
-        .qkv = a->qkv + l_ * BT * 3 * C,
-        .att_stats = a->att_stats + l_ * BT * cfg->NH * 2,
-        .residual2 = a->residual2 + l_ * BT * C,
-        .ln2_rstd = a->ln2_rstd + l_ * BT,
+        .ln1_rstd = a->ln1_rstd + l_ * BT + r0,
+        .qkv = a->qkv + (l_ * BT + r0) * 3 * C,
+        .att_stats = a->att_stats + (l_ * BT + r0) * cfg->NH * 2,
+        .residual2 = a->residual2 + (l_ * BT + r0) * C,
+        .ln2_rstd = a->ln2_rstd + l_ * BT + r0,
         .fch_act = fch_act,
-        .residual3 = a->residual3 + l_ * BT * C,
-        .residual = l == 0 ? a->fch_act + 2 * BT * C : a->residual3 + (l_ - 1) * BT * C,
+        .residual3 = a->residual3 + (l_ * BT + r0) * C,
+        .residual = l == 0 ? fch_act + 2 * rows * C : a->residual3 + ((l_ - 1) * BT + r0) * C,
         .x = fch_act,
-        .dx = fch_act + BT * C,
+        .dx = fch_act + rows * C,
     };
     return la;
 }
@@ -458,10 +480,46 @@ static layer_params layer_weights(const rg_params *p, const rg_model_config *cfg
     return lp;
 }
 
+/* Layer l's forward on the chunk of sequences [b0, b0+bc) at length T, whose slices are la (layer
+ * 0 first writes the chunk's embedding output, its input). */
+static void layer_forward(rg_model *m, rg_ops *ops, int l, const layer_params *lw, layer_acts la,
+                          int b0, int bc, int T) {
+    const rg_model_config *cfg = &m->cfg;
+    int C = cfg->C, NH = cfg->NH, N = bc * T;
+    float *wide = m->grad_acts.wide; /* scratch for what is not kept, see model.h */
+    if (l == 0) {
+        RG_OP(ops, RG_OP_EMBEDDING_FORWARD, embedding_forward, la.residual,
+              m->inputs + (size_t)b0 * T, m->params.wte, m->params.wpe, bc, T, C);
+    }
+    /* attention block: residual2 = x + attention(rmsnorm(x)) Wo^T; the norm's output and the
+     * attention output go to scratch (the backward recomputes both), the projection straight
+     * into residual2, which then adds x in place (a + b == b + a: the same bits as x + proj) */
+    float *ln = wide;
+    RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln, la.ln1_rstd, la.residual, N, C);
+    RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.qkv, ln, lw->wqkv, N, C, 3 * C);
+    float *atty = wide;
+    RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, atty, la.att_stats, la.qkv, bc, T, C,
+          NH);
+    RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual2, atty, lw->wo, N, C, C);
+    RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual2, la.residual2, la.residual,
+          (size_t)N * C);
+    /* MLP block: residual3 = residual2 + relu(rmsnorm(residual2) W1^T)^2 W2^T; only the squared
+     * ReLU's output is kept (its backward needs nothing else). The norm's output goes to the
+     * chunk's x, in fch_act, which the squared ReLU overwrites after its last read (and after
+     * layer 0's residual2 has read the embedding output) */
+    RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln2_rstd, la.residual2, N, C);
+    RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, wide, la.x, lw->w1, N, C, 4 * C);
+    RG_OP(ops, RG_OP_SQRELU_FORWARD, sqrelu_forward, la.fch_act, wide, (size_t)N * 4 * C);
+    RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual3, la.fch_act, lw->w2, N, 4 * C,
+          C);
+    RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual3, la.residual3, la.residual2,
+          (size_t)N * C);
+}
+
 void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int32_t *targets,
                       int B, int T) {
     const rg_model_config *cfg = &m->cfg;
-    int C = cfg->C, V = cfg->V, NH = cfg->NH, L = cfg->L;
+    int C = cfg->C, V = cfg->V, L = cfg->L;
     m->mean_loss = -1.0f;
     m->fwd_B = m->fwd_T = 0;
     m->fwd_pending = 0;
@@ -487,40 +545,16 @@ void rg_model_forward(rg_model *m, rg_ops *ops, const int32_t *inputs, const int
     }
 
     rg_acts *a = &m->acts;
-    rg_grad_acts *g = &m->grad_acts; /* scratch for what is not kept, see model.h */
-    float *encoded = layer_slice(a, cfg, 0, B, T).residual;
-    RG_OP(ops, RG_OP_EMBEDDING_FORWARD, embedding_forward, encoded, m->inputs, m->params.wte,
-          m->params.wpe, B, T, C);
+    int seqs = chunk_sequences(cfg, B, T);
     for (int l = 0; l < L; l++) {
-        layer_acts la = layer_slice(a, cfg, l, B, T);
         layer_params lw = layer_weights(&m->params, cfg, l);
-        /* attention block: residual2 = x + attention(rmsnorm(x)) Wo^T; the norm's output and the
-         * attention output go to scratch (the backward recomputes both), the projection straight
-         * into residual2, which then adds x in place (a + b == b + a: the same bits as x + proj) */
-        float *ln = g->wide;
-        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln, la.ln1_rstd, la.residual, (int)N, C);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.qkv, ln, lw.wqkv, (int)N, C, 3 * C);
-        float *atty = g->wide;
-        RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, atty, la.att_stats, la.qkv, B, T, C,
-              NH);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual2, atty, lw.wo, (int)N, C, C);
-        RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual2, la.residual2,
-              la.residual, N * C);
-        /* MLP block: residual3 = residual2 + relu(rmsnorm(residual2) W1^T)^2 W2^T; only the
-         * squared ReLU's output is kept (its backward needs nothing else). The norm's output
-         * goes to the layer's x, in fch_act, which the squared ReLU overwrites after its last
-         * read (and after layer 0's residual2 has read the embedding output) */
-        RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln2_rstd, la.residual2, (int)N,
-              C);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, g->wide, la.x, lw.w1, (int)N, C, 4 * C);
-        RG_OP(ops, RG_OP_SQRELU_FORWARD, sqrelu_forward, la.fch_act, g->wide, N * 4 * C);
-        RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual3, la.fch_act, lw.w2, (int)N,
-              4 * C, C);
-        RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual3, la.residual3,
-              la.residual2, N * C);
+        for (int b0 = 0; b0 < B; b0 += seqs) {
+            int bc = B - b0 < seqs ? B - b0 : seqs;
+            layer_forward(m, ops, l, &lw, layer_slice(a, cfg, l, B, T, b0, bc), b0, bc, T);
+        }
     }
     /* no final norm: the LM head reads the residual stream directly */
-    float *final = layer_slice(a, cfg, L - 1, B, T).residual3;
+    float *final = layer_slice(a, cfg, L - 1, B, T, 0, B).residual3;
     RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, a->logits, final, m->params.wlm, (int)N, C, V);
     RG_OP(ops, RG_OP_CROSSENTROPY_FORWARD, crossentropy_forward, m->losses, a->probs, a->logits,
           m->targets, (int)N, V);
@@ -543,47 +577,46 @@ void rg_model_zero_grad(rg_model *m) {
     }
 }
 
-/* Layer l's backward at (B,T): on entry g->dres holds the gradient of the layer's output
- * (residual3), on return that of its input. */
-static void layer_backward(rg_model *m, rg_ops *ops, int l, int B, int T) {
+/* Layer l's backward on the chunk of sequences [b0, b0+bc) at length T, whose slices are la: on
+ * entry the chunk's rows of g->dres hold the gradient of the layer's output (residual3), on return
+ * that of its input. */
+static void layer_backward(rg_model *m, rg_ops *ops, int l, const layer_params *lw,
+                           const layer_params *dlw, layer_acts la, int b0, int bc, int T) {
     const rg_model_config *cfg = &m->cfg;
-    int C = cfg->C, NH = cfg->NH, N = B * T;
-    layer_acts la = layer_slice(&m->acts, cfg, l, B, T);
-    layer_params lw = layer_weights(&m->params, cfg, l);
-    layer_params dlw = layer_weights(&m->grads, cfg, l);
-    rg_grad_acts *g = &m->grad_acts;
+    int C = cfg->C, NH = cfg->NH, N = bc * T;
+    float *dres = m->grad_acts.dres + (size_t)b0 * T * C, *wide = m->grad_acts.wide;
     /* MLP block, in reverse. dres is also the gradient of the MLP's projection and (through the
-     * skip connection) of residual2. dfch is computed in g->wide and goes through the squared
-     * ReLU in place; after that fch_act is read no more, and its x and dx serve the rest: the
-     * norm's output recomputed into x, its gradient into dx. */
-    float *dfch = g->wide;
-    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dfch, dlw.w2, g->dres, la.fch_act, lw.w2, N,
+     * skip connection) of residual2. dfch is computed in the wide scratch and goes through the
+     * squared ReLU in place; after that the chunk's fch_act is read no more, and its x and dx
+     * serve the rest: the norm's output recomputed into x, its gradient into dx. */
+    float *dfch = wide;
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dfch, dlw->w2, dres, la.fch_act, lw->w2, N,
           4 * C, C);
     RG_OP(ops, RG_OP_SQRELU_BACKWARD, sqrelu_backward, dfch, dfch, la.fch_act, (size_t)N * 4 * C);
     RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln2_rstd, la.residual2, N, C);
-    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw.w1, dfch, la.x, lw.w1, N, C,
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw->w1, dfch, la.x, lw->w1, N, C,
           4 * C);
-    RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, la.dx, la.residual2,
-          la.ln2_rstd, N, C);
+    RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, dres, la.dx, la.residual2, la.ln2_rstd,
+          N, C);
     /* attention block, in reverse: dres now holds the gradient of residual2, which is also that
      * of the attention's projection and of the layer's input. The attention output is recomputed
-     * into x (att_stats is rewritten with the same values); dqkv goes into g->wide. */
-    float *dqkv = g->wide;
-    RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, la.x, la.att_stats, la.qkv, B, T, C,
+     * into x (att_stats is rewritten with the same values); dqkv goes into the wide scratch. */
+    float *dqkv = wide;
+    RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, la.x, la.att_stats, la.qkv, bc, T, C,
           NH);
-    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw.wo, g->dres, la.x, lw.wo, N, C,
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw->wo, dres, la.x, lw->wo, N, C,
           C);
-    RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, dqkv, la.dx, la.qkv, la.att_stats, B,
+    RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, dqkv, la.dx, la.qkv, la.att_stats, bc,
           T, C, NH);
     if (l == 0) { /* the embedding output, layer 0's input, again where the forward put it */
-        RG_OP(ops, RG_OP_EMBEDDING_FORWARD, embedding_forward, la.residual, m->inputs,
-              m->params.wte, m->params.wpe, B, T, C);
+        RG_OP(ops, RG_OP_EMBEDDING_FORWARD, embedding_forward, la.residual,
+              m->inputs + (size_t)b0 * T, m->params.wte, m->params.wpe, bc, T, C);
     }
     RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln1_rstd, la.residual, N, C);
-    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw.wqkv, dqkv, la.x, lw.wqkv, N, C,
-          3 * C);
-    RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, g->dres, la.dx, la.residual,
-          la.ln1_rstd, N, C);
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw->wqkv, dqkv, la.x, lw->wqkv, N,
+          C, 3 * C);
+    RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, dres, la.dx, la.residual, la.ln1_rstd, N,
+          C);
 }
 
 void rg_model_backward(rg_model *m, rg_ops *ops) {
@@ -613,11 +646,17 @@ void rg_model_backward_share(rg_model *m, rg_ops *ops, size_t total_positions) {
     float *dlogits = g->wide;
     RG_OP(ops, RG_OP_CROSSENTROPY_BACKWARD, crossentropy_backward, dlogits, a->probs, m->targets,
           (int)N, V, 1.0f / (float)total_positions);
-    float *final = layer_slice(a, cfg, L - 1, B, T).residual3;
+    float *final = layer_slice(a, cfg, L - 1, B, T, 0, B).residual3;
     RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, g->dres, m->grads.wlm, dlogits, final,
           m->params.wlm, (int)N, C, V);
+    int seqs = chunk_sequences(cfg, B, T);
     for (int l = L - 1; l >= 0; l--) {
-        layer_backward(m, ops, l, B, T);
+        layer_params lw = layer_weights(&m->params, cfg, l);
+        layer_params dlw = layer_weights(&m->grads, cfg, l);
+        for (int b0 = 0; b0 < B; b0 += seqs) {
+            int bc = B - b0 < seqs ? B - b0 : seqs;
+            layer_backward(m, ops, l, &lw, &dlw, layer_slice(a, cfg, l, B, T, b0, bc), b0, bc, T);
+        }
     }
     RG_OP(ops, RG_OP_EMBEDDING_BACKWARD, embedding_backward, m->grads.wte, m->grads.wpe, g->dres,
           m->inputs, B, T, C);

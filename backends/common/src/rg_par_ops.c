@@ -10,8 +10,12 @@
 
 #define GRAIN_FLOATS (1 << 15) /* ~128 KiB of data per chunk at least */
 
-/* Rows of C floats per chunk so that a chunk holds at least GRAIN_FLOATS. */
-static int64_t row_grain(int C) { return 1 + GRAIN_FLOATS / (C > 0 ? C : 1); }
+/* Rows of C floats per chunk so that a chunk holds at least GRAIN_FLOATS (rounded up, not one row
+ * more: 512 rows of 128 floats are two chunks, not one). */
+static int64_t row_grain(int C) {
+    int64_t c = C > 0 ? C : 1;
+    return (GRAIN_FLOATS + c - 1) / c;
+}
 
 /* ---- RMSNorm ---- */
 

@@ -60,9 +60,10 @@ typedef struct rg_params {
  * the attention probabilities (inside attention_backward), the attention output (one more
  * attention_forward), the MLP's input to the squared ReLU (its backward needs only the output),
  * the embedding output (one more embedding_forward), the two projections (written straight into
- * the residual stream) and the logits (crossentropy_backward needs only probs). A layer's fch_act
- * is the scratch of the rest of its backward once the squared ReLU's backward has read it, so a
- * backward consumes its forward's activations: each backward needs a forward of its own. */
+ * the residual stream) and the logits (crossentropy_backward needs only probs). A chunk's rows of
+ * a layer's fch_act are the scratch of the rest of its backward once the squared ReLU's backward
+ * has read them, so a backward consumes its forward's activations: each backward needs a forward
+ * of its own. */
 #define RG_NUM_ACT_TENSORS 8
 typedef struct rg_acts {
     float *ln1_rstd;   /* (L, B, T) */
@@ -81,12 +82,14 @@ typedef struct rg_acts {
 
 /* The scratch of a pass at (B,T), one allocation, reused by every layer from the last down (every
  * op overwrites the gradient it produces, so none is ever zeroed); the forward uses it for what it
- * does not keep. Roles per step: docs/model.md, Memory. */
+ * does not keep. The layers run a chunk of whole sequences at a time (about 1 MiB of the MLP's
+ * hidden layer), so wide holds one chunk. Roles per step: docs/model.md, Memory. */
 #define RG_NUM_GRAD_ACT_TENSORS 2
 typedef struct rg_grad_acts {
     float *dres;  /* (B, T, C) the residual stream's gradient, one buffer for the whole pass */
-    float *wide;  /* (B, T, max(4C, V)) dfch, then dqkv, dlogits; in the forward the norm
-                   * output and attention output of the attention block, fch, the logits */
+    float *wide;  /* max(chunk rows x 4C, B x T x V): a chunk's dfch, then its dqkv, dlogits; in
+                   * the forward a chunk's attention-block norm output and attention output,
+                   * its fch, the logits */
 } rg_grad_acts;
 
 typedef struct rg_optim_config {
