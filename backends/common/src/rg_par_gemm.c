@@ -189,19 +189,29 @@ static void pack_b_range(void *arg, int64_t begin, int64_t end, int tid) {
     const gemm_args *g = arg;
     const ptrdiff_t rs = g->B.rs, cs = g->B.cs;
     const int kc = g->ks;
+    if (cs == 1) {
+        /* rows of B contiguous: a row at a time across the range's whole panels, so B is read
+         * in order, each line once (panel by panel, a row's 2 KiB of a 512-wide B would be
+         * fetched a line pair at a time, at a stride the prefetchers do not follow) */
+        int64_t whole = end;
+        while (whole > begin && (whole + 1) * NR > g->NC) {
+            whole--;
+        }
+        for (int k = 0; k < kc; k++) {
+            const float *row = g->B.p + (size_t)(g->k0 + k) * rs;
+            for (int64_t p = begin; p < whole; p++) {
+                vf *d = (vf *)(g->ws + ((size_t)p * kc + k) * NR);
+                d[0] = *(const vfu *)(row + p * NR);
+                d[1] = *(const vfu *)(row + p * NR + VL);
+            }
+        }
+        begin = whole; /* the last panel, if partial: below */
+    }
     for (int64_t p = begin; p < end; p++) {
         float *dst = g->ws + (size_t)p * kc * NR;
         int j0 = (int)p * NR;
         int nr = g->NC - j0 < NR ? g->NC - j0 : NR;
         const float *b = g->B.p + g->k0 * rs + j0 * cs; /* element (k0, j0) */
-        if (cs == 1 && nr == NR) {
-            for (int k = 0; k < kc; k++) {
-                vf *d = (vf *)(dst + (size_t)k * NR);
-                d[0] = *(const vfu *)(b + k * rs);
-                d[1] = *(const vfu *)(b + k * rs + VL);
-            }
-            continue;
-        }
         if (rs == 1 && nr == NR) {
             /* d[k][j] = b[j * cs + k] */
             int k = 0;
