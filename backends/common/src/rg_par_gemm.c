@@ -182,9 +182,7 @@ static void pack_a_cols(float *restrict dst, mat_view A, int M, int m0, int mc, 
 /* Packs rows [k0, k0+kc) of panels [begin, end) of B: panel p is (kc, NR), columns p*NR.., zero
  * past NC. Three cases: rows of B contiguous (both backward products: a row of a panel is NR
  * consecutive floats, copied as two vectors), columns contiguous (the forward's W^T: a transpose,
- * done in PT x PT blocks so that both the reads of W and the writes of the panel stay within a few
- * cache lines), and any other stride (element by element). */
-#define PT (NR < 16 ? NR : 16) /* side of the transpose blocks: a divisor of NR */
+ * done in VL x VL blocks in registers), and any other stride (element by element). */
 static void pack_b_range(void *arg, int64_t begin, int64_t end, int tid) {
     const gemm_args *g = arg;
     const ptrdiff_t rs = g->B.rs, cs = g->B.cs;
@@ -213,19 +211,18 @@ static void pack_b_range(void *arg, int64_t begin, int64_t end, int tid) {
         int nr = g->NC - j0 < NR ? g->NC - j0 : NR;
         const float *b = g->B.p + g->k0 * rs + j0 * cs; /* element (k0, j0) */
         if (rs == 1 && nr == NR) {
-            /* d[k][j] = b[j * cs + k] */
+            /* d[k][j] = b[j * cs + k]: VL x VL blocks, VL columns of B (rows of W) read as
+             * vectors along k and transposed in registers */
             int k = 0;
-            for (; k + PT <= kc; k += PT) {
-                for (int jb = 0; jb < NR; jb += PT) {
-                    float blk[PT][PT];
-                    for (int j = 0; j < PT; j++) {
-                        const float *src = b + (jb + j) * cs + k;
-                        for (int kk = 0; kk < PT; kk++) {
-                            blk[kk][j] = src[kk];
-                        }
+            for (; k + VL <= kc; k += VL) {
+                for (int jb = 0; jb < NR; jb += VL) {
+                    vf r[VL];
+                    for (int j = 0; j < VL; j++) {
+                        r[j] = *(const vfu *)(b + (jb + j) * cs + k);
                     }
-                    for (int kk = 0; kk < PT; kk++) {
-                        memcpy(dst + (size_t)(k + kk) * NR + jb, blk[kk], sizeof(blk[kk]));
+                    rg_par_transpose(r);
+                    for (int kk = 0; kk < VL; kk++) {
+                        *(vf *)(dst + (size_t)(k + kk) * NR + jb) = r[kk];
                     }
                 }
             }

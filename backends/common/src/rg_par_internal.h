@@ -192,6 +192,41 @@ typedef int32_t rg_vi __attribute__((vector_size(RG_VL * sizeof(int32_t))));    
 #define RG_ROT(v, w) __builtin_shuffle(v, (rg_vi){RG_ROT_IDX4(w)})
 #endif
 
+/* Transposes RG_VL vectors in place (r[i][j] becomes r[j][i]): log2(RG_VL) stages, each swapping
+ * bit d of the row index with bit d of the lane index by two-input shuffles of rows i and i + d
+ * (bit d of i clear), 2 RG_VL log2(RG_VL) shuffles where a scalar transpose moves every float. */
+#define RG_TLO(l, d) (((l) & (d)) ? RG_VL + (l) - (d) : (l)) /* row i: its lanes, then i+d's */
+#define RG_THI(l, d) (((l) & (d)) ? RG_VL + (l) : (l) + (d)) /* row i+d: i's upper, then its */
+#define RG_LANES4(F, d) F(0, d), F(1, d), F(2, d), F(3, d)
+#define RG_LANES8(F, d) RG_LANES4(F, d), F(4, d), F(5, d), F(6, d), F(7, d)
+#define RG_LANES16(F, d) \
+    RG_LANES8(F, d), F(8, d), F(9, d), F(10, d), F(11, d), F(12, d), F(13, d), F(14, d), F(15, d)
+#if RG_VL == 16
+#define RG_LANES(F, d) RG_LANES16(F, d)
+#elif RG_VL == 8
+#define RG_LANES(F, d) RG_LANES8(F, d)
+#else
+#define RG_LANES(F, d) RG_LANES4(F, d)
+#endif
+#define RG_TSTAGE(r, d)                                                                       \
+    for (int i_ = 0; i_ < RG_VL; i_++) {                                                      \
+        if (!(i_ & (d))) {                                                                    \
+            rg_vf a_ = (r)[i_], b_ = (r)[i_ + (d)];                                           \
+            (r)[i_] = __builtin_shuffle(a_, b_, (rg_vi){RG_LANES(RG_TLO, d)});                \
+            (r)[i_ + (d)] = __builtin_shuffle(a_, b_, (rg_vi){RG_LANES(RG_THI, d)});          \
+        }                                                                                     \
+    }
+static inline void rg_par_transpose(rg_vf r[RG_VL]) {
+#if RG_VL == 16
+    RG_TSTAGE(r, 8)
+#endif
+#if RG_VL >= 8
+    RG_TSTAGE(r, 4)
+#endif
+    RG_TSTAGE(r, 2)
+    RG_TSTAGE(r, 1)
+}
+
 static inline rg_vf rg_par_vmax(rg_vf a, rg_vf b) {
     rg_vi gt = a > b; /* C has no vector ?: */
     return (rg_vf)((gt & (rg_vi)a) | (~gt & (rg_vi)b));
