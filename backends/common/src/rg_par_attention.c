@@ -142,14 +142,7 @@ static void transpose_rows(float *xt, const float *x, size_t ld, int T, int hs) 
     int t_whole = T / VL * VL, d_whole = hs / VL * VL;
     for (int t0 = 0; t0 < t_whole; t0 += VL) { /* VL x VL blocks in registers */
         for (int d0 = 0; d0 < d_whole; d0 += VL) {
-            rg_vf r[VL];
-            for (int j = 0; j < VL; j++) {
-                r[j] = *(const rg_vfu *)(x + (size_t)(t0 + j) * ld + d0);
-            }
-            rg_par_transpose(r);
-            for (int j = 0; j < VL; j++) {
-                *(rg_vfu *)(xt + (size_t)(d0 + j) * Tp + t0) = r[j];
-            }
+            rg_par_transpose_block(xt + (size_t)d0 * Tp + t0, Tp, x + (size_t)t0 * ld + d0, ld);
         }
     }
     for (int t = 0; t < T; t++) { /* the rest, element by element */

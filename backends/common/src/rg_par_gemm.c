@@ -191,10 +191,8 @@ static void pack_b_range(void *arg, int64_t begin, int64_t end, int tid) {
         /* rows of B contiguous: a row at a time across the range's whole panels, so B is read
          * in order, each line once (panel by panel, a row's 2 KiB of a 512-wide B would be
          * fetched a line pair at a time, at a stride the prefetchers do not follow) */
-        int64_t whole = end;
-        while (whole > begin && (whole + 1) * NR > g->NC) {
-            whole--;
-        }
+        int64_t whole = end < g->NC / NR ? end : g->NC / NR; /* panels before it are whole */
+        whole = whole > begin ? whole : begin;
         for (int k = 0; k < kc; k++) {
             const float *row = g->B.p + (size_t)(g->k0 + k) * rs;
             for (int64_t p = begin; p < whole; p++) {
@@ -216,14 +214,7 @@ static void pack_b_range(void *arg, int64_t begin, int64_t end, int tid) {
             int k = 0;
             for (; k + VL <= kc; k += VL) {
                 for (int jb = 0; jb < NR; jb += VL) {
-                    vf r[VL];
-                    for (int j = 0; j < VL; j++) {
-                        r[j] = *(const vfu *)(b + (jb + j) * cs + k);
-                    }
-                    rg_par_transpose(r);
-                    for (int kk = 0; kk < VL; kk++) {
-                        *(vf *)(dst + (size_t)(k + kk) * NR + jb) = r[kk];
-                    }
+                    rg_par_transpose_block(dst + (size_t)k * NR + jb, NR, b + jb * cs + k, cs);
                 }
             }
             for (; k < kc; k++) {

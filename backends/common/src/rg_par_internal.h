@@ -227,6 +227,20 @@ static inline void rg_par_transpose(rg_vf r[RG_VL]) {
     RG_TSTAGE(r, 1)
 }
 
+/* dst[j * ld_dst + i] = src[i * ld_src + j] for i, j < RG_VL: one block through rg_par_transpose
+ * (any alignment). */
+static inline void rg_par_transpose_block(float *dst, size_t ld_dst, const float *src,
+                                          size_t ld_src) {
+    rg_vf r[RG_VL];
+    for (int i = 0; i < RG_VL; i++) {
+        r[i] = *(const rg_vfu *)(src + i * ld_src);
+    }
+    rg_par_transpose(r);
+    for (int j = 0; j < RG_VL; j++) {
+        *(rg_vfu *)(dst + j * ld_dst) = r[j];
+    }
+}
+
 static inline rg_vf rg_par_vmax(rg_vf a, rg_vf b) {
     rg_vi gt = a > b; /* C has no vector ?: */
     return (rg_vf)((gt & (rg_vi)a) | (~gt & (rg_vi)b));
