@@ -205,10 +205,12 @@ static void act_sizes(const rg_model_config *cfg, int B, int T, size_t sizes[RG_
  * result beyond where a backend's own blocking splits its sums. */
 #define CHUNK_FLOATS (1 << 18)
 
+/* Rows a chunk aims for: CHUNK_FLOATS of the hidden layer. */
+static int chunk_rows(const rg_model_config *cfg) { return CHUNK_FLOATS / (4 * cfg->C); }
+
 /* Sequences per chunk of a pass at (B,T). */
 static int chunk_sequences(const rg_model_config *cfg, int B, int T) {
-    int rows = CHUNK_FLOATS / (4 * cfg->C);
-    int seqs = rows / T;
+    int seqs = chunk_rows(cfg) / T;
     return seqs < 1 ? 1 : seqs > B ? B : seqs;
 }
 
@@ -218,7 +220,7 @@ static int chunk_sequences(const rg_model_config *cfg, int B, int T) {
 static void grad_act_sizes(const rg_model_config *cfg, int B, int T,
                            size_t sizes[RG_NUM_GRAD_ACT_TENSORS]) {
     size_t BT = (size_t)B * T, C = (size_t)cfg->C, V = (size_t)cfg->V;
-    size_t rows = (size_t)(CHUNK_FLOATS / (4 * cfg->C));
+    size_t rows = (size_t)chunk_rows(cfg);
     rows = rows > (size_t)T ? rows : (size_t)T;
     rows = rows < BT ? rows : BT;
     sizes[0] = BT * C;                                 /* dres */
