@@ -8,8 +8,8 @@
 #      count, if /usr/bin/python3 has torch;
 #   4b. scripts/versus_torch.py: at each thread count the fastest backend and PyTorch's fastest
 #      setting again, in --versus-rounds interleaved rounds (versus.json);
-#   5. `randygpt bench --contend 1` at 1 and the most threads: the same backends with one busy
-#      process on the machine (contend.json);
+#   5. `randygpt bench --contend 1` at 1 and the most threads, op-level and data-parallel: the
+#      same backends with one busy process on the machine (contend.json);
 #   5b. `randygpt bench --replicas 1,N --ranks 1,N` at 1 and N = the most threads, openmp and the
 #      fastest other backend: op-level, data-parallel and MPI side by side (strategies.json);
 #   6. `randygpt bench` at the larger presets (--big-presets, default medium,large) without the
@@ -204,8 +204,8 @@ most=${threads##*,}
 
 # 5. the same backends with one busy process on the machine, at 1 and the most threads
 if [ "$with_contend" = 1 ] && [ -n "$ran" ] && [ "$most" != 1 ]; then
-  side_bench contend --contend 1 --backends "$ran" --threads "1,$most" --preset "$preset" \
-    --steps "$steps" --warmup "$warmup" --repeat "$repeat"
+  side_bench contend --contend 1 --backends "$ran" --threads "1,$most" --replicas "1,$most" \
+    --preset "$preset" --steps "$steps" --warmup "$warmup" --repeat "$repeat"
 fi
 
 # 5b. the parallel strategies (docs/data-parallel.md): op-level, data-parallel replicas and MPI
