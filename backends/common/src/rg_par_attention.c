@@ -94,6 +94,42 @@ static void rows8x2(int K, const float *const a[RB], size_t lda, const float *b,
     }
 }
 
+/* rows8x2 and rows8 for RB whole rows r at a + r*lda_row (their k-th element at stride lda),
+ * into out + r*ld_out: one pointer for all rows instead of RB, so that with lda_row == 1 (the
+ * columns of PT and DST) every load is at a constant offset of one induction variable. Always
+ * inlined, so that each call site with a constant lda_row gets its own loop. */
+static inline __attribute__((always_inline)) void rows_strided(int K, const float *a,
+                                                               size_t lda_row, size_t lda,
+                                                               const float *b, size_t ldb,
+                                                               float *out, size_t ld_out,
+                                                               int two) {
+    rg_vf acc0[RB], acc1[RB];
+    for (int r = 0; r < RB; r++) {
+        acc0[r] = (rg_vf){0};
+        acc1[r] = (rg_vf){0};
+    }
+    for (int k = 0; k < K; k++) {
+        rg_vf b0 = *(const rg_vfu *)(b + k * ldb);
+        rg_vf b1 = two ? *(const rg_vfu *)(b + k * ldb + VL) : (rg_vf){0};
+        const float *ak = a + k * lda;
+#pragma GCC unroll 8
+        for (int r = 0; r < RB; r++) {
+            float av = ak[r * lda_row];
+            acc0[r] += av * b0;
+            if (two) {
+                acc1[r] += av * b1;
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < RB; r++) {
+        *(rg_vfu *)(out + r * ld_out) = acc0[r];
+        if (two) {
+            *(rg_vfu *)(out + r * ld_out + VL) = acc1[r];
+        }
+    }
+}
+
 /* Row pointers of a block of RB rows starting at row r0 of n rows with row stride ld: rows past
  * n repeat the last one as input and write to `sink` as output. */
 static void block_rows(const float *rows_in[RB], float *rows_out[RB], const float *in, size_t ld_in,
@@ -115,6 +151,24 @@ static void block_rows(const float *rows_in[RB], float *rows_out[RB], const floa
 static void block_product(float *out, size_t ld_out, const float *a_base, size_t lda_row,
                           size_t lda, const float *b, size_t ldb, int K, int r0, int nrows,
                           int ncols, float *sink) {
+    if (r0 + RB <= nrows && ncols % VL == 0) { /* whole rows and whole vectors */
+        const float *a0 = a_base + (size_t)r0 * lda_row;
+        float *o0 = out + (size_t)r0 * ld_out;
+        for (int j = 0; j < ncols;) {
+            int two = ncols - j >= 2 * VL;
+            if (lda_row == 1 && two) {
+                rows_strided(K, a0, 1, lda, b + j, ldb, o0 + j, ld_out, 1);
+            } else if (lda_row == 1) {
+                rows_strided(K, a0, 1, lda, b + j, ldb, o0 + j, ld_out, 0);
+            } else if (two) {
+                rows_strided(K, a0, lda_row, lda, b + j, ldb, o0 + j, ld_out, 1);
+            } else {
+                rows_strided(K, a0, lda_row, lda, b + j, ldb, o0 + j, ld_out, 0);
+            }
+            j += two ? 2 * VL : VL;
+        }
+        return;
+    }
     const float *a[RB];
     float *o[RB];
     block_rows(a, o, a_base, lda_row, out, ld_out, r0, nrows, sink);

@@ -5,6 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "rg_parallel.h"
 
@@ -310,13 +313,14 @@ static inline rg_vf rg_par_select(rg_vi mask, rg_vf a, rg_vf b) {
 }
 
 /* e^x lane by lane, in vector arithmetic only (libm's expf does not vectorise without
- * -ffast-math). x = n ln2 + r, |r| <= ln2/2; e^r by its degree-6 Taylor polynomial (relative
- * error below 2e-7, about 1 ulp); 2^n through the exponent bits. x is clamped to [-87, 88], so
- * very negative x gives about 1.6e-38 instead of a denormal or 0 (callers that need exact zeros,
- * like masked softmax lanes, select them); NaN stays NaN. */
+ * -ffast-math), for x <= 88 (the callers pass x - max <= 0). x = n ln2 + r, |r| <= ln2/2; e^r by
+ * its degree-6 Taylor polynomial (relative error below 2e-7, about 1 ulp); times 2^n, by
+ * AVX-512's scalef where there is one, else through the exponent bits (the same bits: an exact
+ * scaling). x is clamped to -87 from below, so very negative x gives about 1.6e-38 instead of a
+ * denormal or 0 (callers that need exact zeros, like masked softmax lanes, select them); NaN stays
+ * NaN. */
 static inline rg_vf rg_par_expv(rg_vf x) {
     x = rg_par_select(x < -87.0f, rg_par_splat(-87.0f), x);
-    x = rg_par_select(x > 88.0f, rg_par_splat(88.0f), x);
     /* round x / ln2 to the nearest integer with the 1.5 * 2^23 trick (no libm call) */
     rg_vf n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
     rg_vf r = x - n * 0.693145752f; /* ln2 split in two for an exact product with n */
@@ -328,8 +332,12 @@ static inline rg_vf rg_par_expv(rg_vf x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
+#if defined(__AVX512F__) && RG_VL == 16
+    return (rg_vf)_mm512_scalef_ps((__m512)p, (__m512)n);
+#else
     rg_vi e = (__builtin_convertvector(n, rg_vi) + 127) << 23;
     return p * (rg_vf)e;
+#endif
 }
 
 /* x is (n), n > 0: x[i] = e^(x[i] - shift); returns their sum (fixed order: lanes, then tree). */
