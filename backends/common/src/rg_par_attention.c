@@ -36,73 +36,17 @@ typedef struct attn_args {
 
 static int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-/* For r < RB and j < w (w <= VL): out[r][j] = sum_k<K a[r][k*lda] * b[k*ldb + j].
- * a[r] are row pointers (duplicates allowed), out[r] distinct row pointers. */
-static void rows8(int K, const float *const a[RB], size_t lda, const float *b, size_t ldb,
-                  float *const out[RB], int w) {
-    if (w == VL) {
-        rg_vf acc[RB];
-        for (int r = 0; r < RB; r++) {
-            acc[r] = (rg_vf){0};
-        }
-        for (int k = 0; k < K; k++) {
-            rg_vf bv = *(const rg_vfu *)(b + k * ldb);
-#pragma GCC unroll 8
-            for (int r = 0; r < RB; r++) {
-                acc[r] += a[r][k * lda] * bv;
-            }
-        }
-        for (int r = 0; r < RB; r++) {
-            *(rg_vfu *)out[r] = acc[r];
-        }
-        return;
-    }
-    for (int r = 0; r < RB; r++) { /* a partial vector of columns: plain loops */
-        for (int j = 0; j < w; j++) {
-            float acc = 0.0f;
-            for (int k = 0; k < K; k++) {
-                acc += a[r][k * lda] * b[k * ldb + j];
-            }
-            out[r][j] = acc;
-        }
-    }
-}
-
-/* For r < RB and j < 2 VL: out[r][j] = sum_k<K a[r][k*lda] * b[k*ldb + j]: rows8 on two whole
- * vectors of columns, each broadcast of a feeding two FMAs. */
-static void rows8x2(int K, const float *const a[RB], size_t lda, const float *b, size_t ldb,
-                    float *const out[RB]) {
-    rg_vf acc0[RB], acc1[RB];
-    for (int r = 0; r < RB; r++) {
-        acc0[r] = (rg_vf){0};
-        acc1[r] = (rg_vf){0};
-    }
-    for (int k = 0; k < K; k++) {
-        rg_vf b0 = *(const rg_vfu *)(b + k * ldb);
-        rg_vf b1 = *(const rg_vfu *)(b + k * ldb + VL);
-#pragma GCC unroll 8
-        for (int r = 0; r < RB; r++) {
-            float av = a[r][k * lda];
-            acc0[r] += av * b0;
-            acc1[r] += av * b1;
-        }
-    }
-#pragma GCC unroll 8
-    for (int r = 0; r < RB; r++) {
-        *(rg_vfu *)out[r] = acc0[r];
-        *(rg_vfu *)(out[r] + VL) = acc1[r];
-    }
-}
-
-/* rows8x2 and rows8 for RB whole rows r at a + r*lda_row (their k-th element at stride lda),
- * into out + r*ld_out: one pointer for all rows instead of RB, so that with lda_row == 1 (the
- * columns of PT and DST) every load is at a constant offset of one induction variable. Always
- * inlined, so that each call site with a constant lda_row gets its own loop. */
-static inline __attribute__((always_inline)) void rows_strided(int K, const float *a,
-                                                               size_t lda_row, size_t lda,
-                                                               const float *b, size_t ldb,
-                                                               float *out, size_t ld_out,
-                                                               int two) {
+/* For r < m (m <= RB) and j < VL or 2 VL (two): out[r*ld_out + j] = sum_k<K a[r*lda_row + k*lda] *
+ * b[k*ldb + j]. Eight rows at once, each broadcast of a feeding one or two FMAs; rows past m
+ * repeat row m-1 and are not written. All rows through one pointer, so that with a constant
+ * lda_row (1: the columns of PT and DST) every load is at a constant offset of one induction
+ * variable (a pointer per row cost 7 more adds per k). Always inlined, so that each call site
+ * with constant m, lda_row and two gets its own loop. */
+static inline __attribute__((always_inline)) void rows_block(int K, const float *a,
+                                                             size_t lda_row, size_t lda,
+                                                             const float *b, size_t ldb,
+                                                             float *out, size_t ld_out, int two,
+                                                             int m) {
     rg_vf acc0[RB], acc1[RB];
     for (int r = 0; r < RB; r++) {
         acc0[r] = (rg_vf){0};
@@ -114,7 +58,7 @@ static inline __attribute__((always_inline)) void rows_strided(int K, const floa
         const float *ak = a + k * lda;
 #pragma GCC unroll 8
         for (int r = 0; r < RB; r++) {
-            float av = ak[r * lda_row];
+            float av = ak[(r < m ? r : m - 1) * lda_row];
             acc0[r] += av * b0;
             if (two) {
                 acc1[r] += av * b1;
@@ -123,69 +67,48 @@ static inline __attribute__((always_inline)) void rows_strided(int K, const floa
     }
 #pragma GCC unroll 8
     for (int r = 0; r < RB; r++) {
-        *(rg_vfu *)(out + r * ld_out) = acc0[r];
-        if (two) {
-            *(rg_vfu *)(out + r * ld_out + VL) = acc1[r];
+        if (r < m) {
+            *(rg_vfu *)(out + r * ld_out) = acc0[r];
+            if (two) {
+                *(rg_vfu *)(out + r * ld_out + VL) = acc1[r];
+            }
         }
     }
 }
 
-/* Row pointers of a block of RB rows starting at row r0 of n rows with row stride ld: rows past
- * n repeat the last one as input and write to `sink` as output. */
-static void block_rows(const float *rows_in[RB], float *rows_out[RB], const float *in, size_t ld_in,
-                       float *out, size_t ld_out, int r0, int n, float *sink) {
-    for (int r = 0; r < RB; r++) {
-        int row = r0 + r < n ? r0 + r : n - 1;
-        if (rows_in) {
-            rows_in[r] = in + (size_t)row * ld_in;
-        }
-        if (rows_out) {
-            rows_out[r] = r0 + r < n ? out + (size_t)(r0 + r) * ld_out : sink;
-        }
-    }
-}
-
-/* out (RB rows from r0, row stride ld_out, n columns) = a (rows r0.., K) @ b (K, n), with the
- * columns of b at stride 1 and its rows at stride ldb; a row r at a_base + r*lda_row, its k-th
- * element at stride lda. Rows past nrows go to sink. */
+/* out (rows [r0, min(r0+RB, nrows)), row stride ld_out, ncols columns) = a (those rows, K) @
+ * b (K, ncols), with the columns of b at stride 1 and its rows at stride ldb; a row r at
+ * a_base + r*lda_row, its k-th element at stride lda. */
 static void block_product(float *out, size_t ld_out, const float *a_base, size_t lda_row,
                           size_t lda, const float *b, size_t ldb, int K, int r0, int nrows,
-                          int ncols, float *sink) {
-    if (r0 + RB <= nrows && ncols % VL == 0) { /* whole rows and whole vectors */
-        const float *a0 = a_base + (size_t)r0 * lda_row;
-        float *o0 = out + (size_t)r0 * ld_out;
-        for (int j = 0; j < ncols;) {
-            int two = ncols - j >= 2 * VL;
-            if (lda_row == 1 && two) {
-                rows_strided(K, a0, 1, lda, b + j, ldb, o0 + j, ld_out, 1);
-            } else if (lda_row == 1) {
-                rows_strided(K, a0, 1, lda, b + j, ldb, o0 + j, ld_out, 0);
-            } else if (two) {
-                rows_strided(K, a0, lda_row, lda, b + j, ldb, o0 + j, ld_out, 1);
-            } else {
-                rows_strided(K, a0, lda_row, lda, b + j, ldb, o0 + j, ld_out, 0);
-            }
-            j += two ? 2 * VL : VL;
-        }
-        return;
-    }
-    const float *a[RB];
-    float *o[RB];
-    block_rows(a, o, a_base, lda_row, out, ld_out, r0, nrows, sink);
-    for (int j = 0; j < ncols;) {
-        float *oj[RB];
+                          int ncols) {
+    const float *a = a_base + (size_t)r0 * lda_row;
+    float *o = out + (size_t)r0 * ld_out;
+    int m = nrows - r0 < RB ? nrows - r0 : RB;
+    int j = 0;
+    for (; j + VL <= ncols;) {
         int two = ncols - j >= 2 * VL;
-        for (int r = 0; r < RB; r++) {
-            oj[r] = o[r] == sink ? sink : o[r] + j;
+        if (m == RB && lda_row == 1 && two) { /* the common cases, each its own loop */
+            rows_block(K, a, 1, lda, b + j, ldb, o + j, ld_out, 1, RB);
+        } else if (m == RB && lda_row == 1) {
+            rows_block(K, a, 1, lda, b + j, ldb, o + j, ld_out, 0, RB);
+        } else if (m == RB && two) {
+            rows_block(K, a, lda_row, lda, b + j, ldb, o + j, ld_out, 1, RB);
+        } else if (m == RB) {
+            rows_block(K, a, lda_row, lda, b + j, ldb, o + j, ld_out, 0, RB);
+        } else {
+            rows_block(K, a, lda_row, lda, b + j, ldb, o + j, ld_out, two, m);
         }
-        if (two) {
-            rows8x2(K, a, lda, b + j, ldb, oj);
-            j += 2 * VL;
-            continue;
+        j += two ? 2 * VL : VL;
+    }
+    for (int r = 0; r < m && j < ncols; r++) { /* a partial vector of columns: plain loops */
+        for (int jj = j; jj < ncols; jj++) {
+            float acc = 0.0f;
+            for (int k = 0; k < K; k++) {
+                acc += a[r * lda_row + k * lda] * b[k * ldb + jj];
+            }
+            o[r * ld_out + jj] = acc;
         }
-        int w = ncols - j < VL ? ncols - j : VL;
-        rows8(K, a, lda, b + j, ldb, oj, w);
-        j += VL;
     }
 }
 
@@ -209,22 +132,20 @@ static void transpose_rows(float *xt, const float *x, size_t ld, int T, int hs) 
     }
 }
 
-/* Per-thread workspace: `heads` transposed heads (hs, Tp), `squares` (T, Tp), a sink (2 VL: the
- * widest row a product writes at once). */
+/* Per-thread workspace: `heads` transposed heads (hs, Tp), `squares` (T, Tp). */
 static size_t attn_workspace(int T, int hs, int heads, int squares) {
     int Tp = round_up(T, VL);
-    return (size_t)heads * hs * Tp + (size_t)squares * T * Tp + 2 * VL;
+    return (size_t)heads * hs * Tp + (size_t)squares * T * Tp;
 }
 
 /* st is (T keys, Tp queries): st[t2][t] = x[t2] . yt[:, t] for every key t2 and every column from
  * the vector of columns that holds t2 on (the queries that can see key t2 are among them). x is a
  * head's keys or values (rows at stride ld), yt its queries or dout transposed (hs, Tp). */
-static void keys_by_queries(float *st, const float *x, size_t ld, const float *yt, int T, int hs,
-                            float *sink) {
+static void keys_by_queries(float *st, const float *x, size_t ld, const float *yt, int T, int hs) {
     int Tp = round_up(T, VL);
     for (int k0 = 0; k0 < T; k0 += RB) {
         int c0 = k0 / VL * VL;
-        block_product(st + c0, Tp, x, ld, 1, yt + c0, Tp, hs, k0, T, Tp - c0, sink);
+        block_product(st + c0, Tp, x, ld, 1, yt + c0, Tp, hs, k0, T, Tp - c0);
     }
 }
 
@@ -343,7 +264,6 @@ static void attention_forward_range(void *arg, int64_t begin, int64_t end, int t
     float scale = 1.0f / sqrtf((float)hs);
     float *qt = a->ws + rg_par_thread_offset(0, a->per_thread, tid); /* (hs, Tp) */
     float *PT = qt + (size_t)hs * Tp;                                /* (T, Tp) */
-    float *sink = PT + (size_t)T * Tp;                               /* (2 VL) */
     for (int64_t pair = begin; pair < end; pair++) {
         int b = (int)(pair / NH), h = (int)(pair % NH);
         const float *q0 = a->qkv + (size_t)b * T * C3 + h * hs;
@@ -351,7 +271,7 @@ static void attention_forward_range(void *arg, int64_t begin, int64_t end, int t
         float *stats = a->stats + (size_t)pair * T * 2;
         float *out = a->out + (size_t)b * T * C + h * hs;
         transpose_rows(qt, q0, C3, T, hs);
-        keys_by_queries(PT, k0, C3, qt, T, hs, sink);
+        keys_by_queries(PT, k0, C3, qt, T, hs);
         for (int t0 = 0; t0 < T; t0 += VL) {
             int n = t0 + VL < T ? t0 + VL : T; /* queries [t0, n) see keys [0, n) */
             rg_vf m, r;
@@ -362,7 +282,7 @@ static void attention_forward_range(void *arg, int64_t begin, int64_t end, int t
             }
             /* out rows [t0, n) = P @ V over keys [0, n); row t of P is column t of PT */
             for (int r0 = t0; r0 < n; r0 += RB) {
-                block_product(out, C, PT, 1, Tp, v0, C3, n, r0, n, hs, sink);
+                block_product(out, C, PT, 1, Tp, v0, C3, n, r0, n, hs);
             }
         }
     }
@@ -407,7 +327,6 @@ static void attention_backward_range(void *arg, int64_t begin, int64_t end, int 
     float *dyt = qt + (size_t)hs * Tp;                               /* (hs, Tp) */
     float *PT = dyt + (size_t)hs * Tp;                               /* (T, Tp) */
     float *DST = PT + (size_t)T * Tp;                                /* (T, Tp) */
-    float *sink = DST + (size_t)T * Tp;                              /* (2 VL) */
     for (int64_t pair = begin; pair < end; pair++) {
         int b = (int)(pair / NH), h = (int)(pair % NH);
         const float *q0 = a->qkv + (size_t)b * T * C3 + h * hs;
@@ -417,8 +336,8 @@ static void attention_backward_range(void *arg, int64_t begin, int64_t end, int 
         float *dk0 = dq0 + C, *dv0 = dq0 + 2 * C;
         transpose_rows(qt, q0, C3, T, hs);
         transpose_rows(dyt, dy0, C, T, hs);
-        keys_by_queries(PT, k0, C3, qt, T, hs, sink);
-        keys_by_queries(DST, v0, C3, dyt, T, hs, sink);
+        keys_by_queries(PT, k0, C3, qt, T, hs);
+        keys_by_queries(DST, v0, C3, dyt, T, hs);
         for (int t0 = 0; t0 < T; t0 += VL) {
             int n = t0 + VL < T ? t0 + VL : T;
             rg_vf m, r;
@@ -428,7 +347,7 @@ static void attention_backward_range(void *arg, int64_t begin, int64_t end, int 
             zero_later_keys(DST, Tp, t0, n, T);
             /* dq rows [t0, n) = dS @ K over keys [0, n) */
             for (int r0 = t0; r0 < n; r0 += RB) {
-                block_product(dq0, C3, DST, 1, Tp, k0, C3, n, r0, n, hs, sink);
+                block_product(dq0, C3, DST, 1, Tp, k0, C3, n, r0, n, hs);
             }
         }
         /* dk and dv rows t2 in blocks from k: dk[t2] = sum_t dS[t][t2] q[t] and
@@ -436,10 +355,8 @@ static void attention_backward_range(void *arg, int64_t begin, int64_t end, int 
          * terms t < t2 are zero): rows of DST and PT, read along their length */
         for (int kb = 0; kb < T; kb += RB) {
             int c0 = kb / VL * VL;
-            block_product(dk0, C3, DST + c0, Tp, 1, q0 + (size_t)c0 * C3, C3, T - c0, kb, T, hs,
-                          sink);
-            block_product(dv0, C3, PT + c0, Tp, 1, dy0 + (size_t)c0 * C, C, T - c0, kb, T, hs,
-                          sink);
+            block_product(dk0, C3, DST + c0, Tp, 1, q0 + (size_t)c0 * C3, C3, T - c0, kb, T, hs);
+            block_product(dv0, C3, PT + c0, Tp, 1, dy0 + (size_t)c0 * C, C, T - c0, kb, T, hs);
         }
     }
 }
