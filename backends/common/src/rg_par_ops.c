@@ -232,7 +232,11 @@ void rg_par_op_crossentropy_backward(rg_backend_ctx *ctx, float *dlogits, const 
 
 #define SUMSQ_BLOCK 4096 /* floats per partial sum: the summation order depends on n only */
 
-typedef double vd __attribute__((vector_size(RG_VL * sizeof(double))));
+/* Half a float vector and its doubles (one native vector of doubles): a vector of VL doubles
+ * would be two registers, and GCC kept that accumulator on the stack, a store and a reload per
+ * vector of x. */
+typedef float vfh __attribute__((vector_size(RG_VL / 2 * sizeof(float)), aligned(4)));
+typedef double vdh __attribute__((vector_size(RG_VL / 2 * sizeof(double))));
 
 typedef struct sumsq_args {
     const float *x;
@@ -246,14 +250,19 @@ static void sum_squares_range(void *arg, int64_t begin, int64_t end, int tid) {
     for (int64_t blk = begin; blk < end; blk++) {
         size_t i = (size_t)blk * SUMSQ_BLOCK;
         size_t stop = i + SUMSQ_BLOCK < a->n ? i + SUMSQ_BLOCK : a->n;
-        vd acc = {0};
+        vdh lo = {0}, hi = {0}; /* lanes j and VL/2 + j of each vector of x */
         for (; i + RG_VL <= stop; i += RG_VL) {
-            vd v = __builtin_convertvector(*(const rg_vfu *)(a->x + i), vd);
-            acc += v * v;
+            vdh l = __builtin_convertvector(*(const vfh *)(a->x + i), vdh);
+            vdh h = __builtin_convertvector(*(const vfh *)(a->x + i + RG_VL / 2), vdh);
+            lo += l * l;
+            hi += h * h;
         }
         double s = 0.0;
-        for (int j = 0; j < RG_VL; j++) {
-            s += acc[j];
+        for (int j = 0; j < RG_VL / 2; j++) {
+            s += lo[j];
+        }
+        for (int j = 0; j < RG_VL / 2; j++) {
+            s += hi[j];
         }
         for (; i < stop; i++) {
             s += (double)a->x[i] * (double)a->x[i];
