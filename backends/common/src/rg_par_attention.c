@@ -24,7 +24,8 @@
 #include "rg_par_internal.h"
 
 #define VL RG_VL
-#define RB 8 /* rows per register block */
+#define RB 8   /* rows per register block with two vectors of columns */
+#define RB1 16 /* with one */
 
 typedef struct attn_args {
     float *out, *stats, *dqkv;
@@ -36,19 +37,20 @@ typedef struct attn_args {
 
 static int round_up(int n, int m) { return (n + m - 1) / m * m; }
 
-/* For r < m (m <= RB) and j < VL or 2 VL (two): out[r*ld_out + j] = sum_k<K a[r*lda_row + k*lda] *
- * b[k*ldb + j]. Eight rows at once, each broadcast of a feeding one or two FMAs; rows past m
- * repeat row m-1 and are not written. All rows through one pointer, so that with a constant
- * lda_row (1: the columns of PT and DST) every load is at a constant offset of one induction
- * variable (a pointer per row cost 7 more adds per k). Always inlined, so that each call site
- * with constant m, lda_row and two gets its own loop. */
+/* For r < m (m <= rb) and j < VL or 2 VL (two): out[r*ld_out + j] = sum_k<K a[r*lda_row + k*lda] *
+ * b[k*ldb + j]. rb rows at once (RB with two vectors of columns, RB1 with one: 16 accumulators
+ * either way), each broadcast of a feeding one or two FMAs; rows past m repeat row m-1 and are
+ * not written. All rows through one pointer, so that with a constant lda_row (1: the columns of
+ * PT and DST) every load is at a constant offset of one induction variable (a pointer per row
+ * cost 7 more adds per k). Always inlined, so that each call site with constant rb, m, lda_row
+ * and two gets its own loop. */
 static inline __attribute__((always_inline)) void rows_block(int K, const float *a,
                                                              size_t lda_row, size_t lda,
                                                              const float *b, size_t ldb,
-                                                             float *out, size_t ld_out, int two,
-                                                             int m) {
-    rg_vf acc0[RB], acc1[RB];
-    for (int r = 0; r < RB; r++) {
+                                                             float *out, size_t ld_out, int rb,
+                                                             int two, int m) {
+    rg_vf acc0[RB1], acc1[RB1];
+    for (int r = 0; r < rb; r++) {
         acc0[r] = (rg_vf){0};
         acc1[r] = (rg_vf){0};
     }
@@ -56,8 +58,8 @@ static inline __attribute__((always_inline)) void rows_block(int K, const float 
         rg_vf b0 = *(const rg_vfu *)(b + k * ldb);
         rg_vf b1 = two ? *(const rg_vfu *)(b + k * ldb + VL) : (rg_vf){0};
         const float *ak = a + k * lda;
-#pragma GCC unroll 8
-        for (int r = 0; r < RB; r++) {
+#pragma GCC unroll 16
+        for (int r = 0; r < rb; r++) {
             float av = ak[(r < m ? r : m - 1) * lda_row];
             acc0[r] += av * b0;
             if (two) {
@@ -65,8 +67,8 @@ static inline __attribute__((always_inline)) void rows_block(int K, const float 
             }
         }
     }
-#pragma GCC unroll 8
-    for (int r = 0; r < RB; r++) {
+#pragma GCC unroll 16
+    for (int r = 0; r < rb; r++) {
         if (r < m) {
             *(rg_vfu *)(out + r * ld_out) = acc0[r];
             if (two) {
@@ -76,38 +78,48 @@ static inline __attribute__((always_inline)) void rows_block(int K, const float 
     }
 }
 
-/* out (rows [r0, min(r0+RB, nrows)), row stride ld_out, ncols columns) = a (those rows, K) @
- * b (K, ncols), with the columns of b at stride 1 and its rows at stride ldb; a row r at
- * a_base + r*lda_row, its k-th element at stride lda. */
-static void block_product(float *out, size_t ld_out, const float *a_base, size_t lda_row,
-                          size_t lda, const float *b, size_t ldb, int K, int r0, int nrows,
-                          int ncols) {
-    const float *a = a_base + (size_t)r0 * lda_row;
-    float *o = out + (size_t)r0 * ld_out;
-    int m = nrows - r0 < RB ? nrows - r0 : RB;
-    int j = 0;
-    for (; j + VL <= ncols;) {
-        int two = ncols - j >= 2 * VL;
-        if (m == RB && lda_row == 1 && two) { /* the common cases, each its own loop */
-            rows_block(K, a, 1, lda, b + j, ldb, o + j, ld_out, 1, RB);
-        } else if (m == RB && lda_row == 1) {
-            rows_block(K, a, 1, lda, b + j, ldb, o + j, ld_out, 0, RB);
-        } else if (m == RB && two) {
-            rows_block(K, a, lda_row, lda, b + j, ldb, o + j, ld_out, 1, RB);
-        } else if (m == RB) {
-            rows_block(K, a, lda_row, lda, b + j, ldb, o + j, ld_out, 0, RB);
+/* rows_block over rows [r0, r0+rb) of [r0, r_end), for the common cases each a loop of its own:
+ * whole blocks, rows of a at stride 1. */
+static inline __attribute__((always_inline)) void rows_blocks(int K, const float *a,
+                                                              size_t lda_row, size_t lda,
+                                                              const float *b, size_t ldb,
+                                                              float *out, size_t ld_out, int rb,
+                                                              int two, int r0, int r_end) {
+    for (; r0 < r_end; r0 += rb) {
+        const float *ar = a + (size_t)r0 * lda_row;
+        float *o = out + (size_t)r0 * ld_out;
+        int m = r_end - r0 < rb ? r_end - r0 : rb;
+        if (m == rb && lda_row == 1) {
+            rows_block(K, ar, 1, lda, b, ldb, o, ld_out, rb, two, rb);
+        } else if (m == rb) {
+            rows_block(K, ar, lda_row, lda, b, ldb, o, ld_out, rb, two, rb);
         } else {
-            rows_block(K, a, lda_row, lda, b + j, ldb, o + j, ld_out, two, m);
+            rows_block(K, ar, lda_row, lda, b, ldb, o, ld_out, rb, two, m);
         }
-        j += two ? 2 * VL : VL;
     }
-    for (int r = 0; r < m && j < ncols; r++) { /* a partial vector of columns: plain loops */
+}
+
+/* out (rows [r0, r_end), row stride ld_out, ncols columns) = a (those rows, K) @ b (K, ncols),
+ * with the columns of b at stride 1 and its rows at stride ldb; a row r at a_base + r*lda_row,
+ * its k-th element at stride lda. */
+static void block_product(float *out, size_t ld_out, const float *a_base, size_t lda_row,
+                          size_t lda, const float *b, size_t ldb, int K, int r0, int r_end,
+                          int ncols) {
+    int j = 0;
+    for (; j + 2 * VL <= ncols; j += 2 * VL) {
+        rows_blocks(K, a_base, lda_row, lda, b + j, ldb, out + j, ld_out, RB, 1, r0, r_end);
+    }
+    if (j + VL <= ncols) {
+        rows_blocks(K, a_base, lda_row, lda, b + j, ldb, out + j, ld_out, RB1, 0, r0, r_end);
+        j += VL;
+    }
+    for (int r = r0; r < r_end && j < ncols; r++) { /* a partial vector of columns: plain loops */
         for (int jj = j; jj < ncols; jj++) {
             float acc = 0.0f;
             for (int k = 0; k < K; k++) {
-                acc += a[r * lda_row + k * lda] * b[k * ldb + jj];
+                acc += a_base[r * lda_row + k * lda] * b[k * ldb + jj];
             }
-            o[r * ld_out + jj] = acc;
+            out[r * ld_out + jj] = acc;
         }
     }
 }
@@ -143,9 +155,9 @@ static size_t attn_workspace(int T, int hs, int heads, int squares) {
  * head's keys or values (rows at stride ld), yt its queries or dout transposed (hs, Tp). */
 static void keys_by_queries(float *st, const float *x, size_t ld, const float *yt, int T, int hs) {
     int Tp = round_up(T, VL);
-    for (int k0 = 0; k0 < T; k0 += RB) {
-        int c0 = k0 / VL * VL;
-        block_product(st + c0, Tp, x, ld, 1, yt + c0, Tp, hs, k0, T, Tp - c0);
+    for (int c0 = 0; c0 < T; c0 += VL) { /* the keys of each vector of columns */
+        block_product(st + c0, Tp, x, ld, 1, yt + c0, Tp, hs, c0, c0 + VL < T ? c0 + VL : T,
+                      Tp - c0);
     }
 }
 
@@ -245,16 +257,6 @@ static void softmax_backward_columns(float *ds, const float *pt, int Tp, int t0,
     }
 }
 
-/* Keys [n, end) of column vector t0 of st (T, Tp), end = min(n rounded up to RB, T), set to 0:
- * they are after every query of the vector, and with VL < RB the dk and dv products read them
- * (a block of RB keys reads the columns from its first key's vector on). */
-static void zero_later_keys(float *st, int Tp, int t0, int n, int T) {
-    int end = round_up(n, RB) < T ? round_up(n, RB) : T;
-    for (int t2 = n; t2 < end; t2++) {
-        *(rg_vf *)(st + (size_t)t2 * Tp + t0) = (rg_vf){0};
-    }
-}
-
 /* Pairs [begin, end) of the (B, NH) grid. out is (B,T,C), stats is (B,NH,T,2), qkv is (B,T,3C).
  * Per pair: PT (T keys, Tp queries) = K Q^T, the softmax down its columns, VL queries at a time,
  * then those queries' rows of out = P V over the keys they see. */
@@ -281,9 +283,7 @@ static void attention_forward_range(void *arg, int64_t begin, int64_t end, int t
                 stats[(size_t)t * 2 + 1] = r[t - t0];
             }
             /* out rows [t0, n) = P @ V over keys [0, n); row t of P is column t of PT */
-            for (int r0 = t0; r0 < n; r0 += RB) {
-                block_product(out, C, PT, 1, Tp, v0, C3, n, r0, n, hs);
-            }
+            block_product(out, C, PT, 1, Tp, v0, C3, n, t0, n, hs);
         }
     }
 }
@@ -343,20 +343,16 @@ static void attention_backward_range(void *arg, int64_t begin, int64_t end, int 
             rg_vf m, r;
             softmax_columns(PT, Tp, t0, n, scale, &m, &r);
             softmax_backward_columns(DST, PT, Tp, t0, n, scale);
-            zero_later_keys(PT, Tp, t0, n, T);
-            zero_later_keys(DST, Tp, t0, n, T);
             /* dq rows [t0, n) = dS @ K over keys [0, n) */
-            for (int r0 = t0; r0 < n; r0 += RB) {
-                block_product(dq0, C3, DST, 1, Tp, k0, C3, n, r0, n, hs);
-            }
+            block_product(dq0, C3, DST, 1, Tp, k0, C3, n, t0, n, hs);
         }
         /* dk and dv rows t2 in blocks from k: dk[t2] = sum_t dS[t][t2] q[t] and
          * dv[t2] = sum_t P[t][t2] dout[t], over the queries from t2's vector of columns on (the
          * terms t < t2 are zero): rows of DST and PT, read along their length */
-        for (int kb = 0; kb < T; kb += RB) {
-            int c0 = kb / VL * VL;
-            block_product(dk0, C3, DST + c0, Tp, 1, q0 + (size_t)c0 * C3, C3, T - c0, kb, T, hs);
-            block_product(dv0, C3, PT + c0, Tp, 1, dy0 + (size_t)c0 * C, C, T - c0, kb, T, hs);
+        for (int c0 = 0; c0 < T; c0 += VL) {
+            int end = c0 + VL < T ? c0 + VL : T;
+            block_product(dk0, C3, DST + c0, Tp, 1, q0 + (size_t)c0 * C3, C3, T - c0, c0, end, hs);
+            block_product(dv0, C3, PT + c0, Tp, 1, dy0 + (size_t)c0 * C, C, T - c0, c0, end, hs);
         }
     }
 }
