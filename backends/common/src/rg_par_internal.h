@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#if defined(__SSE__)
 #include <immintrin.h>
 #endif
 
@@ -244,9 +244,19 @@ static inline void rg_par_transpose_block(float *dst, size_t ld_dst, const float
     }
 }
 
+/* Lane by lane a > b ? a : b (b where either is NaN): x86's max instruction is exactly that (one
+ * instruction instead of a compare and a blend); elsewhere through a mask. */
 static inline rg_vf rg_par_vmax(rg_vf a, rg_vf b) {
+#if defined(__AVX512F__)
+    return (rg_vf)_mm512_max_ps((__m512)a, (__m512)b);
+#elif defined(__AVX2__)
+    return (rg_vf)_mm256_max_ps((__m256)a, (__m256)b);
+#elif defined(__SSE__)
+    return (rg_vf)_mm_max_ps((__m128)a, (__m128)b);
+#else
     rg_vi gt = a > b; /* C has no vector ?: */
     return (rg_vf)((gt & (rg_vi)a) | (~gt & (rg_vi)b));
+#endif
 }
 
 /* Sum of the lanes by halving: log2(RG_VL) dependent adds instead of RG_VL. */
@@ -320,7 +330,7 @@ static inline rg_vf rg_par_select(rg_vi mask, rg_vf a, rg_vf b) {
  * denormal or 0 (callers that need exact zeros, like masked softmax lanes, select them); NaN stays
  * NaN. */
 static inline rg_vf rg_par_expv(rg_vf x) {
-    x = rg_par_select(x < -87.0f, rg_par_splat(-87.0f), x);
+    x = rg_par_vmax(rg_par_splat(-87.0f), x); /* NaN stays NaN */
     /* round x / ln2 to the nearest integer with the 1.5 * 2^23 trick (no libm call) */
     rg_vf n = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
     rg_vf r = x - n * 0.693145752f; /* ln2 split in two for an exact product with n */
