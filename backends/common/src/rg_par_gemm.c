@@ -370,7 +370,9 @@ void RG_GEMM_FN(rg_par_backend *pb, float *Cm, int ldc, mat_view A, mat_view B, 
      * weight gradients of Wo at M = NC, of W2 at M = C, NC = 4C, and of the LM head, M = V), when
      * they split the panels of B, each thread packing the panels it then reads (its own L2). */
     g.by_panels = threads > 1 && NC > M && panels >= threads;
-    int64_t pack_grain = 1 + (1 << 16) / ((int64_t)ks * NR); /* >= 64 Ki floats per chunk */
+    /* >= 16 Ki floats per chunk: at 64 Ki, a forward's W^T (12 to 16 panels of 128 rows) was one
+     * chunk, packed by one thread while the others waited */
+    int64_t pack_grain = 1 + (1 << 14) / ((int64_t)ks * NR);
     int64_t n_split, grain;
     if (g.by_panels) {
         n_split = panels;
