@@ -359,8 +359,8 @@ static inline float rg_par_exp_sum(float *x, int n, float shift) {
         *(rg_vfu *)(x + i) = e;
         acc += e;
     }
-    if (i < n) { /* the tail through one vector; its padding lanes are not summed */
-        rg_vf t = {0};
+    if (i < n) { /* the tail through one vector; its padding lanes (e^0) are not summed */
+        rg_vf t = rg_par_splat(shift); /* so that every lane of t - shift is at most 0 */
         for (int j = 0; j < n - i; j++) {
             t[j] = x[i + j];
         }
