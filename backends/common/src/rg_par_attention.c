@@ -14,9 +14,9 @@
  *
  * The products (T x T x hs each): PT = K Q^T, out = P V; in the backward PT again, DST = V dout^T
  * (datt transposed, turned into dS^T in place), dQ = dS K, dK = dS^T Q, dV = P^T dout. All run on
- * one register-tiled kernel: eight output rows at once, one or two vectors of columns, independent
- * FMA chains sharing every load; in dK and dV its rows are rows of DST and PT, read along their
- * length. A head's PT and DST (16 KiB each at T=64) stay in L1.
+ * one register-tiled kernel of 16 accumulators: 8 output rows by two vectors of columns, or 16
+ * rows by one, independent FMA chains sharing every load; in dK and dV its rows are rows of DST
+ * and PT, read along their length. A head's PT and DST (16 KiB each at T=64) stay in L1.
  */
 #include <math.h>
 #include <string.h>
