@@ -422,12 +422,14 @@ static void test_timing_counts_calls(void **state) {
     rg_model_backward(&m, &ops);
     rg_optim_config oc = rg_optim_default();
     float norm = rg_model_update(&m, &ops, &oc, 1e-3f);
-    /* 4 matmuls per layer plus the LM head, forward and backward */
-    assert_int_equal(ops.calls[RG_OP_MATMUL_FORWARD], 4 * 3 + 1);
+    /* 4 matmuls per layer plus the LM head, forward and backward, and the backward's Wo product
+     * that recomputes the residual after attention */
+    assert_int_equal(ops.calls[RG_OP_MATMUL_FORWARD], 4 * 3 + 1 + 3);
     assert_int_equal(ops.calls[RG_OP_MATMUL_BACKWARD], 4 * 3 + 1);
-    /* the backward recomputes the attention output, the norms' outputs and the embedding output,
-     * not the squared ReLU */
-    assert_int_equal(ops.calls[RG_OP_ATTENTION_FORWARD], 2 * 3);
+    /* the backward recomputes that residual (and its skip connection), the norms' outputs and the
+     * embedding output, not the attention output nor the squared ReLU */
+    assert_int_equal(ops.calls[RG_OP_ATTENTION_FORWARD], 3);
+    assert_int_equal(ops.calls[RG_OP_RESIDUAL_FORWARD], 2 * 3 + 3);
     assert_int_equal(ops.calls[RG_OP_EMBEDDING_FORWARD], 2);
     assert_int_equal(ops.calls[RG_OP_RMSNORM_FORWARD], 2 * 2 * 3);
     assert_int_equal(ops.calls[RG_OP_SQRELU_FORWARD], 3);

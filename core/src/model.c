@@ -190,7 +190,7 @@ static void act_sizes(const rg_model_config *cfg, int B, int T, size_t sizes[RG_
     sizes[0] = L * BT;          /* ln1_rstd */
     sizes[1] = L * BT * 3 * C;  /* qkv */
     sizes[2] = L * NH * BT * 2; /* att_stats */
-    sizes[3] = L * BT * C;      /* residual2 */
+    sizes[3] = L * BT * C;      /* att_out */
     sizes[4] = L * BT;          /* ln2_rstd */
     sizes[5] = L * BT * 4 * C;  /* fch_act */
     sizes[6] = L * BT * C;      /* residual3 */
@@ -254,7 +254,7 @@ double rg_model_train_bytes(const rg_model_config *cfg, int B, int T) {
 /* Points the named activations at consecutive slices of memory, in rg_acts order. */
 static void slice_acts(rg_acts *a, float *memory, const size_t sizes[RG_NUM_ACT_TENSORS]) {
     float **ptrs[RG_NUM_ACT_TENSORS] = {&a->ln1_rstd, &a->qkv,     &a->att_stats,
-                                        &a->residual2, &a->ln2_rstd, &a->fch_act,
+                                        &a->att_out, &a->ln2_rstd, &a->fch_act,
                                         &a->residual3, &a->probs};
     for (int i = 0; i < RG_NUM_ACT_TENSORS; i++) {
         *ptrs[i] = memory;
@@ -440,7 +440,7 @@ static void op_end(rg_ops *ops, rg_op_kind kind, double t0) {
  * them; the embedding output, layer 0's input, lives behind them there (C wide each: 3C of the
  * chunk's 4C), so it is written before the chunk's layer 0 and again before its backward. */
 typedef struct layer_acts {
-    float *ln1_rstd, *qkv, *att_stats, *residual2;
+    float *ln1_rstd, *qkv, *att_stats, *att_out;
     float *ln2_rstd, *fch_act, *residual3;
     float *residual; /* the layer's input: the embedding output, or the previous layer's residual3 */
     float *x, *dx;   /* scratch: a recomputed matmul input and its gradient */
@@ -455,7 +455,7 @@ static layer_acts layer_slice(const rg_acts *a, const rg_model_config *cfg, int 
         .ln1_rstd = a->ln1_rstd + l_ * BT + r0,
         .qkv = a->qkv + (l_ * BT + r0) * 3 * C,
         .att_stats = a->att_stats + (l_ * BT + r0) * cfg->NH * 2,
-        .residual2 = a->residual2 + (l_ * BT + r0) * C,
+        .att_out = a->att_out + (l_ * BT + r0) * C,
         .ln2_rstd = a->ln2_rstd + l_ * BT + r0,
         .fch_act = fch_act,
         .residual3 = a->residual3 + (l_ * BT + r0) * C,
@@ -489,32 +489,34 @@ static void layer_forward(rg_model *m, rg_ops *ops, int l, const layer_params *l
     const rg_model_config *cfg = &m->cfg;
     int C = cfg->C, NH = cfg->NH, N = bc * T;
     float *wide = m->grad_acts.wide; /* scratch for what is not kept, see model.h */
+    /* residual2 is not kept (the backward recomputes it from the kept attention output): here it
+     * lives in the chunk's rows of dres, which only a backward uses */
+    float *residual2 = m->grad_acts.dres + (size_t)b0 * T * C;
     if (l == 0) {
         RG_OP(ops, RG_OP_EMBEDDING_FORWARD, embedding_forward, la.residual,
               m->inputs + (size_t)b0 * T, m->params.wte, m->params.wpe, bc, T, C);
     }
-    /* attention block: residual2 = x + attention(rmsnorm(x)) Wo^T; the norm's output and the
-     * attention output go to scratch (the backward recomputes both), the projection straight
-     * into residual2, which then adds x in place (a + b == b + a: the same bits as x + proj) */
+    /* attention block: residual2 = x + attention(rmsnorm(x)) Wo^T; the norm's output goes to
+     * scratch (the backward recomputes it), the projection straight into residual2, which then
+     * adds x in place (a + b == b + a: the same bits as x + proj) */
     float *ln = wide;
     RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln, la.ln1_rstd, la.residual, N, C);
     RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.qkv, ln, lw->wqkv, N, C, 3 * C);
-    float *atty = wide;
-    RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, atty, la.att_stats, la.qkv, bc, T, C,
-          NH);
-    RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual2, atty, lw->wo, N, C, C);
-    RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual2, la.residual2, la.residual,
+    RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, la.att_out, la.att_stats, la.qkv, bc,
+          T, C, NH);
+    RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, residual2, la.att_out, lw->wo, N, C, C);
+    RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, residual2, residual2, la.residual,
           (size_t)N * C);
     /* MLP block: residual3 = residual2 + relu(rmsnorm(residual2) W1^T)^2 W2^T; only the squared
      * ReLU's output is kept (its backward needs nothing else). The norm's output goes to the
      * chunk's x, in fch_act, which the squared ReLU overwrites after its last read (and after
      * layer 0's residual2 has read the embedding output) */
-    RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln2_rstd, la.residual2, N, C);
+    RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln2_rstd, residual2, N, C);
     RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, wide, la.x, lw->w1, N, C, 4 * C);
     RG_OP(ops, RG_OP_SQRELU_FORWARD, sqrelu_forward, la.fch_act, wide, (size_t)N * 4 * C);
     RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.residual3, la.fch_act, lw->w2, N, 4 * C,
           C);
-    RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual3, la.residual3, la.residual2,
+    RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, la.residual3, la.residual3, residual2,
           (size_t)N * C);
 }
 
@@ -589,31 +591,36 @@ static void layer_backward(rg_model *m, rg_ops *ops, int l, const layer_params *
     float *dres = m->grad_acts.dres + (size_t)b0 * T * C, *wide = m->grad_acts.wide;
     /* MLP block, in reverse. dres is also the gradient of the MLP's projection and (through the
      * skip connection) of residual2. dfch is computed in the wide scratch and goes through the
-     * squared ReLU in place; after that the chunk's fch_act is read no more, and its x and dx
-     * serve the rest: the norm's output recomputed into x, its gradient into dx. */
+     * squared ReLU in place; after that the chunk's fch_act is read no more and serves as the
+     * scratch of the rest: x (a recomputed norm output), dx (its gradient), layer 0's input and
+     * residual2, C wide each. */
     float *dfch = wide;
     RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, dfch, dlw->w2, dres, la.fch_act, lw->w2, N,
           4 * C, C);
     RG_OP(ops, RG_OP_SQRELU_BACKWARD, sqrelu_backward, dfch, dfch, la.fch_act, (size_t)N * 4 * C);
-    RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln2_rstd, la.residual2, N, C);
-    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw->w1, dfch, la.x, lw->w1, N, C,
-          4 * C);
-    RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, dres, la.dx, la.residual2, la.ln2_rstd,
-          N, C);
-    /* attention block, in reverse: dres now holds the gradient of residual2, which is also that
-     * of the attention's projection and of the layer's input. The attention output is recomputed
-     * into x (att_stats is rewritten with the same values); dqkv goes into the wide scratch. */
-    float *dqkv = wide;
-    RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, la.x, la.att_stats, la.qkv, bc, T, C,
-          NH);
-    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw->wo, dres, la.x, lw->wo, N, C,
-          C);
-    RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, dqkv, la.dx, la.qkv, la.att_stats, bc,
-          T, C, NH);
     if (l == 0) { /* the embedding output, layer 0's input, again where the forward put it */
         RG_OP(ops, RG_OP_EMBEDDING_FORWARD, embedding_forward, la.residual,
               m->inputs + (size_t)b0 * T, m->params.wte, m->params.wpe, bc, T, C);
     }
+    /* residual2 recomputed as the forward made it (the same ops on the same inputs: the same
+     * bits), from the kept attention output: one C x C product instead of the attention forward
+     * that the Wo product's weight gradient would need without it */
+    float *residual2 = la.fch_act + 3 * (size_t)N * C;
+    RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, residual2, la.att_out, lw->wo, N, C, C);
+    RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, residual2, residual2, la.residual,
+          (size_t)N * C);
+    RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln2_rstd, residual2, N, C);
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw->w1, dfch, la.x, lw->w1, N, C,
+          4 * C);
+    RG_OP(ops, RG_OP_RMSNORM_BACKWARD, rmsnorm_backward, dres, la.dx, residual2, la.ln2_rstd, N,
+          C);
+    /* attention block, in reverse: dres now holds the gradient of residual2, which is also that
+     * of the attention's projection and of the layer's input. dqkv goes into the wide scratch. */
+    float *dqkv = wide;
+    RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw->wo, dres, la.att_out, lw->wo,
+          N, C, C);
+    RG_OP(ops, RG_OP_ATTENTION_BACKWARD, attention_backward, dqkv, la.dx, la.qkv, la.att_stats, bc,
+          T, C, NH);
     RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln1_rstd, la.residual, N, C);
     RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw->wqkv, dqkv, la.x, lw->wqkv, N,
           C, 3 * C);

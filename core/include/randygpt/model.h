@@ -57,10 +57,11 @@ typedef struct rg_params {
 
 /* Activations of a forward pass at (B,T) that the backward reads, one allocation. What it can
  * recompute is not kept (docs/model.md, Memory): the norms' outputs (from the input and rstd),
- * the attention probabilities (inside attention_backward), the attention output (one more
- * attention_forward), the MLP's input to the squared ReLU (its backward needs only the output),
- * the embedding output (one more embedding_forward), the two projections (written straight into
- * the residual stream) and the logits (crossentropy_backward needs only probs). A chunk's rows of
+ * the attention probabilities (inside attention_backward), the residual after attention (one more
+ * Wo product from the kept attention output), the MLP's input to the squared ReLU (its backward
+ * needs only the output), the embedding output (one more embedding_forward), the MLP's projection
+ * (written straight into the residual stream) and the logits (crossentropy_backward needs only
+ * probs). A chunk's rows of
  * a layer's fch_act are the scratch of the rest of its backward once the squared ReLU's backward
  * has read them, so a backward consumes its forward's activations: each backward needs a forward
  * of its own. */
@@ -69,7 +70,7 @@ typedef struct rg_acts {
     float *ln1_rstd;   /* (L, B, T) */
     float *qkv;        /* (L, B, T, 3C) */
     float *att_stats;  /* (L, B, NH, T, 2) each attention row's max score and 1/sum (backend.h) */
-    float *residual2;  /* (L, B, T, C) residual after attention */
+    float *att_out;    /* (L, B, T, C) attention output, before the Wo projection */
     float *ln2_rstd;   /* (L, B, T) */
     float *fch_act;    /* (L, B, T, 4C) the MLP's hidden layer after the squared ReLU */
     float *residual3;  /* (L, B, T, C) residual after the MLP: input of the next layer */
@@ -88,8 +89,8 @@ typedef struct rg_acts {
 typedef struct rg_grad_acts {
     float *dres;  /* (B, T, C) the residual stream's gradient, one buffer for the whole pass */
     float *wide;  /* max(chunk rows x 4C, B x T x V): a chunk's dfch, then its dqkv, dlogits; in
-                   * the forward a chunk's attention-block norm output and attention output,
-                   * its fch, the logits */
+                   * the forward a chunk's attention-block norm output, its fch, the logits
+                   * (and dres a chunk's residual after attention) */
 } rg_grad_acts;
 
 typedef struct rg_optim_config {
