@@ -3,9 +3,10 @@
 op_costs() is the one place these counts live for the report: per call they are the counts of
 randygpt-kbench (harness/kbench/kbench.c, kb_flops and kb_bytes: every float read plus every float
 written, a += output counted twice, int32 tokens once), summed over the calls of one training step
-of the model (core/src/model.c). FLOPs are the parts of rg_model_step_flops: a matmul 2 N C OC
-forward and 4 N C OC backward, attention 4 B NH T^2 hs forward and twice that backward; the
-memory-bound ops count no FLOPs.
+of the model (core/src/model.c), the backward's recomputations included: each layer's Wo product,
+skip connection and two norms again, and the embedding once more. FLOPs: a matmul 2 N C OC forward
+and 4 N C OC backward, attention 4 B NH T^2 hs forward and twice that backward (the parts of
+rg_model_step_flops, plus the recomputed Wo products); the memory-bound ops count no FLOPs.
 """
 
 F = 4.0  # bytes per float and per int32 token
@@ -16,10 +17,12 @@ def op_costs(cfg):
     num_params)."""
     B, T, C, NH, L, V = (cfg[k] for k in ("B", "T", "C", "NH", "L", "V"))
     N, P = float(B * T), float(cfg["num_params"])
-    # the model's matmuls: (C, OC) of each layer's four and of the LM head once
+    # the model's matmuls: (C, OC) of each layer's four and of the LM head once; forward, also
+    # each layer's Wo product again (the backward recomputes the residual after attention)
     shapes = [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)] * L + [(C, V)]
-    mm_f = sum(2.0 * N * c * oc for c, oc in shapes)
-    mm_fb = sum(F * (N * c + oc * c + N * oc) for c, oc in shapes)
+    fwd_shapes = shapes + [(C, C)] * L
+    mm_f = sum(2.0 * N * c * oc for c, oc in fwd_shapes)
+    mm_fb = sum(F * (N * c + oc * c + N * oc) for c, oc in fwd_shapes)
     mm_b = sum(4.0 * N * c * oc for c, oc in shapes)
     # dout, inp, weight read; dinp written; dweight += (read and written)
     mm_bb = sum(F * (N * oc + 2.0 * N * c + 3.0 * oc * c) for c, oc in shapes)
@@ -33,12 +36,12 @@ def op_costs(cfg):
         # qkv, stats, dout read; dqkv written
         "attention_backward": (L * 2.0 * att, L * F * (3 * N * C + stats + N * C + 3 * N * C)),
         "adamw_step": (0.0, F * 7.0 * P),
-        "rmsnorm_forward": (0.0, 2 * L * F * (2.0 * N * C + N)),
+        "rmsnorm_forward": (0.0, 4 * L * F * (2.0 * N * C + N)),  # 2 per layer, again backward
         "rmsnorm_backward": (0.0, 2 * L * F * (4.0 * N * C + N)),
         "sqrelu_forward": (0.0, L * F * 2.0 * 4 * N * C),
         "sqrelu_backward": (0.0, L * F * 3.0 * 4 * N * C),
-        "residual_forward": (0.0, 2 * L * F * 3.0 * N * C),
-        "embedding_forward": (0.0, F * (3.0 * N * C + N)),
+        "residual_forward": (0.0, 3 * L * F * 3.0 * N * C),  # 2 per layer, 1 again backward
+        "embedding_forward": (0.0, 2 * F * (3.0 * N * C + N)),  # again before layer 0's backward
         "embedding_backward": (0.0, F * (5.0 * N * C + N)),
         "crossentropy_forward": (0.0, F * (2.0 * N * V + 2.0 * N)),
         "crossentropy_backward": (0.0, F * (2.0 * N * V + N)),
