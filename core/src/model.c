@@ -438,7 +438,8 @@ static void op_end(rg_ops *ops, rg_op_kind kind, double t0) {
  * forward than the allocated one fits. x and dx are the chunk's scratch in its own rows of
  * fch_act, free before the squared ReLU's forward writes them and after its backward has read
  * them; the embedding output, layer 0's input, lives behind them there (C wide each: 3C of the
- * chunk's 4C), so it is written before the chunk's layer 0 and again before its backward. */
+ * chunk's 4C), so it is written before the chunk's layer 0 and again before its backward; the
+ * backward recomputes residual2 into the last C (layer_backward). */
 typedef struct layer_acts {
     float *ln1_rstd, *qkv, *att_stats, *att_out;
     float *ln2_rstd, *fch_act, *residual3;
