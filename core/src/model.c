@@ -483,6 +483,15 @@ static layer_params layer_weights(const rg_params *p, const rg_model_config *cfg
     return lp;
 }
 
+/* residual2 = x + att_out Wo^T into out: the projection straight into out, which then adds x in
+ * place (a + b == b + a: the same bits as x + proj). One sequence for the forward and the
+ * backward's recomputation, so that both give the same bits. */
+static void attention_residual(rg_ops *ops, float *out, const layer_params *lw, layer_acts la,
+                               int N, int C) {
+    RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, out, la.att_out, lw->wo, N, C, C);
+    RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, out, out, la.residual, (size_t)N * C);
+}
+
 /* Layer l's forward on the chunk of sequences [b0, b0+bc) at length T, whose slices are la (layer
  * 0 first writes the chunk's embedding output, its input). */
 static void layer_forward(rg_model *m, rg_ops *ops, int l, const layer_params *lw, layer_acts la,
@@ -498,16 +507,13 @@ static void layer_forward(rg_model *m, rg_ops *ops, int l, const layer_params *l
               m->inputs + (size_t)b0 * T, m->params.wte, m->params.wpe, bc, T, C);
     }
     /* attention block: residual2 = x + attention(rmsnorm(x)) Wo^T; the norm's output goes to
-     * scratch (the backward recomputes it), the projection straight into residual2, which then
-     * adds x in place (a + b == b + a: the same bits as x + proj) */
+     * scratch (the backward recomputes it) */
     float *ln = wide;
     RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, ln, la.ln1_rstd, la.residual, N, C);
     RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, la.qkv, ln, lw->wqkv, N, C, 3 * C);
     RG_OP(ops, RG_OP_ATTENTION_FORWARD, attention_forward, la.att_out, la.att_stats, la.qkv, bc,
           T, C, NH);
-    RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, residual2, la.att_out, lw->wo, N, C, C);
-    RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, residual2, residual2, la.residual,
-          (size_t)N * C);
+    attention_residual(ops, residual2, lw, la, N, C);
     /* MLP block: residual3 = residual2 + relu(rmsnorm(residual2) W1^T)^2 W2^T; only the squared
      * ReLU's output is kept (its backward needs nothing else). The norm's output goes to the
      * chunk's x, in fch_act, which the squared ReLU overwrites after its last read (and after
@@ -607,9 +613,7 @@ static void layer_backward(rg_model *m, rg_ops *ops, int l, const layer_params *
      * bits), from the kept attention output: one C x C product instead of the attention forward
      * that the Wo product's weight gradient would need without it */
     float *residual2 = la.fch_act + 3 * (size_t)N * C;
-    RG_OP(ops, RG_OP_MATMUL_FORWARD, matmul_forward, residual2, la.att_out, lw->wo, N, C, C);
-    RG_OP(ops, RG_OP_RESIDUAL_FORWARD, residual_forward, residual2, residual2, la.residual,
-          (size_t)N * C);
+    attention_residual(ops, residual2, lw, la, N, C);
     RG_OP(ops, RG_OP_RMSNORM_FORWARD, rmsnorm_forward, la.x, la.ln2_rstd, residual2, N, C);
     RG_OP(ops, RG_OP_MATMUL_BACKWARD, matmul_backward, la.dx, dlw->w1, dfch, la.x, lw->w1, N, C,
           4 * C);
