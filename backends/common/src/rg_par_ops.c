@@ -79,12 +79,26 @@ typedef struct elem_args {
     const float *inp1, *inp2;
 } elem_args;
 
+/* max(v, 0) as the reference computes it (v > 0 ? v : +0, so NaN gives 0), by masking v's bits:
+ * GCC keeps the ?: form a branch in a scalar loop on AVX2 (no masked stores), and the signs of the
+ * pre-activations defeat the branch predictor (the op was 12x slower than the squared ReLU's
+ * backward on a Zen 3); the mask vectorises at every width. */
+static inline float relu(float v) {
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= -(uint32_t)(v > 0.0f);
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
 /* out, inp are (n): out = max(inp, 0)^2. */
 static void sqrelu_forward_range(void *arg, int64_t begin, int64_t end, int tid) {
     const elem_args *a = arg;
+    const float *x = a->inp1;
+    float *y = a->out;
     for (int64_t i = begin; i < end; i++) {
-        float r = a->inp1[i] > 0.0f ? a->inp1[i] : 0.0f;
-        a->out[i] = r * r;
+        float r = relu(x[i]);
+        y[i] = r * r;
     }
 }
 
