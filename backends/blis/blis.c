@@ -91,7 +91,7 @@ static const arch_info known_archs[] = {
 /* The loaded library: one per process, never unloaded, shared by all instances. */
 static struct {
     void *handle; /* NULL until the first create() loads it */
-    __typeof__(bli_sgemm) *sgemm;
+    __typeof__(bli_sgemm_ex) *sgemm;
     char version[48];  /* "BLIS 0.9.0" */
     const char *build; /* "OpenMP build", ... */
     char arch[32];     /* the configuration that runs */
@@ -140,8 +140,8 @@ static void init_blis(void *handle, void *user) {
 /* Resolves what the plugin calls from the loaded BLIS h, initialised and running configuration
  * got, and fills lib (not lib.how). Returns 0, or -1 with err. */
 static int use_library(void *h, arch_t got, char *err, size_t err_len) {
-    __typeof__(bli_sgemm) *sgemm = (__typeof__(bli_sgemm) *)rg_blas_sym(h, BLIS_LIB, "bli_sgemm",
-                                                                        err, err_len);
+    __typeof__(bli_sgemm_ex) *sgemm = (__typeof__(bli_sgemm_ex) *)rg_blas_sym(
+        h, BLIS_LIB, "bli_sgemm_ex", err, err_len);
     __typeof__(bli_thread_set_num_threads) *set_threads = (__typeof__(bli_thread_set_num_threads) *)
         rg_blas_sym(h, BLIS_LIB, "bli_thread_set_num_threads", err, err_len);
     __typeof__(bli_arch_string) *arch_string = (__typeof__(bli_arch_string) *)rg_blas_sym(
@@ -263,8 +263,15 @@ static void blis_gemm(const rg_blas_gemm *g) {
     float beta = g->beta;
     inc_t rsa = g->trans_a ? 1 : g->lda, csa = g->trans_a ? g->lda : 1;
     inc_t rsb = g->trans_b ? 1 : g->ldb, csb = g->trans_b ? g->ldb : 1;
+    /* one thread, and the conventional (packed) path only: BLIS 0.9.0's small-matrix ("sup")
+     * kernels for AVX2 cores read past the end of C when they accumulate into it (beta = 1, the
+     * weight gradients). `randygpt check blis` caught it on a Zen 3 with C against a guard page
+     * (a segfault); in a training the extra reads land in neighbouring memory. */
+    rntm_t rntm = BLIS_RNTM_INITIALIZER;
+    bli_rntm_set_num_threads(1, &rntm);
+    bli_rntm_disable_l3_sup(&rntm);
     lib.sgemm(BLIS_NO_TRANSPOSE, BLIS_NO_TRANSPOSE, g->M, g->N, g->K, &one, (float *)g->a, rsa,
-              csa, (float *)g->b, rsb, csb, &beta, g->c, g->ldc, 1);
+              csa, (float *)g->b, rsb, csb, &beta, g->c, g->ldc, 1, NULL, &rntm);
 }
 
 /* rg_blas_choose_fn: the configuration want (NULL: automatic) for one create(). */
