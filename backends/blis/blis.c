@@ -1,7 +1,8 @@
 /*
- * Backend `blis`: matmuls through BLIS's bli_sgemm, every other op from rg_parallel.
+ * Backend `blis`: matmuls through BLIS's bli_sgemm_ex (its packed path only; see blis_gemm), every
+ * other op from rg_parallel.
  *
- * bli_sgemm takes a row and a column stride for every matrix, so the transposed operands of the
+ * bli_sgemm_ex takes a row and a column stride for every matrix, so the transposed operands of the
  * matmuls are described by their strides and never copied.
  *
  * Kernel set. BLIS picks its sub-configuration once per process, when it initialises, from the
@@ -20,7 +21,7 @@
  * configuration is refused, even after every instance is gone.
  *
  * Threads: BLIS runs single-threaded (bli_thread_set_num_threads(1), so its OpenMP build starts no
- * team); each matmul is split into N blocks, one bli_sgemm per thread of the rg_par pthread pool,
+ * team); each matmul is split into N blocks, one bli_sgemm_ex per thread of the rg_par pthread pool,
  * and the other ops run on the same pool: exactly N threads. The measurements behind this choice
  * are in backends/openblas/openblas.c; with BLIS's own OpenMP threads beside the OpenMP driver the
  * same collapse under load was measured (2 threads: 3.3 s mean per loop against 0.5 s split).
