@@ -20,11 +20,12 @@
  * choice is per process: the first create() makes it, and a later one asking for another
  * configuration is refused, even after every instance is gone.
  *
- * Threads: BLIS runs single-threaded (bli_thread_set_num_threads(1), so its OpenMP build starts no
- * team); each matmul is split into N blocks, one bli_sgemm_ex per thread of the rg_par pthread pool,
- * and the other ops run on the same pool: exactly N threads. The measurements behind this choice
- * are in backends/openblas/openblas.c; with BLIS's own OpenMP threads beside the OpenMP driver the
- * same collapse under load was measured (2 threads: 3.3 s mean per loop against 0.5 s split).
+ * Threads: BLIS runs single-threaded (every bli_sgemm_ex gets a runtime object of 1 thread, so its
+ * OpenMP build starts no team); each matmul is split into N blocks, one bli_sgemm_ex per thread of
+ * the rg_par pthread pool, and the other ops run on the same pool: exactly N threads. The
+ * measurements behind this choice are in backends/openblas/openblas.c; with BLIS's own OpenMP
+ * threads beside the OpenMP driver the same collapse under load was measured (2 threads: 3.3 s mean
+ * per loop against 0.5 s split).
  */
 #define _POSIX_C_SOURCE 200809L /* blis.h needs pthread_barrier_t */
 #include <dlfcn.h>
@@ -143,22 +144,19 @@ static void init_blis(void *handle, void *user) {
 static int use_library(void *h, arch_t got, char *err, size_t err_len) {
     __typeof__(bli_sgemm_ex) *sgemm = (__typeof__(bli_sgemm_ex) *)rg_blas_sym(
         h, BLIS_LIB, "bli_sgemm_ex", err, err_len);
-    __typeof__(bli_thread_set_num_threads) *set_threads = (__typeof__(bli_thread_set_num_threads) *)
-        rg_blas_sym(h, BLIS_LIB, "bli_thread_set_num_threads", err, err_len);
     __typeof__(bli_arch_string) *arch_string = (__typeof__(bli_arch_string) *)rg_blas_sym(
         h, BLIS_LIB, "bli_arch_string", err, err_len);
     __typeof__(bli_info_get_version_str) *version = (__typeof__(bli_info_get_version_str) *)
         rg_blas_sym(h, BLIS_LIB, "bli_info_get_version_str", err, err_len);
     __typeof__(bli_info_get_enable_openmp) *openmp = (__typeof__(bli_info_get_enable_openmp) *)
         rg_blas_sym(h, BLIS_LIB, "bli_info_get_enable_openmp", err, err_len);
-    if (!sgemm || !set_threads || !arch_string || !version || !openmp) {
+    if (!sgemm || !arch_string || !version || !openmp) {
         return -1;
     }
     if (got == BLIS_NUM_ARCHS) {
         snprintf(err, err_len, "%s has no symbol bli_init or bli_arch_query_id", BLIS_LIB);
         return -1;
     }
-    set_threads(1);
     lib.handle = h;
     lib.sgemm = sgemm;
     snprintf(lib.arch, sizeof(lib.arch), "%s", arch_string(got));
