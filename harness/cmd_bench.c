@@ -678,9 +678,13 @@ static void check_reliability(bench_context *c, const rg_bench_result *runs, int
 
 static json_t *machine_json(const bench_context *c) {
     const rg_machine_info *mi = &c->mi;
-    return json_pack("{s:o, s:o, s:i, s:{s:b, s:b, s:b}, s:o, s:o}", "slug",
+    return json_pack("{s:o, s:o, s:o, s:o, s:i, s:{s:b, s:b, s:b}, s:o, s:o}", "slug",
                      rg_json_text(c->o->machine ? c->o->machine : mi->slug), "cpu_model",
-                     rg_json_text(mi->cpu_model), "cpus", mi->cpus, "flags", "avx2", mi->avx2,
+                     rg_json_text(mi->cpu_model), "cpu_family",
+                     mi->cpu_family >= 0 ? json_integer(mi->cpu_family) : json_null(),
+                     "cpu_model_number",
+                     mi->cpu_model_number >= 0 ? json_integer(mi->cpu_model_number) : json_null(),
+                     "cpus", mi->cpus, "flags", "avx2", mi->avx2,
                      "avx512f", mi->avx512f, "fma", mi->fma, "kernel", rg_json_text(mi->kernel),
                      "mem_total_bytes",
                      mi->mem_total_bytes >= 0 ? json_integer(mi->mem_total_bytes) : json_null());

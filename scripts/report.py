@@ -150,6 +150,16 @@ def gflops(x):
     return fmt(x, ".1f")
 
 
+def cpu_name(machine):
+    """The model name with the CPUID family and model where bench recorded them (runs before
+    they were recorded have neither): one name can cover two generations."""
+    name = machine.get("cpu_model", "unknown")
+    family, model = machine.get("cpu_family"), machine.get("cpu_model_number")
+    if family is None or model is None:
+        return name
+    return "%s (family %d, model %d)" % (name, family, model)
+
+
 def pct(x):
     return fmt(None if x is None else 100.0 * x, ".1f", "%")
 
@@ -419,7 +429,7 @@ def section_machine(bench, runs, torch_doc):
                       for p in peak.get("by_threads", []))
     samples = max([len(p.get("samples") or []) for p in peak.get("by_threads", [])] or [0])
     rows = [
-        ["CPU", m.get("cpu_model", "unknown")],
+        ["CPU", cpu_name(m)],
         ["CPUs", m.get("cpus", "unknown")],
         ["CPU flags", flags],
         ["Kernel", m.get("kernel", "unknown")],

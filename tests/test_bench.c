@@ -135,6 +135,11 @@ static void test_bench_run_with_failing_plugins(void **state) {
     const json_t *machine = json_object_get(j, "machine");
     assert_string_equal(json_string_value(json_object_get(machine, "slug")), "testbox");
     assert_true(num_or(json_object_get(machine, "cpus"), 0) >= 1);
+    /* family and model: an integer, or null where /proc/cpuinfo has none (not on x86) */
+    const json_t *family = json_object_get(machine, "cpu_family");
+    assert_true(json_is_integer(family) || json_is_null(family));
+    assert_true(json_is_integer(json_object_get(machine, "cpu_model_number")) ||
+                json_is_null(json_object_get(machine, "cpu_model_number")));
     assert_non_null(json_string_value(json_object_get(json_object_get(j, "build"), "compiler")));
     const json_t *config = json_object_get(j, "config");
     assert_string_equal(json_string_value(json_object_get(config, "preset")), "tiny");

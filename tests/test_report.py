@@ -113,6 +113,15 @@ class FullReport(unittest.TestCase):
                          "less bench's own processes, over 418 s)"
                          % (100 * load["others_fraction"], 100 * load["steal_fraction"]))
 
+    def test_machine_cpu_row(self):
+        """The CPU row names the family and model where bench recorded them (the fixture, older,
+        has neither: the model name alone)."""
+        # the Machine table's first row (table_rows takes it for a header)
+        self.assertIn("\n| CPU | %s |\n" % self.bench["machine"]["cpu_model"], self.md)
+        bench = json.loads(json.dumps(self.bench))
+        bench["machine"].update(cpu_model="AMD EPYC", cpu_family=25, cpu_model_number=17)
+        self.assertIn("\n| CPU | AMD EPYC (family 25, model 17) |\n", report_of("cpu-row", bench))
+
     def test_speedup_table_recomputed(self):
         rows = {r[1]: r for r in table_rows(self.md, "Speedup against single-thread `single`")}
         base = self.run_ms("single", 1)

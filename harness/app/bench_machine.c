@@ -25,7 +25,8 @@ static char *cpuinfo_value(const char *key) {
     char *line = NULL, *value = NULL;
     size_t cap = 0, klen = strlen(key);
     while (!value && getline(&line, &cap, f) > 0) {
-        if (strncmp(line, key, klen) != 0 || (line[klen] != ' ' && line[klen] != '\t' && line[klen] != ':'))
+        /* the key, then only blanks before the colon ("model" is not "model name") */
+        if (strncmp(line, key, klen) != 0 || line[klen + strspn(line + klen, " \t")] != ':')
             continue;
         char *colon = strchr(line, ':');
         if (!colon) continue;
@@ -37,6 +38,16 @@ static char *cpuinfo_value(const char *key) {
     free(line);
     fclose(f);
     return value;
+}
+
+/* The value of key in /proc/cpuinfo as a non-negative decimal integer, or -1 when it is missing or
+ * not one. */
+static int cpuinfo_int(const char *key) {
+    char *v = cpuinfo_value(key), *end = NULL;
+    long n = v ? strtol(v, &end, 10) : -1;
+    int ok = v && end != v && *end == '\0' && n >= 0 && n <= 1000000;
+    free(v);
+    return ok ? (int)n : -1;
 }
 
 /* 1 if word occurs as a whole space-separated word of list. */
@@ -73,6 +84,8 @@ void rg_machine_info_get(rg_machine_info *m) {
     if (!model) model = cpuinfo_value("Model");
     rg_errf(m->cpu_model, sizeof m->cpu_model, "%s", model ? model : "unknown");
     free(model);
+    m->cpu_family = cpuinfo_int("cpu family");
+    m->cpu_model_number = cpuinfo_int("model");
     m->cpus = rg_default_threads();
     char *flags = cpuinfo_value("flags");
     if (flags) {

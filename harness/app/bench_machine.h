@@ -6,6 +6,9 @@
 
 typedef struct rg_machine_info {
     char cpu_model[256];        /* /proc/cpuinfo "model name", or "unknown" */
+    int cpu_family, cpu_model_number; /* its "cpu family" and "model", -1 if unknown: the model
+                                         name alone does not tell two generations apart ("AMD
+                                         EPYC" for Zen 3 and Zen 4 under KVM) */
     int cpus;                   /* CPUs this process may use */
     int avx2, avx512f, fma;     /* CPU flags as the kernel reports them */
     char kernel[256];           /* "Linux 6.1.0 x86_64" */
