@@ -257,6 +257,25 @@ static void softmax_backward_columns(float *ds, const float *pt, int Tp, int t0,
     }
 }
 
+/* Asks for the lines of a head's T rows of hs floats (rows at stride ld) to be brought into L2,
+ * for reading or (write) writing: the backward's next pair, while this one computes. A step's qkv
+ * and dqkv (3 MiB each in the small preset) are past L2, and a head's rows, 1.5 KiB apart and one
+ * line each, are too short a stream for the hardware prefetchers. On Zen 4 it made the backward
+ * 11% faster at 1 thread (1700 to 1500 us at B=32, T=64, C=128); the forward's three reads, the
+ * same way, measured no faster. */
+static void prefetch_head(const float *x, size_t ld, int T, int hs, int write) {
+    for (int t = 0; t < T; t++) {
+        const char *row = (const char *)(x + (size_t)t * ld);
+        for (int off = 0; off < hs * (int)sizeof(float); off += 64) {
+            if (write) {
+                __builtin_prefetch(row + off, 1, 2);
+            } else {
+                __builtin_prefetch(row + off, 0, 2);
+            }
+        }
+    }
+}
+
 /* Pairs [begin, end) of the (B, NH) grid. out is (B,T,C), stats is (B,NH,T,2), qkv is (B,T,3C).
  * Per pair: PT (T keys, Tp queries) = K Q^T, the softmax down its columns, VL queries at a time,
  * then those queries' rows of out = P V over the keys they see. */
@@ -334,6 +353,15 @@ static void attention_backward_range(void *arg, int64_t begin, int64_t end, int 
         const float *dy0 = a->dout + (size_t)b * T * C + h * hs;
         float *dq0 = a->dqkv + (size_t)b * T * C3 + h * hs;
         float *dk0 = dq0 + C, *dv0 = dq0 + 2 * C;
+        if (pair + 1 < end) { /* the next pair's q, k, v and dout, and its rows of dqkv */
+            size_t n_qkv = (size_t)((pair + 1) / NH) * T * C3 + (pair + 1) % NH * hs;
+            size_t n_dy = (size_t)((pair + 1) / NH) * T * C + (pair + 1) % NH * hs;
+            for (int part = 0; part < 3; part++) {
+                prefetch_head(a->qkv + n_qkv + part * C, C3, T, hs, 0);
+                prefetch_head(a->dqkv + n_qkv + part * C, C3, T, hs, 1);
+            }
+            prefetch_head(a->dout + n_dy, C, T, hs, 0);
+        }
         transpose_rows(qt, q0, C3, T, hs);
         transpose_rows(dyt, dy0, C, T, hs);
         keys_by_queries(PT, k0, C3, qt, T, hs);
