@@ -134,11 +134,13 @@ void rg_blas_describe(const rg_backend_ctx *ctx, const char *library, const char
                       const char *kind, const char *kernels, const char *how, char *buf,
                       size_t buf_len) {
     int n = ctx->pb.par->num_threads;
+    char adapt[160];
+    rg_par_adapt_describe(ctx->pb.par, adapt, sizeof adapt);
     snprintf(buf, buf_len,
              "%s (%s), %s %s (%s); %d thread%s on one pthread pool: "
              "each sgemm as %d single-threaded block%s, other ops rg_parallel %s kernels, %s",
              library, build, kind, kernels, how, n, n == 1 ? "" : "s", n, n == 1 ? "" : "s",
-             rg_par_kernel_isa(), rg_par_adapt_describe(ctx->pb.par));
+             rg_par_kernel_isa(), adapt);
 }
 
 int rg_blas_cpu_has(rg_blas_isa isa) {

@@ -64,12 +64,12 @@ static const char *openmp_version(void) {
 
 static void openmp_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
     int n = ctx->pb.par->num_threads;
-    char mm[160];
+    char mm[160], adapt[160];
     rg_par_kernels_describe(&ctx->pb, mm, sizeof mm);
+    rg_par_adapt_describe(ctx->pb.par, adapt, sizeof adapt);
     snprintf(buf, buf_len,
              "OpenMP %s (_OPENMP %d), %d thread%s, %s, other ops blocked %s kernels, %s",
-             openmp_version(), _OPENMP, n, n == 1 ? "" : "s", mm, rg_par_kernel_isa(),
-             rg_par_adapt_describe(ctx->pb.par));
+             openmp_version(), _OPENMP, n, n == 1 ? "" : "s", mm, rg_par_kernel_isa(), adapt);
 }
 
 static const rg_backend openmp_backend = {

@@ -46,12 +46,13 @@ static void pthreads_destroy(rg_backend_ctx *ctx) {
 
 static void pthreads_describe(rg_backend_ctx *ctx, char *buf, size_t buf_len) {
     int n = ctx->pb.par->num_threads;
-    char mm[160];
+    char mm[160], adapt[160];
     rg_par_kernels_describe(&ctx->pb, mm, sizeof mm);
+    rg_par_adapt_describe(ctx->pb.par, adapt, sizeof adapt);
     snprintf(buf, buf_len,
              "pthread pool (spin-then-futex wake-up), %d thread%s, %s, other ops blocked %s "
              "kernels, %s",
-             n, n == 1 ? "" : "s", mm, rg_par_kernel_isa(), rg_par_adapt_describe(ctx->pb.par));
+             n, n == 1 ? "" : "s", mm, rg_par_kernel_isa(), adapt);
 }
 
 static const rg_backend pthreads_backend = {

@@ -328,8 +328,9 @@ static int child_run(const rg_backend_args *ba, const rg_bench_child_config *cc,
         fprintf(stderr, "randygpt bench: %s\n", err);
         goto done;
     }
-    describe_backend(&plugin, &ops[0], r);
+    /* described after the steps, so that an adaptive thread count tells how it ran them */
     if (measure(&dp, cc, inputs, targets, r) != 0 || gather_rss(gs, r) != 0) goto done;
+    describe_backend(&plugin, &ops[0], r);
     rc = gs->rank == 0 ? (print_result_line(r, out) == 0 ? 0 : 1) : 0;
 done:
     rg_dp_free(&dp);

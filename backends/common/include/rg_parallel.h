@@ -106,8 +106,10 @@ int rg_par_config_kernels(const rg_backend_config *cfg, const char *backend,
  * value. */
 int rg_par_config_adapt(const rg_backend_config *cfg, const char *backend, char *err,
                         size_t err_len);
-/* One phrase for describe: "thread count adaptive (...)" or "thread count fixed (adapt=off)". */
-const char *rg_par_adapt_describe(const rg_par *par);
+/* One phrase for describe: "thread count adaptive (...; one thread in N of M windows so far)",
+ * so that a describe taken after a run tells how much of it ran on one thread (no count before
+ * the first window ends), or "thread count fixed (adapt=off)". */
+void rg_par_adapt_describe(const rg_par *par, char *buf, size_t buf_len);
 
 /* The vector instruction set the kernels were compiled for: "AVX-512", "AVX2" or "generic". */
 const char *rg_par_kernel_isa(void);

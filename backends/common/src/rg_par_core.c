@@ -117,6 +117,7 @@ rg_par_site *rg_par_adapt_site(rg_par_adapt *a, rg_range_fn fn, int64_t n, int n
  * the next probe forward instead of switching: that estimate may be old, and the machine's load
  * changes, so the other mode is measured again first. */
 static void end_window(rg_par_adapt *a) {
+    a->windows[a->mode]++;
     int probe = a->mode != a->choice;
     int mode_won = a->spent > 0 && a->spent < RG_PAR_ADAPT_MARGIN * a->other;
     int other_won = a->other > 0 && a->other < RG_PAR_ADAPT_MARGIN * a->spent;
@@ -165,11 +166,20 @@ void rg_par_adapt_record(rg_par_adapt *a, rg_par_site *s, double seconds) {
     }
 }
 
-const char *rg_par_adapt_describe(const rg_par *par) {
-    if (par->adapt) {
-        return "thread count adaptive (every thread or one, per window of ops)";
+void rg_par_adapt_describe(const rg_par *par, char *buf, size_t buf_len) {
+    const rg_par_adapt *a = par->adapt;
+    if (a && a->windows[RG_PAR_ALONE] + a->windows[RG_PAR_ALL] == 0) { /* nothing run yet */
+        snprintf(buf, buf_len, "thread count adaptive (every thread or one, per window of ops)");
+    } else if (a) {
+        snprintf(buf, buf_len,
+                 "thread count adaptive (every thread or one, per window of ops; one thread in "
+                 "%lld of %lld windows so far)",
+                 (long long)a->windows[RG_PAR_ALONE],
+                 (long long)(a->windows[RG_PAR_ALONE] + a->windows[RG_PAR_ALL]));
+    } else {
+        snprintf(buf, buf_len, "%s",
+                 par->num_threads > 1 ? "thread count fixed (adapt=off)" : "thread count fixed");
     }
-    return par->num_threads > 1 ? "thread count fixed (adapt=off)" : "thread count fixed";
 }
 
 void rg_par_backend_init(rg_par_backend *pb, rg_par *par) {

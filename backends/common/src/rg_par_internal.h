@@ -92,6 +92,7 @@ typedef struct rg_par_adapt {
     double other;     /* and the other mode's estimate for the same calls */
     int losses;       /* windows of the choice in a row that lost */
     int in_composite; /* 1 inside rg_par_composite_begin/end */
+    int64_t windows[2]; /* windows ended so far in each mode, for describe */
     double composite_t0;
 } rg_par_adapt;
 

@@ -236,6 +236,43 @@ static void test_adapt_policy(void **state) {
     free(a);
 }
 
+/* describe counts the windows each mode ran: on a quiet machine (every thread faster), the
+ * windows alone are the probes (RG_PAR_ADAPT_PROBE calls each), the others RG_PAR_ADAPT_WINDOW
+ * calls; under contention most windows run alone. Before any window ends it gives no count,
+ * and without the policy it says fixed. */
+static void test_adapt_describe_counts(void **state) {
+    rg_par_adapt *a = malloc(sizeof *a);
+    assert_non_null(a);
+    rg_par_adapt_init(a);
+    rg_par par = {.num_threads = 2, .adapt = a};
+    char want[160], got[160];
+    rg_par_adapt_describe(&par, got, sizeof got);
+    assert_string_equal(got, "thread count adaptive (every thread or one, per window of ops)");
+    int calls = 40000, alone = adapt_calls(a, 4, calls, 1.8, 1.0);
+    while (a->calls != 0) { /* to the end of a window */
+        alone += adapt_calls(a, 4, 1, 1.8, 1.0);
+        calls++;
+    }
+    int n_alone = alone / RG_PAR_ADAPT_PROBE, n_all = (calls - alone) / RG_PAR_ADAPT_WINDOW;
+    assert_int_equal(n_alone * RG_PAR_ADAPT_PROBE, alone);
+    snprintf(want, sizeof want, "one thread in %d of %d windows so far)", n_alone,
+             n_alone + n_all);
+    rg_par_adapt_describe(&par, got, sizeof got);
+    assert_non_null(strstr(got, want));
+
+    adapt_calls(a, 4, 20 * RG_PAR_ADAPT_WINDOW, 1.8, 3.0); /* contention */
+    long long n1 = 0, m1 = 0;
+    rg_par_adapt_describe(&par, got, sizeof got);
+    assert_int_equal(sscanf(strstr(got, "one thread in "), "one thread in %lld of %lld", &n1, &m1),
+                     2);
+    assert_true(n1 - n_alone > (m1 - n_alone - n_all) / 2); /* most of the new windows alone */
+
+    par.adapt = NULL;
+    rg_par_adapt_describe(&par, got, sizeof got);
+    assert_string_equal(got, "thread count fixed (adapt=off)");
+    free(a);
+}
+
 /* The first call after a change of mode (the team cold) changes no estimate and no choice: a
  * probe whose first call took 1000x does not lose for it. */
 static void test_adapt_cold_call(void **state) {
@@ -598,6 +635,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_adapt_policy),
+        cmocka_unit_test(test_adapt_describe_counts),
         cmocka_unit_test(test_adapt_cold_call),
         cmocka_unit_test(test_adapt_sites),
         cmocka_unit_test(test_adapt_alone_chunks),
