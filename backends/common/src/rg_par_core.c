@@ -168,18 +168,18 @@ void rg_par_adapt_record(rg_par_adapt *a, rg_par_site *s, double seconds) {
 
 void rg_par_adapt_describe(const rg_par *par, char *buf, size_t buf_len) {
     const rg_par_adapt *a = par->adapt;
-    if (a && a->windows[RG_PAR_ALONE] + a->windows[RG_PAR_ALL] == 0) { /* nothing run yet */
-        snprintf(buf, buf_len, "thread count adaptive (every thread or one, per window of ops)");
-    } else if (a) {
-        snprintf(buf, buf_len,
-                 "thread count adaptive (every thread or one, per window of ops; one thread in "
-                 "%lld of %lld windows so far)",
-                 (long long)a->windows[RG_PAR_ALONE],
-                 (long long)(a->windows[RG_PAR_ALONE] + a->windows[RG_PAR_ALL]));
-    } else {
+    if (!a) {
         snprintf(buf, buf_len, "%s",
                  par->num_threads > 1 ? "thread count fixed (adapt=off)" : "thread count fixed");
+        return;
     }
+    long long alone = a->windows[RG_PAR_ALONE], total = alone + a->windows[RG_PAR_ALL];
+    char count[80] = ""; /* none before the first window ends */
+    if (total > 0) {
+        snprintf(count, sizeof count, "; one thread in %lld of %lld windows so far", alone, total);
+    }
+    snprintf(buf, buf_len, "thread count adaptive (every thread or one, per window of ops%s)",
+             count);
 }
 
 void rg_par_backend_init(rg_par_backend *pb, rg_par *par) {
