@@ -91,6 +91,8 @@ static void usage(FILE *f) {
             "  --steps N                timed steps per repeat (default 20)\n"
             "  --warmup W               untimed steps before each repeat (default 3)\n"
             "  --repeat R               timed repeats (rounds); step time is their median (default 3)\n"
+            "  --micro-batches K        each replica's share of a step run as K passes in sequence,\n"
+            "                           gradients accumulated (default 1; as train takes it)\n"
             "  --out DIR                results folder (default results)\n"
             "  --backend-dir DIR        searched first for a backend NAME\n"
             "  --backend-opt KEY=VALUE  passed to every backend's create (repeatable)\n"
@@ -117,7 +119,8 @@ static void usage(FILE *f) {
 enum {
     OPT_PRESET = RG_CLI_FIRST_ID, OPT_DATA, OPT_SEED, OPT_STEPS, OPT_WARMUP, OPT_REPEAT,
     OPT_BACKENDS, OPT_THREAD_LIST, OPT_TIMEOUT, OPT_MACHINE, OPT_OUT, OPT_REPORT_SCRIPT, OPT_CHILD,
-    OPT_CONTEND, OPT_BANDWIDTH_MIB, OPT_REPLICA_LIST, OPT_RANK_LIST, OPT_CHILD_REPLICAS
+    OPT_CONTEND, OPT_BANDWIDTH_MIB, OPT_REPLICA_LIST, OPT_RANK_LIST, OPT_CHILD_REPLICAS,
+    OPT_MICRO_BATCHES
 };
 #define RUN_OPTIONS                                            \
     {"preset", required_argument, NULL, OPT_PRESET},           \
@@ -125,7 +128,8 @@ enum {
     {"seed", required_argument, NULL, OPT_SEED},               \
     {"steps", required_argument, NULL, OPT_STEPS},             \
     {"warmup", required_argument, NULL, OPT_WARMUP},           \
-    {"repeat", required_argument, NULL, OPT_REPEAT}
+    {"repeat", required_argument, NULL, OPT_REPEAT},           \
+    {"micro-batches", required_argument, NULL, OPT_MICRO_BATCHES}
 
 static const struct option parent_options[] = {
     RUN_OPTIONS,
@@ -174,6 +178,7 @@ static int take_run_option(rg_cli *c, rg_bench_child_config *cc, int id, const c
     case OPT_STEPS: return rg_cli_int(c, v, 1, INT_MAX / (2 * RG_BENCH_MAX_REPEAT), &cc->steps);
     case OPT_WARMUP: return rg_cli_int(c, v, 0, INT_MAX / 2, &cc->warmup);
     case OPT_REPEAT: return rg_cli_int(c, v, 1, RG_BENCH_MAX_REPEAT, &cc->repeat);
+    case OPT_MICRO_BATCHES: return rg_cli_int(c, v, 1, 1000000L, &cc->micro_batches);
     default: return RG_CLI_NOT_MINE;
     }
 }
@@ -211,7 +216,7 @@ static int take_parent_option(rg_cli *c, int id, const char *v, void *user) {
 static int parse_options(int argc, char **argv, bench_opts *o) {
     memset(o, 0, sizeof *o);
     o->backends = "all";
-    o->run = (rg_bench_child_config){"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL, 1};
+    o->run = (rg_bench_child_config){"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL, 1, 1};
     o->replicas[o->num_replicas++] = 1;
     o->ranks[o->num_ranks++] = 1;
     o->out = "results";
@@ -245,7 +250,7 @@ static int take_child_option(rg_cli *c, int id, const char *v, void *user) {
 }
 
 static int child_main(int argc, char **argv) {
-    child_opts o = {.cc = {"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL, 1}};
+    child_opts o = {.cc = {"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL, 1, 1}};
     rg_backend_args_init(&o.ba);
     int rc = rg_cli_parse(CMD, child_options, argc, argv, take_child_option, &o, usage);
     if (rc) return rc == 1 ? 0 : rc;
@@ -430,7 +435,7 @@ static int mpirun_prefix(const bench_config *cfg, char *mpirun, char *np, size_t
 
 /* One child's command line and the strings it points into. */
 typedef struct child_args {
-    char threads[16], replicas[16], ranks[16], steps[16], warmup[16], seed[32];
+    char threads[16], replicas[16], ranks[16], steps[16], warmup[16], seed[32], micro[16];
     char opts[RG_MAX_BACKEND_OPTS][RG_BACKEND_OPT_LEN];
     char *argv[48 + 2 * RG_MAX_BACKEND_OPTS];
 } child_args;
@@ -445,6 +450,7 @@ static void child_args_make(child_args *c, const bench_opts *o, const char *exe,
     snprintf(c->steps, sizeof c->steps, "%d", o->run.steps);
     snprintf(c->warmup, sizeof c->warmup, "%d", o->run.warmup);
     snprintf(c->seed, sizeof c->seed, "%llu", o->run.seed);
+    snprintf(c->micro, sizeof c->micro, "%d", o->run.micro_batches);
     char **argv = c->argv;
     int n = cfg->ranks > 1 ? mpirun_prefix(cfg, mpirun, c->ranks, sizeof c->ranks, argv) : 0;
     argv[n++] = (char *)exe;
@@ -466,6 +472,8 @@ static void child_args_make(child_args *c, const bench_opts *o, const char *exe,
     argv[n++] = "1"; /* one repeat per child: the parent runs the rounds */
     argv[n++] = "--seed";
     argv[n++] = c->seed;
+    argv[n++] = "--micro-batches";
+    argv[n++] = c->micro;
     if (o->run.data) {
         argv[n++] = "--data";
         argv[n++] = (char *)o->run.data;
@@ -714,7 +722,7 @@ static json_t *replica_bytes_json(const bench_context *c) {
 static json_t *config_json(const bench_context *c) {
     const bench_opts *o = c->o;
     json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:I, s:o, s:i, s:i, s:i, s:o, s:o, s:o, "
-                     "s:i}",
+                     "s:i, s:i}",
                      "preset", o->run.preset, "B", c->ps->B, "T", c->ps->T, "C", c->mc.C, "NH",
                      c->mc.NH, "L", c->mc.L, "V", c->mc.V, "num_params",
                      (json_int_t)rg_model_num_params(&c->mc), "step_flops",
@@ -722,7 +730,7 @@ static json_t *config_json(const bench_context *c) {
                      o->run.steps, "warmup", o->run.warmup, "repeat", o->run.repeat, "data",
                      rg_json_text(o->run.data ? o->run.data : "synthetic"), "seed",
                      seed_json(o->run.seed), "timeout_s", rg_json_real(o->timeout_s), "contend",
-                     o->contend);
+                     o->contend, "micro_batches", o->run.micro_batches);
     if (j && json_object_set_new(j, "replica_bytes", replica_bytes_json(c)) != 0) {
         json_decref(j);
         return NULL;
@@ -1037,7 +1045,8 @@ static void finish_runs(bench_context *c, rg_bench_result *runs, int total, int 
         r->peak_gflops = peak_at(c, r->threads * r->ranks);
         r->mfu = r->ok ? r->gflops / r->peak_gflops : NAN;
         r->speedup = r->ok ? one_core_ms(runs, total, r->backend) / r->step_ms_median : NAN;
-        r->formula_bytes = rg_dp_train_bytes(&c->mc, c->ps->B / r->ranks, c->ps->T, r->replicas);
+        r->formula_bytes = rg_dp_train_bytes(&c->mc, c->ps->B / r->ranks, c->ps->T, r->replicas,
+                                             c->o->run.micro_batches);
         if (!r->ok) {
             if (strcmp(r->reason, "refused")) ++*failed;
             else ++*refused;
@@ -1129,7 +1138,8 @@ static int make_configs(bench_context *c, const backend_list *backends) {
             for (int k = 0; k < o->num_replicas; k++)
                 for (int p = 0; p < o->num_ranks; p++) {
                     bench_config cfg = {&backends->items[b], o->threads[t], o->replicas[k], o->ranks[p]};
-                    if (rg_dp_check_split(c->ps->B, cfg.ranks, cfg.replicas, cfg.threads, err,
+                    if (rg_dp_check_split(c->ps->B, cfg.ranks, cfg.replicas, o->run.micro_batches,
+                                          cfg.threads, err,
                                           sizeof err) != 0) {
                         if (b == 0 && strcmp(err, said)) fprintf(stderr, "bench: left out: %s\n", err);
                         rg_errf(said, sizeof said, "%s", err);

@@ -41,6 +41,7 @@ typedef struct train_opts {
     rg_backend_args ba;
     const char *preset, *data, *checkpoint, *resume, *log;
     int iters, batch, warmup, eval_every, sample_tokens, sample_every, stop_at, replicas;
+    int micro_batches;
     int n_embd, n_head, n_layer, block_size;  /* the model's shape: 0 takes the preset's */
     float lr;
     uint64_t seed;
@@ -87,6 +88,9 @@ static void usage(FILE *f) {
             "                           0: none)\n"
             "  --replicas R             data parallelism: the batch split over R replicas on threads\n"
             "                           of their own, --threads / R threads each (default 1)\n"
+            "  --micro-batches K        each replica's share of a step run as K passes in\n"
+            "                           sequence, gradients accumulated: the same step in 1/K of\n"
+            "                           the activations (default 1)\n"
             "  --help                   this help\n"
             "Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits with\n"
             "status 130 (143); a second one stops at once (a hung backend), keeping the\n"
@@ -129,7 +133,8 @@ static int shape_check(const train_opts *o, char *err, size_t n) {
 enum {
     OPT_PRESET = RG_CLI_FIRST_ID, OPT_DATA, OPT_ITERS, OPT_BATCH, OPT_LR, OPT_WARMUP, OPT_SEED,
     OPT_EVAL_EVERY, OPT_CHECKPOINT, OPT_RESUME, OPT_STOP_AT, OPT_LOG, OPT_SAMPLE_TOKENS,
-    OPT_SAMPLE_EVERY, OPT_N_EMBD, OPT_N_HEAD, OPT_N_LAYER, OPT_BLOCK_SIZE, OPT_REPLICAS
+    OPT_SAMPLE_EVERY, OPT_N_EMBD, OPT_N_HEAD, OPT_N_LAYER, OPT_BLOCK_SIZE, OPT_REPLICAS,
+    OPT_MICRO_BATCHES
 };
 static const struct option options[] = {
     RG_BACKEND_OPTIONS,
@@ -148,6 +153,7 @@ static const struct option options[] = {
     {"sample-tokens", required_argument, NULL, OPT_SAMPLE_TOKENS},
     {"sample-every", required_argument, NULL, OPT_SAMPLE_EVERY},
     {"replicas", required_argument, NULL, OPT_REPLICAS},
+    {"micro-batches", required_argument, NULL, OPT_MICRO_BATCHES},
     {"n-embd", required_argument, NULL, OPT_N_EMBD},
     {"n-head", required_argument, NULL, OPT_N_HEAD},
     {"n-layer", required_argument, NULL, OPT_N_LAYER},
@@ -179,6 +185,7 @@ static int take_option(rg_cli *c, int id, const char *v, void *user) {
     case OPT_SAMPLE_TOKENS: return rg_cli_int(c, v, 0, 100000000L, &o->sample_tokens);
     case OPT_SAMPLE_EVERY: return rg_cli_int(c, v, 0, 1000000000L, &o->sample_every);
     case OPT_REPLICAS: return rg_cli_int(c, v, 1, RG_MAX_THREADS, &o->replicas);
+    case OPT_MICRO_BATCHES: return rg_cli_int(c, v, 1, 1000000L, &o->micro_batches);
     case OPT_N_EMBD: return rg_cli_int(c, v, 1, RG_MAX_CHANNELS, &o->n_embd);
     case OPT_N_HEAD: return rg_cli_int(c, v, 1, RG_MAX_CHANNELS, &o->n_head);
     case OPT_N_LAYER: return rg_cli_int(c, v, 1, RG_MAX_LAYERS, &o->n_layer);
@@ -197,6 +204,7 @@ static int parse_args(train_opts *o, int argc, char **argv) {
     o->eval_every = DEFAULT_EVAL_EVERY;
     o->sample_tokens = 200;
     o->replicas = 1;
+    o->micro_batches = 1;
     o->sample_every = -1;  /* chosen once we know whether stdout is a terminal */
     o->seed = 1337;
     rg_optim_config def = rg_optim_default();
@@ -238,7 +246,7 @@ static float best_val_of(const char *path, rg_ops *ops, const rg_data *d, int B,
         return INFINITY;
     float best = INFINITY;
     if (rg_vocab_equal(&v, &d->vocab) && m.cfg.maxT >= T &&
-        rg_dp_init(&dp, &m, ops, 1, B, T, &alone, err, sizeof err) == 0) {
+        rg_dp_init(&dp, &m, ops, 1, 1, B, T, &alone, err, sizeof err) == 0) {
         rg_eval_losses ev;
         if (rg_eval_run(&dp, d, in, tg, &ev, err, sizeof err) == 0) best = ev.val;
         rg_dp_free(&dp);
@@ -340,7 +348,7 @@ static int start_run(const train_opts *o, const rg_data *data, int ranks, rg_mod
     /* the batches and the samples get streams of their own, apart from the weights' */
     rg_rng_seed(rng_data, o->seed ^ 0x5eed0da7a0000001ULL);
     rg_rng_seed(rng_sample, o->seed ^ 0x5eed5a3b1e000002ULL);
-    double need = rg_dp_train_bytes(&cfg, st->B / ranks, st->T, o->replicas);
+    double need = rg_dp_train_bytes(&cfg, st->B / ranks, st->T, o->replicas, o->micro_batches);
     double have = phys_bytes();
     if (have > 0 && need > have) {
         fprintf(stderr, CMD ": batch %d does not fit: preset %s (C=%d NH=%d L=%d T=%d) needs "
@@ -461,7 +469,8 @@ static int run_setup(train_run *r) {
         fprintf(stderr, CMD ": %s\n", r->err);
         return 1;
     }
-    if (rg_dp_check_split(B, r->gs.size, R, o->ba.threads, r->err, sizeof r->err) != 0) {
+    if (rg_dp_check_split(B, r->gs.size, R, o->micro_batches, o->ba.threads, r->err,
+                          sizeof r->err) != 0) {
         fprintf(stderr, CMD ": %s\n", r->err);
         return 2;
     }
@@ -477,7 +486,8 @@ static int run_setup(train_run *r) {
     r->in = malloc((size_t)B * T * sizeof *r->in);
     r->tg = malloc((size_t)B * T * sizeof *r->tg);
     if (!r->in || !r->tg ||
-        rg_dp_init(&r->dp, &r->model, r->ops, R, B, T, &r->gs, r->err, sizeof r->err) != 0) {
+        rg_dp_init(&r->dp, &r->model, r->ops, R, o->micro_batches, B, T, &r->gs, r->err,
+                   sizeof r->err) != 0) {
         fprintf(stderr, CMD ": batch %d x %d: %s\n", B, T,
                 (!r->in || !r->tg) ? "out of memory" : r->err);
         return 1;
@@ -490,6 +500,9 @@ static int run_setup(train_run *r) {
     if (R > 1 || r->gs.size > 1)
         printf("data parallel: %d rank%s x %d replica%s, %d sequences each\n", r->gs.size,
                r->gs.size > 1 ? "s" : "", R, R > 1 ? "s" : "", r->dp.share);
+    if (r->dp.micro > 1)
+        printf("micro-batches: each share of %d sequences as %d passes of %d\n", r->dp.share,
+               r->dp.micro, r->dp.share / r->dp.micro);
     printf("backend %s | threads %d | preset %s (C=%d NH=%d L=%d T=%d) batch %d | params %zu at "
            "V=%d | tokens %zu (train %zu, val %zu)\n",
            desc, r->ops[0].num_threads * R, r->st.preset, r->model.cfg.C, r->model.cfg.NH,

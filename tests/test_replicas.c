@@ -1,11 +1,13 @@
 /* Tests of data-parallel training, run as the built program on a small generated corpus with the
- * tiny preset: `--replicas R` against R = 1 for every backend, bit-identical repeats, exact resume,
- * bad splits; and, in a build with MPI, `mpirun -np 2` against one process, resume under mpirun
- * (and with another rank count), one writer of every file, and a killed rank.
+ * tiny preset: `--replicas R` and `--micro-batches K` against one pass of one model for every
+ * backend, bit-identical repeats, exact resume, bad splits; and, in a build with MPI, `mpirun -np
+ * 2` against one process, resume under mpirun (and with another rank count), one writer of every
+ * file, and a killed rank.
  *
- * Tolerance: the losses of R replicas or P ranks equal those of one model to TOL relative, step for
- * step over 100 steps. Only the order of the fp32 gradient sums differs (measured: 2.4e-7 absolute
- * at losses near 3, i.e. 1e-7 relative, on the Intel Xeon of CI).
+ * Tolerance: the losses of R replicas, P ranks or K micro-batches equal those of one model in one
+ * pass to TOL relative, step for step over 100 steps. Only the order of the fp32 gradient sums
+ * differs (measured: 2.4e-7 absolute at losses near 3, i.e. 1e-7 relative, on the Intel Xeon of
+ * CI).
  * argv[1], when given, is a cmocka test-name filter (the ThreadSanitizer run takes the pthreads
  * case alone). */
 #define _GNU_SOURCE /* realpath; vasprintf, popen (run_support.h) */
@@ -97,23 +99,26 @@ static int enter_own_dir(const char *filter) {
 }
 
 /* R = 1 (at 1 or 2 threads), 2 (2 threads) and 4 (4 threads, oversubscribing a 2-core machine) of
- * one backend: the same losses to TOL over 100 steps. */
+ * one backend, and R = 1 with its 4 sequences in 4 micro-batches: the same losses to TOL over 100
+ * steps. */
 static void replicas_match(const char *backend) {
-    char log[3][256];
-    static const int R[3] = {1, 2, 4};
-    for (int k = 0; k < 3; k++) {
+    char log[4][256];
+    static const int R[4] = {1, 2, 4, 1}, micro[4] = {1, 1, 1, 4};
+    for (int k = 0; k < 4; k++) {
         int threads = R[k] == 1 && !strcmp(backend, "single") ? 1 : R[k] < 2 ? 2 : R[k];
-        snprintf(log[k], sizeof log[k], HERE "/%s-r%d.log", backend, R[k]);
-        int rc = run("%s train " COMMON " --backend %s --threads %d --replicas %d --iters 100 "
-                     "--eval-every 50 --checkpoint " HERE "/%s-r%d.ckpt --log %s", RG_TEST_BIN,
-                     backend, threads, R[k], backend, R[k], log[k]);
-        if (rc != 0) fail_msg("%s --replicas %d: status %d: %s", backend, R[k], rc, read_text(ERR));
+        snprintf(log[k], sizeof log[k], HERE "/%s-r%d-m%d.log", backend, R[k], micro[k]);
+        int rc = run("%s train " COMMON " --backend %s --threads %d --replicas %d --micro-batches %d "
+                     "--iters 100 --eval-every 50 --checkpoint " HERE "/%s-r%d.ckpt --log %s",
+                     RG_TEST_BIN, backend, threads, R[k], micro[k], backend, R[k], log[k]);
+        if (rc != 0) fail_msg("%s --replicas %d --micro-batches %d: status %d: %s", backend, R[k],
+                              micro[k], rc, read_text(ERR));
+        if (k == 2) {
+            char *out = read_text(OUT);
+            assert_non_null(strstr(out, "data parallel: 1 rank x 4 replicas, 1 sequences each"));
+            free(out);
+        }
     }
-    char *out = read_text(OUT);
-    assert_non_null(strstr(out, "data parallel: 1 rank x 4 replicas, 1 sequences each"));
-    free(out);
-    assert_losses_close(log[0], log[1], 100);
-    assert_losses_close(log[0], log[2], 100);
+    for (int k = 1; k < 4; k++) assert_losses_close(log[0], log[k], 100);
 }
 
 static void test_replicas_single(void **state) { (void)state, replicas_match("single"); }
@@ -159,6 +164,9 @@ static void test_bad_splits(void **state) {
         {"--backend single --threads 4 --replicas 4 --batch 6", "batch 6 does not split over 4 replicas"},
         {"--backend pthreads --threads 3 --replicas 2", "--threads 3 does not split over 2 replicas"},
         {"--backend pthreads --threads 2 --replicas 0", "--replicas must be an integer from 1"},
+        {"--backend pthreads --threads 2 --micro-batches 3",
+         "a share of 4 sequences does not split into 3 micro-batches"},
+        {"--backend pthreads --threads 2 --micro-batches 0", "--micro-batches must be an integer"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         int rc = run("%s train " COMMON " --iters 2 --checkpoint " HERE "/bad.ckpt %s", RG_TEST_BIN,

@@ -1173,7 +1173,7 @@ static int side_open(model_side *s, const conf_model_setup *ms, uint64_t seed, c
     if (model_open(&s->m, ms, seed, err, err_len) != 0) return -1;
     s->gs = rg_gradsum_local();
     if (s->R > 1 &&
-        rg_dp_init(&s->dp, &s->m, s->ops, s->R, ms->B, ms->T, &s->gs, err, err_len) != 0) {
+        rg_dp_init(&s->dp, &s->m, s->ops, s->R, 1, ms->B, ms->T, &s->gs, err, err_len) != 0) {
         rg_model_free(&s->m);
         return -1;
     }
@@ -1574,7 +1574,7 @@ int rg_conf_check_replicas(int replicas, int threads, char *err, size_t err_len)
     }
     if (replicas == 0 || replicas == 1) return 0; /* none */
     int B = (CONF_MODEL_B + replicas - 1) / replicas * replicas;
-    return rg_dp_check_split(B, 1, replicas, threads, err, err_len);
+    return rg_dp_check_split(B, 1, replicas, 1, threads, err, err_len);
 }
 
 rg_conf_options rg_conf_default_options(void) {

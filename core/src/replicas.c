@@ -159,15 +159,30 @@ static void slice_of(size_t n, int r, int R, size_t *lo, size_t *hi) {
     *hi = r == R - 1 ? n : n * (size_t)(r + 1) / (size_t)R / 16 * 16;
 }
 
+/* Replica r's forward over micro-batch k of its share (with the backward when `backward`): the
+ * micro-batch's mean loss is added into share_loss[r] with weight 1/micro. */
+static void forward_micro(rg_dp *dp, int r, int k, int backward) {
+    int mb = dp->job_B / dp->micro;
+    size_t off = (first_row(dp, r) + (size_t)k * mb) * (size_t)dp->T;
+    rg_model *m = dp->rep[r];
+    rg_model_forward(m, &dp->ops[r], dp->in + off, dp->tg + off, mb, dp->T);
+    if (m->mean_loss < 0.0f || dp->share_loss[r] < 0.0) {
+        dp->share_loss[r] = -1.0; /* failed: batch_mean_loss says so */
+    } else {
+        dp->share_loss[r] += m->mean_loss / (double)dp->micro;
+    }
+    if (backward) rg_model_backward_share(m, &dp->ops[r], (size_t)dp->B * dp->T);
+}
+
 static void job_forward(rg_dp *dp, int r) {
-    size_t off = first_row(dp, r) * (size_t)dp->T;
-    rg_model_forward(dp->rep[r], &dp->ops[r], dp->in + off, dp->tg + off, dp->job_B, dp->T);
+    dp->share_loss[r] = 0.0;
+    for (int k = 0; k < dp->micro; k++) forward_micro(dp, r, k, 0);
 }
 
 static void job_forward_backward(rg_dp *dp, int r) {
     rg_model_zero_grad(dp->rep[r]);
-    job_forward(dp, r);
-    rg_model_backward_share(dp->rep[r], &dp->ops[r], (size_t)dp->B * dp->T);
+    dp->share_loss[r] = 0.0;
+    for (int k = 0; k < dp->micro; k++) forward_micro(dp, r, k, 1);
 }
 
 /* sumsq[r] = sum of squares of slice r of the master's gradients, on replica r's instance. */
@@ -227,9 +242,14 @@ static void job_adamw(rg_dp *dp, int r) {
 
 /* ---- the public steps ---- */
 
-int rg_dp_check_split(int B, int ranks, int replicas, int threads, char *err, size_t err_len) {
+int rg_dp_check_split(int B, int ranks, int replicas, int micro, int threads, char *err,
+                      size_t err_len) {
     if (replicas < 1 || ranks < 1) {
         rg_errf(err, err_len, "--replicas must be at least 1 (got %d)", replicas);
+        return -1;
+    }
+    if (micro < 1) {
+        rg_errf(err, err_len, "--micro-batches must be at least 1 (got %d)", micro);
         return -1;
     }
     if (threads % replicas != 0) {
@@ -246,6 +266,12 @@ int rg_dp_check_split(int B, int ranks, int replicas, int threads, char *err, si
                     "a multiple of --replicas", B, replicas);
         return -1;
     }
+    if (B / (ranks * replicas) % micro != 0) {
+        rg_errf(err, err_len, "a share of %d sequences does not split into %d micro-batches: give "
+                "a batch that is a multiple of %d", B / (ranks * replicas), micro,
+                ranks * replicas * micro);
+        return -1;
+    }
     return 0;
 }
 
@@ -259,14 +285,16 @@ void rg_dp_free(rg_dp *dp) {
     }
     free(dp->rep);
     free(dp->sumsq);
+    free(dp->share_loss);
     memset(dp, 0, sizeof *dp);
 }
 
-int rg_dp_init(rg_dp *dp, rg_model *master, rg_ops *ops, int R, int B, int T, const rg_gradsum *gs,
-               char *err, size_t err_len) {
+int rg_dp_init(rg_dp *dp, rg_model *master, rg_ops *ops, int R, int micro, int B, int T,
+               const rg_gradsum *gs, char *err, size_t err_len) {
     memset(dp, 0, sizeof *dp);
-    if (rg_dp_check_split(B, gs->size, R, R, err, err_len) != 0) return -1;
+    if (rg_dp_check_split(B, gs->size, R, micro, R, err, err_len) != 0) return -1;
     dp->R = R;
+    dp->micro = micro;
     dp->ops = ops;
     dp->gs = gs;
     dp->B = B;
@@ -274,7 +302,8 @@ int rg_dp_init(rg_dp *dp, rg_model *master, rg_ops *ops, int R, int B, int T, co
     dp->share = B / (gs->size * R);
     dp->rep = calloc((size_t)R, sizeof *dp->rep);
     dp->sumsq = calloc((size_t)R, sizeof *dp->sumsq);
-    if (!dp->rep || !dp->sumsq) {
+    dp->share_loss = calloc((size_t)R, sizeof *dp->share_loss);
+    if (!dp->rep || !dp->sumsq || !dp->share_loss) {
         rg_errf(err, err_len, "out of memory setting up %d replicas", R);
         goto fail;
     }
@@ -287,7 +316,7 @@ int rg_dp_init(rg_dp *dp, rg_model *master, rg_ops *ops, int R, int B, int T, co
         }
     }
     for (int r = 0; r < R; r++) {
-        if (rg_model_set_batch(dp->rep[r], dp->share, T, err, err_len) != 0) goto fail;
+        if (rg_model_set_batch(dp->rep[r], dp->share / micro, T, err, err_len) != 0) goto fail;
     }
     if (!(dp->pool = pool_start(dp, err, err_len))) goto fail;
     return 0;
@@ -301,11 +330,11 @@ fail:
 static int batch_mean_loss(rg_dp *dp, float *loss, char *err, size_t err_len) {
     double sum = 0.0;
     for (int r = 0; r < dp->R; r++) {
-        if (dp->rep[r]->mean_loss < 0.0f) {
+        if (dp->share_loss[r] < 0.0) {
             rg_errf(err, err_len, "replica %d's forward failed", r);
             return -1;
         }
-        sum += dp->rep[r]->mean_loss;
+        sum += dp->share_loss[r];
     }
     if (dp->gs->size > 1 && dp->gs->sum_doubles(dp->gs->ctx, &sum, 1, err, err_len)) return -1;
     *loss = (float)(sum / (double)(dp->R * dp->gs->size));
@@ -382,10 +411,10 @@ int rg_dp_check_same(rg_dp *dp, char *err, size_t err_len) {
     return 0;
 }
 
-double rg_dp_train_bytes(const rg_model_config *cfg, int B_local, int T, int R) {
+double rg_dp_train_bytes(const rg_model_config *cfg, int B_local, int T, int R, int micro) {
     /* params, m and v once; each replica its gradients, activations and their gradients */
     double shared = 3.0 * 4.0 * (double)rg_model_num_params(cfg);
-    return R * rg_model_train_bytes(cfg, B_local / R, T) - (R - 1) * shared;
+    return R * rg_model_train_bytes(cfg, B_local / (R * micro), T) - (R - 1) * shared;
 }
 
 void rg_dp_replica_cost(const rg_model_config *cfg, int B_local, int T, int R,

@@ -287,7 +287,8 @@ static int child_run(const rg_backend_args *ba, const rg_bench_child_config *cc,
         return 1;
     }
     const int B = ps->B, T = ps->T, R = cc->replicas > 1 ? cc->replicas : 1;
-    if (rg_dp_check_split(B, gs->size, R, ba->threads, err, sizeof err) != 0) {
+    const int micro = cc->micro_batches > 1 ? cc->micro_batches : 1;
+    if (rg_dp_check_split(B, gs->size, R, micro, ba->threads, err, sizeof err) != 0) {
         fprintf(stderr, "randygpt bench: %s\n", err);
         return 2;
     }
@@ -324,7 +325,7 @@ static int child_run(const rg_backend_args *ba, const rg_bench_child_config *cc,
     }
     opened = 1;
     if (rg_model_init(&model, &mc, cc->seed, err, sizeof err) != 0 ||
-        rg_dp_init(&dp, &model, ops, R, B, T, gs, err, sizeof err) != 0) {
+        rg_dp_init(&dp, &model, ops, R, micro, B, T, gs, err, sizeof err) != 0) {
         fprintf(stderr, "randygpt bench: %s\n", err);
         goto done;
     }

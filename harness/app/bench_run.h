@@ -73,6 +73,7 @@ typedef struct rg_bench_child_config {
     unsigned long long seed;
     const char *data;         /* a text file, or NULL for synthetic tokens */
     int replicas;             /* data-parallel replicas of the step (0 counts as 1) */
+    int micro_batches;        /* micro-batches of each replica's share (rg_dp_init; 0 counts as 1) */
 } rg_bench_child_config;
 
 /* Exit status of a child whose plugin loaded but whose create refused the configuration (a thread

@@ -1,9 +1,10 @@
 /*
  * Causal self-attention forward and backward, flash-style: the (T,T) probabilities of a head never
  * leave the thread's workspace. The forward keeps only each row's softmax statistics {max, 1/sum};
- * the backward recomputes the probabilities from q and k with the forward's own calls, so they are
- * the forward's bit for bit. Parallel over (batch, head) pairs: each pair owns its rows of stats,
- * its slice of out and its slice of dqkv, so threads never write the same element.
+ * the backward recomputes the probabilities from q, k and those statistics with the forward's own
+ * operations, so they are the forward's bit for bit. Parallel over (batch, head) pairs: each pair
+ * owns its rows of stats, its slice of out and its slice of dqkv, so threads never write the same
+ * element.
  *
  * A head's scores are held transposed, PT (T keys, Tp queries) = K Q^T, Tp = T rounded up to the
  * vector width VL: one vector holds VL queries' scores for one key, so the softmax runs down the
@@ -29,7 +30,7 @@
 
 typedef struct attn_args {
     float *out, *stats, *dqkv;
-    const float *qkv, *dout;
+    const float *qkv, *dout, *saved_stats; /* saved_stats: the backward's, from the forward */
     int B, T, C, NH;
     float *ws;
     size_t per_thread;
@@ -231,6 +232,21 @@ static void softmax_columns(float *st, int Tp, int t0, int n, float scale, rg_vf
     *r = rs;
 }
 
+/* softmax_columns' probabilities, bit for bit, from the forward's m and r of the same queries,
+ * without its max and sum reductions: the same operations on the same values, the scaled scores
+ * stored in a pass of their own as there (one pass computing exp(score * scale - m) would let the
+ * compiler contract it into an FMA, which rounds once fewer). */
+static void softmax_columns_from_stats(float *st, int Tp, int t0, int n, float scale, rg_vf m,
+                                       rg_vf r) {
+    for (int t2 = 0; t2 < n; t2++) {
+        scaled_score(st, Tp, t0, t2, scale);
+    }
+    for (int t2 = 0; t2 < n; t2++) {
+        rg_vf *x = (rg_vf *)(st + (size_t)t2 * Tp + t0);
+        *x = exp_score(st, Tp, t0, t2, m) * r;
+    }
+}
+
 /* Column vector t0 of ds (T, Tp) holds datt = dout . v for keys [0, n) of queries [t0, t0+VL), pt
  * their probabilities (0 after a query): ds = scale pt (ds - sum over keys of pt ds), 0 where pt
  * is masked. Four running sums, four keys at a time, as in softmax_columns. */
@@ -368,8 +384,13 @@ static void attention_backward_range(void *arg, int64_t begin, int64_t end, int 
         keys_by_queries(DST, v0, C3, dyt, T, hs);
         for (int t0 = 0; t0 < T; t0 += VL) {
             int n = t0 + VL < T ? t0 + VL : T;
-            rg_vf m, r;
-            softmax_columns(PT, Tp, t0, n, scale, &m, &r);
+            rg_vf m = {0}, r = {0}; /* 0 in the lanes past T: their probabilities are 0 */
+            const float *st = a->saved_stats + ((size_t)pair * T + t0) * 2;
+            for (int t = t0; t < n; t++) {
+                m[t - t0] = st[(size_t)(t - t0) * 2];
+                r[t - t0] = st[(size_t)(t - t0) * 2 + 1];
+            }
+            softmax_columns_from_stats(PT, Tp, t0, n, scale, m, r);
             softmax_backward_columns(DST, PT, Tp, t0, n, scale);
             /* dq rows [t0, n) = dS @ K over keys [0, n) */
             block_product(dq0, C3, DST, 1, Tp, k0, C3, n, t0, n, hs);
@@ -393,8 +414,8 @@ void rg_par_op_attention_backward(rg_backend_ctx *ctx, float *dqkv, const float 
     }
     rg_par_backend *pb = rg_par_of(ctx);
     int hs = C / NH;
-    (void)stats; /* the softmax is recomputed whole, see attention_backward_range */
-    attn_args a = {.dqkv = dqkv, .dout = dout, .qkv = qkv, .B = B, .T = T, .C = C, .NH = NH};
+    attn_args a = {.dqkv = dqkv, .dout = dout, .qkv = qkv, .saved_stats = stats, .B = B, .T = T,
+                   .C = C, .NH = NH};
     a.per_thread = attn_workspace(T, hs, 2, 2);
     a.ws = rg_par_workspace(pb, 0, a.per_thread);
     rg_par_for(pb->par, (int64_t)B * NH, attention_grain(T, hs), attention_backward_range, &a);

@@ -33,6 +33,8 @@ typedef struct rg_dp {
     const rg_gradsum *gs;  /* the ranks of the job */
     int B, T;              /* the global batch of a step, over every rank and replica */
     int share;             /* sequences per replica: B / (ranks * R) */
+    int micro;             /* micro-batches each share runs in sequence, gradients accumulated */
+    double *share_loss;    /* (R) each replica's mean loss over its micro-batches, this job */
     double reduce_s;       /* wall time spent summing gradients (replicas and ranks), accumulated */
     long steps;            /* steps taken by rg_dp_step */
     rg_dp_pool *pool;      /* the R-1 worker threads */
@@ -45,16 +47,20 @@ typedef struct rg_dp {
     double *sumsq;         /* (R) each slice's sum of squares */
 } rg_dp;
 
-/* Checks that a batch of B sequences splits over ranks x replicas and that threads split over the
- * replicas. Returns 0, or -1 with one line in err naming the rule that failed. */
-int rg_dp_check_split(int B, int ranks, int replicas, int threads, char *err, size_t err_len);
+/* Checks that a batch of B sequences splits over ranks x replicas x micro-batches and that threads
+ * split over the replicas. Returns 0, or -1 with one line in err naming the rule that failed. */
+int rg_dp_check_split(int B, int ranks, int replicas, int micro, int threads, char *err,
+                      size_t err_len);
 
 /* Sets up R replicas of master for global batch (B,T) on the ranks of gs: creates replicas 1..R-1,
- * sizes every replica's activations for (B / (ranks*R), T) and starts R-1 threads. ops is (R),
+ * sizes every replica's activations for one micro-batch, (B / (ranks*R*micro), T), and starts R-1
+ * threads. Each replica runs its share of a step as `micro` forward and backward passes in
+ * sequence, accumulating the gradients: the same step (up to the order of the sums) in a fraction
+ * of the activations, whose working set then stays in cache from one op to the next. ops is (R),
  * one instance each, created by the caller (the same backend, threads / R threads each). Returns 0,
  * or -1 with one line in err. master must outlive dp. */
-int rg_dp_init(rg_dp *dp, rg_model *master, rg_ops *ops, int R, int B, int T, const rg_gradsum *gs,
-               char *err, size_t err_len);
+int rg_dp_init(rg_dp *dp, rg_model *master, rg_ops *ops, int R, int micro, int B, int T,
+               const rg_gradsum *gs, char *err, size_t err_len);
 void rg_dp_free(rg_dp *dp);
 
 /* One training step. inputs, targets are the global batch (B,T), the same on every rank: this rank
@@ -78,11 +84,11 @@ uint64_t rg_dp_checksum(const rg_model *m);
  * one line in err: the weights diverged, or a rank failed. */
 int rg_dp_check_same(rg_dp *dp, char *err, size_t err_len);
 
-/* Bytes one process allocates for training with R replicas at batch (B_local,T), B_local its
- * share of the job's batch: one model's parameters, gradients and moments, plus per replica its
- * activations and activation gradients at (B_local/R, T), and for each replica after the first its
- * own parameter gradients. */
-double rg_dp_train_bytes(const rg_model_config *cfg, int B_local, int T, int R);
+/* Bytes one process allocates for training with R replicas of `micro` micro-batches at batch
+ * (B_local,T), B_local its share of the job's batch: one model's parameters, gradients and
+ * moments, plus per replica its activations and activation gradients at (B_local/(R*micro), T),
+ * and for each replica after the first its own parameter gradients. */
+double rg_dp_train_bytes(const rg_model_config *cfg, int B_local, int T, int R, int micro);
 
 /* What each replica after the first adds to a process's memory at R >= 2 replicas (B_local % R
  * == 0), term by term, from the model's buffer sizes (rg_model_bytes_at): the growth of peak RSS
