@@ -92,7 +92,8 @@ static void usage(FILE *f) {
             "  --warmup W               untimed steps before each repeat (default 3)\n"
             "  --repeat R               timed repeats (rounds); step time is their median (default 3)\n"
             "  --micro-batches K        each replica's share of a step run as K passes in sequence,\n"
-            "                           gradients accumulated (default 1; as train takes it)\n"
+            "                           gradients accumulated (default: as train, passes of 512\n"
+            "                           tokens or more)\n"
             "  --out DIR                results folder (default results)\n"
             "  --backend-dir DIR        searched first for a backend NAME\n"
             "  --backend-opt KEY=VALUE  passed to every backend's create (repeatable)\n"
@@ -216,7 +217,7 @@ static int take_parent_option(rg_cli *c, int id, const char *v, void *user) {
 static int parse_options(int argc, char **argv, bench_opts *o) {
     memset(o, 0, sizeof *o);
     o->backends = "all";
-    o->run = (rg_bench_child_config){"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL, 1, 1};
+    o->run = (rg_bench_child_config){"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL, 1, 0};
     o->replicas[o->num_replicas++] = 1;
     o->ranks[o->num_ranks++] = 1;
     o->out = "results";
@@ -250,7 +251,7 @@ static int take_child_option(rg_cli *c, int id, const char *v, void *user) {
 }
 
 static int child_main(int argc, char **argv) {
-    child_opts o = {.cc = {"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL, 1, 1}};
+    child_opts o = {.cc = {"small", 20, 3, 3, RG_BENCH_DEFAULT_SEED, NULL, 1, 0}};
     rg_backend_args_init(&o.ba);
     int rc = rg_cli_parse(CMD, child_options, argc, argv, take_child_option, &o, usage);
     if (rc) return rc == 1 ? 0 : rc;
@@ -393,6 +394,7 @@ static void last_line(const char *path, char *buf, size_t n) {
 typedef struct bench_config {
     const bench_backend *backend;
     int threads, replicas, ranks;
+    int micro; /* micro-batches of each replica's share, --micro-batches or the default resolved */
 } bench_config;
 
 /* mpirun on PATH (malloc'd), or NULL. */
@@ -450,7 +452,7 @@ static void child_args_make(child_args *c, const bench_opts *o, const char *exe,
     snprintf(c->steps, sizeof c->steps, "%d", o->run.steps);
     snprintf(c->warmup, sizeof c->warmup, "%d", o->run.warmup);
     snprintf(c->seed, sizeof c->seed, "%llu", o->run.seed);
-    snprintf(c->micro, sizeof c->micro, "%d", o->run.micro_batches);
+    snprintf(c->micro, sizeof c->micro, "%d", cfg->micro);
     char **argv = c->argv;
     int n = cfg->ranks > 1 ? mpirun_prefix(cfg, mpirun, c->ranks, sizeof c->ranks, argv) : 0;
     argv[n++] = (char *)exe;
@@ -532,6 +534,7 @@ static void result_start(const bench_config *cfg, rg_bench_result *r) {
     r->threads = cfg->threads;
     r->replicas = cfg->replicas;
     r->ranks = cfg->ranks;
+    r->micro_batches = cfg->micro;
     r->exit_code = -1;
 }
 
@@ -1046,7 +1049,7 @@ static void finish_runs(bench_context *c, rg_bench_result *runs, int total, int 
         r->mfu = r->ok ? r->gflops / r->peak_gflops : NAN;
         r->speedup = r->ok ? one_core_ms(runs, total, r->backend) / r->step_ms_median : NAN;
         r->formula_bytes = rg_dp_train_bytes(&c->mc, c->ps->B / r->ranks, c->ps->T, r->replicas,
-                                             c->o->run.micro_batches);
+                                             r->micro_batches);
         if (!r->ok) {
             if (strcmp(r->reason, "refused")) ++*failed;
             else ++*refused;
@@ -1137,14 +1140,16 @@ static int make_configs(bench_context *c, const backend_list *backends) {
         for (int t = 0; t < o->num_threads; t++)
             for (int k = 0; k < o->num_replicas; k++)
                 for (int p = 0; p < o->num_ranks; p++) {
-                    bench_config cfg = {&backends->items[b], o->threads[t], o->replicas[k], o->ranks[p]};
+                    bench_config cfg = {&backends->items[b], o->threads[t], o->replicas[k],
+                                        o->ranks[p], 0};
                     if (rg_dp_check_split(c->ps->B, cfg.ranks, cfg.replicas, o->run.micro_batches,
-                                          cfg.threads, err,
-                                          sizeof err) != 0) {
+                                          cfg.threads, err, sizeof err) != 0) {
                         if (b == 0 && strcmp(err, said)) fprintf(stderr, "bench: left out: %s\n", err);
                         rg_errf(said, sizeof said, "%s", err);
                         continue;
                     }
+                    cfg.micro = rg_dp_micro_batches(o->run.micro_batches,
+                                                    c->ps->B / (cfg.ranks * cfg.replicas), c->ps->T);
                     several_ranks |= cfg.ranks > 1;
                     c->configs[c->nconfigs++] = cfg;
                 }

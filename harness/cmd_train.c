@@ -90,7 +90,8 @@ static void usage(FILE *f) {
             "                           of their own, --threads / R threads each (default 1)\n"
             "  --micro-batches K        each replica's share of a step run as K passes in\n"
             "                           sequence, gradients accumulated: the same step in 1/K of\n"
-            "                           the activations (default 1)\n"
+            "                           the activations (default: passes of 512 tokens or more,\n"
+            "                           4 for the small preset)\n"
             "  --help                   this help\n"
             "Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits with\n"
             "status 130 (143); a second one stops at once (a hung backend), keeping the\n"
@@ -204,7 +205,7 @@ static int parse_args(train_opts *o, int argc, char **argv) {
     o->eval_every = DEFAULT_EVAL_EVERY;
     o->sample_tokens = 200;
     o->replicas = 1;
-    o->micro_batches = 1;
+    o->micro_batches = 0; /* rg_dp_micro_batches's default */
     o->sample_every = -1;  /* chosen once we know whether stdout is a terminal */
     o->seed = 1337;
     rg_optim_config def = rg_optim_default();

@@ -187,7 +187,7 @@ static void test_bad_options_one_line_exit_2(void **state) {
         "train --bogus",
         "train stray",
         "train --threads 0",
-        "train --data " CORPUS " --preset large --batch 1000000 --backend-dir " RG_TEST_PLUGIN_DIR,
+        "train --data " CORPUS " --preset large --batch 1000000 --micro-batches 1 --backend-dir " RG_TEST_PLUGIN_DIR,
         "train " COMMON " --iters 5 --resume " DIR "/a.ckpt --preset small",
         "train " COMMON " --resume " DIR "/a.ckpt --batch 8",
         "train " COMMON " --resume " DIR "/a.ckpt --iters 5",

@@ -242,13 +242,20 @@ static void job_adamw(rg_dp *dp, int r) {
 
 /* ---- the public steps ---- */
 
+int rg_dp_micro_batches(int micro, int share, int T) {
+    if (micro >= 1 || share < 1) return micro >= 1 ? micro : 1;
+    int s = 1;
+    while (s < share && (share % s != 0 || (long)s * T < RG_DP_PASS_TOKENS)) s++;
+    return share / s;
+}
+
 int rg_dp_check_split(int B, int ranks, int replicas, int micro, int threads, char *err,
                       size_t err_len) {
     if (replicas < 1 || ranks < 1) {
         rg_errf(err, err_len, "--replicas must be at least 1 (got %d)", replicas);
         return -1;
     }
-    if (micro < 1) {
+    if (micro < 0) {
         rg_errf(err, err_len, "--micro-batches must be at least 1 (got %d)", micro);
         return -1;
     }
@@ -266,7 +273,7 @@ int rg_dp_check_split(int B, int ranks, int replicas, int micro, int threads, ch
                     "a multiple of --replicas", B, replicas);
         return -1;
     }
-    if (B / (ranks * replicas) % micro != 0) {
+    if (micro > 0 && B / (ranks * replicas) % micro != 0) { /* the default (0) always divides */
         rg_errf(err, err_len, "a share of %d sequences does not split into %d micro-batches: give "
                 "a batch that is a multiple of %d", B / (ranks * replicas), micro,
                 ranks * replicas * micro);
@@ -294,7 +301,7 @@ int rg_dp_init(rg_dp *dp, rg_model *master, rg_ops *ops, int R, int micro, int B
     memset(dp, 0, sizeof *dp);
     if (rg_dp_check_split(B, gs->size, R, micro, R, err, err_len) != 0) return -1;
     dp->R = R;
-    dp->micro = micro;
+    dp->micro = rg_dp_micro_batches(micro, B / (gs->size * R), T);
     dp->ops = ops;
     dp->gs = gs;
     dp->B = B;
@@ -316,7 +323,7 @@ int rg_dp_init(rg_dp *dp, rg_model *master, rg_ops *ops, int R, int micro, int B
         }
     }
     for (int r = 0; r < R; r++) {
-        if (rg_model_set_batch(dp->rep[r], dp->share / micro, T, err, err_len) != 0) goto fail;
+        if (rg_model_set_batch(dp->rep[r], dp->share / dp->micro, T, err, err_len) != 0) goto fail;
     }
     if (!(dp->pool = pool_start(dp, err, err_len))) goto fail;
     return 0;
@@ -414,6 +421,7 @@ int rg_dp_check_same(rg_dp *dp, char *err, size_t err_len) {
 double rg_dp_train_bytes(const rg_model_config *cfg, int B_local, int T, int R, int micro) {
     /* params, m and v once; each replica its gradients, activations and their gradients */
     double shared = 3.0 * 4.0 * (double)rg_model_num_params(cfg);
+    micro = rg_dp_micro_batches(micro, B_local / R, T);
     return R * rg_model_train_bytes(cfg, B_local / (R * micro), T) - (R - 1) * shared;
 }
 

@@ -287,7 +287,7 @@ static int child_run(const rg_backend_args *ba, const rg_bench_child_config *cc,
         return 1;
     }
     const int B = ps->B, T = ps->T, R = cc->replicas > 1 ? cc->replicas : 1;
-    const int micro = cc->micro_batches > 1 ? cc->micro_batches : 1;
+    const int micro = cc->micro_batches;
     if (rg_dp_check_split(B, gs->size, R, micro, ba->threads, err, sizeof err) != 0) {
         fprintf(stderr, "randygpt bench: %s\n", err);
         return 2;
@@ -413,6 +413,7 @@ static void put_parent_fields(json_t *o, const rg_bench_result *r, int *ok) {
     put(o, "threads", json_integer(r->threads), ok);
     put(o, "replicas", json_integer(r->replicas), ok);
     put(o, "ranks", json_integer(r->ranks), ok);
+    put(o, "micro_batches", json_integer(r->micro_batches), ok);
     put(o, "status", json_string(r->ok ? "ok" : "failed"), ok);
     put(o, "reason", rg_json_text(r->ok ? NULL : r->reason), ok);
     put(o, "error", rg_json_text(r->ok ? NULL : r->error), ok);

@@ -35,6 +35,7 @@ typedef struct rg_bench_result {
     int threads;              /* per rank */
     int replicas;             /* per rank (--replicas); 1: op-level parallelism only */
     int ranks;                /* processes under mpirun; 1: no mpirun */
+    int micro_batches;        /* passes of each replica's share (rg_dp_micro_batches) */
     int ok;
     const char *reason;       /* NULL, "signal", "timeout", "exit", "refused" or "output" */
     char error[1024];         /* one line when !ok */
@@ -73,7 +74,7 @@ typedef struct rg_bench_child_config {
     unsigned long long seed;
     const char *data;         /* a text file, or NULL for synthetic tokens */
     int replicas;             /* data-parallel replicas of the step (0 counts as 1) */
-    int micro_batches;        /* micro-batches of each replica's share (rg_dp_init; 0 counts as 1) */
+    int micro_batches;        /* micro-batches of each replica's share (rg_dp_init; 0: default) */
 } rg_bench_child_config;
 
 /* Exit status of a child whose plugin loaded but whose create refused the configuration (a thread

@@ -48,17 +48,31 @@ typedef struct rg_dp {
 } rg_dp;
 
 /* Checks that a batch of B sequences splits over ranks x replicas x micro-batches and that threads
- * split over the replicas. Returns 0, or -1 with one line in err naming the rule that failed. */
+ * split over the replicas (micro 0: the default of rg_dp_micro_batches, which always splits).
+ * Returns 0, or -1 with one line in err naming the rule that failed. */
 int rg_dp_check_split(int B, int ranks, int replicas, int micro, int threads, char *err,
                       size_t err_len);
 
+/* Tokens of one pass that the default number of micro-batches aims at: the small preset's 8
+ * sequences of 64. Measured on the small preset (`bench --micro-batches K`, alternating K): on a
+ * 2-core AMD Zen 4 (1 MiB L2 per core) K = 4 was faster at 2 threads than K = 1 (63-71 against
+ * 70-101 ms per step) and K = 2 or 8, on a 2-core Intel Xeon (2 MiB L2) K = 1, 2, 4 and 8 were
+ * within its noise; peak RSS halves (57 to 28 MiB). */
+#define RG_DP_PASS_TOKENS 512
+
+/* The micro-batches of a share of `share` sequences of T tokens: `micro` when it is at least 1,
+ * else (0: the default) share / s for the fewest sequences s that divide share and hold at least
+ * RG_DP_PASS_TOKENS tokens (1 when the share holds fewer). */
+int rg_dp_micro_batches(int micro, int share, int T);
+
 /* Sets up R replicas of master for global batch (B,T) on the ranks of gs: creates replicas 1..R-1,
  * sizes every replica's activations for one micro-batch, (B / (ranks*R*micro), T), and starts R-1
- * threads. Each replica runs its share of a step as `micro` forward and backward passes in
- * sequence, accumulating the gradients: the same step (up to the order of the sums) in a fraction
- * of the activations, whose working set then stays in cache from one op to the next. ops is (R),
- * one instance each, created by the caller (the same backend, threads / R threads each). Returns 0,
- * or -1 with one line in err. master must outlive dp. */
+ * threads. Each replica runs its share of a step as `micro` (0: rg_dp_micro_batches's default,
+ * kept in dp->micro) forward and backward passes in sequence, accumulating the gradients: the
+ * same step (up to the order of the sums) in a fraction of the activations, whose working set
+ * then stays in cache from one op to the next. ops is (R), one instance each, created by the
+ * caller (the same backend, threads / R threads each). Returns 0, or -1 with one line in err.
+ * master must outlive dp. */
 int rg_dp_init(rg_dp *dp, rg_model *master, rg_ops *ops, int R, int micro, int B, int T,
                const rg_gradsum *gs, char *err, size_t err_len);
 void rg_dp_free(rg_dp *dp);
@@ -84,7 +98,8 @@ uint64_t rg_dp_checksum(const rg_model *m);
  * one line in err: the weights diverged, or a rank failed. */
 int rg_dp_check_same(rg_dp *dp, char *err, size_t err_len);
 
-/* Bytes one process allocates for training with R replicas of `micro` micro-batches at batch
+/* Bytes one process allocates for training with R replicas of `micro` micro-batches (0: the
+ * default) at batch
  * (B_local,T), B_local its share of the job's batch: one model's parameters, gradients and
  * moments, plus per replica its activations and activation gradients at (B_local/(R*micro), T),
  * and for each replica after the first its own parameter gradients. */
