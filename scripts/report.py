@@ -403,6 +403,13 @@ def section_header(bench, torch_doc):
                  "median over the repeats is quoted. Data: %s." % (
                      plural(cfg["warmup"], "warm-up step"), plural(cfg["repeat"], "repeat"),
                      plural(cfg["steps"], "step"), cfg["steps"], cfg["data"]))
+    micro = sorted({r["micro_batches"] for r in bench["runs"] if r.get("micro_batches")})
+    if micro:
+        lines.append("Each replica's share of a step ran as %s micro-batches in sequence, "
+                     "gradients accumulated (`--micro-batches`%s)." % (
+                         " or ".join(str(k) for k in micro),
+                         " %d" % cfg["micro_batches"] if cfg.get("micro_batches") else
+                         ": the default, passes of at least 512 tokens"))
     if cfg.get("contend"):
         lines.append("Timed with %s of bench's own running (`--contend %d`): a shared machine." % (
             plural(cfg["contend"], "busy process"), cfg["contend"]))
